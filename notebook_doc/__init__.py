@@ -1,0 +1,1 @@
+"""Pure-data notebook model: the Automerge schema, migrations and .ipynb conversion."""
