@@ -1,1 +1,49 @@
-"""Pure-data notebook model: the Automerge schema, migrations and .ipynb conversion."""
+"""Pure-data notebook model: the Automerge schema, migrations and .ipynb conversion.
+
+The only package in the project that imports `automerge`; everything else reads and
+writes notebooks (and syncs them) through `NotebookDoc`.
+"""
+
+from .cells import CellSnapshot, NewCell
+from .comms import CommSnapshot, CommWrite, PutComm, RemoveComm, UpdateCommState
+from .doc import NotebookDoc
+from .errors import (
+    CellNotFound,
+    CorruptDocumentError,
+    InvalidArgument,
+    IpynbError,
+    NotebookDocError,
+    SchemaError,
+    SyncMessageError,
+    UnsupportedSchemaVersion,
+)
+from .files import atomic_write, doc_filename, load_or_create
+from .ipynb import from_ipynb, to_ipynb
+from .schema import SCHEMA_VERSION
+from .sync import SyncState
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CellNotFound",
+    "CellSnapshot",
+    "CommSnapshot",
+    "CommWrite",
+    "CorruptDocumentError",
+    "InvalidArgument",
+    "IpynbError",
+    "NewCell",
+    "NotebookDoc",
+    "NotebookDocError",
+    "PutComm",
+    "RemoveComm",
+    "SchemaError",
+    "SyncMessageError",
+    "SyncState",
+    "UnsupportedSchemaVersion",
+    "UpdateCommState",
+    "atomic_write",
+    "doc_filename",
+    "from_ipynb",
+    "load_or_create",
+    "to_ipynb",
+]

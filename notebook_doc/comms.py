@@ -1,0 +1,201 @@
+"""Comms (live widget models): snapshots, batched write commands, and their application.
+
+The comm path is hot (the daemon flushes coalesced widget bursts here), so every write
+looks its comm up by key and compares the stored state string before writing: O(1) in
+the number of comms, and nothing written when nothing changed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final, TypeAlias
+
+from ._automerge import (
+    ObjId,
+    ObjType,
+    Reader,
+    ScalarType,
+    Transaction,
+    check_text,
+    get_obj,
+    get_scalar,
+)
+from .errors import InvalidArgument, SchemaError
+from .schema import BLOB_HASH, read_str, read_str_list, read_uint
+
+__all__ = [
+    "CommSnapshot",
+    "CommWrite",
+    "PutComm",
+    "RemoveComm",
+    "UpdateCommState",
+    "apply_comm_write",
+    "check_blob_hash",
+    "read_comm",
+]
+
+_U64_MAX: Final = 2**64 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class CommSnapshot:
+    """One comm as plain Python values; `state` is the parsed state JSON."""
+
+    comm_id: str
+    target_name: str
+    model_module: str
+    model_name: str
+    state: dict[str, Any]
+    outputs: list[str]
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class PutComm:
+    """Open (or reopen) a comm: replaces the whole entry, outputs start empty."""
+
+    comm_id: str
+    target_name: str
+    model_module: str
+    model_name: str
+    state_json: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateCommState:
+    """Replace a live comm's full state; ignored when the comm does not exist."""
+
+    comm_id: str
+    state_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveComm:
+    """Close a comm; ignored when the comm does not exist."""
+
+    comm_id: str
+
+
+CommWrite: TypeAlias = PutComm | UpdateCommState | RemoveComm
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_state(state_json: str, where: str) -> dict[str, Any]:
+    """Parse a state string as strict JSON (no NaN/Infinity, which JS cannot parse)."""
+    try:
+        state = json.loads(state_json, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise SchemaError(f"{where} is not valid JSON: {exc}") from exc
+    if not isinstance(state, dict):
+        raise SchemaError(f"{where} is JSON {type(state).__name__}, not an object")
+    return state
+
+
+def check_state_json(state_json: object, comm_id: str) -> str:
+    check_text(state_json, f"comm {comm_id!r}: state_json")
+    try:
+        parse_state(state_json, f"comm {comm_id!r} state")
+    except SchemaError as exc:
+        raise InvalidArgument(str(exc)) from exc
+    return state_json
+
+
+def check_blob_hash(output_hash: object) -> str:
+    if not isinstance(output_hash, str) or not BLOB_HASH.fullmatch(output_hash):
+        raise InvalidArgument(f"{output_hash!r} is not a 64-hex blob hash")
+    return output_hash
+
+
+def _check_put(write: PutComm) -> None:
+    _check_comm_id(write.comm_id)
+    for name in ("target_name", "model_module", "model_name"):
+        check_text(getattr(write, name), f"comm {write.comm_id!r}: {name}")
+    seq = write.seq
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= _U64_MAX:
+        raise InvalidArgument(f"comm {write.comm_id!r}: seq must be an int in [0, 2**64-1]")
+    check_state_json(write.state_json, write.comm_id)
+
+
+def _check_comm_id(comm_id: object) -> None:
+    if not check_text(comm_id, "comm_id"):
+        raise InvalidArgument("comm_id must not be empty")
+
+
+def read_comm(reader: Reader, comms: ObjId, comm_id: str) -> CommSnapshot:
+    """Read and check one comm; SchemaError names the first broken field."""
+    where = f"comms[{comm_id!r}]"
+    comm = get_obj(reader, comms, comm_id, ObjType.Map)
+    if comm is None:
+        raise SchemaError(f"{where} is not a Map")
+    outputs = read_str_list(reader, comm, "outputs", where)
+    for index, output in enumerate(outputs):
+        if not BLOB_HASH.fullmatch(output):
+            raise SchemaError(f"{where}.outputs[{index}] is not a 64-hex blob hash")
+    return CommSnapshot(
+        comm_id=comm_id,
+        target_name=read_str(reader, comm, "target_name", where),
+        model_module=read_str(reader, comm, "model_module", where),
+        model_name=read_str(reader, comm, "model_name", where),
+        state=parse_state(read_str(reader, comm, "state", where), f"{where}.state"),
+        outputs=outputs,
+        seq=read_uint(reader, comm, "seq", where),
+    )
+
+
+def _same_entry(reader: Reader, comm: ObjId, write: PutComm) -> bool:
+    """Whether the stored comm already is exactly what `write` would create."""
+    fields = {
+        "target_name": (ScalarType.Str, write.target_name),
+        "model_module": (ScalarType.Str, write.model_module),
+        "model_name": (ScalarType.Str, write.model_name),
+        "state": (ScalarType.Str, write.state_json),
+    }
+    if any(get_scalar(reader, comm, key) != value for key, value in fields.items()):
+        return False
+    seq = get_scalar(reader, comm, "seq")
+    outputs = get_obj(reader, comm, "outputs", ObjType.List)
+    return (
+        seq is not None
+        and seq[0] in (ScalarType.Uint, ScalarType.Int)
+        and seq[1] == write.seq
+        and outputs is not None
+        and reader.length(outputs) == 0
+    )
+
+
+def _put(tx: Transaction, comms: ObjId, write: PutComm) -> None:
+    existing = get_obj(tx, comms, write.comm_id, ObjType.Map)
+    if existing is not None and _same_entry(tx, existing, write):
+        return
+    comm = tx.put_object(comms, write.comm_id, ObjType.Map)
+    tx.put(comm, "target_name", ScalarType.Str, write.target_name)
+    tx.put(comm, "model_module", ScalarType.Str, write.model_module)
+    tx.put(comm, "model_name", ScalarType.Str, write.model_name)
+    tx.put(comm, "state", ScalarType.Str, write.state_json)
+    tx.put_object(comm, "outputs", ObjType.List)
+    tx.put(comm, "seq", ScalarType.Uint, write.seq)
+
+
+def apply_comm_write(tx: Transaction, comms: ObjId, write: CommWrite) -> bool:
+    """Apply one command; False when it targets a comm that does not exist."""
+    if isinstance(write, PutComm):
+        _check_put(write)
+        _put(tx, comms, write)
+        return True
+    if not isinstance(write, UpdateCommState | RemoveComm):
+        raise InvalidArgument(f"{write!r} is not a PutComm, UpdateCommState or RemoveComm")
+    _check_comm_id(write.comm_id)
+    comm = get_obj(tx, comms, write.comm_id, ObjType.Map)
+    if comm is None:
+        return False
+    if isinstance(write, RemoveComm):
+        tx.delete(comms, write.comm_id)
+        return True
+    if get_scalar(tx, comm, "state") != (ScalarType.Str, write.state_json):
+        tx.put(comm, "state", ScalarType.Str, check_state_json(write.state_json, write.comm_id))
+    return True

@@ -1,0 +1,283 @@
+"""An async Python client: handshake, a local doc kept in sync, requests and broadcasts.
+
+    async with Client("my-notebook") as client:
+        await client.request("launch_kernel")
+        cell = client.doc.add_cell(source="1 + 1")
+        await client.push()
+        await client.request("execute_cell", cell_id=cell)
+
+The client is a thin loop around the same sans-I/O `protocol.Connection` the daemon
+uses. Local edits go through `client.doc` (a `NotebookDoc`), then `push()` syncs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Self
+
+import structlog
+
+from notebook_doc import NotebookDoc, SyncState
+
+from . import __version__
+from .config import default_socket_path
+from .protocol import (
+    NEED_DATA,
+    Broadcast,
+    Closed,
+    Connection,
+    Handshake,
+    Presence,
+    ProtocolError,
+    Request,
+    Response,
+    Role,
+    Snapshot,
+    Sync,
+)
+
+log = structlog.get_logger(__name__)
+
+
+class ClientError(Exception):
+    """Something the daemon refused or a connection that failed; `code` is the spec's."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class Client:
+    """One connection to the daemon, on the notebook channel (or the control channel)."""
+
+    def __init__(
+        self,
+        notebook_id: str | None = None,
+        *,
+        socket_path: str | os.PathLike[str] | None = None,
+        path: str | None = None,
+        snapshot: bool = True,
+        name: str = "runtimed.client",
+        timeout: float = 10.0,
+        history: int = 100_000,
+    ) -> None:
+        self.notebook_id = notebook_id
+        self.socket_path = Path(socket_path) if socket_path else default_socket_path()
+        self.path = path
+        self.snapshot = snapshot
+        self.name = name
+        self.timeout = timeout
+        self.doc: NotebookDoc = NotebookDoc.empty()
+        self.sync_state = SyncState()
+        # Recent broadcasts, for tests and tools; old ones fall off so memory stays bounded.
+        self.broadcasts: deque[Broadcast] = deque(maxlen=history)
+        self.presence: list[dict] = []
+        self.handshake: dict[str, Any] = {}
+        self.comms_from_sync: list[dict] | None = None  # the last comm_sync's comms
+        self.kernel_status: str | None = None
+        self.joined = False
+        self._sync_rounds = 0  # sync messages received
+        self._sync_quiet = False  # the last one needed no answer from us
+        self._conn = Connection(Role.CLIENT)
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._pending: dict[int | str, asyncio.Future[Response]] = {}
+        self._ids = itertools.count(1)
+        self._changed = asyncio.Condition()
+        self._subscribers: list[asyncio.Queue[Broadcast]] = []
+        self._closed_error: ClientError | None = None
+        self._write_lock = asyncio.Lock()
+
+    # --- lifetime ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def connect(self) -> None:
+        try:
+            self._reader, self._writer = await asyncio.wait_for(
+                asyncio.open_unix_connection(str(self.socket_path)), self.timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            raise ClientError(
+                "no_daemon",
+                f"cannot connect to {self.socket_path}: {exc} (is the daemon running? "
+                "start it with `runtimed serve`)",
+            ) from exc
+        hello: dict[str, Any] = {"client": {"name": self.name, "version": __version__}}
+        if self.notebook_id is None:
+            hello["channel"] = "control"
+        else:
+            hello.update(channel="notebook", notebook_id=self.notebook_id, snapshot=self.snapshot)
+            if self.path is not None:
+                hello["path"] = self.path
+        await self._write(self._conn.send(Handshake(hello)))
+        reply = await asyncio.wait_for(self._next_event(), self.timeout)
+        if not isinstance(reply, Handshake):
+            raise ClientError("bad_handshake", f"expected the handshake reply, got {reply!r}")
+        if not reply.payload.get("ok"):
+            error = reply.payload.get("error") or {}
+            await self.aclose()
+            raise ClientError(error.get("code", "bad_handshake"), error.get("message", ""))
+        self.handshake = reply.payload
+        self._reader_task = asyncio.get_running_loop().create_task(self._read_loop())
+        if self.notebook_id is not None:
+            # The join sequence ends with kernel_status: by then a snapshot is loaded.
+            await self.wait_for(lambda c: c.joined, self.timeout, "the room never sent its welcome")
+
+    async def aclose(self) -> None:
+        """Close the connection and stop the reader; idempotent."""
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader_task
+            self._reader_task = None
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+            self._writer = None
+        self._fail_pending(ClientError("closed", "the client was closed"))
+
+    # --- requests and sync -------------------------------------------------------------
+
+    async def request(self, action: str, *, timeout: float | None = None, **params: Any) -> dict:
+        """Send a request and wait for its response; an error response raises ClientError."""
+        if self._closed_error is not None:
+            raise self._closed_error
+        request_id = next(self._ids)
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            await self._write(self._conn.send(Request(request_id, action, params)))
+            response = await asyncio.wait_for(future, timeout or max(self.timeout, 60))
+        finally:
+            self._pending.pop(request_id, None)
+        if not response.ok:
+            error = response.error
+            raise ClientError(error.code if error else "error", error.message if error else "")
+        return response.result or {}
+
+    async def push(self) -> bool:
+        """Send local doc changes to the daemon (after editing `client.doc`); True if sent."""
+        data = self.doc.generate_sync_message(self.sync_state)
+        if data is None:
+            return False
+        await self._write(self._conn.send(Sync(data)))
+        return True
+
+    async def send_presence(self, payload: dict) -> None:
+        await self._write(self._conn.send(Presence(payload)))
+
+    def subscribe(self) -> asyncio.Queue[Broadcast]:
+        """A queue that receives every later broadcast."""
+        queue: asyncio.Queue[Broadcast] = asyncio.Queue()
+        self._subscribers.append(queue)
+        return queue
+
+    async def wait_for(
+        self, predicate: Callable[[Client], bool], timeout: float = 10.0, what: str = ""
+    ) -> None:
+        """Wait until `predicate(self)` holds, re-checked after every incoming frame."""
+        async with asyncio.timeout(timeout):
+            async with self._changed:
+                while not predicate(self):
+                    if self._closed_error is not None:
+                        raise self._closed_error
+                    await self._changed.wait()
+        if not predicate(self):
+            raise TimeoutError(what or "condition not met")
+
+    async def wait_synced(self, timeout: float = 10.0) -> None:
+        """Push local changes and wait until the daemon has them.
+
+        The daemon answers a sync message that carried changes; we are in sync once
+        an answer came after our push and we had nothing more to say to it.
+        """
+        rounds = self._sync_rounds
+        if await self.push():
+            await self.wait_for(
+                lambda c: c._sync_rounds > rounds and c._sync_quiet, timeout, "doc never synced"
+            )
+
+    # --- the loop ------------------------------------------------------------------------
+
+    async def _write(self, data: bytes) -> None:
+        if self._writer is None:
+            raise ClientError("closed", "not connected")
+        async with self._write_lock:
+            self._writer.write(data)
+            await self._writer.drain()
+
+    async def _next_event(self) -> Any:
+        assert self._reader is not None
+        while True:
+            event = self._conn.next_event()
+            if event is not NEED_DATA:
+                return event
+            self._conn.receive_data(await self._reader.read(256 * 1024))
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                event = await self._next_event()
+                if isinstance(event, Closed):
+                    raise ClientError("closed", "the daemon closed the connection")
+                await self._handle(event)
+                async with self._changed:
+                    self._changed.notify_all()
+        except (ClientError, ProtocolError, OSError) as exc:
+            error = exc if isinstance(exc, ClientError) else ClientError("closed", str(exc))
+            self._closed_error = error
+            self._fail_pending(error)
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def _handle(self, event: Any) -> None:
+        if isinstance(event, Snapshot):
+            self.doc = NotebookDoc.load(event.data)
+            self.sync_state = SyncState()
+        elif isinstance(event, Sync):
+            self.doc.receive_sync_message(self.sync_state, event.data)
+            self._sync_quiet = not await self.push()
+            self._sync_rounds += 1
+        elif isinstance(event, Response):
+            future = self._pending.get(event.id) if event.id is not None else None
+            if future is not None and not future.done():
+                future.set_result(event)
+        elif isinstance(event, Broadcast):
+            self._on_broadcast(event)
+        elif isinstance(event, Presence):
+            self.presence.append(event.payload)
+
+    def _on_broadcast(self, event: Broadcast) -> None:
+        self.broadcasts.append(event)
+        if event.event == "comm_sync":
+            self.comms_from_sync = event.fields.get("comms", [])
+        elif event.event == "kernel_status":
+            self.kernel_status = event.fields.get("status")
+            self.joined = True
+        if event.event == "error" and event.fields.get("fatal"):
+            self._closed_error = ClientError(
+                event.fields.get("code", "error"), event.fields.get("message", "")
+            )
+        for queue in self._subscribers:
+            queue.put_nowait(event)
+
+    def _fail_pending(self, error: ClientError) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self._pending.clear()

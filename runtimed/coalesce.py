@@ -1,0 +1,55 @@
+"""Turning many small changes into few doc changes without adding latency.
+
+`poke()` after any change: the first poke after a quiet spell flushes on the next
+loop iteration (so the rest of the batch being handled joins it), and during a burst
+at most one flush runs per window. Nothing is dropped: a flush writes whatever is
+dirty at that moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+
+class Coalescer:
+    """One timer that calls `flush` at most once per `window` seconds."""
+
+    def __init__(
+        self,
+        window: float,
+        flush: Callable[[], None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.window = window
+        self._flush = flush
+        self._clock = clock
+        self._handle: asyncio.Handle | None = None
+        self._last = float("-inf")
+        self.flushes = 0
+
+    def poke(self) -> None:
+        if self._handle is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = self._last + self.window - self._clock()
+        if delay <= 0:
+            self._handle = loop.call_soon(self.flush_now)
+        else:
+            self._handle = loop.call_later(delay, self.flush_now)
+
+    def flush_now(self) -> None:
+        """Flush at once (also on close, so nothing waits on a timer that will not fire)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._last = self._clock()
+        self.flushes += 1
+        self._flush()
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None

@@ -1,0 +1,150 @@
+"""The dual-write: CommState (merged at once) mirrored into the doc's `comms` map (coalesced).
+
+CommState takes every comm message the moment it arrives; the mirror only remembers
+which comms are dirty and asks the room's coalescer for a flush. A flush writes every
+dirty comm from CommState, which already holds the latest state, in one doc change:
+a burst of 20,000 slider moves becomes a few hundred doc changes and nothing is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import structlog
+
+from notebook_doc import NotebookDoc, PutComm, RemoveComm, UpdateCommState
+
+from .blob_store import BlobStore
+from .comm_state import CommEntry, CommState
+
+log = structlog.get_logger(__name__)
+
+# A single state value whose JSON is larger than this goes to the blob store.
+LARGE_VALUE_LIMIT = 64 * 1024
+
+_OPEN, _UPDATE, _CLOSE = "open", "update", "close"
+_json = msgspec.json.Encoder()
+
+
+def blob_ref(hash_: str) -> dict[str, str]:
+    return {"$blob": hash_}
+
+
+def is_blob_ref(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("$blob"), str)
+
+
+def _set_path(target: Any, path: tuple[str | int, ...], value: Any) -> Any:
+    """Return `target` with `value` placed at `path`, copying only the containers on the way."""
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(target, dict):
+        copy = dict(target)
+        copy[head] = _set_path(copy.get(head), rest, value)
+        return copy
+    if isinstance(target, list) and isinstance(head, int) and 0 <= head < len(target):
+        copy_list = list(target)
+        copy_list[head] = _set_path(copy_list[head], rest, value)
+        return copy_list
+    # The path does not exist in the JSON state: make room for it as a map.
+    return {head: _set_path(None, rest, value)}
+
+
+def doc_state_json(entry: CommEntry, blobs: BlobStore | None) -> str:
+    """The state as the doc stores it: buffers and large values moved out as {"$blob"}."""
+    state: Any = entry.state
+    if blobs is not None:
+        for key, value in entry.state.items():
+            if isinstance(value, str | list | dict) and not is_blob_ref(value):
+                encoded = _json.encode(value)
+                if len(encoded) > LARGE_VALUE_LIMIT:
+                    state = _set_path(
+                        state, (key,), blob_ref(blobs.put(encoded, "application/json"))
+                    )
+        for path, data in entry.buffers.items():
+            state = _set_path(state, path, blob_ref(blobs.put(bytes(data))))
+    return _json.encode(state).decode()
+
+
+class CommMirror:
+    """Keeps `doc.comms` equal to CommState, one coalesced flush at a time."""
+
+    def __init__(
+        self,
+        doc: NotebookDoc,
+        comm_state: CommState,
+        *,
+        blobs: BlobStore | None,
+        schedule: Callable[[], None],
+    ) -> None:
+        self.doc = doc
+        self.comm_state = comm_state
+        self.blobs = blobs
+        self._schedule = schedule
+        self._dirty: dict[str, str] = {}
+        self._clear_pending = False
+
+    # --- what CommState just did -------------------------------------------------
+
+    def opened(self, comm_id: str) -> None:
+        self._mark(comm_id, _OPEN)
+
+    def updated(self, comm_id: str) -> None:
+        # An update to a comm whose open is not flushed yet is carried by that open.
+        self._mark(comm_id, self._dirty.get(comm_id) or _UPDATE)
+
+    def closed(self, comm_id: str) -> None:
+        self._mark(comm_id, _CLOSE)
+
+    def cleared(self) -> None:
+        """Restart, shutdown or death: the doc's comms go in the next flush, before anything new."""
+        self._dirty.clear()
+        self._clear_pending = True
+        self._schedule()
+
+    def resync_all(self) -> None:
+        """Rewrite every comm from CommState: after the doc's comms were damaged."""
+        self._clear_pending = True
+        self._dirty = {entry.comm_id: _OPEN for entry in self.comm_state.get_all()}
+        self._schedule()
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._dirty) or self._clear_pending
+
+    def _mark(self, comm_id: str, op: str) -> None:
+        self._dirty[comm_id] = op
+        self._schedule()
+
+    # --- the write -----------------------------------------------------------------
+
+    def flush(self) -> bool:
+        """Write everything dirty into the doc; True if the doc changed."""
+        changed = False
+        if self._clear_pending:
+            self._clear_pending = False
+            changed = self.doc.clear_comms()
+        writes = [w for comm_id, op in self._dirty.items() if (w := self._write_for(comm_id, op))]
+        self._dirty.clear()
+        if writes:
+            changed = self.doc.apply_comm_writes(writes) or changed
+        return changed
+
+    def _write_for(self, comm_id: str, op: str) -> PutComm | UpdateCommState | RemoveComm:
+        entry = self.comm_state.get(comm_id)
+        if op == _CLOSE or entry is None:
+            return RemoveComm(comm_id)
+        state_json = doc_state_json(entry, self.blobs)
+        if op == _UPDATE and self.doc.get_comm_state_json(comm_id) is not None:
+            return UpdateCommState(comm_id, state_json)
+        return PutComm(
+            comm_id,
+            entry.target_name,
+            entry.model_module,
+            entry.model_name,
+            state_json,
+            entry.seq,
+        )

@@ -1,0 +1,211 @@
+"""IOPub routing: each kernel message to CommState and the doc, outputs to their cell.
+
+The kernel reader hands over whole drained batches; every message is applied at
+once to the in-memory stores (CommState, output logs) and only *marks* the doc dirty,
+so the reader never waits on Automerge. A malformed message is logged and skipped:
+the kernel's mistake never takes the room down.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from .comm_state import CommMessageError, CommState
+from .outputs import OutputLog
+
+if TYPE_CHECKING:
+    from .comm_mirror import CommMirror
+
+log = structlog.get_logger(__name__)
+
+# Comms the daemon opens for itself (the widget control comm) are not user state.
+PRIVATE_TARGETS = frozenset({"jupyter.widget.control"})
+
+
+@dataclass(slots=True)
+class Execution:
+    """One execute request whose outputs go to a cell (or nowhere, for plain `execute`)."""
+
+    msg_id: str
+    cell_id: str | None
+    log: OutputLog | None
+    execution_count: int | None = None
+    comm_messages: int = 0
+
+
+@dataclass(slots=True)
+class RouterHooks:
+    """What the router tells the room; all synchronous and cheap."""
+
+    broadcast: Callable[..., None]
+    comm_broadcast: Callable[[str, dict, list[bytes]], None]
+    kernel_status: Callable[[str], None]
+    cell_outputs_changed: Callable[[Execution], None]
+    execution_count: Callable[[str, int], None]
+    execution_done: Callable[[Execution], None]
+    is_private_comm: Callable[[str], bool]
+    private_comm_msg: Callable[[dict], None]
+
+
+@dataclass(slots=True)
+class RouterStats:
+    messages: int = 0
+    comm_messages: int = 0
+    skipped: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+class IopubRouter:
+    """Applies IOPub messages, in kernel order, to the room's in-memory state."""
+
+    def __init__(
+        self,
+        comm_state: CommState,
+        mirror: CommMirror,
+        hooks: RouterHooks,
+        *,
+        log_: Any = None,
+    ) -> None:
+        self.comm_state = comm_state
+        self.mirror = mirror
+        self.hooks = hooks
+        self.executions: dict[str, Execution] = {}
+        self.stats = RouterStats()
+        self.log = log_ or log
+        self._handlers: dict[str, Callable[[dict], None]] = {
+            "status": self._status,
+            "comm_open": self._comm_open,
+            "comm_msg": self._comm_msg,
+            "comm_close": self._comm_close,
+            "execute_input": self._execute_input,
+            "stream": self._output,
+            "display_data": self._output,
+            "execute_result": self._output,
+            "error": self._output,
+            "clear_output": self._output,
+            "update_display_data": self._update_display,
+        }
+
+    def on_batch(self, msgs: list[dict]) -> None:
+        for msg in msgs:
+            self.on_message(msg)
+
+    def on_message(self, msg: dict) -> None:
+        self.stats.messages += 1
+        msg_type = msg.get("msg_type") or msg.get("header", {}).get("msg_type", "")
+        handler = self._handlers.get(msg_type)
+        if handler is None:
+            return
+        try:
+            handler(msg)
+        except (CommMessageError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            self.stats.skipped += 1
+            self.log.warning("kernel_message_skipped", msg_type=msg_type, reason=str(exc))
+
+    # --- status and executions -------------------------------------------------------
+
+    def _status(self, msg: dict) -> None:
+        state = msg["content"]["execution_state"]
+        if not isinstance(state, str):
+            raise TypeError("execution_state is not a string")
+        self.hooks.kernel_status(state)
+        if state == "idle":
+            execution = self.executions.pop(_parent_id(msg), None)
+            if execution is not None:
+                self.hooks.execution_done(execution)
+
+    def _execute_input(self, msg: dict) -> None:
+        execution = self.executions.get(_parent_id(msg))
+        count = msg["content"].get("execution_count")
+        if execution is not None and isinstance(count, int):
+            execution.execution_count = count
+            if execution.cell_id is not None:
+                self.hooks.execution_count(execution.cell_id, count)
+
+    # --- outputs -----------------------------------------------------------------------
+
+    def _output(self, msg: dict) -> None:
+        parent = _parent_id(msg)
+        capturing = self.comm_state.capture_target(parent) if parent else None
+        if capturing is not None:
+            self._capture(capturing, msg)
+            return
+        execution = self.executions.get(parent)
+        if execution is None or execution.log is None or execution.cell_id is None:
+            return
+        if execution.log.apply(msg):
+            self.hooks.cell_outputs_changed(execution)
+
+    def _update_display(self, msg: dict) -> None:
+        content = msg["content"]
+        display_id = (content.get("transient") or {}).get("display_id")
+        if not display_id:
+            raise ValueError("update_display_data without transient.display_id")
+        output = {
+            "output_type": "display_data",
+            "data": content.get("data", {}),
+            "metadata": content.get("metadata", {}),
+        }
+        for execution in self.executions.values():
+            if execution.log is not None and execution.log.update_display(display_id, output):
+                self.hooks.cell_outputs_changed(execution)
+        self.hooks.broadcast("update_display", display_id=display_id, output=output)
+
+    def _capture(self, comm_id: str, msg: dict) -> None:
+        """An Output widget captures this output: it goes to the widget, not the cell."""
+        entry = self.comm_state.capture_output(comm_id, msg)
+        if entry is not None:
+            self.mirror.updated(comm_id)
+
+    # --- comms ---------------------------------------------------------------------------
+
+    def _count_comm(self, msg: dict) -> None:
+        self.stats.comm_messages += 1
+        execution = self.executions.get(_parent_id(msg))
+        if execution is not None:
+            execution.comm_messages += 1
+
+    def _comm_open(self, msg: dict) -> None:
+        content = msg["content"]
+        if content.get("target_name") in PRIVATE_TARGETS:
+            return
+        self._count_comm(msg)
+        entry = self.comm_state.open_from_message(content, msg.get("buffers") or [])
+        self.mirror.opened(entry.comm_id)
+        self.hooks.comm_broadcast("comm_open", content, msg.get("buffers") or [])
+
+    def _comm_msg(self, msg: dict) -> None:
+        content = msg["content"]
+        comm_id = content.get("comm_id")
+        if isinstance(comm_id, str) and self.hooks.is_private_comm(comm_id):
+            self.hooks.private_comm_msg(msg)
+            return
+        self._count_comm(msg)
+        entry = self.comm_state.update_from_message(content, msg.get("buffers") or [])
+        if entry is not None:
+            self.mirror.updated(entry.comm_id)
+        self.hooks.comm_broadcast("comm_msg", content, msg.get("buffers") or [])
+
+    def _comm_close(self, msg: dict) -> None:
+        content = msg["content"]
+        comm_id = content.get("comm_id")
+        if not isinstance(comm_id, str):
+            raise CommMessageError("comm_close without a comm_id")
+        self._count_comm(msg)
+        if self.comm_state.on_comm_close(comm_id) is not None:
+            self.mirror.closed(comm_id)
+        self.hooks.comm_broadcast("comm_close", content, [])
+
+
+def _parent_id(msg: dict) -> str:
+    parent = msg.get("parent_header") or {}
+    return parent.get("msg_id", "") if isinstance(parent, dict) else ""
+
+
+def b64(buffers: list[Any]) -> list[str]:
+    return [base64.b64encode(bytes(b)).decode("ascii") for b in buffers]

@@ -1,0 +1,158 @@
+"""One connected client as the room sees it: sync state and a bounded outgoing queue.
+
+The room never waits on a peer. It hands frames to `Peer.send` (which only appends)
+and flags `request_sync` (sync messages are generated when the writer is ready to
+write, so a slow peer gets one fresh message instead of a backlog). A peer whose
+backlog grows past its limit loses its queued comm broadcasts for one `comm_sync`
+built at write time; a peer that stays stuck past the stall timeout is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+import structlog
+
+from notebook_doc import SyncState
+
+from .protocol import Broadcast, Connection, LocalProtocolError, Sync
+
+log = structlog.get_logger(__name__)
+
+_peer_ids = itertools.count(1)
+
+
+class FrameTransport(Protocol):
+    """Where a peer's frames go: a Unix stream or a WebSocket."""
+
+    async def send_frames(self, frames: list[bytes]) -> None: ...
+
+    def send_now(self, frame: bytes) -> None:
+        """Write one frame at once, between batches (an error frame before a close)."""
+
+    def close(self) -> None: ...
+
+
+class Peer:
+    """A client connection's outgoing side and its per-room sync state."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        transport: FrameTransport,
+        *,
+        queue_limit: int,
+        stall_timeout: float,
+        name: str = "",
+    ) -> None:
+        self.id = f"p{next(_peer_ids)}"
+        self.name = name
+        self.conn = conn
+        self.transport = transport
+        self.queue_limit = queue_limit
+        self.stall_timeout = stall_timeout
+        self.sync_state = SyncState()
+        # Set by the room on join: make this peer's next sync message (None: nothing to say).
+        self.sync_source: Callable[[SyncState], bytes | None] | None = None
+        # Set by the room on join: a fresh comm_sync broadcast, used after an overflow.
+        self.comm_sync_source: Callable[[], Broadcast] | None = None
+        self.log = log.bind(peer_id=self.id)
+        self._queue: deque[tuple[bool, bytes]] = deque()  # (droppable comm event, frame)
+        self._queued_bytes = 0
+        self._sync_pending = False
+        self._comm_resync = False
+        self._wake = asyncio.Event()
+        self._closed = False
+
+    # --- called by the room (never blocks) -----------------------------------------
+
+    def send(self, event: object, *, comm_event: bool = False) -> None:
+        """Queue one event; `comm_event` marks live comm broadcasts that a comm_sync can replace."""
+        if self._closed:
+            return
+        if comm_event and self._comm_resync:
+            return  # the comm_sync built at write time will carry it
+        frame = self.conn.send(event)
+        self._queue.append((comm_event, frame))
+        self._queued_bytes += len(frame)
+        if self._queued_bytes > self.queue_limit:
+            self._overflow()
+        self._wake.set()
+
+    def request_sync(self) -> None:
+        self._sync_pending = True
+        self._wake.set()
+
+    def _overflow(self) -> None:
+        kept = deque(item for item in self._queue if not item[0])
+        dropped = len(self._queue) - len(kept)
+        self._queue = kept
+        self._queued_bytes = sum(len(frame) for _, frame in kept)
+        if dropped and self.comm_sync_source is not None:
+            self._comm_resync = True
+        self.log.warning(
+            "peer_lagging", dropped_comm_events=dropped, queued_bytes=self._queued_bytes
+        )
+
+    # --- the writer task -------------------------------------------------------------
+
+    async def run_writer(self) -> None:
+        """Write queued frames in batches until closed; drop the peer if it stays stuck."""
+        while not self._closed:
+            await self._wake.wait()
+            self._wake.clear()
+            frames = self._take_batch()
+            if not frames:
+                continue
+            try:
+                async with asyncio.timeout(self.stall_timeout):
+                    await self.transport.send_frames(frames)
+            except TimeoutError:
+                self.log.warning("peer_dropped", reason="stalled", timeout=self.stall_timeout)
+                self.close()
+                return
+
+    def _take_batch(self) -> list[bytes]:
+        # The sync message goes first: a broadcast about a doc change (execution_done
+        # after outputs, say) must not overtake the change itself.
+        frames: list[bytes] = []
+        if self._sync_pending and self.sync_source is not None:
+            self._sync_pending = False
+            data = self.sync_source(self.sync_state)
+            if data is not None:
+                frames.append(self.conn.send(Sync(data)))
+        frames.extend(frame for _, frame in self._queue)
+        self._queue.clear()
+        self._queued_bytes = 0
+        if self._comm_resync and self.comm_sync_source is not None:
+            self._comm_resync = False
+            frames.append(self.conn.send(self.comm_sync_source()))
+        return frames
+
+    def abort(self, code: str, message: str) -> None:
+        """Send the spec's error frame right away, then close (a fatal protocol error)."""
+        if self._closed:
+            return
+        try:
+            frame = self.conn.error_frame(code, message)
+        except LocalProtocolError:  # an error frame already went out
+            frame = b""
+        if frame:
+            self.transport.send_now(frame)
+        self.close()
+
+    def close(self) -> None:
+        """Stop writing and close the transport; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        self.transport.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed

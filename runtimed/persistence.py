@@ -1,0 +1,100 @@
+"""Debounced, atomic saving of a room's doc.
+
+A save waits for `debounce` seconds of quiet, but never lets a dirty doc wait longer
+than `max_interval` under constant change. The doc's bytes are taken on the event
+loop (the doc has one owner); the file write and fsync run in a worker thread so a
+slow disk never stalls the room. Saves are serialised: the newest bytes always win.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from notebook_doc import NotebookDoc, atomic_write
+
+log = structlog.get_logger(__name__)
+
+
+class DocPersister:
+    """Owns the timing and the failures of one doc's file."""
+
+    def __init__(
+        self,
+        doc: NotebookDoc,
+        path: Path,
+        *,
+        debounce: float,
+        max_interval: float,
+        on_error: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.doc = doc
+        self.path = path
+        self.debounce = debounce
+        self.max_interval = max_interval
+        self._on_error = on_error
+        self._clock = clock
+        self._dirty_since: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._lock = asyncio.Lock()
+        self._saving: set[asyncio.Task[None]] = set()
+        self._saved_heads: list[bytes] | None = None
+        self.saves = 0
+        self.last_error: str | None = None
+
+    def changed(self) -> None:
+        """The doc changed: (re)arm the debounce, bounded by the max interval."""
+        now = self._clock()
+        if self._dirty_since is None:
+            self._dirty_since = now
+        deadline = min(now + self.debounce, self._dirty_since + self.max_interval)
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_at(loop.time() + max(0.0, deadline - now), self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        task = asyncio.get_running_loop().create_task(self.save())
+        self._saving.add(task)
+        task.add_done_callback(self._saving.discard)
+
+    async def save(self) -> bool:
+        """Write the doc now if it differs from the file; False if the write failed."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._dirty_since = None
+        heads = self.doc.get_heads()
+        if heads == self._saved_heads and self.path.exists():
+            return True
+        data = self.doc.save()
+        async with self._lock:
+            try:
+                await asyncio.to_thread(atomic_write, self.path, data)
+            except OSError as exc:
+                message = f"could not save {self.path}: {exc.strerror or exc}"
+                self.last_error = message
+                log.error("save_failed", path=str(self.path), error=str(exc))
+                if self._on_error is not None:
+                    self._on_error(message)
+                # Try again later (the change is only in memory), not in a tight loop.
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(self.max_interval, self._fire)
+                return False
+        self._saved_heads = heads
+        self.saves += 1
+        self.last_error = None
+        log.debug("saved", path=str(self.path), bytes=len(data))
+        return True
+
+    async def close(self) -> bool:
+        """Final save on shutdown or room close; waits for saves in flight."""
+        if self._saving:
+            await asyncio.gather(*self._saving, return_exceptions=True)
+        return await self.save()

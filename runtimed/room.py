@@ -1,0 +1,471 @@
+"""NotebookRoom: one notebook's doc, its peers, its kernel and its persistence.
+
+Everything that changes the doc runs synchronously on the event loop, without an
+`await` in between, so the room is the doc's only writer and needs no locks: client
+sync messages, coalesced kernel writes and requests all apply whole, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from notebook_doc import NotebookDoc, NotebookDocError, to_ipynb
+
+from . import messages as m
+from .blob_store import BlobError, BlobStore
+from .coalesce import Coalescer
+from .comm_mirror import CommMirror
+from .comm_state import CommState, to_wire
+from .config import Settings
+from .iopub import Execution, IopubRouter, RouterHooks, b64
+from .kernel import KernelError, KernelEvent, KernelSession
+from .outputs import OutputLog, decode_output
+from .peer import Peer
+from .persistence import DocPersister
+from .protocol import Broadcast, Presence, Snapshot, Sync
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_KERNEL = "python3"
+
+
+class RequestFailed(Exception):
+    """A request the room could not carry out; becomes an error RESPONSE."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class NotebookRoom:
+    """The unit of collaboration: one doc, many peers, at most one kernel."""
+
+    def __init__(
+        self,
+        notebook_id: str,
+        doc: NotebookDoc,
+        *,
+        settings: Settings,
+        blobs: BlobStore,
+        doc_path: Path,
+        ipynb_path: Path | None = None,
+    ) -> None:
+        self.notebook_id = notebook_id
+        self.doc = doc
+        self.settings = settings
+        self.blobs = blobs
+        self.ipynb_path = ipynb_path
+        self.room_id = hashlib.sha256(notebook_id.encode()).hexdigest()[:12]
+        self.log = log.bind(room_id=self.room_id)
+        self.peers: dict[str, Peer] = {}
+        self.comm_state = CommState()
+        self.coalescer = Coalescer(settings.coalesce_window, self._flush_writes)
+        self.mirror = CommMirror(doc, self.comm_state, blobs=blobs, schedule=self.coalescer.poke)
+        self.persister = DocPersister(
+            doc,
+            doc_path,
+            debounce=settings.save_debounce,
+            max_interval=settings.save_max_interval,
+            on_error=lambda message: self.broadcast("error", code="save_failed", message=message),
+        )
+        self.router = IopubRouter(
+            self.comm_state,
+            self.mirror,
+            RouterHooks(
+                broadcast=self.broadcast,
+                comm_broadcast=self._comm_broadcast,
+                kernel_status=self._set_kernel_status,
+                cell_outputs_changed=self._cell_outputs_changed,
+                execution_count=self._execution_count,
+                execution_done=self._execution_done,
+                is_private_comm=lambda comm_id: False,
+                private_comm_msg=lambda msg: None,
+            ),
+            log_=self.log,
+        )
+        self.kernel: KernelSession | None = None
+        self.kernel_status = "none"
+        self._kernel_lock = asyncio.Lock()
+        self._dirty_cells: dict[str, OutputLog] = {}
+        self._close_timer: asyncio.TimerHandle | None = None
+        self.on_idle: Callable[[NotebookRoom], None] | None = None
+        self.closed = False
+
+    # --- peers -----------------------------------------------------------------------
+
+    def join(self, peer: Peer, *, snapshot: bool) -> None:
+        """Welcome a peer in the spec's order: SNAPSHOT, SYNC, comm_sync, kernel_status."""
+        self._cancel_close()
+        self.peers[peer.id] = peer
+        peer.log = peer.log.bind(room_id=self.room_id)
+        peer.sync_source = self.doc.generate_sync_message
+        peer.comm_sync_source = self._comm_sync_event
+        self.coalescer.flush_now()  # the peer's first view includes everything received
+        if snapshot:
+            peer.send(Snapshot(self.doc.save()))
+        first = self.doc.generate_sync_message(peer.sync_state)
+        if first is not None:
+            peer.send(Sync(first))
+        if len(self.comm_state):
+            peer.send(self._comm_sync_event())
+        peer.send(Broadcast("kernel_status", {"status": self.kernel_status}))
+        self.log.info("peer_joined", peer_id=peer.id, peers=len(self.peers), name=peer.name)
+
+    def leave(self, peer: Peer) -> None:
+        if self.peers.pop(peer.id, None) is None:
+            return
+        self.log.info("peer_left", peer_id=peer.id, peers=len(self.peers))
+        self._maybe_schedule_close()
+
+    def receive_sync(self, peer: Peer, data: bytes) -> None:
+        """Apply a peer's sync message; a bad one is that peer's error, not the room's."""
+        changed = self.doc.receive_sync_message(peer.sync_state, data)
+        if changed:
+            problems = self.doc.validate()
+            if problems:
+                self._repair(peer, problems)
+            self._doc_changed(origin=peer)
+        peer.request_sync()
+
+    def relay_presence(self, peer: Peer, payload: dict) -> None:
+        event = Presence({**payload, "peer_id": peer.id})
+        for other in self.peers.values():
+            if other is not peer:
+                other.send(event)
+
+    def broadcast(self, event: str, **fields: Any) -> None:
+        message = Broadcast(event, fields)
+        for peer in self.peers.values():
+            peer.send(message)
+
+    def _comm_broadcast(self, msg_type: str, content: dict, buffers: list[bytes]) -> None:
+        message = Broadcast(
+            "comm", {"msg_type": msg_type, "content": content, "buffers": b64(buffers)}
+        )
+        for peer in self.peers.values():
+            peer.send(message, comm_event=True)
+
+    def _comm_sync_event(self) -> Broadcast:
+        return Broadcast("comm_sync", {"comms": [to_wire(e) for e in self.comm_state.get_all()]})
+
+    def _repair(self, peer: Peer, problems: list[str]) -> None:
+        """A client wrote something the schema forbids: put the comms back from CommState."""
+        peer.log.warning("schema_violation", problems=problems)
+        self.doc.repair()
+        self.mirror.resync_all()
+        self.coalescer.flush_now()
+        peer.send(
+            Broadcast(
+                "error",
+                {
+                    "code": "schema_violation",
+                    "message": "your change broke the notebook schema and was repaired: "
+                    + "; ".join(problems[:5]),
+                },
+            )
+        )
+
+    # --- doc writes --------------------------------------------------------------------
+
+    def _doc_changed(self, origin: Peer | None = None) -> None:
+        for peer in self.peers.values():
+            if peer is not origin:
+                peer.request_sync()
+        self.persister.changed()
+
+    def _flush_writes(self) -> None:
+        changed = self.mirror.flush()
+        for cell_id, output_log in self._dirty_cells.items():
+            changed = self._write_cell_outputs(cell_id, output_log) or changed
+        self._dirty_cells.clear()
+        if changed:
+            self._doc_changed()
+
+    def _write_cell_outputs(self, cell_id: str, output_log: OutputLog) -> bool:
+        try:
+            return self.doc.set_outputs(cell_id, output_log.entries())
+        except NotebookDocError as exc:  # the cell was deleted meanwhile
+            self.log.info("outputs_dropped", cell_id=cell_id, reason=str(exc))
+            return False
+
+    def _cell_outputs_changed(self, execution: Execution) -> None:
+        if execution.cell_id is not None and execution.log is not None:
+            self._dirty_cells[execution.cell_id] = execution.log
+            self.coalescer.poke()
+
+    def _execution_count(self, cell_id: str, count: int) -> None:
+        try:
+            if self.doc.set_execution_count(cell_id, count):
+                self._doc_changed()
+        except NotebookDocError as exc:
+            self.log.info("execution_count_dropped", cell_id=cell_id, reason=str(exc))
+
+    def _execution_done(self, execution: Execution) -> None:
+        if execution.cell_id is not None and execution.log is not None:
+            self._dirty_cells[execution.cell_id] = execution.log
+            self.coalescer.flush_now()
+        self.broadcast(
+            "execution_done",
+            cell_id=execution.cell_id,
+            msg_id=execution.msg_id,
+            execution_count=execution.execution_count,
+        )
+
+    # --- kernel ------------------------------------------------------------------------
+
+    def _set_kernel_status(self, status: str) -> None:
+        if status != self.kernel_status:
+            self.kernel_status = status
+            self.broadcast("kernel_status", status=status)
+
+    def _on_kernel_event(self, event: KernelEvent) -> None:
+        self.log.info("kernel_event", kind=event.kind, reason=event.reason)
+        if event.kind in ("restarting", "died", "shutdown"):
+            self._clear_comms()
+        status = {"started": "idle", "restarted": "idle"}.get(event.kind, event.kind)
+        if event.kind == "died":
+            status = "dead"
+            self.broadcast("error", code="kernel_died", message=event.reason or "kernel died")
+        self._set_kernel_status(status)
+        if event.kind in ("died", "shutdown"):
+            self._maybe_schedule_close()
+
+    def _clear_comms(self) -> None:
+        """Restart, shutdown and death drop every comm from both stores, and say so."""
+        self.comm_state.clear()
+        self.mirror.cleared()
+        self.coalescer.flush_now()
+        self.router.executions.clear()
+        self.broadcast("comm_sync", comms=[])
+
+    def _require_kernel(self) -> KernelSession:
+        if self.kernel is None or self.kernel_status in ("dead", "shutdown"):
+            raise RequestFailed("no_kernel", "no kernel is running: send launch_kernel first")
+        return self.kernel
+
+    async def _start_kernel(self, starter: Callable[..., Any], **kwargs: Any) -> KernelSession:
+        if self.kernel is not None:
+            await self.kernel.shutdown()
+            self.kernel = None
+        self._set_kernel_status("starting")
+        try:
+            kernel = await starter(
+                on_iopub=self.router.on_batch, on_event=self._on_kernel_event, **kwargs
+            )
+        except KernelError as exc:
+            self._set_kernel_status("dead")
+            self.broadcast("error", code=exc.code, message=exc.message)
+            raise RequestFailed(exc.code, exc.message) from exc
+        self.kernel = kernel
+        self._set_kernel_status(kernel.status if kernel.status != "starting" else "idle")
+        return kernel
+
+    # --- requests ----------------------------------------------------------------------
+
+    async def handle_request(self, peer: Peer, request: Any) -> dict:
+        handler = self._request_handlers().get(type(request))
+        if handler is None:
+            raise RequestFailed("unknown_action", f"{type(request).__name__} is not a room action")
+        return await handler(peer, request)
+
+    def _request_handlers(self) -> dict[type, Callable[..., Any]]:
+        return {
+            m.LaunchKernel: self._launch_kernel,
+            m.AttachKernel: self._attach_kernel,
+            m.ExecuteCell: self._execute_cell,
+            m.Execute: self._execute,
+            m.SendComm: self._send_comm,
+            m.InterruptKernel: self._interrupt_kernel,
+            m.RestartKernel: self._restart_kernel,
+            m.ShutdownKernel: self._shutdown_kernel,
+            m.GetComms: self._get_comms,
+            m.Save: self._save,
+            m.KernelInfo: self._kernel_info,
+            m.GetBlob: self._get_blob,
+        }
+
+    async def _launch_kernel(self, peer: Peer, req: m.LaunchKernel) -> dict:
+        async with self._kernel_lock:
+            if self.kernel is not None and self.kernel_status not in ("dead", "shutdown"):
+                return {"kernel_name": self.kernel.kernel_name, "status": self.kernel_status}
+            name = req.kernel_name or self._default_kernel_name()
+            cwd = req.cwd or (str(self.ipynb_path.parent) if self.ipynb_path else None)
+            if cwd is not None and not Path(cwd).is_dir():
+                raise RequestFailed("bad_request", f"cwd {cwd!r} is not a directory")
+            kernel = await self._start_kernel(KernelSession.launch, kernel_name=name, cwd=cwd)
+            return {"kernel_name": kernel.kernel_name, "status": self.kernel_status}
+
+    async def _attach_kernel(self, peer: Peer, req: m.AttachKernel) -> dict:
+        path = Path(req.connection_file).expanduser()
+        if not path.is_file():
+            raise RequestFailed("bad_request", f"connection file {str(path)!r} does not exist")
+        async with self._kernel_lock:
+            kernel = await self._start_kernel(KernelSession.attach, connection_file=str(path))
+            return {"kernel_name": kernel.kernel_name, "status": self.kernel_status}
+
+    def _default_kernel_name(self) -> str:
+        spec = self.doc.get_metadata().get("kernelspec")
+        name = spec.get("name") if isinstance(spec, dict) else None
+        return name if isinstance(name, str) and name else DEFAULT_KERNEL
+
+    async def _execute_cell(self, peer: Peer, req: m.ExecuteCell) -> dict:
+        cell = self.doc.get_cell(req.cell_id)
+        if cell is None:
+            raise RequestFailed("no_such_cell", f"no cell with id {req.cell_id!r}")
+        if cell.cell_type != "code":
+            raise RequestFailed("bad_request", f"cell {req.cell_id!r} is {cell.cell_type}")
+        return self._run(self._require_kernel(), cell.source, req.cell_id)
+
+    async def _execute(self, peer: Peer, req: m.Execute) -> dict:
+        if req.cell_id is not None and self.doc.get_cell(req.cell_id) is None:
+            raise RequestFailed("no_such_cell", f"no cell with id {req.cell_id!r}")
+        return self._run(self._require_kernel(), req.code, req.cell_id)
+
+    def _run(self, kernel: KernelSession, code: str, cell_id: str | None) -> dict:
+        msg_id = kernel.execute(code)
+        output_log = OutputLog(self.blobs) if cell_id is not None else None
+        self.router.executions[msg_id] = Execution(msg_id, cell_id, output_log)
+        if cell_id is not None:
+            changed = self.doc.clear_outputs(cell_id)
+            changed = self.doc.set_execution_count(cell_id, None) or changed
+            if changed:
+                self._doc_changed()
+        self.broadcast("execution_started", cell_id=cell_id, msg_id=msg_id, execution_count=None)
+        return {"msg_id": msg_id}
+
+    async def _send_comm(self, peer: Peer, req: m.SendComm) -> dict:
+        kernel = self._require_kernel()
+        if self.comm_state.get(req.comm_id) is None:
+            raise RequestFailed("no_such_comm", f"no live comm with id {req.comm_id!r}")
+        buffers = list(req.buffers or [])
+        # The client's change is applied now; ipywidgets echoes it back (echo_update),
+        # which is broadcast in kernel order and merges to the same state.
+        entry = self.comm_state.update_from_message(
+            {"comm_id": req.comm_id, "data": req.data}, buffers
+        )
+        if entry is not None:
+            self.mirror.updated(req.comm_id)
+        msg_id = kernel.send_comm(req.comm_id, req.data, buffers=buffers)
+        return {"msg_id": msg_id}
+
+    async def _interrupt_kernel(self, peer: Peer, req: m.InterruptKernel) -> dict:
+        await self._require_kernel().interrupt()
+        return {"status": self.kernel_status}
+
+    async def _restart_kernel(self, peer: Peer, req: m.RestartKernel) -> dict:
+        async with self._kernel_lock:
+            kernel = self._require_kernel()
+            try:
+                await kernel.restart()
+            except KernelError as exc:
+                raise RequestFailed(exc.code, exc.message) from exc
+            return {"status": self.kernel_status}
+
+    async def _shutdown_kernel(self, peer: Peer, req: m.ShutdownKernel) -> dict:
+        async with self._kernel_lock:
+            if self.kernel is None:
+                raise RequestFailed("no_kernel", "no kernel to shut down")
+            await self.kernel.shutdown()
+            self.kernel = None
+            return {"status": self.kernel_status}
+
+    async def _get_comms(self, peer: Peer, req: m.GetComms) -> dict:
+        return {"comms": [to_wire(e) for e in self.comm_state.get_all()]}
+
+    async def _kernel_info(self, peer: Peer, req: m.KernelInfo) -> dict:
+        kernel = self._require_kernel()
+        return {"status": self.kernel_status, "kernel_info": kernel.kernel_info}
+
+    async def _get_blob(self, peer: Peer, req: m.GetBlob) -> dict:
+        try:
+            info = self.blobs.info(req.hash)
+            data = self.blobs.get(req.hash)
+        except BlobError as exc:
+            raise RequestFailed(exc.code, exc.message) from exc
+        return {"hash": req.hash, "media_type": info.media_type, "data": b64([data])[0]}
+
+    async def _save(self, peer: Peer, req: m.Save) -> dict:
+        target = Path(req.path).expanduser() if req.path else self.ipynb_path
+        if target is None:
+            raise RequestFailed("bad_request", "this notebook has no file: give save a path")
+        target = self._checked_ipynb_path(target)
+        self.coalescer.flush_now()
+        nb = to_ipynb(
+            self.doc,
+            resolve_output=lambda h: decode_output(h, self.blobs),
+            resolve_blob=self.blobs.get_json,
+        )
+        data = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+        from notebook_doc import atomic_write
+
+        await asyncio.to_thread(atomic_write, target, data.encode())
+        if self.ipynb_path is None:
+            self.ipynb_path = target
+        return {"path": str(target)}
+
+    @staticmethod
+    def _checked_ipynb_path(path: Path) -> Path:
+        if not path.is_absolute():
+            raise RequestFailed("bad_path", f"{str(path)!r} is not an absolute path")
+        if path.suffix != ".ipynb":
+            raise RequestFailed("bad_path", f"{str(path)!r} does not end in .ipynb")
+        if not path.parent.is_dir():
+            raise RequestFailed("bad_path", f"directory {str(path.parent)!r} does not exist")
+        return path
+
+    # --- lifetime ----------------------------------------------------------------------
+
+    def _maybe_schedule_close(self) -> None:
+        if self.peers or self.closed or self._close_timer is not None:
+            return
+        if self.kernel is not None and self.kernel_status not in ("dead", "shutdown"):
+            return  # a running kernel keeps the room: its outputs still need a home
+        loop = asyncio.get_running_loop()
+        self._close_timer = loop.call_later(self.settings.room_grace, self._idle)
+
+    def _cancel_close(self) -> None:
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+
+    def _idle(self) -> None:
+        self._close_timer = None
+        if not self.peers and self.on_idle is not None:
+            self.on_idle(self)
+
+    async def close(self, *, shutdown_kernel: bool = True) -> None:
+        """Flush, stop the kernel we own, save; idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        self._cancel_close()
+        if self.kernel is not None and shutdown_kernel:
+            try:
+                await self.kernel.shutdown()
+            except KernelError as exc:
+                self.log.warning("kernel_shutdown_failed", error=exc.message)
+            self.kernel = None
+        self.coalescer.flush_now()
+        self.coalescer.cancel()
+        await self.persister.close()
+        self.log.info("room_closed")
+
+    def info(self) -> dict:
+        return {
+            "notebook_id": self.notebook_id,
+            "room_id": self.room_id,
+            "peers": len(self.peers),
+            "kernel_status": self.kernel_status,
+            "kernel_name": self.kernel.kernel_name if self.kernel else None,
+            "comms": len(self.comm_state),
+            "cells": len(self.doc.cell_ids()),
+            "path": str(self.ipynb_path) if self.ipynb_path else None,
+        }

@@ -1,0 +1,431 @@
+"""The daemon: a Unix socket listener, its connections and its rooms.
+
+Each connection is a thin loop around a sans-I/O `protocol.Connection`: bytes in,
+events out, events dispatched to the room. Every task has an owner: the daemon owns
+the listener and the rooms, a connection owns its writer and its request tasks, and
+shutdown is ordered (stop accepting, tell peers, close rooms: flush, stop kernels,
+save; remove the socket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import signal
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from notebook_doc import IpynbError, NotebookDoc, NotebookDocError, doc_filename, from_ipynb
+from notebook_doc import load_or_create as load_doc_file
+
+from . import __version__
+from . import messages as m
+from .blob_store import BlobStore
+from .config import Settings
+from .peer import Peer
+from .protocol import (
+    NEED_DATA,
+    PROTOCOL_VERSION,
+    Closed,
+    Connection,
+    Handshake,
+    Presence,
+    RemoteProtocolError,
+    Request,
+    Role,
+    Sync,
+)
+from .room import NotebookRoom, RequestFailed
+
+log = structlog.get_logger(__name__)
+
+READ_CHUNK = 256 * 1024
+
+
+class DaemonAlreadyRunning(RuntimeError):
+    """Another live daemon answers on the socket we were asked to use."""
+
+
+class StreamTransport:
+    """A peer's frames over an asyncio stream: one write and one drain per batch."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+
+    async def send_frames(self, frames: list[bytes]) -> None:
+        self.writer.write(b"".join(frames))
+        await self.writer.drain()
+
+    def send_now(self, frame: bytes) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.write(frame)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+class Daemon:
+    """Owns the rooms and the listeners; `serve()` runs until `request_shutdown()`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.rooms: dict[str, NotebookRoom] = {}
+        self.blobs = BlobStore(settings.blobs_dir)
+        self.started_at = time.time()
+        self._room_locks: dict[str, asyncio.Lock] = {}
+        self._connections: set[asyncio.Task[None]] = set()
+        self._peers: set[Peer] = set()
+        self._stop = asyncio.Event()
+        self._server: asyncio.AbstractServer | None = None
+        self.log = log.bind(pid=os.getpid())
+
+    # --- listening -------------------------------------------------------------------
+
+    async def serve(self, ready: Callable[[], None] | None = None) -> None:
+        """Listen, run until asked to stop, then shut down in order."""
+        self.settings.docs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._server = await self._listen_unix(self.settings.socket_path)
+        self.log.info(
+            "listening",
+            socket=str(self.settings.socket_path),
+            data_dir=str(self.settings.data_dir),
+            version=__version__,
+        )
+        if ready is not None:
+            ready()
+        try:
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+
+    def request_shutdown(self) -> None:
+        self._stop.set()
+
+    async def _listen_unix(self, path: Path) -> asyncio.AbstractServer:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path.parent, 0o700)
+        if path.exists() or path.is_symlink():
+            if not stat.S_ISSOCK(path.lstat().st_mode):
+                raise RuntimeError(f"{path} exists and is not a socket: refusing to replace it")
+            if await _socket_answers(path):
+                raise DaemonAlreadyRunning(
+                    f"a runtimed daemon is already listening on {path} (runtimed status)"
+                )
+            self.log.warning("stale_socket_removed", socket=str(path))
+            path.unlink()
+        old_umask = os.umask(0o177)  # the socket is born 0600: no window for others
+        try:
+            server = await asyncio.start_unix_server(self._on_connection, path=str(path))
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+        return server
+
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        # asyncio runs this in a task it creates; we keep a handle so shutdown waits for it.
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
+        await self.run_connection(reader, StreamTransport(writer))
+
+    # --- one connection ----------------------------------------------------------------
+
+    async def run_connection(
+        self, reader: asyncio.StreamReader, transport: StreamTransport
+    ) -> None:
+        """Read frames until EOF or a protocol error; every request gets its own task."""
+        conn = Connection(Role.SERVER)
+        peer = Peer(
+            conn,
+            transport,
+            queue_limit=self.settings.peer_queue_limit,
+            stall_timeout=self.settings.peer_stall_timeout,
+        )
+        self._peers.add(peer)
+        session = _Session(self, peer)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                writer = tasks.create_task(peer.run_writer())
+                session.tasks = tasks
+                try:
+                    await self._read_loop(reader, conn, session)
+                finally:
+                    session.leave()
+                    peer.close()
+                    writer.cancel()
+        except* (ConnectionError, OSError) as group:
+            peer.log.info("connection_lost", error=str(group.exceptions[0]))
+        finally:
+            self._peers.discard(peer)
+
+    async def _read_loop(
+        self, reader: asyncio.StreamReader, conn: Connection, session: _Session
+    ) -> None:
+        while not session.peer.closed:
+            data = await reader.read(READ_CHUNK)
+            conn.receive_data(data)
+            while True:
+                try:
+                    event = conn.next_event()
+                except RemoteProtocolError as exc:
+                    session.fatal(exc.code, exc.message)
+                    return
+                if event is NEED_DATA:
+                    break
+                if isinstance(event, Closed):
+                    return
+                if not await session.dispatch(event):
+                    return
+
+    # --- rooms -------------------------------------------------------------------------
+
+    async def open_room(self, notebook_id: str, ipynb_path: str | None) -> NotebookRoom:
+        lock = self._room_locks.setdefault(notebook_id, asyncio.Lock())
+        async with lock:
+            room = self.rooms.get(notebook_id)
+            if room is not None and not room.closed:
+                return room
+            room = self._load_room(notebook_id, ipynb_path)
+            room.on_idle = self._close_idle_room
+            self.rooms[notebook_id] = room
+            return room
+
+    def _load_room(self, notebook_id: str, ipynb_path: str | None) -> NotebookRoom:
+        doc_path = self.settings.docs_dir / doc_filename(notebook_id)
+        path = _checked_notebook_path(ipynb_path) if ipynb_path else None
+        room_log = self.log.bind(notebook_id=notebook_id)
+        if doc_path.exists():
+            doc, warning = load_doc_file(doc_path, notebook_id)
+            if warning:
+                room_log.warning("doc_quarantined", detail=warning)
+            if not warning:
+                return self._room(notebook_id, doc, doc_path, path)
+        doc = self._doc_from_ipynb(notebook_id, path) if path and path.exists() else None
+        if doc is None:
+            doc = NotebookDoc.new(notebook_id)
+        room = self._room(notebook_id, doc, doc_path, path)
+        room.persister.changed()
+        return room
+
+    @staticmethod
+    def _doc_from_ipynb(notebook_id: str, path: Path) -> NotebookDoc:
+        try:
+            return from_ipynb(path.read_bytes(), notebook_id=notebook_id)
+        except (OSError, IpynbError) as exc:
+            raise RequestFailed("bad_notebook", f"cannot open {path}: {exc}") from exc
+
+    def _room(
+        self, notebook_id: str, doc: NotebookDoc, doc_path: Path, path: Path | None
+    ) -> NotebookRoom:
+        return NotebookRoom(
+            notebook_id,
+            doc,
+            settings=self.settings,
+            blobs=self.blobs,
+            doc_path=doc_path,
+            ipynb_path=path,
+        )
+
+    def _close_idle_room(self, room: NotebookRoom) -> None:
+        async def close() -> None:
+            await room.close()
+            if self.rooms.get(room.notebook_id) is room:
+                del self.rooms[room.notebook_id]
+
+        task = asyncio.get_running_loop().create_task(close())
+        self._connections.add(task)  # owned: shutdown waits for it
+        task.add_done_callback(self._connections.discard)
+
+    # --- daemon-wide requests -----------------------------------------------------------
+
+    def daemon_info(self) -> dict:
+        return {
+            "version": __version__,
+            "protocol": PROTOCOL_VERSION,
+            "pid": os.getpid(),
+            "uptime": round(time.time() - self.started_at, 3),
+            "socket": str(self.settings.socket_path),
+            "data_dir": str(self.settings.data_dir),
+            "rooms": [room.info() for room in self.rooms.values()],
+            "kernels": [
+                {
+                    "notebook_id": r.notebook_id,
+                    "kernel_name": r.kernel.kernel_name,
+                    "status": r.kernel_status,
+                }
+                for r in self.rooms.values()
+                if r.kernel is not None
+            ],
+        }
+
+    # --- shutdown ----------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        self.log.info("shutting_down", rooms=len(self.rooms), peers=len(self._peers))
+        if self._server is not None:
+            self._server.close()
+        for peer in list(self._peers):
+            peer.transport.send_now(
+                peer.conn.error_frame("daemon_shutdown", "the daemon is stopping")
+            )
+            peer.close()
+        for room in list(self.rooms.values()):
+            await room.close()
+        self.rooms.clear()
+        if self._connections:
+            _done, pending = await asyncio.wait(list(self._connections), timeout=5)
+            for task in pending:
+                task.cancel()
+        with contextlib.suppress(FileNotFoundError):
+            self.settings.socket_path.unlink()
+        self.log.info("stopped")
+
+
+class _Session:
+    """One connection's view: its channel, its room, and how its events are handled."""
+
+    def __init__(self, daemon: Daemon, peer: Peer) -> None:
+        self.daemon = daemon
+        self.peer = peer
+        self.channel: str | None = None
+        self.room: NotebookRoom | None = None
+        self.tasks: asyncio.TaskGroup | None = None
+
+    async def dispatch(self, event: Any) -> bool:
+        """Handle one event; False ends the connection."""
+        if isinstance(event, Handshake):
+            return await self._handshake(event)
+        if isinstance(event, Sync) and self.room is not None:
+            try:
+                self.room.receive_sync(self.peer, event.data)
+            except NotebookDocError as exc:
+                self.fatal("bad_sync", f"sync message rejected: {exc}")
+                return False
+            return True
+        if isinstance(event, Request):
+            assert self.tasks is not None
+            self.tasks.create_task(self._request(event))
+            return True
+        if isinstance(event, Presence) and self.room is not None:
+            self.room.relay_presence(self.peer, event.payload)
+            return True
+        self.fatal("bad_frame", f"{type(event).__name__} frame is not valid on this channel")
+        return False
+
+    async def _handshake(self, event: Handshake) -> bool:
+        try:
+            hello = m.parse_handshake(event.payload)
+            if hello.channel == "notebook":
+                self.room = await self.daemon.open_room(hello.notebook_id, hello.path)
+        except (m.RequestError, RequestFailed) as exc:
+            self.fatal(exc.code, exc.message)
+            return False
+        self.channel = hello.channel
+        if hello.client is not None:
+            self.peer.name = hello.client.name
+        notebook_id = hello.notebook_id if self.room else None
+        self.peer.send(
+            Handshake(m.handshake_ok(daemon_version=__version__, notebook_id=notebook_id))
+        )
+        if self.room is not None:
+            self.room.join(self.peer, snapshot=hello.snapshot)
+        return True
+
+    async def _request(self, req: Request) -> None:
+        try:
+            action = m.parse_request(req, channel=self.channel or "control")
+            if self.room is not None:
+                result = await self.room.handle_request(self.peer, action)
+            else:
+                result = await self._control(action)
+            response = m.ok_response(req.id, result)
+        except (m.RequestError, RequestFailed) as exc:
+            response = m.error_response(req.id, exc.code, exc.message)
+        except Exception as exc:  # a bug of ours must not end the connection
+            self.peer.log.exception("request_failed", action=req.action)
+            response = m.error_response(req.id, "internal_error", f"{type(exc).__name__}: {exc}")
+        self.peer.send(response)
+
+    async def _control(self, action: Any) -> dict:
+        daemon = self.daemon
+        if isinstance(action, m.Ping):
+            return {"pong": True, "version": __version__}
+        if isinstance(action, m.DaemonInfo):
+            return daemon.daemon_info()
+        if isinstance(action, m.ListRooms):
+            return {"rooms": [room.info() for room in daemon.rooms.values()]}
+        if isinstance(action, m.ShutdownDaemon):
+            asyncio.get_running_loop().call_soon(daemon.request_shutdown)
+            return {"stopping": True}
+        raise RequestFailed("unknown_action", f"{type(action).__name__} is not a control action")
+
+    def fatal(self, code: str, message: str) -> None:
+        """The spec's error frame, then close."""
+        self.peer.log.warning("protocol_error", code=code, message=message)
+        self.peer.abort(code, message)
+
+    def leave(self) -> None:
+        if self.room is not None:
+            self.room.leave(self.peer)
+
+
+def _checked_notebook_path(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        raise RequestFailed("bad_path", f"notebook path {raw!r} must be absolute")
+    if path.suffix != ".ipynb":
+        raise RequestFailed("bad_path", f"notebook path {raw!r} does not end in .ipynb")
+    if path.exists() and not path.is_file():
+        raise RequestFailed("bad_path", f"notebook path {raw!r} is not a file")
+    return path
+
+
+async def _socket_answers(path: Path) -> bool:
+    """True when something accepts connections on the socket (a live daemon)."""
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), 2)
+    except (OSError, TimeoutError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in (
+            errno.ECONNREFUSED,
+            errno.ENOENT,
+            errno.ENOTSOCK,
+        ):
+            raise
+        return False
+    writer.close()
+    return True
+
+
+async def run_daemon(settings: Settings, ready: Callable[[], None] | None = None) -> None:
+    """Run a daemon until SIGINT/SIGTERM; a second signal forces the exit."""
+    daemon = Daemon(settings)
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    stops = 0
+
+    def on_signal() -> None:
+        nonlocal stops
+        stops += 1
+        if stops > 1:
+            os._exit(1)
+        daemon.log.info("signal_received")
+        daemon.request_shutdown()
+
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        await daemon.serve(ready)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)

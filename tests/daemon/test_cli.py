@@ -1,0 +1,137 @@
+"""The daemon as users run it: a subprocess driven by the `runtimed` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from runtimed.config import Settings
+
+RUNTIMED = [sys.executable, "-m", "runtimed.cli"]
+
+
+def cli(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*RUNTIMED, "--socket", str(settings.socket_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=check,
+    )
+
+
+@pytest.fixture
+def served(settings: Settings, tmp_path: Path):
+    log_file = (tmp_path / "daemon.log").open("w+")
+    proc = subprocess.Popen(
+        [
+            *RUNTIMED,
+            "--socket",
+            str(settings.socket_path),
+            "serve",
+            "--data-dir",
+            str(settings.data_dir),
+            "--log-format",
+            "json",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log_file,
+        text=True,
+    )
+    proc.log_file = log_file  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while not settings.socket_path.exists():
+        assert proc.poll() is None, (tmp_path / "daemon.log").read_text()
+        assert time.monotonic() < deadline, "daemon did not create its socket"
+        time.sleep(0.05)
+    yield proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    log_file.close()
+
+
+def test_status_cat_ls_and_stop_round_trip(settings: Settings, served, tmp_path: Path) -> None:
+    status = cli(settings, "status", "--json")
+    info = json.loads(status.stdout)
+    assert info["pid"] == served.pid
+    assert info["socket"] == str(settings.socket_path)
+
+    notebook = tmp_path / "hello.ipynb"
+    notebook.write_text(
+        json.dumps(
+            {
+                "nbformat": 4,
+                "nbformat_minor": 5,
+                "metadata": {},
+                "cells": [
+                    {
+                        "cell_type": "code",
+                        "id": "c1",
+                        "source": "print('hi')",
+                        "metadata": {},
+                        "outputs": [],
+                        "execution_count": None,
+                    }
+                ],
+            }
+        )
+    )
+    cat = cli(settings, "cat", str(notebook))
+    assert "print('hi')" in cat.stdout
+    as_json = json.loads(cli(settings, "cat", str(notebook), "--json").stdout)
+    assert [c["source"] for c in as_json["cells"]] == ["print('hi')"]
+    ls = cli(settings, "ls")
+    assert str(notebook) in ls.stdout
+
+    cli(settings, "stop")
+    assert served.wait(30) == 0
+    assert not settings.socket_path.exists()
+
+
+def test_sigterm_saves_rooms_and_removes_the_socket(settings: Settings, served) -> None:
+    cli(settings, "cat", "some-notebook")
+    served.send_signal(signal.SIGTERM)
+    assert served.wait(30) == 0
+    assert not settings.socket_path.exists()
+    assert list((settings.data_dir / "docs").glob("*.automerge"))
+    served.log_file.seek(0)
+    logs = [
+        json.loads(line) for line in served.log_file.read().splitlines() if line.startswith("{")
+    ]
+    assert any(line.get("event") == "stopped" for line in logs)
+
+
+def test_status_when_no_daemon_runs_says_so(settings: Settings) -> None:
+    result = cli(settings, "status", check=False)
+    assert result.returncode == 3
+    assert "not running" in result.stderr
+
+
+def test_second_serve_on_a_live_socket_exits_with_a_clear_message(
+    settings: Settings, served
+) -> None:
+    result = subprocess.run(
+        [
+            *RUNTIMED,
+            "--socket",
+            str(settings.socket_path),
+            "serve",
+            "--data-dir",
+            str(settings.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "already listening" in result.stderr
+    assert served.poll() is None
+    assert os.path.exists(settings.socket_path)

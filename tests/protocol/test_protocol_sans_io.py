@@ -1,0 +1,37 @@
+"""The protocol modules do no I/O: no sockets, event loops, threads or clocks."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import runtimed.messages
+import runtimed.protocol
+
+FORBIDDEN = {"asyncio", "socket", "anyio", "selectors", "threading", "time", "trio"}
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("module", [runtimed.protocol, runtimed.messages])
+def test_module_imports_nothing_that_does_io(module: ModuleType) -> None:
+    imported = _imported_modules(Path(module.__file__))
+    assert "msgspec" in imported  # the walk does see the module's imports
+    assert not {name.split(".")[0] for name in imported} & FORBIDDEN
+
+
+def test_messages_depends_only_on_protocol_within_runtimed() -> None:
+    imported = _imported_modules(Path(runtimed.messages.__file__))
+    assert {name for name in imported if name.startswith("runtimed")} == {"runtimed.protocol"}
