@@ -236,6 +236,7 @@ class KernelSession:
         self._context.setsockopt(zmq.RCVHWM, 0)
         self._client: AsyncKernelClient | None = None
         self._sockets: dict[str, zmq.asyncio.Socket] = {}
+        self._stdin_monitor: zmq.asyncio.Socket | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending: dict[str, asyncio.Future[dict]] = {}
         self._iopub_seen = asyncio.Event()
@@ -364,7 +365,7 @@ class KernelSession:
             "iopub": client.connect_iopub(),
             "shell": client.connect_shell(identity=identity),
             "control": client.connect_control(identity=identity),
-            "stdin": client.connect_stdin(identity=identity),
+            "stdin": self._connect_stdin(client, identity),
         }
         decoder = MessageDecoder(client.session, self._log)
         self._iopub_seen.clear()
@@ -382,6 +383,30 @@ class KernelSession:
         else:
             self._spawn("heartbeat", self._heartbeat())
 
+    def _connect_stdin(self, client: AsyncKernelClient, identity: bytes) -> zmq.asyncio.Socket:
+        """The stdin DEALER, watched: the kernel's ROUTER drops an input_request sent
+        before our connection's handshake completed, and the cell would hang."""
+        sock = client.context.socket(zmq.DEALER)
+        sock.linger = 1000
+        sock.identity = identity
+        if client.curve_publickey is not None:
+            sock.curve_secretkey = client.curve_secretkey
+            sock.curve_publickey = client.curve_publickey
+            sock.curve_serverkey = client.curve_publickey
+        self._stdin_monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        sock.connect(client._make_url("stdin"))
+        return sock
+
+    async def _stdin_connected(self) -> None:
+        monitor, self._stdin_monitor = self._stdin_monitor, None
+        if monitor is None:
+            return
+        try:
+            await monitor.recv_multipart()  # only HANDSHAKE_SUCCEEDED is subscribed
+        finally:
+            self._sockets["stdin"].disable_monitor()
+            monitor.close(linger=0)
+
     async def _ready_within(self, seconds: float) -> None:
         try:
             async with asyncio.timeout(seconds):
@@ -397,6 +422,7 @@ class KernelSession:
         A SUB socket's subscription reaches the kernel some time after connect; only a
         message seen on IOPub proves outputs will not be lost from here on.
         """
+        await self._stdin_connected()
         while True:
             reply = await self.request("kernel_info_request", {}, timeout=None)
             self.kernel_info = reply["content"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -89,3 +91,30 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def make_kernelspec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """Write a kernelspec under a temporary JUPYTER_PATH; returns its name."""
+    root = tmp_path / "jupyter"
+    monkeypatch.setenv("JUPYTER_PATH", str(root))
+
+    def make(name: str, argv: list[str]) -> str:
+        spec_dir = root / "kernels" / name
+        spec_dir.mkdir(parents=True)
+        spec = {"argv": argv, "display_name": name, "language": "python"}
+        (spec_dir / "kernel.json").write_text(json.dumps(spec))
+        return name
+
+    return make
+
+
+UNBOUNDED_KERNEL = Path(__file__).with_name("unbounded_iopub_kernel.py")
+
+
+@pytest.fixture
+def unbounded_kernel(make_kernelspec: Callable[..., str]) -> str:
+    """A kernelspec for real ipykernel whose IOPub never drops (for tests that count)."""
+    return make_kernelspec(
+        "unbounded", [sys.executable, str(UNBOUNDED_KERNEL), "-f", "{connection_file}"]
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 
@@ -209,8 +208,16 @@ async def test_send_comm_moves_the_slider_in_the_kernel_and_everyone_sees_it_onc
         assert len(updates) == 1, updates
 
 
-async def test_burst_of_20000_updates_ends_at_the_kernel_value(pair, running) -> None:
-    actor, observer = pair
+async def test_burst_of_20000_updates_ends_at_the_kernel_value(running, unbounded_kernel) -> None:
+    async with running.client("nb-burst") as actor, running.client("nb-burst") as observer:
+        await actor.request("launch_kernel", kernel_name=unbounded_kernel)
+        try:
+            await _burst(actor, observer, running)
+        finally:
+            await actor.request("shutdown_kernel")
+
+
+async def _burst(actor, observer, running) -> None:
     code = (
         "from ipywidgets import IntSlider\n"
         "w = IntSlider(max=10**9)\n"
@@ -220,12 +227,21 @@ async def test_burst_of_20000_updates_ends_at_the_kernel_value(pair, running) ->
     legacy = await assert_doc_matches_comm_state(observer, actor)
     slider_id = _only(legacy, "IntSliderModel")
     assert legacy[slider_id]["state"]["value"] == 20000
-    room = running.daemon.rooms["nb-widgets"]
-    # Every comm message the kernel sent was counted (RCVHWM 0 on our side).
+    room = running.daemon.rooms["nb-burst"]
+    # Every comm message the kernel sent was counted: the open, its Layout and Style
+    # (and their opens' updates), and the 20,000 value updates.
     assert room.router.stats.comm_messages >= 20000
+    # A second client got every update as a live comm broadcast, in kernel order.
+    values = [
+        e.fields["content"]["data"]["state"]["value"]
+        for e in observer.broadcasts
+        if e.event == "comm"
+        and e.fields["content"].get("comm_id") == slider_id
+        and "value" in e.fields["content"].get("data", {}).get("state", {})
+    ]
+    assert values[-20000:] == list(range(1, 20001))
     # Coalescing: far fewer doc changes than updates.
     assert room.coalescer.flushes < 5000
-    await asyncio.sleep(0)
 
 
 async def test_malformed_kernel_messages_are_skipped(pair, running) -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,22 +35,6 @@ async def external_kernel() -> AsyncIterator[AsyncKernelManager]:
         yield manager
     finally:
         await manager.shutdown_kernel(now=True)
-
-
-@pytest.fixture
-def make_kernelspec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
-    """Write a kernelspec under a temporary JUPYTER_PATH; returns its name."""
-    root = tmp_path / "jupyter"
-    monkeypatch.setenv("JUPYTER_PATH", str(root))
-
-    def make(name: str, argv: list[str]) -> str:
-        spec_dir = root / "kernels" / name
-        spec_dir.mkdir(parents=True)
-        spec = {"argv": argv, "display_name": name, "language": "python"}
-        (spec_dir / "kernel.json").write_text(json.dumps(spec))
-        return name
-
-    return make
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -105,11 +104,9 @@ async def test_send_comm_moves_a_slider_in_the_kernel(
 
 @pytest.mark.slow
 async def test_a_20000_update_burst_reaches_on_iopub_whole(
-    recorder: Recorder, make_kernelspec: Callable[..., str]
+    recorder: Recorder, unbounded_kernel: str
 ) -> None:
-    script = str(Path(__file__).with_name("unbounded_iopub_kernel.py"))
-    name = make_kernelspec("unbounded", [sys.executable, script, "-f", "{connection_file}"])
-    kernel = await KernelSession.launch(name, **recorder.sinks)
+    kernel = await KernelSession.launch(unbounded_kernel, **recorder.sinks)
     try:
         setup = kernel.execute("from ipywidgets import IntSlider; w = IntSlider(max=10**9)")
         await recorder.until_idle(setup)
