@@ -5,7 +5,14 @@ writes notebooks (and syncs them) through `NotebookDoc`.
 """
 
 from .cells import CellSnapshot, NewCell
-from .comms import CommSnapshot, CommWrite, PutComm, RemoveComm, UpdateCommState
+from .comms import (
+    CommSnapshot,
+    CommWrite,
+    PutComm,
+    RemoveComm,
+    SetCommOutputs,
+    UpdateCommState,
+)
 from .doc import NotebookDoc
 from .errors import (
     CellNotFound,
@@ -37,6 +44,7 @@ __all__ = [
     "PutComm",
     "RemoveComm",
     "SchemaError",
+    "SetCommOutputs",
     "SyncMessageError",
     "SyncState",
     "UnsupportedSchemaVersion",

@@ -20,6 +20,7 @@ from ._automerge import (
     check_text,
     get_obj,
     get_scalar,
+    update_str_list,
 )
 from .errors import InvalidArgument, SchemaError
 from .schema import BLOB_HASH, read_str, read_str_list, read_uint
@@ -29,6 +30,7 @@ __all__ = [
     "CommWrite",
     "PutComm",
     "RemoveComm",
+    "SetCommOutputs",
     "UpdateCommState",
     "apply_comm_write",
     "check_blob_hash",
@@ -78,7 +80,16 @@ class RemoveComm:
     comm_id: str
 
 
-CommWrite: TypeAlias = PutComm | UpdateCommState | RemoveComm
+@dataclass(frozen=True, slots=True)
+class SetCommOutputs:
+    """Make an Output widget's captured outputs (blob hashes) exactly these; ignored
+    when the comm does not exist."""
+
+    comm_id: str
+    outputs: tuple[str, ...]
+
+
+CommWrite: TypeAlias = PutComm | UpdateCommState | RemoveComm | SetCommOutputs
 
 
 def _reject_constant(name: str) -> Any:
@@ -187,14 +198,22 @@ def apply_comm_write(tx: Transaction, comms: ObjId, write: CommWrite) -> bool:
         _check_put(write)
         _put(tx, comms, write)
         return True
-    if not isinstance(write, UpdateCommState | RemoveComm):
-        raise InvalidArgument(f"{write!r} is not a PutComm, UpdateCommState or RemoveComm")
+    if not isinstance(write, UpdateCommState | RemoveComm | SetCommOutputs):
+        raise InvalidArgument(f"{write!r} is not a comm write")
     _check_comm_id(write.comm_id)
     comm = get_obj(tx, comms, write.comm_id, ObjType.Map)
     if comm is None:
         return False
     if isinstance(write, RemoveComm):
         tx.delete(comms, write.comm_id)
+        return True
+    if isinstance(write, SetCommOutputs):
+        new = [check_blob_hash(output) for output in write.outputs]
+        where = f"comms[{write.comm_id!r}]"
+        outputs = get_obj(tx, comm, "outputs", ObjType.List)
+        if outputs is None:
+            outputs = tx.put_object(comm, "outputs", ObjType.List)
+        update_str_list(tx, outputs, read_str_list(tx, comm, "outputs", where), new)
         return True
     if get_scalar(tx, comm, "state") != (ScalarType.Str, write.state_json):
         tx.put(comm, "state", ScalarType.Str, check_state_json(write.state_json, write.comm_id))

@@ -49,6 +49,7 @@ from .comms import (
     CommWrite,
     PutComm,
     RemoveComm,
+    SetCommOutputs,
     UpdateCommState,
     apply_comm_write,
     check_blob_hash,
@@ -480,6 +481,12 @@ class NotebookDoc:
                 return False
             tx.insert(outputs, tx.length(outputs), ScalarType.Str, output_hash)
             return True
+
+    def set_comm_outputs(self, comm_id: str, outputs: list[str]) -> bool:
+        """Make a comm's captured outputs exactly `outputs`; False when nothing changed."""
+        before = self._doc.get_heads()
+        self._comm_write(SetCommOutputs(comm_id, tuple(outputs)))
+        return self._doc.get_heads() != before
 
     def clear_comm_outputs(self, comm_id: str) -> bool:
         """False when there is no such comm or it has no outputs."""

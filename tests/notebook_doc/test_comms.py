@@ -13,6 +13,7 @@ from notebook_doc import (
     NotebookDoc,
     PutComm,
     RemoveComm,
+    SetCommOutputs,
     UpdateCommState,
 )
 
@@ -148,6 +149,27 @@ def test_comm_outputs(doc: NotebookDoc) -> None:
     assert doc.get_heads() == heads
 
 
+def test_set_comm_outputs_rewrites_only_what_differs(doc: NotebookDoc) -> None:
+    assert doc.set_comm_outputs("out", [HASH_A]) is False  # no such comm
+    doc.put_comm("out", "jupyter.widget", "@jupyter-widgets/output", "OutputModel", "{}", 0)
+    assert doc.set_comm_outputs("out", [HASH_A, HASH_B]) is True
+    heads = doc.get_heads()
+    assert doc.set_comm_outputs("out", [HASH_A, HASH_B]) is False
+    assert doc.get_heads() == heads
+    assert doc.set_comm_outputs("out", [HASH_B]) is True
+    assert doc.get_comm("out").outputs == [HASH_B]  # type: ignore[union-attr]
+    with pytest.raises(InvalidArgument, match="blob hash"):
+        doc.set_comm_outputs("out", ["not a hash"])
+    # In a batch: a reopened Output widget gets its outputs in the same change.
+    doc.apply_comm_writes(
+        [
+            PutComm("out", "jupyter.widget", "@jupyter-widgets/output", "OutputModel", "{}", 1),
+            SetCommOutputs("out", (HASH_A,)),
+        ]
+    )
+    assert doc.get_comm("out").outputs == [HASH_A]  # type: ignore[union-attr]
+
+
 def test_apply_comm_writes_is_one_change(doc: NotebookDoc) -> None:
     put_slider(doc, "old", 0)
     before = doc.save()
@@ -182,7 +204,7 @@ def test_apply_comm_writes_bad_write_rolls_back_the_batch(doc: NotebookDoc) -> N
     heads = doc.get_heads()
     with pytest.raises(InvalidArgument, match="not valid JSON"):
         doc.apply_comm_writes([UpdateCommState("w1", '{"value": 99}'), UpdateCommState("w1", "{")])
-    with pytest.raises(InvalidArgument, match="not a PutComm"):
+    with pytest.raises(InvalidArgument, match="is not a comm write"):
         doc.apply_comm_writes([RemoveComm("w1"), ("w1", "{}")])  # type: ignore[list-item]
     assert doc.get_heads() == heads
     assert doc.get_comm("w1").state == SLIDER  # type: ignore[union-attr]
