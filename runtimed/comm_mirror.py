@@ -14,10 +14,17 @@ from typing import Any
 import msgspec
 import structlog
 
-from notebook_doc import NotebookDoc, PutComm, RemoveComm, UpdateCommState
+from notebook_doc import (
+    CommWrite,
+    NotebookDoc,
+    PutComm,
+    RemoveComm,
+    SetCommOutputs,
+    UpdateCommState,
+)
 
 from .blob_store import BlobStore
-from .comm_state import CommEntry, CommState
+from .comm_state import OUTPUT_MODEL, CommEntry, CommState
 
 log = structlog.get_logger(__name__)
 
@@ -127,24 +134,31 @@ class CommMirror:
         if self._clear_pending:
             self._clear_pending = False
             changed = self.doc.clear_comms()
-        writes = [w for comm_id, op in self._dirty.items() if (w := self._write_for(comm_id, op))]
+        writes = [w for comm_id, op in self._dirty.items() for w in self._writes_for(comm_id, op)]
         self._dirty.clear()
         if writes:
             changed = self.doc.apply_comm_writes(writes) or changed
         return changed
 
-    def _write_for(self, comm_id: str, op: str) -> PutComm | UpdateCommState | RemoveComm:
+    def _writes_for(self, comm_id: str, op: str) -> list[CommWrite]:
         entry = self.comm_state.get(comm_id)
         if op == _CLOSE or entry is None:
-            return RemoveComm(comm_id)
+            return [RemoveComm(comm_id)]
         state_json = doc_state_json(entry, self.blobs)
+        writes: list[CommWrite]
         if op == _UPDATE and self.doc.get_comm_state_json(comm_id) is not None:
-            return UpdateCommState(comm_id, state_json)
-        return PutComm(
-            comm_id,
-            entry.target_name,
-            entry.model_module,
-            entry.model_name,
-            state_json,
-            entry.seq,
-        )
+            writes = [UpdateCommState(comm_id, state_json)]
+        else:
+            writes = [
+                PutComm(
+                    comm_id,
+                    entry.target_name,
+                    entry.model_module,
+                    entry.model_name,
+                    state_json,
+                    entry.seq,
+                )
+            ]
+        if entry.model_name == OUTPUT_MODEL:
+            writes.append(SetCommOutputs(comm_id, tuple(entry.outputs)))
+        return writes

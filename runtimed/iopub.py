@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from .comm_state import CommMessageError, CommState
+from .capture import OutputCapture
+from .comm_state import OUTPUT_MODEL, CommMessageError, CommState, parse_comm_update
 from .outputs import OutputLog
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class RouterHooks:
     cell_outputs_changed: Callable[[Execution], None]
     execution_count: Callable[[str, int], None]
     execution_done: Callable[[Execution], None]
+    captured: Callable[[], None]
     is_private_comm: Callable[[str], bool]
     private_comm_msg: Callable[[dict], None]
 
@@ -67,12 +69,14 @@ class IopubRouter:
         self,
         comm_state: CommState,
         mirror: CommMirror,
+        capture: OutputCapture,
         hooks: RouterHooks,
         *,
         log_: Any = None,
     ) -> None:
         self.comm_state = comm_state
         self.mirror = mirror
+        self.capture = capture
         self.hooks = hooks
         self.executions: dict[str, Execution] = {}
         self.stats = RouterStats()
@@ -103,7 +107,7 @@ class IopubRouter:
             return
         try:
             handler(msg)
-        except (CommMessageError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # incl. CommMessageError
             self.stats.skipped += 1
             self.log.warning("kernel_message_skipped", msg_type=msg_type, reason=str(exc))
 
@@ -133,7 +137,8 @@ class IopubRouter:
         parent = _parent_id(msg)
         capturing = self.comm_state.capture_target(parent) if parent else None
         if capturing is not None:
-            self._capture(capturing, msg)
+            if self.capture.capture(capturing, msg):
+                self.hooks.captured()
             return
         execution = self.executions.get(parent)
         if execution is None or execution.log is None or execution.cell_id is None:
@@ -155,12 +160,6 @@ class IopubRouter:
             if execution.log is not None and execution.log.update_display(display_id, output):
                 self.hooks.cell_outputs_changed(execution)
         self.hooks.broadcast("update_display", display_id=display_id, output=output)
-
-    def _capture(self, comm_id: str, msg: dict) -> None:
-        """An Output widget captures this output: it goes to the widget, not the cell."""
-        entry = self.comm_state.capture_output(comm_id, msg)
-        if entry is not None:
-            self.mirror.updated(comm_id)
 
     # --- comms ---------------------------------------------------------------------------
 
@@ -186,10 +185,30 @@ class IopubRouter:
             self.hooks.private_comm_msg(msg)
             return
         self._count_comm(msg)
-        entry = self.comm_state.update_from_message(content, msg.get("buffers") or [])
-        if entry is not None:
-            self.mirror.updated(entry.comm_id)
-        self.hooks.comm_broadcast("comm_msg", content, msg.get("buffers") or [])
+        buffers = msg.get("buffers") or []
+        update = parse_comm_update(content, buffers)
+        if update is not None and self._apply_update(update, content["data"]["method"]):
+            self.mirror.updated(update.comm_id)
+        self.hooks.comm_broadcast("comm_msg", content, buffers)
+
+    def _apply_update(self, update: Any, method: str) -> bool:
+        """Merge a kernel update; an Output widget's `outputs` are the capture's business."""
+        entry = self.comm_state.get(update.comm_id)
+        if entry is None:
+            self.log.info("update_for_unknown_comm", comm_id=update.comm_id)
+            return False
+        state = update.state
+        if entry.model_name == OUTPUT_MODEL and "outputs" in state:
+            if method == "update":
+                self.capture.set_from_kernel(update.comm_id, state["outputs"])
+                self.hooks.captured()
+            elif self.capture.owns(update.comm_id):
+                # Our own publication echoed back: the capture may have moved on since.
+                state = {k: v for k, v in state.items() if k != "outputs"}
+        self.comm_state.on_comm_update(
+            update.comm_id, state, buffer_paths=update.buffer_paths, buffers=update.buffers
+        )
+        return True
 
     def _comm_close(self, msg: dict) -> None:
         content = msg["content"]
@@ -197,6 +216,7 @@ class IopubRouter:
         if not isinstance(comm_id, str):
             raise CommMessageError("comm_close without a comm_id")
         self._count_comm(msg)
+        self.capture.forget(comm_id)
         if self.comm_state.on_comm_close(comm_id) is not None:
             self.mirror.closed(comm_id)
         self.hooks.comm_broadcast("comm_close", content, [])

@@ -445,6 +445,17 @@ class OutputLog:
         """What the doc stores, one string per output (may write blobs)."""
         return [self._encode(entry) for entry in self._entries]
 
+    def outputs(self) -> list[dict[str, Any]]:
+        """The plain nbformat outputs, as an Output widget's `outputs` state holds them."""
+        return [self._output(entry) for entry in self._entries]
+
+    def _output(self, entry: _Entry) -> dict[str, Any]:
+        if entry.stream is not None:
+            return entry.stream.output()
+        if entry.output is None:
+            entry.output = decode_output(self._encode(entry), self._blobs, on_missing="placeholder")
+        return entry.output
+
     def clear(self) -> bool:
         """Remove every output (also cancels a pending `clear_output(wait=True)`)."""
         self._clear_on_next_output = False

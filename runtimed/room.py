@@ -20,6 +20,7 @@ from notebook_doc import NotebookDoc, NotebookDocError, to_ipynb
 
 from . import messages as m
 from .blob_store import BlobError, BlobStore
+from .capture import OutputCapture
 from .coalesce import Coalescer
 from .comm_mirror import CommMirror
 from .comm_state import CommState, to_wire
@@ -76,9 +77,11 @@ class NotebookRoom:
             max_interval=settings.save_max_interval,
             on_error=lambda message: self.broadcast("error", code="save_failed", message=message),
         )
+        self.capture = OutputCapture(blobs)
         self.router = IopubRouter(
             self.comm_state,
             self.mirror,
+            self.capture,
             RouterHooks(
                 broadcast=self.broadcast,
                 comm_broadcast=self._comm_broadcast,
@@ -86,6 +89,7 @@ class NotebookRoom:
                 cell_outputs_changed=self._cell_outputs_changed,
                 execution_count=self._execution_count,
                 execution_done=self._execution_done,
+                captured=self.coalescer.poke,
                 is_private_comm=lambda comm_id: False,
                 private_comm_msg=lambda msg: None,
             ),
@@ -182,12 +186,29 @@ class NotebookRoom:
         self.persister.changed()
 
     def _flush_writes(self) -> None:
+        self._publish_captures()
         changed = self.mirror.flush()
         for cell_id, output_log in self._dirty_cells.items():
             changed = self._write_cell_outputs(cell_id, output_log) or changed
         self._dirty_cells.clear()
         if changed:
             self._doc_changed()
+
+    def _publish_captures(self) -> None:
+        """Output widgets' captured outputs: into CommState, the doc and the kernel."""
+        for captured in self.capture.take():
+            state = {"outputs": captured.outputs}
+            if self.comm_state.on_comm_update(captured.comm_id, state) is None:
+                continue
+            self.comm_state.set_outputs(captured.comm_id, captured.entries)
+            self.mirror.updated(captured.comm_id)
+            if self.kernel is not None:
+                try:
+                    self.kernel.send_comm(
+                        captured.comm_id, {"method": "update", "state": state, "buffer_paths": []}
+                    )
+                except KernelError as exc:
+                    self.log.info("capture_not_sent", comm_id=captured.comm_id, reason=exc.message)
 
     def _write_cell_outputs(self, cell_id: str, output_log: OutputLog) -> bool:
         try:
@@ -209,9 +230,11 @@ class NotebookRoom:
             self.log.info("execution_count_dropped", cell_id=cell_id, reason=str(exc))
 
     def _execution_done(self, execution: Execution) -> None:
+        # Settle everything the execution produced first: a client that sees
+        # execution_done then finds its outputs and widget states in place.
         if execution.cell_id is not None and execution.log is not None:
             self._dirty_cells[execution.cell_id] = execution.log
-            self.coalescer.flush_now()
+        self.coalescer.flush_now()
         self.broadcast(
             "execution_done",
             cell_id=execution.cell_id,
@@ -241,6 +264,7 @@ class NotebookRoom:
     def _clear_comms(self) -> None:
         """Restart, shutdown and death drop every comm from both stores, and say so."""
         self.comm_state.clear()
+        self.capture.clear()
         self.mirror.cleared()
         self.coalescer.flush_now()
         self.router.executions.clear()

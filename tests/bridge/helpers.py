@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -88,10 +89,23 @@ def wire_comms(comms: list[dict]) -> dict[str, dict]:
     }
 
 
-async def assert_doc_matches_comm_state(observer: Client, actor: Client) -> dict[str, dict]:
-    """The doc seen by a sync-only client equals CommState (get_comms), seq order included."""
-    legacy = wire_comms((await actor.request("get_comms"))["comms"])
-    await observer.wait_for(lambda c: doc_comms(c) == legacy, 15, "doc comms == CommState")
+async def assert_doc_matches_comm_state(
+    observer: Client, actor: Client, timeout: float = 15
+) -> dict[str, dict]:
+    """The doc seen by a sync-only client equals CommState (get_comms), seq order included.
+
+    Both may still be moving (a coalescing window, a sync in flight): compare until
+    they agree, and fail with both views when the deadline passes.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        legacy = wire_comms((await actor.request("get_comms"))["comms"])
+        try:
+            await observer.wait_for(lambda c: doc_comms(c) == legacy, 0.5)
+            break
+        except TimeoutError:
+            if asyncio.get_running_loop().time() > deadline:
+                assert doc_comms(observer) == legacy, "the doc never matched CommState"
     seqs = [c.seq for c in observer.doc.get_comms()]
     assert seqs == sorted(seqs)
     return legacy
