@@ -101,7 +101,7 @@ async def assert_doc_matches_comm_state(
     while True:
         legacy = wire_comms((await actor.request("get_comms"))["comms"])
         try:
-            await observer.wait_for(lambda c: doc_comms(c) == legacy, 0.5)
+            await observer.wait_for(lambda c, want=legacy: doc_comms(c) == want, 0.5)
             break
         except TimeoutError:
             if asyncio.get_running_loop().time() > deadline:
