@@ -23,7 +23,7 @@ from notebook_doc import (
     UpdateCommState,
 )
 
-from .blob_store import BlobStore
+from .blob_store import BlobError, BlobStore
 from .comm_state import OUTPUT_MODEL, CommEntry, CommState
 
 log = structlog.get_logger(__name__)
@@ -31,7 +31,9 @@ log = structlog.get_logger(__name__)
 # A single state value whose JSON is larger than this goes to the blob store.
 LARGE_VALUE_LIMIT = 64 * 1024
 
+JSON_MEDIA_TYPE = "application/json"
 _OPEN, _UPDATE, _CLOSE = "open", "update", "close"
+_MOVED = object()  # a binary value that left the JSON state for the buffers
 _json = msgspec.json.Encoder()
 
 
@@ -68,12 +70,51 @@ def doc_state_json(entry: CommEntry, blobs: BlobStore | None) -> str:
             if isinstance(value, str | list | dict) and not is_blob_ref(value):
                 encoded = _json.encode(value)
                 if len(encoded) > LARGE_VALUE_LIMIT:
-                    state = _set_path(
-                        state, (key,), blob_ref(blobs.put(encoded, "application/json"))
-                    )
+                    state = _set_path(state, (key,), blob_ref(blobs.put(encoded, JSON_MEDIA_TYPE)))
         for path, data in entry.buffers.items():
             state = _set_path(state, path, blob_ref(blobs.put(bytes(data))))
     return _json.encode(state).decode()
+
+
+def resolve_blob(blobs: BlobStore, hash_: str) -> Any:
+    """A `{"$blob"}` value: parsed JSON for a large value, bytes for a binary buffer."""
+    if blobs.info(hash_).media_type == JSON_MEDIA_TYPE:
+        return blobs.get_json(hash_)
+    return blobs.get(hash_)
+
+
+def state_from_doc(
+    state: dict[str, Any], blobs: BlobStore
+) -> tuple[dict[str, Any], dict[tuple[str | int, ...], bytes]]:
+    """The inverse of `doc_state_json`: large values back in place, binaries as buffers.
+
+    A blob that is missing or corrupt stays a reference (and is logged): the rest of
+    the widget is still worth having.
+    """
+    buffers: dict[tuple[str | int, ...], bytes] = {}
+
+    def walk(value: Any, path: tuple[str | int, ...]) -> Any:
+        if is_blob_ref(value):
+            try:
+                resolved = resolve_blob(blobs, value["$blob"])
+            except BlobError as exc:
+                log.warning("widget_blob_unavailable", path=list(path), error=exc.message)
+                return value
+            if isinstance(resolved, bytes):
+                buffers[path] = resolved
+                return _MOVED
+            return resolved
+        if isinstance(value, dict):
+            items = ((k, walk(v, (*path, k))) for k, v in value.items())
+            return {k: v for k, v in items if v is not _MOVED}
+        if isinstance(value, list):
+            return [
+                None if (v := walk(item, (*path, i))) is _MOVED else v
+                for i, item in enumerate(value)
+            ]
+        return value
+
+    return walk(state, ()), buffers
 
 
 class CommMirror:

@@ -216,6 +216,12 @@ class CommState:
         self._track_capture(entry)
         return entry
 
+    def restore(self, entry: CommEntry) -> None:
+        """Put back a comm saved earlier (the doc on disk, an .ipynb), keeping its seq."""
+        self._entries[entry.comm_id] = entry
+        self._next_seq = max(self._next_seq, entry.seq + 1)
+        self._track_capture(entry)
+
     def open_from_message(self, content: Any, buffers: Sequence[bytes] = ()) -> CommEntry:
         """Apply a raw `comm_open` content; CommMessageError when it is malformed."""
         opened = parse_comm_open(content, buffers)

@@ -71,6 +71,9 @@ _FINAL = frozenset({"dead", "shutdown"})
 _NOT_RUNNING = _FINAL | {"starting", "restarting"}
 
 
+_STDIN_HANDSHAKE = "stdin-handshake"  # a pending-reply key that no msg_id can take
+
+
 class KernelError(Exception):
     """A kernel operation that failed; `code` is the protocol's error code."""
 
@@ -401,9 +404,18 @@ class KernelSession:
         monitor, self._stdin_monitor = self._stdin_monitor, None
         if monitor is None:
             return
+        # Waited on like a reply, so a kernel that dies meanwhile fails it at once.
+        waiter: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+        self._pending[_STDIN_HANDSHAKE] = waiter
+        event = asyncio.ensure_future(monitor.recv_multipart())  # only HANDSHAKE_SUCCEEDED
+        event.add_done_callback(
+            lambda done: None if waiter.done() or done.cancelled() else waiter.set_result({})
+        )
         try:
-            await monitor.recv_multipart()  # only HANDSHAKE_SUCCEEDED is subscribed
+            await waiter
         finally:
+            self._pending.pop(_STDIN_HANDSHAKE, None)
+            event.cancel()
             self._sockets["stdin"].disable_monitor()
             monitor.close(linger=0)
 

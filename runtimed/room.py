@@ -16,14 +16,14 @@ from typing import Any
 
 import structlog
 
-from notebook_doc import NotebookDoc, NotebookDocError, to_ipynb
+from notebook_doc import NotebookDoc, NotebookDocError, atomic_write, to_ipynb
 
 from . import messages as m
 from .blob_store import BlobError, BlobStore
 from .capture import OutputCapture
 from .coalesce import Coalescer
-from .comm_mirror import CommMirror
-from .comm_state import CommState, to_wire
+from .comm_mirror import CommMirror, resolve_blob, state_from_doc
+from .comm_state import CommEntry, CommState, to_wire
 from .config import Settings
 from .iopub import Execution, IopubRouter, RouterHooks, b64
 from .kernel import KernelError, KernelEvent, KernelSession
@@ -97,11 +97,30 @@ class NotebookRoom:
         )
         self.kernel: KernelSession | None = None
         self.kernel_status = "none"
+        self._restore_comms()
         self._kernel_lock = asyncio.Lock()
         self._dirty_cells: dict[str, OutputLog] = {}
         self._close_timer: asyncio.TimerHandle | None = None
         self.on_idle: Callable[[NotebookRoom], None] | None = None
         self.closed = False
+
+    def _restore_comms(self) -> None:
+        """Widgets saved with the doc (or imported from an .ipynb) are live state until a
+        kernel starts: CommState takes them too, so comm_sync and the doc agree."""
+        for comm in self.doc.get_comms():
+            state, buffers = state_from_doc(comm.state, self.blobs)
+            self.comm_state.restore(
+                CommEntry(
+                    comm_id=comm.comm_id,
+                    target_name=comm.target_name,
+                    model_module=comm.model_module,
+                    model_name=comm.model_name,
+                    state=state,
+                    buffers=buffers,
+                    seq=comm.seq,
+                    outputs=list(comm.outputs),
+                )
+            )
 
     # --- peers -----------------------------------------------------------------------
 
@@ -279,6 +298,8 @@ class NotebookRoom:
         if self.kernel is not None:
             await self.kernel.shutdown()
             self.kernel = None
+        if len(self.comm_state):
+            self._clear_comms()  # saved widgets belong to no kernel: a new one starts clean
         self._set_kernel_status("starting")
         try:
             kernel = await starter(
@@ -424,12 +445,10 @@ class NotebookRoom:
         self.coalescer.flush_now()
         nb = to_ipynb(
             self.doc,
-            resolve_output=lambda h: decode_output(h, self.blobs),
-            resolve_blob=self.blobs.get_json,
+            resolve_output=lambda h: decode_output(h, self.blobs, on_missing="placeholder"),
+            resolve_blob=lambda h: resolve_blob(self.blobs, h),
         )
         data = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
-        from notebook_doc import atomic_write
-
         await asyncio.to_thread(atomic_write, target, data.encode())
         if self.ipynb_path is None:
             self.ipynb_path = target

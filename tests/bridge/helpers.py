@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import hashlib
 import json
 from typing import Any
 
@@ -46,10 +49,18 @@ async def run_cell(client: Client, code: str, timeout: float = 60) -> list[dict]
 async def resolve_output(client: Client, entry: str) -> dict:
     if entry.startswith("{"):
         return json.loads(entry)
-    import base64
-
-    blob = await client.request("get_blob", hash=entry)
-    return json.loads(base64.b64decode(blob["data"]))
+    _, data = await fetch_blob(client, entry)
+    output = json.loads(data)
+    if output.get("output_type") == "stream" and isinstance(output["text"], list):
+        # A long stream's manifest keeps full chunks as their own blobs.
+        parts = [
+            json.loads((await fetch_blob(client, part["$blob"]))[1])
+            if isinstance(part, dict)
+            else part
+            for part in output["text"]
+        ]
+        output["text"] = "".join(parts)
+    return output
 
 
 async def kernel_widgets(client: Client) -> dict[str, dict]:
@@ -60,7 +71,7 @@ async def kernel_widgets(client: Client) -> dict[str, dict]:
 
 
 def doc_comms(client: Client) -> dict[str, dict]:
-    """What a client that only syncs the doc sees."""
+    """What a client that only syncs the doc sees (large values still as {"$blob"})."""
     return {
         c.comm_id: {
             "target_name": c.target_name,
@@ -74,19 +85,54 @@ def doc_comms(client: Client) -> dict[str, dict]:
     }
 
 
+def bytes_marker(data: bytes) -> dict[str, str]:
+    """How a binary value is compared: by content."""
+    return {"$bytes": hashlib.sha256(data).hexdigest()}
+
+
+async def fetch_blob(client: Client, hash_: str) -> tuple[str, bytes]:
+    blob = await client.request("get_blob", hash=hash_)
+    return blob["media_type"], base64.b64decode(blob["data"])
+
+
+async def resolved_doc_comms(client: Client) -> dict[str, dict]:
+    """The doc's comms with every {"$blob"} fetched: JSON back in place, bytes as markers."""
+
+    async def resolve(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"$blob"}:
+            media_type, data = await fetch_blob(client, value["$blob"])
+            return json.loads(data) if media_type == "application/json" else bytes_marker(data)
+        if isinstance(value, dict):
+            return {k: await resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [await resolve(v) for v in value]
+        return value
+
+    comms = doc_comms(client)
+    for comm in comms.values():
+        comm["state"] = await resolve(comm["state"])
+    return comms
+
+
 def wire_comms(comms: list[dict]) -> dict[str, dict]:
-    """CommState's view (get_comms / comm_sync), in the same shape as `doc_comms`."""
-    return {
-        c["comm_id"]: {
+    """CommState's view (get_comms / comm_sync) in the shape of `resolved_doc_comms`."""
+    view = {}
+    for c in comms:
+        state = dict(c["state"])
+        for path, data in zip(c["buffer_paths"], c["buffers"], strict=True):
+            target = state
+            for part in path[:-1]:
+                target = target[part]
+            target[path[-1]] = bytes_marker(base64.b64decode(data))
+        view[c["comm_id"]] = {
             "target_name": c["target_name"],
             "model_module": c["model_module"],
             "model_name": c["model_name"],
-            "state": c["state"],
+            "state": state,
             "seq": c["seq"],
             "outputs": list(c["outputs"]),
         }
-        for c in comms
-    }
+    return view
 
 
 async def assert_doc_matches_comm_state(
@@ -100,12 +146,14 @@ async def assert_doc_matches_comm_state(
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         legacy = wire_comms((await actor.request("get_comms"))["comms"])
-        try:
-            await observer.wait_for(lambda c, want=legacy: doc_comms(c) == want, 0.5)
+        heads = observer.doc.get_heads()
+        seen = await resolved_doc_comms(observer)
+        if seen == legacy:
             break
-        except TimeoutError:
-            if asyncio.get_running_loop().time() > deadline:
-                assert doc_comms(observer) == legacy, "the doc never matched CommState"
+        if asyncio.get_running_loop().time() > deadline:
+            assert seen == legacy, "the doc never matched CommState"
+        with contextlib.suppress(TimeoutError):
+            await observer.wait_for(lambda c, h=heads: c.doc.get_heads() != h, 0.5)
     seqs = [c.seq for c in observer.doc.get_comms()]
     assert seqs == sorted(seqs)
     return legacy

@@ -11,6 +11,7 @@ from tests.bridge.helpers import (
     assert_doc_matches_comm_state,
     doc_comms,
     kernel_widgets,
+    resolved_doc_comms,
     run,
     wire_comms,
 )
@@ -71,7 +72,7 @@ async def test_widget_kinds_mirror_into_the_doc_and_comm_sync(pair, running) -> 
         assert wire_comms(late.comms_from_sync or []) == wire_comms(
             (await actor.request("get_comms"))["comms"]
         )
-        assert doc_comms(late) == legacy
+        assert await resolved_doc_comms(late) == legacy
 
 
 def _only(comms: dict[str, dict], name: str) -> str:
