@@ -216,6 +216,20 @@ class CommState:
         self._track_capture(entry)
         return entry
 
+    def replace_state(
+        self, comm_id: str, state: dict[str, Any], buffers: dict[BufferPath, bytes]
+    ) -> CommEntry | None:
+        """Set a comm's whole state (the kernel's own answer), not a merge."""
+        entry = self._entries.get(comm_id)
+        if entry is None:
+            return None
+        entry.state = dict(state)
+        entry.buffers = dict(buffers)
+        entry.model_module = _text(entry.state, "_model_module")
+        entry.model_name = _text(entry.state, "_model_name")
+        self._track_capture(entry)
+        return entry
+
     def restore(self, entry: CommEntry) -> None:
         """Put back a comm saved earlier (the doc on disk, an .ipynb), keeping its seq."""
         self._entries[entry.comm_id] = entry

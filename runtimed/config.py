@@ -34,6 +34,32 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
+def default_state_dir() -> Path:
+    """The background daemon's log: $RUNTIMED_STATE_DIR, else the user's state dir.
+
+    Kept apart from the data dir so that wiping logs never touches saved notebooks.
+    """
+    explicit = os.environ.get("RUNTIMED_STATE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False))
+
+
+def default_log_path() -> Path:
+    """Where `runtimed start` points the detached daemon's rotating log."""
+    return default_state_dir() / "runtimed.log"
+
+
+def lock_path(socket_path: Path) -> Path:
+    """The flock file beside the socket: whoever holds it is the socket's one daemon."""
+    return socket_path.with_name(socket_path.name + ".lock")
+
+
+def token_path(socket_path: Path) -> Path:
+    """The WebSocket token file beside the socket: 0600, a fresh token at each start."""
+    return socket_path.with_name(socket_path.name + ".token")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a daemon instance needs to know before it starts."""
@@ -51,8 +77,15 @@ class Settings:
     # replaced by one comm_sync; one that stays stuck this long is dropped.
     peer_queue_limit: int = 32 * 1024 * 1024
     peer_stall_timeout: float = 30.0
+    # An execution that carried at least this many comm messages is followed by a
+    # reconcile with the kernel's own widget state once the kernel is idle.
+    reconcile_threshold: int = 500
     # Kernels that the daemon launched get this long to shut down before SIGKILL.
     kernel_shutdown_timeout: float = 5.0
+    # The WebSocket listener as (host, port), None for none; port 0 picks a free one.
+    # A host other than loopback is refused unless ws_allow_remote is set.
+    ws: tuple[str, int] | None = None
+    ws_allow_remote: bool = False
 
     @property
     def docs_dir(self) -> Path:

@@ -52,6 +52,8 @@ class RouterHooks:
     captured: Callable[[], None]
     is_private_comm: Callable[[str], bool]
     private_comm_msg: Callable[[dict], None]
+    widget_opened: Callable[[], None]
+    loss_suspected: Callable[[str], None]
 
 
 @dataclass(slots=True)
@@ -176,6 +178,8 @@ class IopubRouter:
         self._count_comm(msg)
         entry = self.comm_state.open_from_message(content, msg.get("buffers") or [])
         self.mirror.opened(entry.comm_id)
+        if entry.target_name == "jupyter.widget":
+            self.hooks.widget_opened()
         self.hooks.comm_broadcast("comm_open", content, msg.get("buffers") or [])
 
     def _comm_msg(self, msg: dict) -> None:
@@ -195,7 +199,7 @@ class IopubRouter:
         """Merge a kernel update; an Output widget's `outputs` are the capture's business."""
         entry = self.comm_state.get(update.comm_id)
         if entry is None:
-            self.log.info("update_for_unknown_comm", comm_id=update.comm_id)
+            self.hooks.loss_suspected(f"update for unknown comm {update.comm_id}")
             return False
         state = update.state
         if entry.model_name == OUTPUT_MODEL and "outputs" in state:
@@ -215,6 +219,9 @@ class IopubRouter:
         comm_id = content.get("comm_id")
         if not isinstance(comm_id, str):
             raise CommMessageError("comm_close without a comm_id")
+        if self.hooks.is_private_comm(comm_id):
+            self.hooks.private_comm_msg(msg)
+            return
         self._count_comm(msg)
         self.capture.forget(comm_id)
         if self.comm_state.on_comm_close(comm_id) is not None:

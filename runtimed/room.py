@@ -23,7 +23,7 @@ from .blob_store import BlobError, BlobStore
 from .capture import OutputCapture
 from .coalesce import Coalescer
 from .comm_mirror import CommMirror, resolve_blob, state_from_doc
-from .comm_state import CommEntry, CommState, to_wire
+from .comm_state import OUTPUT_MODEL, CommEntry, CommState, to_wire
 from .config import Settings
 from .iopub import Execution, IopubRouter, RouterHooks, b64
 from .kernel import KernelError, KernelEvent, KernelSession
@@ -31,6 +31,14 @@ from .outputs import OutputLog, decode_output
 from .peer import Peer
 from .persistence import DocPersister
 from .protocol import Broadcast, Presence, Snapshot, Sync
+from .reconcile import (
+    WIDGET_TARGET,
+    KernelWidget,
+    Plan,
+    ReconcileUnavailable,
+    WidgetControl,
+)
+from .reconcile import plan as reconcile_plan
 
 log = structlog.get_logger(__name__)
 
@@ -90,13 +98,19 @@ class NotebookRoom:
                 execution_count=self._execution_count,
                 execution_done=self._execution_done,
                 captured=self.coalescer.poke,
-                is_private_comm=lambda comm_id: False,
-                private_comm_msg=lambda msg: None,
+                is_private_comm=self._is_private_comm,
+                private_comm_msg=self._private_comm_msg,
+                widget_opened=self._widget_opened,
+                loss_suspected=self._loss_suspected,
             ),
             log_=self.log,
         )
         self.kernel: KernelSession | None = None
         self.kernel_status = "none"
+        self.control: WidgetControl | None = None
+        self._reconcile_task: asyncio.Task[None] | None = None
+        self._reconcile_again: str | None = None
+        self.reconciles = 0  # reconciles that changed something, for tests and benchmarks
         self._restore_comms()
         self._kernel_lock = asyncio.Lock()
         self._dirty_cells: dict[str, OutputLog] = {}
@@ -260,6 +274,8 @@ class NotebookRoom:
             msg_id=execution.msg_id,
             execution_count=execution.execution_count,
         )
+        if execution.comm_messages >= self.settings.reconcile_threshold:
+            self.schedule_reconcile(f"burst of {execution.comm_messages} comm messages")
 
     # --- kernel ------------------------------------------------------------------------
 
@@ -272,6 +288,8 @@ class NotebookRoom:
         self.log.info("kernel_event", kind=event.kind, reason=event.reason)
         if event.kind in ("restarting", "died", "shutdown"):
             self._clear_comms()
+        if event.kind == "restarted" and self.control is not None:
+            self.control.open()
         status = {"started": "idle", "restarted": "idle"}.get(event.kind, event.kind)
         if event.kind == "died":
             status = "dead"
@@ -288,6 +306,87 @@ class NotebookRoom:
         self.coalescer.flush_now()
         self.router.executions.clear()
         self.broadcast("comm_sync", comms=[])
+
+    # --- reconcile with the kernel's widget state ---------------------------------------
+
+    def _is_private_comm(self, comm_id: str) -> bool:
+        return self.control is not None and self.control.owns(comm_id)
+
+    def _private_comm_msg(self, msg: dict) -> None:
+        if self.control is not None:
+            self.control.on_message(msg)
+
+    def _widget_opened(self) -> None:
+        if self.control is not None:
+            self.control.widgets_seen()
+
+    def _loss_suspected(self, reason: str) -> None:
+        self.log.info("loss_suspected", reason=reason)
+        self.schedule_reconcile(reason)
+
+    def schedule_reconcile(self, reason: str) -> None:
+        """Reconcile soon, once; a request during a running one queues one more."""
+        if self.closed or self.kernel is None:
+            return
+        if self._reconcile_task is not None and not self._reconcile_task.done():
+            self._reconcile_again = reason
+            return
+        self._reconcile_task = asyncio.get_running_loop().create_task(self._reconcile_loop(reason))
+
+    async def _reconcile_loop(self, reason: str | None) -> None:
+        while reason is not None:
+            self.log.info("reconcile", reason=reason)
+            self._reconcile_again = None
+            await self._reconcile_now()
+            reason = self._reconcile_again
+
+    async def _reconcile_now(self) -> dict:
+        """One round trip to the kernel; what changed, or why it could not be done."""
+        if self.control is None:
+            return {"available": False, "reason": "no kernel"}
+        try:
+            plan = await self.control.reconcile()
+        except ReconcileUnavailable as exc:
+            return {"available": False, "reason": str(exc)}
+        except KernelError as exc:
+            return {"available": False, "reason": exc.message}
+        return {"available": True, **plan.summary()}
+
+    def _apply_kernel_widgets(self, widgets: list[KernelWidget]) -> Plan:
+        """Bring CommState and the doc to the kernel's answer, as live messages would."""
+        plan = reconcile_plan(self.comm_state.get_all(), widgets)
+        for widget in plan.added:
+            paths = [list(path) for path in widget.buffers]
+            data = {"state": widget.state, "buffer_paths": paths}
+            self.comm_state.on_comm_open(
+                widget.comm_id,
+                WIDGET_TARGET,
+                data,
+                buffer_paths=paths,
+                buffers=list(widget.buffers.values()),
+            )
+            self.mirror.opened(widget.comm_id)
+            content = {"comm_id": widget.comm_id, "target_name": WIDGET_TARGET, "data": data}
+            self._comm_broadcast("comm_open", content, list(widget.buffers.values()))
+        for widget in plan.updated:
+            entry = self.comm_state.replace_state(widget.comm_id, widget.state, widget.buffers)
+            if entry is not None and entry.model_name == OUTPUT_MODEL:
+                self.capture.set_from_kernel(widget.comm_id, widget.state.get("outputs", []))
+            self.mirror.updated(widget.comm_id)
+            paths = [list(path) for path in widget.buffers]
+            data = {"method": "update", "state": widget.state, "buffer_paths": paths}
+            content = {"comm_id": widget.comm_id, "data": data}
+            self._comm_broadcast("comm_msg", content, list(widget.buffers.values()))
+        for comm_id in plan.removed:
+            self.comm_state.on_comm_close(comm_id)
+            self.capture.forget(comm_id)
+            self.mirror.closed(comm_id)
+            self._comm_broadcast("comm_close", {"comm_id": comm_id, "data": {}}, [])
+        if plan:
+            self.reconciles += 1
+            self.log.info("reconciled", **plan.summary())
+            self.coalescer.flush_now()
+        return plan
 
     def _require_kernel(self) -> KernelSession:
         if self.kernel is None or self.kernel_status in ("dead", "shutdown"):
@@ -310,6 +409,8 @@ class NotebookRoom:
             self.broadcast("error", code=exc.code, message=exc.message)
             raise RequestFailed(exc.code, exc.message) from exc
         self.kernel = kernel
+        self.control = WidgetControl(kernel.send_comm, self._apply_kernel_widgets, log_=self.log)
+        self.control.open()
         self._set_kernel_status(kernel.status if kernel.status != "starting" else "idle")
         return kernel
 
@@ -335,6 +436,7 @@ class NotebookRoom:
             m.Save: self._save,
             m.KernelInfo: self._kernel_info,
             m.GetBlob: self._get_blob,
+            m.Resync: self._resync,
         }
 
     async def _launch_kernel(self, peer: Peer, req: m.LaunchKernel) -> dict:
@@ -354,7 +456,9 @@ class NotebookRoom:
             raise RequestFailed("bad_request", f"connection file {str(path)!r} does not exist")
         async with self._kernel_lock:
             kernel = await self._start_kernel(KernelSession.attach, connection_file=str(path))
-            return {"kernel_name": kernel.kernel_name, "status": self.kernel_status}
+        # Widgets made before we arrived: show them now, from the kernel's own state.
+        widgets = await self._reconcile_now()
+        return {"kernel_name": kernel.kernel_name, "status": self.kernel_status, **widgets}
 
     def _default_kernel_name(self) -> str:
         spec = self.doc.get_metadata().get("kernelspec")
@@ -421,6 +525,10 @@ class NotebookRoom:
             await self.kernel.shutdown()
             self.kernel = None
             return {"status": self.kernel_status}
+
+    async def _resync(self, peer: Peer, req: m.Resync) -> dict:
+        self._require_kernel()
+        return await self._reconcile_now()
 
     async def _get_comms(self, peer: Peer, req: m.GetComms) -> dict:
         return {"comms": [to_wire(e) for e in self.comm_state.get_all()]}
@@ -490,6 +598,8 @@ class NotebookRoom:
             return
         self.closed = True
         self._cancel_close()
+        if self._reconcile_task is not None:
+            self._reconcile_task.cancel()
         if self.kernel is not None and shutdown_kernel:
             try:
                 await self.kernel.shutdown()
