@@ -22,14 +22,6 @@ from tests.conftest import RunningDaemon
 pytestmark = pytest.mark.kernel
 
 
-@pytest.fixture
-async def pair(running: RunningDaemon):
-    async with running.client("nb-blobs") as actor, running.client("nb-blobs") as observer:
-        await actor.request("launch_kernel")
-        yield actor, observer
-        await actor.request("shutdown_kernel")
-
-
 def only(legacy: dict[str, dict], model_name: str) -> str:
     [comm_id] = [cid for cid, c in legacy.items() if c["model_name"] == model_name]
     return comm_id

@@ -11,17 +11,8 @@ from tests.bridge.helpers import (
     run,
     run_cell,
 )
-from tests.conftest import RunningDaemon
 
 pytestmark = pytest.mark.kernel
-
-
-@pytest.fixture
-async def pair(running: RunningDaemon):
-    async with running.client("nb-output") as actor, running.client("nb-output") as observer:
-        await actor.request("launch_kernel")
-        yield actor, observer
-        await actor.request("shutdown_kernel")
 
 
 def output_widget_ids(comms: dict[str, dict]) -> list[str]:

@@ -7,6 +7,7 @@ import signal
 
 import pytest
 
+from tests.bridge.conftest import NOTEBOOK
 from tests.bridge.helpers import (
     assert_doc_matches_comm_state,
     doc_comms,
@@ -15,18 +16,8 @@ from tests.bridge.helpers import (
     run,
     wire_comms,
 )
-from tests.conftest import RunningDaemon
 
 pytestmark = pytest.mark.kernel
-
-
-@pytest.fixture
-async def pair(running: RunningDaemon):
-    """An actor (runs code) and an observer that only syncs the doc, on one room."""
-    async with running.client("nb-widgets") as actor, running.client("nb-widgets") as observer:
-        await actor.request("launch_kernel")
-        yield actor, observer
-        await actor.request("shutdown_kernel")
 
 
 def model(comms: dict[str, dict], name: str) -> list[tuple[str, dict]]:
@@ -68,7 +59,7 @@ async def test_widget_kinds_mirror_into_the_doc_and_comm_sync(pair, running) -> 
                     assert comm["state"].get(key) == value, (comm_id, key)
 
     # A late joiner's comm_sync equals CommState.
-    async with running.client("nb-widgets") as late:
+    async with running.client(NOTEBOOK) as late:
         assert wire_comms(late.comms_from_sync or []) == wire_comms(
             (await actor.request("get_comms"))["comms"]
         )
@@ -178,7 +169,7 @@ async def test_late_joiner_after_1000_updates_sees_final_state_from_doc_alone(
         "s = IntSlider(max=10**9)\n"
         "for i in range(1, 1001): s.value = i",
     )
-    async with running.client("nb-widgets", snapshot=True) as late:
+    async with running.client(NOTEBOOK, snapshot=True) as late:
         [(_, slider)] = model(doc_comms(late), "IntSliderModel")
         assert slider["state"]["value"] == 1000
 
@@ -249,7 +240,7 @@ async def test_malformed_kernel_messages_are_skipped(pair, running) -> None:
     actor, observer = pair
     await run(actor, "from ipywidgets import IntSlider\ns = IntSlider(value=1)")
     legacy = await assert_doc_matches_comm_state(observer, actor)
-    room = running.daemon.rooms["nb-widgets"]
+    room = running.daemon.rooms[NOTEBOOK]
     slider_id = _only(legacy, "IntSliderModel")
     bad = [
         {
