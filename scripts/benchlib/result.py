@@ -1,0 +1,103 @@
+"""What a case hands the report: figures per repeat beside their baseline, and verdicts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .stats import Spread, ratios
+
+SAMPLES_KEPT = 500
+
+
+def thin(values: list[float], keep: int = SAMPLES_KEPT) -> list[float]:
+    """`keep` evenly spaced order statistics (min and max included) of `values`."""
+    ordered = sorted(values)
+    if len(ordered) <= keep:
+        return ordered
+    step = (len(ordered) - 1) / (keep - 1)
+    return [ordered[round(i * step)] for i in range(keep)]
+
+
+@dataclass(slots=True)
+class Row:
+    """One figure measured per repeat, with the baseline measured in the same repeats.
+
+    With a baseline, the ratio is taken per repeat (value_i / baseline_i), so a
+    machine that was slow during one repeat is slow for both sides of that ratio.
+    """
+
+    label: str
+    unit: str
+    values: list[float]
+    baseline_label: str = ""
+    baseline: list[float] | None = None
+
+    @property
+    def spread(self) -> Spread:
+        return Spread.of(self.values)
+
+    @property
+    def baseline_spread(self) -> Spread | None:
+        return None if self.baseline is None else Spread.of(self.baseline)
+
+    @property
+    def ratio_spread(self) -> Spread | None:
+        if self.baseline is None:
+            return None
+        return Spread.of([r for r in ratios(self.values, self.baseline) if not math.isnan(r)])
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "label": self.label,
+            "unit": self.unit,
+            "values": self.values,
+            "summary": self.spread.as_dict(),
+        }
+        if self.baseline is not None:
+            out["baseline_label"] = self.baseline_label
+            out["baseline"] = self.baseline
+            out["baseline_summary"] = Spread.of(self.baseline).as_dict()
+            ratio = self.ratio_spread
+            out["ratio"] = ratio.as_dict() if ratio else None
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One target of the issue and whether this run met it (None: not measurable here)."""
+
+    target: str
+    met: bool | None
+    measured: str
+
+
+@dataclass(slots=True)
+class CaseResult:
+    key: str
+    title: str
+    params: dict[str, Any] = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    # Latency samples in ms, by series name, pooled over repeats: drawn in latency.png.
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "title": self.title,
+            "params": self.params,
+            "seconds": round(self.seconds, 1),
+            "rows": [row.as_dict() for row in self.rows],
+            "checks": [
+                {"target": c.target, "met": c.met, "measured": c.measured} for c in self.checks
+            ],
+            # Thinned to quantiles: the shape survives, the file stays small enough to commit.
+            "samples": {
+                name: [round(v, 3) for v in thin(values)] for name, values in self.samples.items()
+            },
+            "notes": self.notes,
+        }
