@@ -18,9 +18,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
-import nbformat
 import structlog
-from nbformat import ValidationError
 
 from .cells import CellSnapshot, NewCell, unique_ids
 from .comms import CommSnapshot, PutComm
@@ -94,10 +92,7 @@ def _parse(nb: dict[str, Any] | str | bytes) -> dict[str, Any]:
     minor = notebook.get("nbformat_minor")
     if isinstance(minor, int) and minor >= _NBFORMAT_MINOR:
         _repair_ids(cells)
-    try:
-        nbformat.validate(notebook)
-    except ValidationError as exc:
-        raise IpynbError(f"invalid nbformat 4 notebook: {exc.message}") from exc
+    _validate(notebook, "invalid nbformat 4 notebook")
     return notebook
 
 
@@ -222,11 +217,19 @@ def to_ipynb(
         "metadata": metadata,
         "cells": [_export_cell(cell, resolve_output) for cell in doc.get_cells()],
     }
+    _validate(notebook, "the document does not make a valid notebook")
+    return notebook
+
+
+def _validate(notebook: dict[str, Any], what: str) -> None:
+    # nbformat (and its jsonschema) takes most of a second to import: only when needed,
+    # so the CLI and every client start fast.
+    import nbformat
+
     try:
         nbformat.validate(notebook)
-    except ValidationError as exc:
-        raise IpynbError(f"the document does not make a valid notebook: {exc.message}") from exc
-    return notebook
+    except nbformat.ValidationError as exc:
+        raise IpynbError(f"{what}: {exc.message}") from exc
 
 
 def _export_id(cell_id: str) -> str:
