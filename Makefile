@@ -4,9 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JS_STAMP := tests/js/node_modules/.installed
+WEB_STAMP := js/node_modules/.installed
+WEB_BUNDLE := runtimed/web/dist/app.js
+CHROMIUM := /usr/bin/chromium
+WS_ADDRESS ?= 127.0.0.1:8765
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format bench bench-quick soak clean install
+.PHONY: run test lint format bench bench-quick soak clean install web browser
 
 install: $(STAMP)
 
@@ -23,10 +27,31 @@ $(JS_STAMP): tests/js/package.json
 		cd tests/js && npm install --silent --no-audit --no-fund && touch node_modules/.installed; \
 	else echo "npm not found: JS interop tests will fail"; exit 1; fi
 
-run: $(STAMP)
-	$(VENV)/bin/runtimed serve $(RUN_ARGS)
+# The JS client and the notebook page: npm ci from the lockfile, then one esbuild run.
+$(WEB_STAMP): js/package.json js/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: the notebook page cannot be built"; exit 1; }
+	@echo "==> installing the JS client's dependencies (js/)"
+	@cd js && npm ci --silent --no-audit --no-fund && touch node_modules/.installed
 
-test: $(STAMP) $(JS_STAMP)
+$(WEB_BUNDLE): $(WEB_STAMP) js/build.mjs $(wildcard js/src/*.js js/src/page/*.js)
+	@echo "==> building the notebook page (runtimed/web/dist)"
+	@cd js && node build.mjs
+
+web: $(WEB_BUNDLE)
+
+# Debian's Chromium for the browser tests (CI runs as root; elsewhere sudo asks).
+$(CHROMIUM):
+	@echo "==> installing Debian's chromium for the browser tests"
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
+
+browser: $(CHROMIUM)
+
+# The page's URL (with its token) is printed at start; WS_ADDRESS= turns the listener off.
+run: $(STAMP) $(WEB_BUNDLE)
+	$(VENV)/bin/runtimed serve $(if $(WS_ADDRESS),--ws $(WS_ADDRESS)) $(RUN_ARGS)
+
+test: $(STAMP) $(JS_STAMP) $(WEB_BUNDLE) $(CHROMIUM)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -44,4 +69,4 @@ bench-quick: $(STAMP)
 	$(PY) scripts/bench.py --quick
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) tests/js/node_modules js/node_modules runtimed/web/dist .pytest_cache .ruff_cache

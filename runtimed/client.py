@@ -8,6 +8,9 @@
 
 The client is a thin loop around the same sans-I/O `protocol.Connection` the daemon
 uses. Local edits go through `client.doc` (a `NotebookDoc`), then `push()` syncs them.
+
+With `autostart=True`, a client that finds no daemon runs `runtimed start` on the same
+socket (which detaches one, or reports the one that won a race) and connects again.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ import asyncio
 import contextlib
 import itertools
 import os
+import re
+import subprocess
+import sys
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import structlog
 
@@ -29,6 +35,7 @@ from . import __version__
 from .config import default_socket_path
 from .protocol import (
     NEED_DATA,
+    PROTOCOL_VERSION,
     Broadcast,
     Closed,
     Connection,
@@ -44,6 +51,9 @@ from .protocol import (
 
 log = structlog.get_logger(__name__)
 
+# `runtimed start` waits this long for the daemon to answer; we allow a bit more.
+AUTOSTART_TIMEOUT = 60.0
+
 
 class ClientError(Exception):
     """Something the daemon refused or a connection that failed; `code` is the spec's."""
@@ -57,6 +67,10 @@ class ClientError(Exception):
 class Client:
     """One connection to the daemon, on the notebook channel (or the control channel)."""
 
+    # The protocol this client speaks (its hello says so); a daemon speaking another
+    # one refuses the handshake.
+    protocol_version: ClassVar[int] = PROTOCOL_VERSION
+
     def __init__(
         self,
         notebook_id: str | None = None,
@@ -67,6 +81,7 @@ class Client:
         name: str = "runtimed.client",
         timeout: float = 10.0,
         history: int = 100_000,
+        autostart: bool = False,
     ) -> None:
         self.notebook_id = notebook_id
         self.socket_path = Path(socket_path) if socket_path else default_socket_path()
@@ -74,6 +89,9 @@ class Client:
         self.snapshot = snapshot
         self.name = name
         self.timeout = timeout
+        self.autostart = autostart
+        # What `runtimed start` printed when this client had to start the daemon.
+        self.autostart_report: str | None = None
         self.doc: NotebookDoc = NotebookDoc.empty()
         self.sync_state = SyncState()
         # Recent broadcasts, for tests and tools; old ones fall off so memory stays bounded.
@@ -106,6 +124,29 @@ class Client:
         await self.aclose()
 
     async def connect(self) -> None:
+        """Connect and hand-shake; with `autostart`, start a daemon if none answers."""
+        try:
+            await self._open_socket()
+        except ClientError as exc:
+            if exc.code != "no_daemon" or not self.autostart:
+                raise
+            await self._start_daemon()
+            await self._open_socket()
+        try:
+            await asyncio.wait_for(self._handshake(), self.timeout)
+        except TimeoutError:
+            await self.aclose()
+            raise ClientError(
+                "timeout",
+                f"the daemon at {self.socket_path} accepted the connection but did not "
+                f"answer the handshake within {self.timeout:g} s",
+            ) from None
+        self._reader_task = asyncio.get_running_loop().create_task(self._read_loop())
+        if self.notebook_id is not None:
+            # The join sequence ends with kernel_status: by then a snapshot is loaded.
+            await self.wait_for(lambda c: c.joined, self.timeout, "the room never sent its welcome")
+
+    async def _open_socket(self) -> None:
         try:
             self._reader, self._writer = await asyncio.wait_for(
                 asyncio.open_unix_connection(str(self.socket_path)), self.timeout
@@ -114,9 +155,43 @@ class Client:
             raise ClientError(
                 "no_daemon",
                 f"cannot connect to {self.socket_path}: {exc} (is the daemon running? "
-                "start it with `runtimed serve`)",
+                "start it with `runtimed start`)",
             ) from exc
-        hello: dict[str, Any] = {"client": {"name": self.name, "version": __version__}}
+
+    async def _start_daemon(self) -> None:
+        """Run `runtimed start` on our socket; it returns once the daemon answers."""
+        command = [sys.executable, "-m", "runtimed.cli", "--socket", str(self.socket_path)]
+        proc = await asyncio.create_subprocess_exec(
+            *command,
+            "start",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            async with asyncio.timeout(AUTOSTART_TIMEOUT):
+                out, err = await proc.communicate()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise ClientError(
+                "autostart_failed",
+                f"no daemon on {self.socket_path}, and `runtimed start` did not finish "
+                f"within {AUTOSTART_TIMEOUT:g} s",
+            ) from None
+        if proc.returncode != 0:
+            raise ClientError(
+                "autostart_failed",
+                f"no daemon on {self.socket_path}, and `runtimed start` failed "
+                f"(exit {proc.returncode}):\n{err.decode(errors='replace').strip()}",
+            )
+        self.autostart_report = out.decode(errors="replace").strip()
+
+    async def _handshake(self) -> None:
+        hello: dict[str, Any] = {
+            "protocol": self.protocol_version,
+            "client": {"name": self.name, "version": __version__},
+        }
         if self.notebook_id is None:
             hello["channel"] = "control"
         else:
@@ -124,18 +199,39 @@ class Client:
             if self.path is not None:
                 hello["path"] = self.path
         await self._write(self._conn.send(Handshake(hello)))
-        reply = await asyncio.wait_for(self._next_event(), self.timeout)
+        reply = await self._next_event()
         if not isinstance(reply, Handshake):
+            await self.aclose()
             raise ClientError("bad_handshake", f"expected the handshake reply, got {reply!r}")
         if not reply.payload.get("ok"):
             error = reply.payload.get("error") or {}
+            code, message = error.get("code", "bad_handshake"), error.get("message", "")
             await self.aclose()
-            raise ClientError(error.get("code", "bad_handshake"), error.get("message", ""))
+            if code == "unsupported_version":
+                raise self._version_mismatch(_spoken_version(message))
+            raise ClientError(code, message)
+        daemon_protocol = reply.payload.get("protocol")
+        if daemon_protocol != self.protocol_version:
+            await self.aclose()
+            raise self._version_mismatch(daemon_protocol)
         self.handshake = reply.payload
-        self._reader_task = asyncio.get_running_loop().create_task(self._read_loop())
-        if self.notebook_id is not None:
-            # The join sequence ends with kernel_status: by then a snapshot is loaded.
-            await self.wait_for(lambda c: c.joined, self.timeout, "the room never sent its welcome")
+
+    def _version_mismatch(self, daemon_protocol: object) -> ClientError:
+        """Both versions, and what to run: the older side is the one to replace."""
+        ours = self.protocol_version
+        theirs = daemon_protocol if isinstance(daemon_protocol, int) else None
+        if theirs is not None and theirs > ours:
+            advice = (
+                "upgrade this client (pip install -U runtimed), or replace the daemon with "
+                "this installation's: `runtimed stop && runtimed start`"
+            )
+        else:
+            advice = "restart the daemon from this installation: `runtimed stop && runtimed start`"
+        return ClientError(
+            "unsupported_version",
+            f"client speaks protocol {ours}, the daemon at {self.socket_path} speaks "
+            f"{theirs if theirs is not None else 'another version'}: {advice}",
+        )
 
     async def aclose(self) -> None:
         """Close the connection and stop the reader; idempotent."""
@@ -281,3 +377,9 @@ class Client:
             if not future.done():
                 future.set_exception(error)
         self._pending.clear()
+
+
+def _spoken_version(refusal: str) -> int | None:
+    """The daemon's version from its refusal ("... (this daemon speaks 1)"), if named."""
+    match = re.search(r"speaks (\d+)", refusal)
+    return int(match.group(1)) if match else None

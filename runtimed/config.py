@@ -82,6 +82,8 @@ class Settings:
     reconcile_threshold: int = 500
     # Kernels that the daemon launched get this long to shut down before SIGKILL.
     kernel_shutdown_timeout: float = 5.0
+    # A launched kernel that has not answered kernel_info by then is killed: launch fails.
+    kernel_startup_timeout: float = 60.0
     # The WebSocket listener as (host, port), None for none; port 0 picks a free one.
     # A host other than loopback is refused unless ws_allow_remote is set.
     ws: tuple[str, int] | None = None

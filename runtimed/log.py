@@ -1,24 +1,50 @@
-"""structlog set-up: readable lines on a terminal, JSON lines for machines."""
+"""structlog set-up: readable lines on a terminal, JSON lines for machines, and a
+size-rotated file for a daemon that runs in the background with no terminal at all.
+
+structlog and stdlib logging (jupyter_client, asyncio) end in the same handler, so
+every line of the daemon, ours or a library's, has one format and one destination.
+"""
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import sys
+from pathlib import Path
 from typing import Literal, TextIO
 
 import structlog
 
 LogFormat = Literal["console", "json"]
 
+# A detached daemon's log: rotated at this size, with this many old files kept.
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 3
+# Our own loggers follow the requested level; libraries stay at INFO or above.
+OWN_LOGGERS = ("runtimed", "notebook_doc")
+
 
 def configure_logging(
-    level: str = "info", fmt: LogFormat = "console", stream: TextIO | None = None
+    level: str = "info",
+    fmt: LogFormat = "console",
+    stream: TextIO | None = None,
+    log_file: Path | None = None,
 ) -> None:
-    """Route structlog and stdlib logging (jupyter_client, asyncio) to one stream."""
-    stream = stream or sys.stderr
+    """Route structlog and stdlib logging to `log_file` (rotated) or to `stream`."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}: use debug, info, warning or error")
+    handler: logging.Handler
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handler = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+        )
+        colors = False
+    else:
+        stream = stream or sys.stderr
+        handler = logging.StreamHandler(stream)
+        colors = stream.isatty()
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -27,21 +53,31 @@ def configure_logging(
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        else structlog.dev.ConsoleRenderer(colors=colors)
+    )
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                *shared,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.format_exc_info,
+            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
     )
     structlog.configure(
         processors=[
             *shared,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
-            renderer,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.INFO))
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(numeric)

@@ -16,7 +16,7 @@ import os
 import signal
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,8 @@ from . import __version__
 from . import messages as m
 from .blob_store import BlobStore
 from .config import Settings
-from .peer import Peer
+from .lock import DaemonAlreadyRunning, DaemonLock
+from .peer import FrameTransport, Peer
 from .protocol import (
     NEED_DATA,
     PROTOCOL_VERSION,
@@ -43,14 +44,14 @@ from .protocol import (
     Sync,
 )
 from .room import NotebookRoom, RequestFailed
+from .websocket import WebListener
 
 log = structlog.get_logger(__name__)
 
 READ_CHUNK = 256 * 1024
 
-
-class DaemonAlreadyRunning(RuntimeError):
-    """Another live daemon answers on the socket we were asked to use."""
+Receive = Callable[[], Awaitable[bytes]]
+"""A transport's read: the next bytes (b"" at the end); may raise RemoteProtocolError."""
 
 
 class StreamTransport:
@@ -85,6 +86,8 @@ class Daemon:
         self._peers: set[Peer] = set()
         self._stop = asyncio.Event()
         self._server: asyncio.AbstractServer | None = None
+        self.web: WebListener | None = None
+        self._lock = DaemonLock(settings.socket_path)
         self.log = log.bind(pid=os.getpid())
 
     # --- listening -------------------------------------------------------------------
@@ -92,19 +95,27 @@ class Daemon:
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
         """Listen, run until asked to stop, then shut down in order."""
         self.settings.docs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._server = await self._listen_unix(self.settings.socket_path)
-        self.log.info(
-            "listening",
-            socket=str(self.settings.socket_path),
-            data_dir=str(self.settings.data_dir),
-            version=__version__,
-        )
-        if ready is not None:
-            ready()
+        # The lock, held until we are gone, decides who serves this socket, not a probe.
+        self._lock.acquire()
         try:
-            await self._stop.wait()
+            self._server = await self._listen_unix(self.settings.socket_path)
+            self.log.info(
+                "listening",
+                socket=str(self.settings.socket_path),
+                data_dir=str(self.settings.data_dir),
+                version=__version__,
+            )
+            try:
+                if self.settings.ws is not None:
+                    self.web = await WebListener.start(self)
+                    self.log.info("web_listening", host=self.web.host, port=self.web.port)
+                if ready is not None:
+                    ready()
+                await self._stop.wait()
+            finally:
+                await self._shutdown()
         finally:
-            await self._shutdown()
+            self._lock.release()
 
     def request_shutdown(self) -> None:
         self._stop.set()
@@ -132,20 +143,22 @@ class Daemon:
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        # asyncio runs this in a task it creates; we keep a handle so shutdown waits for it.
-        task = asyncio.current_task()
-        if task is not None:
-            self._connections.add(task)
-            task.add_done_callback(self._connections.discard)
-        await self.run_connection(reader, StreamTransport(writer))
+        await self.run_connection(
+            Connection(Role.SERVER), StreamTransport(writer), lambda: reader.read(READ_CHUNK)
+        )
 
     # --- one connection ----------------------------------------------------------------
 
     async def run_connection(
-        self, reader: asyncio.StreamReader, transport: StreamTransport
+        self, conn: Connection, transport: FrameTransport, receive: Receive
     ) -> None:
-        """Read frames until EOF or a protocol error; every request gets its own task."""
-        conn = Connection(Role.SERVER)
+        """Drive one peer on any transport (Unix stream, WebSocket) until EOF or a
+        protocol error; every request gets its own task."""
+        # The transport's server runs this in a task it creates; shutdown waits for it.
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
         peer = Peer(
             conn,
             transport,
@@ -159,7 +172,7 @@ class Daemon:
                 writer = tasks.create_task(peer.run_writer())
                 session.tasks = tasks
                 try:
-                    await self._read_loop(reader, conn, session)
+                    await self._read_loop(receive, conn, session)
                 finally:
                     session.leave()
                     peer.close()
@@ -169,24 +182,16 @@ class Daemon:
         finally:
             self._peers.discard(peer)
 
-    async def _read_loop(
-        self, reader: asyncio.StreamReader, conn: Connection, session: _Session
-    ) -> None:
+    async def _read_loop(self, receive: Receive, conn: Connection, session: _Session) -> None:
         while not session.peer.closed:
-            data = await reader.read(READ_CHUNK)
-            conn.receive_data(data)
-            while True:
-                try:
-                    event = conn.next_event()
-                except RemoteProtocolError as exc:
-                    session.fatal(exc.code, exc.message)
-                    return
-                if event is NEED_DATA:
-                    break
-                if isinstance(event, Closed):
-                    return
-                if not await session.dispatch(event):
-                    return
+            try:
+                conn.receive_data(await receive())
+                while (event := conn.next_event()) is not NEED_DATA:
+                    if isinstance(event, Closed) or not await session.dispatch(event):
+                        return
+            except RemoteProtocolError as exc:
+                session.fatal(exc.code, exc.message)
+                return
 
     # --- rooms -------------------------------------------------------------------------
 
@@ -218,10 +223,9 @@ class Daemon:
         room.persister.changed()
         return room
 
-    @staticmethod
-    def _doc_from_ipynb(notebook_id: str, path: Path) -> NotebookDoc:
+    def _doc_from_ipynb(self, notebook_id: str, path: Path) -> NotebookDoc:
         try:
-            return from_ipynb(path.read_bytes(), notebook_id=notebook_id)
+            return from_ipynb(path.read_bytes(), notebook_id=notebook_id, store_blob=self.blobs.put)
         except (OSError, IpynbError) as exc:
             raise RequestFailed("bad_notebook", f"cannot open {path}: {exc}") from exc
 
@@ -275,6 +279,8 @@ class Daemon:
         self.log.info("shutting_down", rooms=len(self.rooms), peers=len(self._peers))
         if self._server is not None:
             self._server.close()
+        if self.web is not None:
+            self.web.close()
         for peer in list(self._peers):
             peer.transport.send_now(
                 peer.conn.error_frame("daemon_shutdown", "the daemon is stopping")
@@ -287,6 +293,8 @@ class Daemon:
             _done, pending = await asyncio.wait(list(self._connections), timeout=5)
             for task in pending:
                 task.cancel()
+        if self.web is not None:
+            await self.web.wait_closed()
         with contextlib.suppress(FileNotFoundError):
             self.settings.socket_path.unlink()
         self.log.info("stopped")

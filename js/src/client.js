@@ -1,0 +1,319 @@
+// A runtimed client for JavaScript: the wire protocol (docs/protocol.md) over a
+// WebSocket, with a local Automerge doc kept in sync.
+//
+//   const client = await RuntimedClient.connect({ url, token, notebookId });
+//   await client.request("launch_kernel");
+//   const cellId = client.change((d) => appendCell(d, { source: "1 + 1" }));
+//   await client.waitSynced();
+//   await client.request("execute_cell", { cell_id: cellId });
+//
+// Over a WebSocket every frame is one binary message: no preamble, no length prefix.
+// The first message each way is the JSON handshake; every later one starts with a
+// type byte. Works in browsers (the global WebSocket) and in node (pass `ws`).
+import * as A from "@automerge/automerge";
+
+export const PROTOCOL_VERSION = 1;
+export const FrameType = Object.freeze({
+  SYNC: 0,
+  REQUEST: 1,
+  RESPONSE: 2,
+  BROADCAST: 3,
+  PRESENCE: 4,
+  SNAPSHOT: 5,
+});
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** A refusal or failure from the daemon; `code` is the spec's snake_case code. */
+export class RuntimedError extends Error {
+  constructor(code, message) {
+    super(`${code}: ${message}`);
+    this.code = code;
+    this.detail = message;
+  }
+}
+
+export class RuntimedClient {
+  /**
+   * Open a WebSocket, greet the daemon and join a notebook room (or the control
+   * channel when `notebookId` is null). Resolves once the handshake succeeded and, in a
+   * room, the SNAPSHOT and the daemon's first SYNC are in: `doc` is the room's doc.
+   */
+  static async connect({
+    url,
+    token,
+    notebookId = null,
+    path = null,
+    name = "runtimed-js",
+    WebSocket: Socket = globalThis.WebSocket,
+    timeout = 15000,
+  }) {
+    const client = new RuntimedClient({ notebookId, timeout });
+    const address = new URL(url);
+    if (token) address.searchParams.set("token", token);
+    await client._open(new Socket(address.href), { path, name });
+    return client;
+  }
+
+  constructor({ notebookId, timeout }) {
+    this.notebookId = notebookId;
+    this.timeout = timeout;
+    this.doc = A.init();
+    this.syncState = A.initSyncState();
+    this.kernelStatus = null;
+    this.commSync = null; // the last comm_sync broadcast's comms (the legacy widget view)
+    this.handshake = null;
+    this.closed = false;
+    this._ws = null;
+    this._nextId = 1;
+    this._pending = new Map();
+    this._listeners = new Map();
+    this._waiters = new Set();
+  }
+
+  // --- events -------------------------------------------------------------------
+
+  /** Subscribe: "doc" (the doc changed), "sync" (a sync round left it as it was),
+   * "broadcast" ({event, ...}), "presence", "close". */
+  on(event, callback) {
+    if (!this._listeners.has(event)) this._listeners.set(event, new Set());
+    this._listeners.get(event).add(callback);
+    return () => this._listeners.get(event).delete(callback);
+  }
+
+  _emit(event, value) {
+    for (const callback of this._listeners.get(event) ?? []) {
+      try {
+        callback(value);
+      } catch (error) {
+        console.error(`runtimed: a "${event}" listener failed`, error);
+      }
+    }
+    for (const waiter of [...this._waiters]) waiter();
+  }
+
+  /** Resolve once `predicate(client)` holds, re-checked after every event. */
+  waitFor(predicate, { timeout = this.timeout, what = "condition" } = {}) {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        let value;
+        try {
+          value = predicate(this);
+        } catch (error) {
+          finish();
+          reject(error);
+          return;
+        }
+        if (value) {
+          finish();
+          resolve(value);
+        } else if (this.closed) {
+          finish();
+          reject(new RuntimedError("closed", `connection closed while waiting for ${what}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new RuntimedError("timeout", `timed out after ${timeout} ms waiting for ${what}`));
+      }, timeout);
+      const finish = () => {
+        clearTimeout(timer);
+        this._waiters.delete(check);
+      };
+      this._waiters.add(check);
+      check();
+    });
+  }
+
+  /** Resolve once the daemon and we have the same heads: each holds the other's changes. */
+  waitSynced(options = {}) {
+    return this.waitFor((c) => sameHeads(c.syncState.sharedHeads, A.getHeads(c.doc)), {
+      what: "sync",
+      ...options,
+    });
+  }
+
+  // --- requests and edits ---------------------------------------------------------
+
+  /** Send a request; resolves with its result, rejects with a RuntimedError. */
+  request(action, params = {}) {
+    const id = this._nextId++;
+    return new Promise((resolve, reject) => {
+      if (this.closed) {
+        reject(new RuntimedError("closed", "the connection is closed"));
+        return;
+      }
+      this._pending.set(id, { resolve, reject });
+      this._sendJson(FrameType.REQUEST, { ...params, id, action });
+    });
+  }
+
+  /** Edit the local doc (`fn` gets the mutable doc) and push the change; returns fn's value. */
+  change(fn) {
+    let result;
+    this.doc = A.change(this.doc, (d) => {
+      result = fn(d);
+    });
+    this._pushSync();
+    this._emit("doc", this.doc);
+    return result;
+  }
+
+  close() {
+    this._ws?.close();
+  }
+
+  // --- the connection ---------------------------------------------------------------
+
+  _open(ws, { path, name }) {
+    this._ws = ws;
+    ws.binaryType = "arraybuffer";
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => fail(new RuntimedError("timeout", "no handshake reply from the daemon")),
+        this.timeout,
+      );
+      const fail = (error) => {
+        clearTimeout(timer);
+        reject(error);
+        ws.close();
+      };
+      ws.onopen = () => {
+        const hello =
+          this.notebookId === null
+            ? { channel: "control", protocol: PROTOCOL_VERSION, client: { name } }
+            : {
+                channel: "notebook",
+                notebook_id: this.notebookId,
+                snapshot: true,
+                protocol: PROTOCOL_VERSION,
+                client: { name },
+                ...(path ? { path } : {}),
+              };
+        ws.send(encoder.encode(JSON.stringify(hello)));
+      };
+      ws.onerror = (event) => {
+        if (this.handshake === null) {
+          const reason = event?.message ?? "is the daemon running with --ws, and the token right?";
+          fail(new RuntimedError("no_daemon", `cannot open the WebSocket: ${reason}`));
+        }
+      };
+      ws.onclose = () => {
+        this.closed = true;
+        for (const { reject: rejectRequest } of this._pending.values()) {
+          rejectRequest(new RuntimedError("closed", "the connection closed"));
+        }
+        this._pending.clear();
+        if (this.handshake === null) {
+          fail(new RuntimedError("closed", "the daemon closed the connection during the handshake"));
+        }
+        this._emit("close", null);
+      };
+      ws.onmessage = (event) => {
+        const frame = new Uint8Array(event.data);
+        if (this.handshake === null) {
+          const reply = JSON.parse(decoder.decode(frame));
+          if (!reply.ok) {
+            fail(new RuntimedError(reply.error.code, reply.error.message));
+            return;
+          }
+          this.handshake = reply;
+          if (this.notebookId === null) joined();
+          return;
+        }
+        this._receive(frame);
+        if (frame[0] === FrameType.SYNC) joined();
+      };
+      const joined = () => {
+        clearTimeout(timer);
+        resolve(this);
+      };
+    });
+  }
+
+  _receive(frame) {
+    const type = frame[0];
+    const body = frame.subarray(1);
+    switch (type) {
+      case FrameType.SNAPSHOT:
+        // Sent before the first SYNC: start from the daemon's saved doc.
+        this.doc = A.load(body);
+        this._emit("doc", this.doc);
+        return;
+      case FrameType.SYNC: {
+        const before = A.getHeads(this.doc);
+        [this.doc, this.syncState] = A.receiveSyncMessage(this.doc, this.syncState, body);
+        this._pushSync();
+        if (!sameHeads(before, A.getHeads(this.doc))) this._emit("doc", this.doc);
+        else this._emit("sync", null);
+        return;
+      }
+      case FrameType.RESPONSE:
+        this._settle(JSON.parse(decoder.decode(body)));
+        return;
+      case FrameType.BROADCAST:
+        this._broadcast(JSON.parse(decoder.decode(body)));
+        return;
+      case FrameType.PRESENCE:
+        this._emit("presence", JSON.parse(decoder.decode(body)));
+        return;
+      default:
+        console.warn(`runtimed: ignoring a frame of unknown type ${type}`);
+    }
+  }
+
+  _settle(response) {
+    const pending = this._pending.get(response.id);
+    if (!pending) return;
+    this._pending.delete(response.id);
+    if (response.ok) pending.resolve(response.result);
+    else pending.reject(new RuntimedError(response.error.code, response.error.message));
+  }
+
+  _broadcast(message) {
+    if (message.event === "kernel_status") this.kernelStatus = message.status;
+    if (message.event === "comm_sync") this.commSync = message.comms;
+    this._emit("broadcast", message);
+  }
+
+  /** Send our next sync message, if we have anything to say. */
+  _pushSync() {
+    const [syncState, message] = A.generateSyncMessage(this.doc, this.syncState);
+    this.syncState = syncState;
+    if (message !== null) this._send(FrameType.SYNC, message);
+  }
+
+  _sendJson(type, value) {
+    this._send(type, encoder.encode(JSON.stringify(value)));
+  }
+
+  _send(type, payload) {
+    if (this.closed) return;
+    const frame = new Uint8Array(payload.length + 1);
+    frame[0] = type;
+    frame.set(payload, 1);
+    this._ws.send(frame);
+  }
+}
+
+function sameHeads(a, b) {
+  if (a.length !== b.length) return false;
+  const sorted = [...b].sort();
+  return [...a].sort().every((head, i) => head === sorted[i]);
+}
+
+/** Base64 of bytes (for send_comm buffers), in browsers and node alike. */
+export function toBase64(bytes) {
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+/** Bytes of a base64 string (comm broadcast buffers). */
+export function fromBase64(text) {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}

@@ -1,0 +1,88 @@
+// Cell outputs as the doc stores them (runtimed/outputs.py), rendered the JupyterLab way.
+//
+// A doc entry is either an nbformat output as JSON or the 64-hex hash of an output
+// manifest in the daemon's blob store; a long stream's manifest keeps its `text` as a
+// list of {"$blob": hash} chunks (JSON strings) and a plain tail.
+import { OutputArea, OutputAreaModel } from "@jupyterlab/outputarea";
+import { Widget } from "@lumino/widgets";
+import { BLOB_HASH } from "../notebook.js";
+
+/** Fetches blobs over HTTP from the daemon's port, each hash once. */
+export class BlobCache {
+  constructor(token) {
+    this.token = token;
+    this._blobs = new Map();
+  }
+
+  /** {json: true, value} for JSON blobs, {json: false, bytes} for anything else. */
+  get(hash) {
+    if (!this._blobs.has(hash)) {
+      const pending = this._fetch(hash);
+      pending.catch(() => this._blobs.delete(hash)); // a failure may be retried later
+      this._blobs.set(hash, pending);
+    }
+    return this._blobs.get(hash);
+  }
+
+  async _fetch(hash) {
+    const response = await fetch(`/blob/${hash}?token=${encodeURIComponent(this.token)}`);
+    if (!response.ok) throw new Error(`blob ${hash}: HTTP ${response.status}`);
+    const type = response.headers.get("Content-Type") ?? "";
+    if (/^application\/(.*\+)?json/.test(type)) return { json: true, value: await response.json() };
+    return { json: false, bytes: new Uint8Array(await response.arrayBuffer()) };
+  }
+}
+
+/** One doc output entry as a plain nbformat output. */
+export async function resolveOutput(entry, blobs) {
+  if (!BLOB_HASH.test(entry)) return JSON.parse(entry);
+  const { value: output } = await blobs.get(entry);
+  if (output.output_type === "stream" && Array.isArray(output.text)) {
+    const parts = await Promise.all(
+      output.text.map(async (part) =>
+        typeof part === "string" ? part : (await blobs.get(part.$blob)).value,
+      ),
+    );
+    return { ...output, text: parts.join("") };
+  }
+  return output;
+}
+
+/** A cell's output area; `show(entries)` re-renders only when the entries changed.
+ * Lumino attaches only to a node in the document, so the area attaches on first show. */
+export class CellOutputs {
+  constructor(host, { rendermime, blobs, widgets }) {
+    this.blobs = blobs;
+    this.widgets = widgets;
+    this.model = new OutputAreaModel({ trusted: true });
+    this.area = new OutputArea({ model: this.model, rendermime });
+    this.host = host;
+    this._shown = "[]";
+    this._generation = 0;
+  }
+
+  async show(entries) {
+    if (!this.area.isAttached && this.host.isConnected) Widget.attach(this.area, this.host);
+    const key = JSON.stringify(entries);
+    if (key === this._shown) return;
+    this._shown = key;
+    const generation = ++this._generation;
+    const outputs = await Promise.all(
+      entries.map((entry) =>
+        resolveOutput(entry, this.blobs).catch((error) => ({
+          output_type: "stream",
+          name: "stderr",
+          text: `[output unavailable: ${error.message}]\n`,
+        })),
+      ),
+    );
+    await this.widgets.settled(); // a widget view needs its model registered first
+    if (generation !== this._generation) return; // a newer list arrived meanwhile
+    this.model.clear();
+    this.model.fromJSON(outputs);
+  }
+
+  dispose() {
+    this.area.dispose();
+  }
+}

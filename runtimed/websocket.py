@@ -1,0 +1,313 @@
+"""The WebSocket listener: the same rooms for browsers, and the page that shows them.
+
+One port answers two kinds of request (websockets' `process_request` sees every HTTP
+request before the upgrade):
+
+- `GET /ws` upgrades to a WebSocket that carries the runtimed protocol with MESSAGE
+  framing: one typed frame per binary message, no preamble, no length prefix. Each
+  connection is driven by `Daemon.run_connection`, exactly like a Unix-socket one.
+- Plain HTTP: `/` (the notebook page), `/static/<file>` (its assets) and
+  `/blob/<hash>` (a blob the doc refers to: output manifests, stream chunks, widget
+  values).
+
+A browser lets any web site open a WebSocket to 127.0.0.1, so everything that reveals
+or changes a notebook (`/`, `/ws`, `/blob/`) demands the token, given as `?token=` or
+`Authorization: Bearer`, and refused with 401 before any upgrade. Static assets are
+the same for everyone and need none. The token is fresh at each start, written 0600
+beside the socket, and compared in constant time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import http
+import ipaddress
+import logging
+import mimetypes
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, quote, urlsplit
+
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from .blob_store import HASH_RE, BlobError
+from .config import token_path
+from .protocol import MAX_FRAME_SIZE, Connection, Framing, RemoteProtocolError, Role
+
+if TYPE_CHECKING:
+    from .server import Daemon
+
+log = structlog.get_logger(__name__)
+
+WEB_ROOT = Path(__file__).with_name("web")
+"""The page's sources; the JS build (`make web`) writes its bundle to `WEB_ROOT/dist`."""
+WS_PATH = "/ws"
+
+_STATIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".map": "application/json",
+}
+
+
+class WebListenerError(RuntimeError):
+    """The WebSocket listener cannot start as configured (a refused bind, say)."""
+
+
+def check_bind_host(host: str, *, allow_remote: bool) -> None:
+    """Refuse a non-loopback bind unless explicitly allowed: the token is then all
+    that stands between the network and the user's kernels."""
+    if allow_remote or host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        raise WebListenerError(
+            f"WebSocket host {host!r} is not an IP address: use 127.0.0.1, ::1 or localhost"
+        ) from None
+    if not loopback:
+        raise WebListenerError(
+            f"refusing to listen on {host}: not a loopback address "
+            "(pass --ws-allow-remote to expose the daemon beyond this machine)"
+        )
+
+
+def write_token(path: Path) -> str:
+    """A fresh random token, stored 0600 from its first byte (no window for others)."""
+    token = secrets.token_urlsafe(32)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(token + "\n")
+    return token
+
+
+def read_token(path: Path) -> str:
+    """The token a running daemon wrote beside its socket."""
+    return path.read_text().strip()
+
+
+def page_url(host: str, port: int, token: str, notebook_id: str | None = None) -> str:
+    """The address a person opens: the page, with the token (and a notebook) in its query."""
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    query = f"token={quote(token)}"
+    if notebook_id:
+        query += f"&notebook={quote(notebook_id, safe='')}"
+    return f"http://{netloc}/?{query}"
+
+
+class WebSocketTransport:
+    """A peer's frames over a WebSocket: one binary message per frame.
+
+    `send_now` (an error frame right before a close) cannot write synchronously on a
+    WebSocket, so the frame waits for `close`, which sends it and then the close frame.
+    """
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self.ws = ws
+        self._last_frames: list[bytes] = []
+        self._closing: asyncio.Task[None] | None = None
+
+    async def receive(self) -> bytes:
+        """The next frame; b"" once the peer is gone. Text or empty messages are bad frames."""
+        try:
+            message = await self.ws.recv()
+        except ConnectionClosed:
+            return b""
+        if isinstance(message, str):
+            raise RemoteProtocolError(
+                "bad_frame", "text message: runtimed frames travel as binary messages"
+            )
+        if not message:
+            raise RemoteProtocolError("bad_frame", "empty message: a frame needs a type byte")
+        return message
+
+    async def send_frames(self, frames: list[bytes]) -> None:
+        try:
+            for frame in frames:
+                await self.ws.send(frame)
+        except ConnectionClosed as exc:
+            raise ConnectionResetError(f"websocket closed: {exc}") from exc
+
+    def send_now(self, frame: bytes) -> None:
+        self._last_frames.append(frame)
+
+    def close(self) -> None:
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+
+    async def wait_closed(self) -> None:
+        if self._closing is not None:
+            await self._closing
+
+    async def _close(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            for frame in self._last_frames:
+                await self.ws.send(frame)
+        await self.ws.close()
+
+
+class WebListener:
+    """The daemon's WebSocket + HTTP port; `start` binds it, `close` stops accepting."""
+
+    def __init__(self, daemon: Daemon, server: Server, token: str, host: str) -> None:
+        self.daemon = daemon
+        self.server = server
+        self.token = token
+        self.host = host
+        self.log = log.bind(host=host, port=self.port)
+
+    @classmethod
+    async def start(cls, daemon: Daemon) -> WebListener:
+        """Bind the configured host and port and write a fresh token beside the socket."""
+        settings = daemon.settings
+        assert settings.ws is not None
+        host, port = settings.ws
+        check_bind_host(host, allow_remote=settings.ws_allow_remote)
+        token = write_token(token_path(settings.socket_path))
+        listener: WebListener | None = None
+
+        async def handler(ws: ServerConnection) -> None:
+            assert listener is not None
+            await listener._run_websocket(ws)
+
+        async def process_request(ws: ServerConnection, request: Request) -> Response | None:
+            assert listener is not None
+            return await listener._process_request(ws, request)
+
+        try:
+            server = await serve(
+                handler,
+                host,
+                port,
+                process_request=process_request,
+                max_size=MAX_FRAME_SIZE,
+                compression=None,  # loopback: deflate would only cost CPU
+                logger=logging.getLogger("runtimed.websocket.wire"),
+            )
+        except OSError as exc:
+            raise WebListenerError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        listener = cls(daemon, server, token, host)
+        return listener
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when the settings asked for port 0)."""
+        return next(iter(self.server.sockets)).getsockname()[1]
+
+    def url(self, notebook_id: str | None = None) -> str:
+        return page_url(self.host, self.port, self.token, notebook_id)
+
+    def close(self) -> None:
+        """Stop accepting; open connections are ended by the daemon's shutdown, in order."""
+        self.server.close(close_connections=False)
+
+    async def wait_closed(self) -> None:
+        await self.server.wait_closed()
+        with contextlib.suppress(FileNotFoundError):
+            token_path(self.daemon.settings.socket_path).unlink()
+
+    # --- WebSocket ----------------------------------------------------------------------
+
+    async def _run_websocket(self, ws: ServerConnection) -> None:
+        transport = WebSocketTransport(ws)
+        conn = Connection(Role.SERVER, framing=Framing.MESSAGE)
+        try:
+            await self.daemon.run_connection(conn, transport, transport.receive)
+        finally:
+            await transport.wait_closed()
+
+    # --- HTTP ---------------------------------------------------------------------------
+
+    async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        """Answer plain HTTP, or return None to let a WebSocket upgrade go ahead."""
+        url = urlsplit(request.path)
+        path = url.path
+        if path.startswith("/static/"):
+            return await self._static(path.removeprefix("/static/"))
+        if path not in ("/", WS_PATH) and not path.startswith("/blob/"):
+            return _text(http.HTTPStatus.NOT_FOUND, f"no such page: {path}\n")
+        if not self._authorized(request, url.query):
+            self.log.warning("unauthorized", path=path, remote=str(ws.remote_address))
+            return _text(
+                http.HTTPStatus.UNAUTHORIZED,
+                "missing or wrong token: open the URL that `runtimed serve --ws` printed "
+                "(the token is also in the file beside the daemon's socket)\n",
+            )
+        if path == WS_PATH:
+            return None
+        if path == "/":
+            return await self._static("index.html")
+        return await self._blob(path.removeprefix("/blob/"))
+
+    def _authorized(self, request: Request, query: str) -> bool:
+        given = parse_qs(query).get("token", [""])[0]
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            given = header.removeprefix("Bearer ").strip()
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    async def _static(self, name: str) -> Response:
+        if not _STATIC_NAME.fullmatch(name):
+            return _text(http.HTTPStatus.NOT_FOUND, f"no such file: {name}\n")
+        for folder in (WEB_ROOT, WEB_ROOT / "dist"):
+            path = folder / name
+            if path.is_file():
+                body = await asyncio.to_thread(path.read_bytes)
+                kind = _STATIC_TYPES.get(path.suffix) or mimetypes.guess_type(name)[0]
+                return _response(http.HTTPStatus.OK, body, kind or "application/octet-stream")
+        if name in ("app.js", "app.css"):
+            return _text(
+                http.HTTPStatus.SERVICE_UNAVAILABLE,
+                f"{name} is not built: run `make web` (npm install and build in js/)\n",
+            )
+        return _text(http.HTTPStatus.NOT_FOUND, f"no such file: {name}\n")
+
+    async def _blob(self, blob_hash: str) -> Response:
+        if not HASH_RE.fullmatch(blob_hash):
+            return _text(http.HTTPStatus.BAD_REQUEST, "a blob hash is 64 lowercase hex digits\n")
+        blobs = self.daemon.blobs
+        try:
+            info = blobs.info(blob_hash)
+            body = await asyncio.to_thread(blobs.get, blob_hash)
+        except BlobError as exc:
+            status = (
+                http.HTTPStatus.NOT_FOUND
+                if exc.code == "blob_not_found"
+                else http.HTTPStatus.INTERNAL_SERVER_ERROR
+            )
+            return _text(status, f"{exc.message}\n")
+        response = _response(http.HTTPStatus.OK, body, info.media_type)
+        # Content-addressed, so never stale; sandboxed, so kernel HTML cannot run here.
+        response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
+        response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+        return response
+
+
+def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
+    headers = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Cache-Control", "no-cache"),
+            ("Connection", "close"),
+        ]
+    )
+    return Response(status.value, status.phrase, headers, body)
+
+
+def _text(status: http.HTTPStatus, message: str) -> Response:
+    return _response(status, message.encode(), "text/plain; charset=utf-8")
