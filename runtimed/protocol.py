@@ -217,8 +217,28 @@ def _handshake_problem(payload: object, sender: Role) -> str | None:
 # ------------------------------------------------------------------ typed frame bodies
 
 
+class _LastEncoded:
+    """The room sends one event object to every peer in turn: encode it once.
+
+    Identity, not equality, is the key (events hold dicts), and the event is kept
+    alive with its bytes so its id cannot be reused while cached.
+    """
+
+    event: Event | None = None
+    encoded: tuple[FrameType, bytes] = (FrameType.SYNC, b"")
+
+
 def _encode_typed(event: Event) -> tuple[FrameType, bytes]:
     """The type byte and payload for an event after the handshake."""
+    if event is _LastEncoded.event:
+        return _LastEncoded.encoded
+    encoded = _encode_typed_uncached(event)
+    if isinstance(event, Broadcast | Presence):
+        _LastEncoded.event, _LastEncoded.encoded = event, encoded
+    return encoded
+
+
+def _encode_typed_uncached(event: Event) -> tuple[FrameType, bytes]:
     match event:
         case Sync(data) | Snapshot(data) if isinstance(data, bytes | bytearray | memoryview):
             frame_type = FrameType.SYNC if isinstance(event, Sync) else FrameType.SNAPSHOT

@@ -10,6 +10,8 @@ import pytest
 
 import runtimed.messages
 import runtimed.protocol
+from runtimed.protocol import Broadcast
+from tests.protocol.protocol_helpers import connected_pair
 
 FORBIDDEN = {"asyncio", "socket", "anyio", "selectors", "threading", "time", "trio"}
 
@@ -35,3 +37,27 @@ def test_module_imports_nothing_that_does_io(module: ModuleType) -> None:
 def test_messages_depends_only_on_protocol_within_runtimed() -> None:
     imported = _imported_modules(Path(runtimed.messages.__file__))
     assert {name for name in imported if name.startswith("runtimed")} == {"runtimed.protocol"}
+
+
+def test_one_broadcast_sent_to_many_peers_is_encoded_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    protocol = runtimed.protocol
+    calls = 0
+    real = protocol._encode_json
+
+    def counting(value: dict) -> bytes:
+        nonlocal calls
+        calls += 1
+        return real(value)
+
+    monkeypatch.setattr(protocol, "_encode_json", counting)
+    servers = [connected_pair()[1] for _ in range(5)]
+    calls = 0  # the handshakes above encoded JSON too
+    event = Broadcast("comm", {"msg_type": "comm_msg", "content": {"value": 1}})
+    frames = {server.send(event) for server in servers}
+    assert len(frames) == 1
+    assert calls == 1
+    # A new event object (even an equal one) is encoded afresh.
+    servers[0].send(Broadcast("comm", {"msg_type": "comm_msg", "content": {"value": 2}}))
+    assert calls == 2
