@@ -68,5 +68,10 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) scripts/bench.py --quick
 
+# The reliability soak for longer than the suite's minute (SOAK_SECONDS=3600 for an hour).
+SOAK_SECONDS ?= 600
+soak: $(STAMP)
+	RUNTIMED_SOAK_SECONDS=$(SOAK_SECONDS) $(PY) -m pytest tests/reliability/test_soak.py -s $(PYTEST_ARGS)
+
 clean:
 	rm -rf $(VENV) tests/js/node_modules js/node_modules runtimed/web/dist .pytest_cache .ruff_cache

@@ -27,7 +27,7 @@ from .errors import (
 from .files import atomic_write, doc_filename, load_or_create
 from .ipynb import from_ipynb, to_ipynb
 from .schema import SCHEMA_VERSION
-from .sync import SyncState
+from .sync import SyncState, sync_message_heads
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -53,5 +53,6 @@ __all__ = [
     "doc_filename",
     "from_ipynb",
     "load_or_create",
+    "sync_message_heads",
     "to_ipynb",
 ]

@@ -553,13 +553,16 @@ class NotebookDoc:
                 check(lambda c=container, k=item_key, r=read_item: r(reader, c, k))
         return problems
 
-    def repair(self) -> list[str]:
+    def repair(self, *, restore_from: list[bytes] | None = None) -> list[str]:
         """Put a doc a peer broke back into v3 shape (one change); returns what was fixed.
 
         Broken comms are removed (rewrite them from CommState); broken cell fields get
-        neutral values; non-JSON metadata values are dropped.
+        neutral values; non-JSON metadata values are dropped. `restore_from` are heads
+        of a sound earlier state (before the peer's change): a `cells` or `metadata`
+        map the peer deleted or replaced is rebuilt from it rather than left empty.
         """
-        return repair(self._doc, self._notebook_id)
+        previous = None if restore_from is None else self._doc.fork(restore_from)
+        return repair(self._doc, self._notebook_id, previous)
 
     def to_json(self) -> dict[str, Any]:
         """A plain JSON view (for `cat --json` and for comparing docs in tests).

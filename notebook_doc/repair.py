@@ -3,7 +3,9 @@
 The daemon calls this when `validate()` reports problems after a client's sync
 message. Broken comms are removed (the daemon rewrites them from its CommState);
 broken cell fields get neutral values, so a cell is only dropped when it is not a
-map at all; non-JSON metadata values are removed.
+map at all; non-JSON metadata values are removed. A root `cells` or `metadata` map
+that a peer deleted or replaced is rebuilt from `previous` (the doc as it was before
+that peer's change), so one bad client cannot wipe the notebook for everyone.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from ._automerge import (
     get_obj,
     get_scalar,
     insert_text,
+    put_json,
     read_json,
     read_value,
     transaction,
 )
-from .cells import read_cell
+from .cells import create_cell, read_cell
 from .comms import read_comm
 from .errors import NotebookDocError, SchemaError
 from .positions import is_valid_position, key_between
@@ -47,8 +50,12 @@ __all__ = ["repair"]
 log = structlog.get_logger(__name__)
 
 
-def repair(doc: Document, notebook_id: str | None) -> list[str]:
-    """Fix what can be fixed; returns what was done, in words (empty: nothing to do)."""
+def repair(doc: Document, notebook_id: str | None, previous: Document | None = None) -> list[str]:
+    """Fix what can be fixed; returns what was done, in words (empty: nothing to do).
+
+    `previous` is the same doc at an earlier, sound state: a lost `cells` or
+    `metadata` map is rebuilt from it instead of starting empty.
+    """
     fixes: list[str] = []
     with transaction(doc) as tx:
         _repair_version(tx, fixes)
@@ -56,7 +63,13 @@ def repair(doc: Document, notebook_id: str | None) -> list[str]:
         if notebook_id is not None and stored_id != (ScalarType.Str, notebook_id):
             tx.put(ROOT, NOTEBOOK_ID, ScalarType.Str, notebook_id)
             fixes.append(f"restored root.notebook_id {notebook_id!r}")
-        cells, metadata, comms = (_ensure_map(tx, key, fixes) for key in (CELLS, METADATA, COMMS))
+        (cells, cells_lost), (metadata, metadata_lost), (comms, _) = (
+            _ensure_map(tx, key, fixes) for key in (CELLS, METADATA, COMMS)
+        )
+        if previous is not None and cells_lost:
+            _restore_cells(tx, cells, previous, fixes)
+        if previous is not None and metadata_lost:
+            _restore_metadata(tx, metadata, previous, fixes)
         _drop_non_json(tx, metadata, "metadata", fixes)
         for comm_id in tx.keys(comms):
             try:
@@ -80,12 +93,49 @@ def _repair_version(tx: Transaction, fixes: list[str]) -> None:
         fixes.append(f"reset schema_version ({version}) to {SCHEMA_VERSION}")
 
 
-def _ensure_map(tx: Transaction, key: str, fixes: list[str]) -> ObjId:
+def _ensure_map(tx: Transaction, key: str, fixes: list[str]) -> tuple[ObjId, bool]:
+    """The root map at `key`, and whether it had to be made afresh (its content lost)."""
     existing = get_obj(tx, ROOT, key, ObjType.Map)
     if existing is not None:
-        return existing
+        return existing, False
     fixes.append(f"replaced root.{key} with an empty map")
-    return tx.put_object(ROOT, key, ObjType.Map)
+    return tx.put_object(ROOT, key, ObjType.Map), True
+
+
+def _restore_cells(tx: Transaction, cells: ObjId, previous: Document, fixes: list[str]) -> None:
+    """Refill a recreated `cells` map with every sound cell the earlier doc had."""
+    old_cells = get_obj(previous, ROOT, CELLS, ObjType.Map)
+    for cell_id in [] if old_cells is None else previous.keys(old_cells):
+        try:
+            cell = read_cell(previous, old_cells, cell_id)
+        except SchemaError:
+            continue
+        create_cell(
+            tx,
+            cells,
+            cell_id=cell.id,
+            cell_type=cell.cell_type,
+            position=cell.position,
+            source=cell.source,
+            metadata=cell.metadata,
+            execution_count=cell.execution_count,
+            outputs=cell.outputs,
+        )
+        fixes.append(f"restored cells[{cell_id!r}]")
+
+
+def _restore_metadata(
+    tx: Transaction, metadata: ObjId, previous: Document, fixes: list[str]
+) -> None:
+    """Refill a recreated `metadata` map with the earlier doc's JSON values."""
+    old_metadata = get_obj(previous, ROOT, METADATA, ObjType.Map)
+    for key in [] if old_metadata is None else previous.keys(old_metadata):
+        try:
+            value = read_value(previous, old_metadata, key, f"metadata.{key}")
+        except SchemaError:
+            continue
+        put_json(tx, metadata, key, value, where=f"metadata.{key}")
+        fixes.append(f"restored metadata.{key}")
 
 
 def _drop_non_json(tx: Transaction, obj: ObjId, where: str, fixes: list[str]) -> None:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from . import _automerge
+from .errors import SyncMessageError
 
-__all__ = ["SyncState"]
+__all__ = ["SyncState", "sync_message_heads"]
+
+_SYNC_MESSAGE_TYPES = (0x42, 0x43)  # v1, and v2 (which adds capabilities after the rest)
+_HASH_SIZE = 32
 
 
 class SyncState:
@@ -14,3 +18,28 @@ class SyncState:
 
     def __init__(self) -> None:
         self._state = _automerge.SyncState()
+
+
+def sync_message_heads(data: bytes) -> set[bytes]:
+    """The heads a peer's sync message says it has: the first field of Automerge's sync
+    message (a type byte, a ULEB128 count, then 32-byte change hashes).
+
+    A client learns from it that the daemon has its changes, without waiting for the
+    room to go quiet. Raises SyncMessageError for bytes that are not a sync message.
+    """
+    if not data or data[0] not in _SYNC_MESSAGE_TYPES:
+        raise SyncMessageError("not an Automerge sync message")
+    count, shift, offset = 0, 0, 1
+    while True:
+        if offset >= len(data) or shift > 63:
+            raise SyncMessageError("sync message heads: bad length")
+        byte = data[offset]
+        offset += 1
+        count |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    end = offset + count * _HASH_SIZE
+    if end > len(data):
+        raise SyncMessageError("sync message heads: truncated")
+    return {data[i : i + _HASH_SIZE] for i in range(offset, end, _HASH_SIZE)}

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Self
 
 import structlog
 
-from notebook_doc import NotebookDoc, SyncState
+from notebook_doc import NotebookDoc, SyncState, sync_message_heads
 
 from . import __version__
 from .config import default_socket_path
@@ -101,8 +101,8 @@ class Client:
         self.comms_from_sync: list[dict] | None = None  # the last comm_sync's comms
         self.kernel_status: str | None = None
         self.joined = False
-        self._sync_rounds = 0  # sync messages received
-        self._sync_quiet = False  # the last one needed no answer from us
+        self._pushed_heads: set[bytes] = set()  # the doc's heads at our last sync message
+        self._daemon_heads: set[bytes] = set()  # the heads the daemon's last message named
         self._conn = Connection(Role.CLIENT)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -268,7 +268,9 @@ class Client:
 
     async def push(self) -> bool:
         """Send local doc changes to the daemon (after editing `client.doc`); True if sent."""
+        heads = set(self.doc.get_heads())
         data = self.doc.generate_sync_message(self.sync_state)
+        self._pushed_heads = heads  # all of it is sent now, or the daemon has it already
         if data is None:
             return False
         await self._write(self._conn.send(Sync(data)))
@@ -299,13 +301,21 @@ class Client:
     async def wait_synced(self, timeout: float = 10.0) -> None:
         """Push local changes and wait until the daemon has them.
 
-        The daemon answers a sync message that carried changes; we are in sync once
-        an answer came after our push and we had nothing more to say to it.
+        The daemon answers a sync message that carried changes with its own heads. It
+        has each of ours once it names it as a head, or once a change built on it came
+        back (only a peer that has a change can build on it). Neither needs the room
+        to go quiet, which a kernel moving widgets may never let it do.
         """
-        rounds = self._sync_rounds
+        pushed = set(self.doc.get_heads())
+        if pushed == self._pushed_heads:
+            return  # no local change since our last message: an answer may never come
         if await self.push():
             await self.wait_for(
-                lambda c: c._sync_rounds > rounds and c._sync_quiet, timeout, "doc never synced"
+                lambda c: all(
+                    head in c._daemon_heads or head not in c.doc.get_heads() for head in pushed
+                ),
+                timeout,
+                "doc never synced",
             )
 
     # --- the loop ------------------------------------------------------------------------
@@ -347,8 +357,8 @@ class Client:
             self.sync_state = SyncState()
         elif isinstance(event, Sync):
             self.doc.receive_sync_message(self.sync_state, event.data)
-            self._sync_quiet = not await self.push()
-            self._sync_rounds += 1
+            self._daemon_heads = sync_message_heads(event.data)
+            await self.push()
         elif isinstance(event, Response):
             future = self._pending.get(event.id) if event.id is not None else None
             if future is not None and not future.done():

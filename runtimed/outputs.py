@@ -204,7 +204,25 @@ def encode_output(
     encoded = canonical_json(output)
     if inline_limit is not None and len(encoded) <= inline_limit:
         return encoded.decode("utf-8")
-    return blobs.put(encoded, MANIFEST_MEDIA_TYPE)
+    return _put_manifest(encoded, blobs, inline=inline_limit is not None)
+
+
+def _put_manifest(encoded: bytes, blobs: BlobStore, *, inline: bool) -> str:
+    """The manifest's hash, or, when the store's disk fails and the entry may be inline,
+    the output's JSON itself."""
+    try:
+        return blobs.put(encoded, MANIFEST_MEDIA_TYPE)
+    except OSError as exc:
+        if not inline:
+            raise
+        return _kept_inline(encoded, exc)
+
+
+def _kept_inline(encoded: bytes, error: OSError) -> str:
+    """A full or read-only disk must not lose an output: it stays in the doc as JSON
+    (bigger than the inline limit, still a valid entry) and is saved with the doc."""
+    log.warning("output_kept_inline", bytes=len(encoded), error=str(error))
+    return encoded.decode("utf-8")
 
 
 def decode_output(
@@ -364,8 +382,13 @@ class _Stream:
     def encode(self, blobs: BlobStore, inline_limit: int | None) -> str:
         if not self._chunks:
             return encode_output(self.output(), blobs, inline_limit=inline_limit)
-        for chunk in self._chunks[len(self._chunk_hashes) :]:
-            self._chunk_hashes.append(blobs.put_json(chunk))
+        try:
+            for chunk in self._chunks[len(self._chunk_hashes) :]:
+                self._chunk_hashes.append(blobs.put_json(chunk))
+        except OSError as exc:
+            if inline_limit is None:
+                raise
+            return _kept_inline(canonical_json(self.output()), exc)
         rest = "".join([*self._tail, *self._line])
         text: list[Any] = [{"$blob": chunk_hash} for chunk_hash in self._chunk_hashes]
         manifest = {"output_type": "stream", "name": self.name, "text": [*text, rest]}

@@ -114,6 +114,8 @@ class NotebookRoom:
         self._restore_comms()
         self._kernel_lock = asyncio.Lock()
         self._dirty_cells: dict[str, OutputLog] = {}
+        self._storage_error: str | None = None  # the last blob-store failure, until a flush works
+        self._storage_retry: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self.on_idle: Callable[[NotebookRoom], None] | None = None
         self.closed = False
@@ -164,11 +166,12 @@ class NotebookRoom:
 
     def receive_sync(self, peer: Peer, data: bytes) -> None:
         """Apply a peer's sync message; a bad one is that peer's error, not the room's."""
+        before = self.doc.get_heads()
         changed = self.doc.receive_sync_message(peer.sync_state, data)
         if changed:
             problems = self.doc.validate()
             if problems:
-                self._repair(peer, problems)
+                self._repair(peer, problems, before)
             self._doc_changed(origin=peer)
         peer.request_sync()
 
@@ -193,10 +196,11 @@ class NotebookRoom:
     def _comm_sync_event(self) -> Broadcast:
         return Broadcast("comm_sync", {"comms": [to_wire(e) for e in self.comm_state.get_all()]})
 
-    def _repair(self, peer: Peer, problems: list[str]) -> None:
-        """A client wrote something the schema forbids: put the comms back from CommState."""
+    def _repair(self, peer: Peer, problems: list[str], before: list[bytes]) -> None:
+        """A client wrote something the schema forbids: put the doc back in shape, lost
+        cells and metadata from the doc as it was `before` its change, comms from CommState."""
         peer.log.warning("schema_violation", problems=problems)
-        self.doc.repair()
+        self.doc.repair(restore_from=before)
         self.mirror.resync_all()
         self.coalescer.flush_now()
         peer.send(
@@ -219,13 +223,35 @@ class NotebookRoom:
         self.persister.changed()
 
     def _flush_writes(self) -> None:
-        self._publish_captures()
-        changed = self.mirror.flush()
-        for cell_id, output_log in self._dirty_cells.items():
-            changed = self._write_cell_outputs(cell_id, output_log) or changed
+        try:
+            self._publish_captures()
+            changed = self.mirror.flush()
+            for cell_id, output_log in self._dirty_cells.items():
+                changed = self._write_cell_outputs(cell_id, output_log) or changed
+        except OSError as exc:
+            self._storage_failed(exc)
+            return
         self._dirty_cells.clear()
+        self._storage_error = None
         if changed:
             self._doc_changed()
+
+    def _storage_failed(self, exc: OSError) -> None:
+        """The blob store's disk failed mid-flush (full, read-only). What was dirty stays
+        dirty, so a later flush writes it; say so once per failure, and try again later."""
+        message = f"could not store widget data or outputs: {exc.strerror or exc}"
+        if message != self._storage_error:
+            self._storage_error = message
+            self.log.error("storage_failed", error=str(exc))
+            self.broadcast("error", code="storage_failed", message=message)
+        if self._storage_retry is None:
+            loop = asyncio.get_running_loop()
+            self._storage_retry = loop.call_later(self.settings.save_max_interval, self._retry)
+
+    def _retry(self) -> None:
+        self._storage_retry = None
+        if not self.closed:
+            self.coalescer.poke()
 
     def _publish_captures(self) -> None:
         """Output widgets' captured outputs: into CommState, the doc and the kernel."""
@@ -293,7 +319,8 @@ class NotebookRoom:
         status = {"started": "idle", "restarted": "idle"}.get(event.kind, event.kind)
         if event.kind == "died":
             status = "dead"
-            self.broadcast("error", code="kernel_died", message=event.reason or "kernel died")
+            if self.kernel_status != "starting":  # a failed launch says so once, with its code
+                self.broadcast("error", code="kernel_died", message=event.reason or "kernel died")
         self._set_kernel_status(status)
         if event.kind in ("died", "shutdown"):
             self._maybe_schedule_close()
@@ -447,7 +474,12 @@ class NotebookRoom:
             cwd = req.cwd or (str(self.ipynb_path.parent) if self.ipynb_path else None)
             if cwd is not None and not Path(cwd).is_dir():
                 raise RequestFailed("bad_request", f"cwd {cwd!r} is not a directory")
-            kernel = await self._start_kernel(KernelSession.launch, kernel_name=name, cwd=cwd)
+            kernel = await self._start_kernel(
+                KernelSession.launch,
+                kernel_name=name,
+                cwd=cwd,
+                startup_timeout=self.settings.kernel_startup_timeout,
+            )
             return {"kernel_name": kernel.kernel_name, "status": self.kernel_status}
 
     async def _attach_kernel(self, peer: Peer, req: m.AttachKernel) -> dict:
@@ -598,6 +630,8 @@ class NotebookRoom:
             return
         self.closed = True
         self._cancel_close()
+        if self._storage_retry is not None:
+            self._storage_retry.cancel()
         if self._reconcile_task is not None:
             self._reconcile_task.cancel()
         if self.kernel is not None and shutdown_kernel:
