@@ -24,7 +24,7 @@ from .errors import (
     SyncMessageError,
     UnsupportedSchemaVersion,
 )
-from .files import atomic_write, doc_filename, load_or_create
+from .files import atomic_write, doc_filename, is_temp_name, load_or_create
 from .ipynb import from_ipynb, to_ipynb
 from .schema import SCHEMA_VERSION
 from .sync import SyncState, sync_message_heads
@@ -52,6 +52,7 @@ __all__ = [
     "atomic_write",
     "doc_filename",
     "from_ipynb",
+    "is_temp_name",
     "load_or_create",
     "sync_message_heads",
     "to_ipynb",

@@ -26,6 +26,14 @@ def doc_filename(notebook_id: str) -> str:
     return hashlib.sha256(notebook_id.encode("utf-8")).hexdigest() + SUFFIX
 
 
+TEMP_SUFFIX = ".tmp"
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether a file name is one of `atomic_write`'s temp files (left by a crash)."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     """Replace `path` with `data` so a crash leaves either the old file or the new one.
 
@@ -33,7 +41,9 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     failure the temp file is removed and the previous file is untouched.
     """
     target = Path(path)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX
+    )
     try:
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(data)

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,12 +29,13 @@ from typing import Any
 
 import structlog
 
+from notebook_doc import atomic_write, is_temp_name
+
 log = structlog.get_logger(__name__)
 
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 DEFAULT_MEDIA_TYPE = "application/octet-stream"
 STALE_TEMP_SECONDS = 3600.0
-_TEMP_PREFIX = ".tmp-"
 _FANOUT_RE = re.compile(r"^[0-9a-f]{2}$")
 
 
@@ -93,30 +93,6 @@ def canonical_json(value: Any) -> bytes:
         ).encode("ascii")
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see all of it or nothing, even after a crash."""
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX)
-    try:
-        with os.fdopen(fd, "wb") as temp:
-            temp.write(data)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class BlobStore:
     """Synchronous and fast per call: the room's task calls it between doc writes."""
 
@@ -146,10 +122,10 @@ class BlobStore:
         path = self.path_for(hash)
         if not self._holds(path, len(data)):
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            write_atomically(path, data)
+            atomic_write(path, data)
         meta = _meta_path(path)
         if not meta.exists():
-            write_atomically(meta, canonical_json({"media_type": media_type}))
+            atomic_write(meta, canonical_json({"media_type": media_type}))
         return hash
 
     def get(self, hash: str, *, verify: bool = True) -> bytes:
@@ -201,7 +177,7 @@ class BlobStore:
             for second in _subdirs(first):
                 for entry in list(second.iterdir()):
                     name = entry.name
-                    if name.startswith(_TEMP_PREFIX):
+                    if is_temp_name(name):
                         stat = _stat(entry)
                         if stat and stat.st_mtime < stale_before and _unlink(entry):
                             temps += 1

@@ -353,7 +353,13 @@ class Client:
 
     async def _handle(self, event: Any) -> None:
         if isinstance(event, Snapshot):
-            self.doc = NotebookDoc.load(event.data)
+            # On join: the room's doc. Later (we fell too far behind for one sync
+            # message): merged in, so our own unsent changes survive; sync starts over.
+            snapshot = NotebookDoc.load(event.data)
+            if self.doc.get_heads():
+                self.doc.merge(snapshot)
+            else:
+                self.doc = snapshot
             self.sync_state = SyncState()
         elif isinstance(event, Sync):
             self.doc.receive_sync_message(self.sync_state, event.data)

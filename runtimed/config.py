@@ -66,6 +66,8 @@ class Settings:
 
     socket_path: Path = field(default_factory=default_socket_path)
     data_dir: Path = field(default_factory=default_data_dir)
+    # A connection must complete its handshake within this many seconds.
+    handshake_timeout: float = 10.0
     # A room with no peers and no kernel is saved and closed after this many seconds.
     room_grace: float = 30.0
     # Persistence: save after this much quiet, and at least this often under steady change.

@@ -19,7 +19,15 @@ import structlog
 
 from notebook_doc import SyncState
 
-from .protocol import Broadcast, Connection, LocalProtocolError, Sync
+from .protocol import (
+    Broadcast,
+    Connection,
+    ErrorInfo,
+    LocalProtocolError,
+    Response,
+    Snapshot,
+    Sync,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +68,8 @@ class Peer:
         self.sync_source: Callable[[SyncState], bytes | None] | None = None
         # Set by the room on join: a fresh comm_sync broadcast, used after an overflow.
         self.comm_sync_source: Callable[[], Broadcast] | None = None
+        # Set by the room on join: the doc's save() bytes, for a peer too far behind.
+        self.snapshot_source: Callable[[], bytes] | None = None
         self.log = log.bind(peer_id=self.id)
         self._queue: deque[tuple[bool, bytes]] = deque()  # (droppable comm event, frame)
         self._queued_bytes = 0
@@ -76,12 +86,28 @@ class Peer:
             return
         if comm_event and self._comm_resync:
             return  # the comm_sync built at write time will carry it
-        frame = self.conn.send(event)
+        frame = self._encode(event)
         self._queue.append((comm_event, frame))
         self._queued_bytes += len(frame)
         if self._queued_bytes > self.queue_limit:
             self._overflow()
         self._wake.set()
+
+    def _encode(self, event: object) -> bytes:
+        """The event's frame; one that would break the 16 MiB cap becomes an error saying so."""
+        try:
+            return self.conn.send(event)
+        except LocalProtocolError as exc:
+            if exc.code != "frame_too_large":
+                raise
+            self.log.warning("frame_too_large", kind=type(event).__name__, detail=exc.message)
+            message = f"{exc.message}; the doc holds the same state"
+        if isinstance(event, Response):
+            refusal = ErrorInfo("frame_too_large", message)
+            return self.conn.send(Response(event.id, False, None, refusal))
+        name = event.event if isinstance(event, Broadcast) else type(event).__name__
+        fields = {"code": "frame_too_large", "message": f"{name}: {message}"}
+        return self.conn.send(Broadcast("error", fields))
 
     def request_sync(self) -> None:
         self._sync_pending = True
@@ -123,6 +149,9 @@ class Peer:
         if self._sync_pending and self.sync_source is not None:
             self._sync_pending = False
             data = self.sync_source(self.sync_state)
+            if data is not None and len(data) >= self.conn.max_frame_size:
+                frames.append(self._restart_from_snapshot(len(data)))
+                data = self.sync_source(self.sync_state)
             if data is not None:
                 frames.append(self.conn.send(Sync(data)))
         frames.extend(frame for _, frame in self._queue)
@@ -132,6 +161,15 @@ class Peer:
             self._comm_resync = False
             frames.append(self.conn.send(self.comm_sync_source()))
         return frames
+
+    def _restart_from_snapshot(self, sync_size: int) -> bytes:
+        """A peer so far behind that its changes do not fit in a frame: send the whole doc
+        (compact) and start sync over; the peer merges it and says what it still lacks."""
+        if self.snapshot_source is None:
+            raise LocalProtocolError("frame_too_large", f"a {sync_size}-byte sync message")
+        self.log.info("resync_from_snapshot", sync_bytes=sync_size)
+        self.sync_state = SyncState()
+        return self.conn.send(Snapshot(self.snapshot_source()))
 
     def abort(self, code: str, message: str) -> None:
         """Send the spec's error frame right away, then close (a fatal protocol error)."""

@@ -114,6 +114,7 @@ class NotebookRoom:
         self._restore_comms()
         self._kernel_lock = asyncio.Lock()
         self._dirty_cells: dict[str, OutputLog] = {}
+        self._snapshot: tuple[list[bytes], bytes] | None = None
         self._storage_error: str | None = None  # the last blob-store failure, until a flush works
         self._storage_retry: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
@@ -147,9 +148,10 @@ class NotebookRoom:
         peer.log = peer.log.bind(room_id=self.room_id)
         peer.sync_source = self.doc.generate_sync_message
         peer.comm_sync_source = self._comm_sync_event
+        peer.snapshot_source = self.snapshot
         self.coalescer.flush_now()  # the peer's first view includes everything received
         if snapshot:
-            peer.send(Snapshot(self.doc.save()))
+            peer.send(Snapshot(self.snapshot()))
         first = self.doc.generate_sync_message(peer.sync_state)
         if first is not None:
             peer.send(Sync(first))
@@ -157,6 +159,13 @@ class NotebookRoom:
             peer.send(self._comm_sync_event())
         peer.send(Broadcast("kernel_status", {"status": self.kernel_status}))
         self.log.info("peer_joined", peer_id=peer.id, peers=len(self.peers), name=peer.name)
+
+    def snapshot(self) -> bytes:
+        """The doc's save() bytes; joiners that arrive between two changes share one save."""
+        heads = self.doc.get_heads()
+        if self._snapshot is None or self._snapshot[0] != heads:
+            self._snapshot = (heads, self.doc.save())
+        return self._snapshot[1]
 
     def leave(self, peer: Peer) -> None:
         if self.peers.pop(peer.id, None) is None:

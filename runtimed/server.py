@@ -22,7 +22,14 @@ from typing import Any
 
 import structlog
 
-from notebook_doc import IpynbError, NotebookDoc, NotebookDocError, doc_filename, from_ipynb
+from notebook_doc import (
+    IpynbError,
+    NotebookDoc,
+    NotebookDocError,
+    doc_filename,
+    from_ipynb,
+    is_temp_name,
+)
 from notebook_doc import load_or_create as load_doc_file
 
 from . import __version__
@@ -98,6 +105,7 @@ class Daemon:
         # The lock, held until we are gone, decides who serves this socket, not a probe.
         self._lock.acquire()
         try:
+            self._remove_stale_temp_files()
             self._server = await self._listen_unix(self.settings.socket_path)
             self.log.info(
                 "listening",
@@ -116,6 +124,14 @@ class Daemon:
                 await self._shutdown()
         finally:
             self._lock.release()
+
+    def _remove_stale_temp_files(self) -> None:
+        """A daemon killed mid-save leaves a temp file beside the doc; we hold the lock,
+        so nobody else is writing one."""
+        for path in self.settings.docs_dir.iterdir():
+            if is_temp_name(path.name):
+                path.unlink(missing_ok=True)
+                self.log.info("stale_temp_file_removed", path=str(path))
 
     def request_shutdown(self) -> None:
         self._stop.set()
@@ -183,9 +199,20 @@ class Daemon:
             self._peers.discard(peer)
 
     async def _read_loop(self, receive: Receive, conn: Connection, session: _Session) -> None:
+        # A connection that never completes its hello holds a slot for nothing.
+        hello_deadline = asyncio.get_running_loop().time() + self.settings.handshake_timeout
         while not session.peer.closed:
             try:
-                conn.receive_data(await receive())
+                if session.channel is None:
+                    try:
+                        async with asyncio.timeout_at(hello_deadline):
+                            data = await receive()
+                    except TimeoutError:
+                        session.fatal("bad_handshake", "no handshake within the time allowed")
+                        return
+                else:
+                    data = await receive()
+                conn.receive_data(data)
                 while (event := conn.next_event()) is not NEED_DATA:
                     if isinstance(event, Closed) or not await session.dispatch(event):
                         return

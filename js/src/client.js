@@ -236,11 +236,16 @@ export class RuntimedClient {
     const type = frame[0];
     const body = frame.subarray(1);
     switch (type) {
-      case FrameType.SNAPSHOT:
-        // Sent before the first SYNC: start from the daemon's saved doc.
-        this.doc = A.load(body);
+      case FrameType.SNAPSHOT: {
+        // On join, before the first SYNC: start from the daemon's saved doc. Later (this
+        // peer fell too far behind for one sync message): merge it, keeping our unsent
+        // changes, and start sync over.
+        const snapshot = A.load(body);
+        this.doc = A.getHeads(this.doc).length ? A.merge(this.doc, snapshot) : snapshot;
+        this.syncState = A.initSyncState();
         this._emit("doc", this.doc);
         return;
+      }
       case FrameType.SYNC: {
         const before = A.getHeads(this.doc);
         [this.doc, this.syncState] = A.receiveSyncMessage(this.doc, this.syncState, body);

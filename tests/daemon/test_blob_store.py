@@ -261,7 +261,7 @@ def test_iter_hashes_lists_blobs_only(store: BlobStore) -> None:
     store.path_for(corrupt).write_bytes(b"x")
     with pytest.raises(BlobError):
         store.get(corrupt)
-    (store.path_for(next(iter(hashes))).parent / ".tmp-leftover").write_bytes(b"partial")
+    (store.path_for(next(iter(hashes))).parent / ".leftover.tmp").write_bytes(b"partial")
     (store.root / "not-a-fanout-dir").mkdir()
 
     assert set(store.iter_hashes()) == hashes
@@ -271,11 +271,11 @@ def test_gc_keeps_referenced_blobs_and_deletes_the_rest(store: BlobStore) -> Non
     kept = store.put(b"referenced", "text/plain")
     dropped = [store.put(b"a" * 100), store.put(b"b" * 50)]
     directory = store.path_for(kept).parent
-    stale = directory / ".tmp-stale"
+    stale = directory / ".stale.tmp"
     stale.write_bytes(b"crashed writer")
     two_hours_ago = time.time() - 7200
     os.utime(stale, (two_hours_ago, two_hours_ago))
-    fresh = directory / ".tmp-fresh"
+    fresh = directory / ".fresh.tmp"
     fresh.write_bytes(b"writer at work")
 
     report = store.gc({kept, "not a hash"})

@@ -94,7 +94,11 @@ async def test_daemon_restart_brings_every_room_back(running: RunningDaemon) -> 
     await running.stop()
     docs = running.settings.docs_dir
     assert (docs / doc_filename("nb-one")).exists()
+    # What a daemon killed in the middle of a save leaves behind.
+    leftover = docs / f".{doc_filename('nb-one')}.k1ll3d.tmp"
+    leftover.write_bytes(b"half a doc")
     await running.start()
+    assert not leftover.exists()
     for name in ("nb-one", "nb-two"):
         async with running.client(name) as client:
             assert sources(client) == [f"in {name}"]

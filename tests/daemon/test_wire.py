@@ -11,9 +11,11 @@ import json
 import os
 import stat
 import struct
+from dataclasses import replace
 
 import pytest
 
+from runtimed.config import Settings
 from runtimed.server import Daemon, DaemonAlreadyRunning
 from tests.conftest import RunningDaemon
 
@@ -227,3 +229,18 @@ async def test_stale_socket_from_a_dead_daemon_is_replaced(running: RunningDaemo
     assert path.exists()
     await running.start()
     await assert_other_client_still_works(running)
+
+
+async def test_a_connection_that_never_says_hello_is_closed(settings: Settings) -> None:
+    quick = RunningDaemon(replace(settings, handshake_timeout=0.3))
+    await quick.start()
+    try:
+        raw = Raw(*await asyncio.open_unix_connection(str(settings.socket_path)))
+        await raw.send(PREAMBLE + b"\x00\x00")  # a preamble and half a length, then silence
+        reply = json.loads(await raw.read_frame())
+        assert reply["error"]["code"] == "bad_handshake"
+        assert "no handshake" in reply["error"]["message"]
+        assert await raw.at_eof()
+        raw.writer.close()
+    finally:
+        await quick.stop()

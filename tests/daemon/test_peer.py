@@ -1,0 +1,125 @@
+"""A peer's outgoing side: frames that would break the cap, and a peer far behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from notebook_doc import NotebookDoc, SyncState
+from runtimed.peer import Peer
+from runtimed.protocol import (
+    NEED_DATA,
+    Broadcast,
+    Connection,
+    Handshake,
+    Response,
+    Role,
+    Snapshot,
+    Sync,
+)
+
+CAP = 64 * 1024
+HELLO = {"channel": "notebook", "notebook_id": "nb", "snapshot": False}
+REPLY = {"ok": True, "protocol": 1, "daemon_version": "0", "notebook_id": "nb"}
+
+
+class Recorder:
+    """A transport that keeps what the writer would have written."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    async def send_frames(self, frames: list[bytes]) -> None:
+        self.written.extend(frames)
+
+    def send_now(self, frame: bytes) -> None:
+        self.written.append(frame)
+
+    def close(self) -> None:
+        pass
+
+
+def connected(cap: int = CAP) -> tuple[Connection, Connection]:
+    client = Connection(Role.CLIENT, max_frame_size=cap)
+    server = Connection(Role.SERVER, max_frame_size=cap)
+    server.receive_data(client.send(Handshake(HELLO)))
+    assert isinstance(server.next_event(), Handshake)
+    client.receive_data(server.send(Handshake(REPLY)))
+    assert isinstance(client.next_event(), Handshake)
+    return client, server
+
+
+def events(client: Connection, frames: list[bytes]) -> list[object]:
+    if not frames:
+        return []  # (receive_data(b"") would mean end of stream)
+    client.receive_data(b"".join(frames))
+    out = []
+    while (event := client.next_event()) is not NEED_DATA:
+        out.append(event)
+    return out
+
+
+def test_a_peer_too_far_behind_for_one_frame_restarts_from_a_snapshot() -> None:
+    daemon_doc = NotebookDoc.new("nb")
+    for i in range(200):
+        daemon_doc.add_cell(source=f"cell {i} " + "x" * 400)
+    client_conn, server_conn = connected()
+    peer = Peer(server_conn, Recorder(), queue_limit=10**9, stall_timeout=5)
+    peer.sync_source = daemon_doc.generate_sync_message
+    peer.snapshot_source = daemon_doc.save
+
+    # The client already has an edit of its own, and nothing of the daemon's doc.
+    client_doc = NotebookDoc.empty()
+    client_state = SyncState()
+    # A first exchange tells the daemon the client has nothing: its next message would
+    # carry all 200 cells' changes, far above the cap.
+    first = daemon_doc.generate_sync_message(peer.sync_state)
+    assert first is not None
+    client_doc.receive_sync_message(client_state, first)
+    reply = client_doc.generate_sync_message(client_state)
+    assert reply is not None
+    daemon_doc.receive_sync_message(peer.sync_state, reply)
+
+    peer.request_sync()
+    received = events(client_conn, peer._take_batch())
+    assert isinstance(received[0], Snapshot)
+    assert all(len(frame) <= CAP for frame in [received[0].data])
+    # The client merges the snapshot and syncs on from a fresh state, as the spec says.
+    client_doc = NotebookDoc.load(received[0].data)
+    client_state = SyncState()
+    for event in received[1:]:
+        assert isinstance(event, Sync)
+        client_doc.receive_sync_message(client_state, event.data)
+    for _ in range(10):
+        message = client_doc.generate_sync_message(client_state)
+        if message is None:
+            break
+        daemon_doc.receive_sync_message(peer.sync_state, message)
+        peer.request_sync()
+        for event in events(client_conn, peer._take_batch()):
+            assert isinstance(event, Sync)
+            client_doc.receive_sync_message(client_state, event.data)
+    assert client_doc.to_json() == daemon_doc.to_json()
+
+
+def test_a_response_over_the_cap_becomes_an_error_response() -> None:
+    client_conn, server_conn = connected()
+    peer = Peer(server_conn, Recorder(), queue_limit=10**9, stall_timeout=5)
+    peer.send(Response(7, True, {"data": "x" * CAP}))
+    peer.send(Broadcast("comm_sync", {"comms": [{"state": "y" * CAP}]}))
+    [response, broadcast] = events(client_conn, peer._take_batch())
+    assert isinstance(response, Response)
+    assert response.id == 7
+    assert response.ok is False
+    assert response.error is not None
+    assert response.error.code == "frame_too_large"
+    assert isinstance(broadcast, Broadcast)
+    assert broadcast.event == "error"
+    assert broadcast.fields["code"] == "frame_too_large"
+    assert broadcast.fields["message"].startswith("comm_sync:")
+
+
+def test_other_local_protocol_errors_still_raise() -> None:
+    _client_conn, server_conn = connected()
+    peer = Peer(server_conn, Recorder(), queue_limit=10**9, stall_timeout=5)
+    with pytest.raises(Exception, match="bad_event"):
+        peer.send(Broadcast("comm", {"event": "clash"}))
