@@ -169,10 +169,13 @@ class BlobStore:
                     if HASH_RE.fullmatch(entry.name) and entry.is_file():
                         yield entry.name
 
-    def gc(self, keep: set[str]) -> GcReport:
-        """Delete every blob not in `keep`, and temp files left by a crashed writer."""
+    def gc(self, keep: set[str], *, min_age: float = 0.0) -> GcReport:
+        """Delete every blob not in `keep` and older than `min_age` seconds, and temp files
+        left by a crashed writer."""
         kept = deleted = freed = temps = 0
-        stale_before = time.time() - STALE_TEMP_SECONDS
+        now = time.time()
+        stale_before = now - STALE_TEMP_SECONDS
+        young_after = now - min_age
         for first in _subdirs(self.root):
             for second in _subdirs(first):
                 for entry in list(second.iterdir()):
@@ -182,9 +185,10 @@ class BlobStore:
                         if stat and stat.st_mtime < stale_before and _unlink(entry):
                             temps += 1
                     elif HASH_RE.fullmatch(name):
-                        if name in keep:
+                        stat = _stat(entry)
+                        if name in keep or (stat and stat.st_mtime > young_after):
                             kept += 1
-                        elif (stat := _stat(entry)) and _unlink(entry):
+                        elif stat and _unlink(entry):
                             deleted += 1
                             freed += stat.st_size
                     elif name.endswith(".meta") and name.removesuffix(".meta") not in keep:

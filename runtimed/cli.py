@@ -130,6 +130,17 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=_ls)
 
+    gc = sub.add_parser(
+        "gc", parents=[autostarts], help="delete stored blobs that no notebook refers to"
+    )
+    gc.add_argument(
+        "--min-age",
+        type=float,
+        default=3600.0,
+        help="keep blobs younger than this many seconds (default 3600)",
+    )
+    gc.set_defaults(func=_gc)
+
     cat = sub.add_parser("cat", parents=[autostarts], help="print a notebook's cells and comms")
     cat.add_argument("notebook", help="notebook id (an .ipynb path is made absolute)")
     cat.add_argument("--json", action="store_true")
@@ -389,6 +400,20 @@ def _ls(args: argparse.Namespace) -> int:
         print(json.dumps(rooms, indent=2))
     else:
         _print_rooms(rooms)
+    return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    async def go() -> dict[str, Any]:
+        async with _connected(args) as client:
+            return await client.request("gc", min_age=args.min_age)
+
+    report = asyncio.run(go())
+    print(
+        f"{report['notebooks']} notebook(s) read: {report['blobs_deleted']} blob(s) deleted "
+        f"({report['bytes_freed']} bytes), {report['blobs_kept']} kept, "
+        f"{report['temp_files_deleted']} stale temp file(s) removed"
+    )
     return 0
 
 

@@ -175,6 +175,12 @@ class ShutdownDaemon(RequestParams):
     """Stop the daemon, in order."""
 
 
+class Gc(RequestParams):
+    """Delete blobs that no notebook refers to (and older than `min_age` seconds)."""
+
+    min_age: float = 3600.0
+
+
 NOTEBOOK_ACTIONS: Final[Mapping[str, type[RequestParams]]] = MappingProxyType(
     {
         "launch_kernel": LaunchKernel,
@@ -199,6 +205,7 @@ CONTROL_ACTIONS: Final[Mapping[str, type[RequestParams]]] = MappingProxyType(
         "daemon_info": DaemonInfo,
         "list_rooms": ListRooms,
         "shutdown_daemon": ShutdownDaemon,
+        "gc": Gc,
     }
 )
 

@@ -17,6 +17,7 @@ import signal
 import stat
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from . import __version__
 from . import messages as m
 from .blob_store import BlobStore
 from .config import Settings
+from .gc import collect_garbage
 from .lock import DaemonAlreadyRunning, DaemonLock
 from .peer import FrameTransport, Peer
 from .protocol import (
@@ -300,6 +302,24 @@ class Daemon:
             ],
         }
 
+    def collect_garbage(self, min_age: float) -> dict:
+        """Blobs needed by no room, open or saved, are deleted. Open rooms are read
+        live; saved docs are loaded one at a time (a doc that does not load keeps
+        everything: nothing is deleted when a notebook cannot be read)."""
+        open_rooms = {doc_filename(room.notebook_id): room.doc for room in self.rooms.values()}
+        docs: list[NotebookDoc] = list(open_rooms.values())
+        for path in sorted(self.settings.docs_dir.glob("*.automerge")):
+            if path.name in open_rooms:
+                continue
+            try:
+                docs.append(NotebookDoc.load(path.read_bytes()))
+            except (OSError, NotebookDocError) as exc:
+                raise RequestFailed(
+                    "gc_refused", f"{path} does not load ({exc}); no blob was deleted"
+                ) from exc
+        report = collect_garbage(docs, self.blobs, min_age=min_age)
+        return {"notebooks": len(docs), **asdict(report)}
+
     # --- shutdown ----------------------------------------------------------------------
 
     async def _shutdown(self) -> None:
@@ -403,6 +423,8 @@ class _Session:
         if isinstance(action, m.ShutdownDaemon):
             asyncio.get_running_loop().call_soon(daemon.request_shutdown)
             return {"stopping": True}
+        if isinstance(action, m.Gc):
+            return daemon.collect_garbage(action.min_age)
         raise RequestFailed("unknown_action", f"{type(action).__name__} is not a control action")
 
     def fatal(self, code: str, message: str) -> None:

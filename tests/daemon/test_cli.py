@@ -90,6 +90,8 @@ def test_status_cat_ls_and_stop_round_trip(settings: Settings, served, tmp_path:
     assert [c["source"] for c in as_json["cells"]] == ["print('hi')"]
     ls = cli(settings, "ls")
     assert str(notebook) in ls.stdout
+    gc = cli(settings, "gc")
+    assert "1 notebook(s) read: 0 blob(s) deleted" in gc.stdout
 
     cli(settings, "stop")
     assert served.wait(30) == 0
