@@ -24,7 +24,7 @@ from notebook_doc import (
 )
 
 from .blob_store import BlobError, BlobStore
-from .comm_state import OUTPUT_MODEL, CommEntry, CommState
+from .comm_state import OUTPUT_MODEL, BufferPath, CommEntry, CommState
 
 log = structlog.get_logger(__name__)
 
@@ -62,17 +62,44 @@ def _set_path(target: Any, path: tuple[str | int, ...], value: Any) -> Any:
     return {head: _set_path(None, rest, value)}
 
 
-def doc_state_json(entry: CommEntry, blobs: BlobStore | None) -> str:
+# Per comm, per path: the value last seen there and its blob hash (None: small, inline).
+# Identity is the key: CommState keeps an untouched value's object across updates, so
+# an unchanged 5 MB value is not encoded, hashed and looked up again at every flush.
+StoredValues = dict[str, dict[BufferPath, tuple[Any, str | None]]]
+
+
+def doc_state_json(
+    entry: CommEntry, blobs: BlobStore | None, stored: StoredValues | None = None
+) -> str:
     """The state as the doc stores it: buffers and large values moved out as {"$blob"}."""
     state: Any = entry.state
-    if blobs is not None:
-        for key, value in entry.state.items():
-            if isinstance(value, str | list | dict) and not is_blob_ref(value):
-                encoded = _json.encode(value)
-                if len(encoded) > LARGE_VALUE_LIMIT:
-                    state = _set_path(state, (key,), blob_ref(blobs.put(encoded, JSON_MEDIA_TYPE)))
-        for path, data in entry.buffers.items():
-            state = _set_path(state, path, blob_ref(blobs.put(bytes(data))))
+    if blobs is None:
+        return _json.encode(state).decode()
+    seen = {} if stored is None else stored.setdefault(entry.comm_id, {})
+    current: dict[BufferPath, tuple[Any, str | None]] = {}
+
+    def hash_of(
+        path: tuple[str | int, ...], value: Any, store: Callable[[], str | None]
+    ) -> str | None:
+        known = seen.get(path)
+        hash_ = known[1] if known is not None and known[0] is value else store()
+        current[path] = (value, hash_)
+        return hash_
+
+    def large_json(value: Any) -> str | None:
+        encoded = _json.encode(value)
+        return blobs.put(encoded, JSON_MEDIA_TYPE) if len(encoded) > LARGE_VALUE_LIMIT else None
+
+    for key, value in entry.state.items():
+        if isinstance(value, str | list | dict) and not is_blob_ref(value):
+            hash_ = hash_of((key,), value, lambda v=value: large_json(v))
+            if hash_ is not None:
+                state = _set_path(state, (key,), blob_ref(hash_))
+    for path, data in entry.buffers.items():
+        hash_ = hash_of(path, data, lambda d=data: blobs.put(bytes(d)))
+        state = _set_path(state, path, blob_ref(hash_))
+    if stored is not None:
+        stored[entry.comm_id] = current  # values no longer there are forgotten
     return _json.encode(state).decode()
 
 
@@ -134,6 +161,7 @@ class CommMirror:
         self._schedule = schedule
         self._dirty: dict[str, str] = {}
         self._clear_pending = False
+        self._stored: StoredValues = {}
 
     # --- what CommState just did -------------------------------------------------
 
@@ -145,11 +173,13 @@ class CommMirror:
         self._mark(comm_id, self._dirty.get(comm_id) or _UPDATE)
 
     def closed(self, comm_id: str) -> None:
+        self._stored.pop(comm_id, None)
         self._mark(comm_id, _CLOSE)
 
     def cleared(self) -> None:
         """Restart, shutdown or death: the doc's comms go in the next flush, before anything new."""
         self._dirty.clear()
+        self._stored.clear()
         self._clear_pending = True
         self._schedule()
 
@@ -185,7 +215,7 @@ class CommMirror:
         entry = self.comm_state.get(comm_id)
         if op == _CLOSE or entry is None:
             return [RemoveComm(comm_id)]
-        state_json = doc_state_json(entry, self.blobs)
+        state_json = doc_state_json(entry, self.blobs, self._stored)
         writes: list[CommWrite]
         if op == _UPDATE and self.doc.get_comm_state_json(comm_id) is not None:
             writes = [UpdateCommState(comm_id, state_json)]

@@ -1,0 +1,63 @@
+"""The doc form of a comm's state: large values and buffers as blobs, stored once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from runtimed.blob_store import BlobStore
+from runtimed.comm_mirror import LARGE_VALUE_LIMIT, StoredValues, doc_state_json, state_from_doc
+from runtimed.comm_state import CommState
+
+
+class CountingStore(BlobStore):
+    puts = 0
+
+    def put(self, data: bytes, media_type: str = "application/octet-stream") -> str:
+        self.puts += 1
+        return super().put(data, media_type)
+
+
+def test_large_values_and_buffers_leave_the_state_and_come_back(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path)
+    comms = CommState()
+    big = "x" * (LARGE_VALUE_LIMIT + 1)
+    entry = comms.on_comm_open(
+        "w",
+        "jupyter.widget",
+        {"state": {"value": big, "small": 1}},
+        buffer_paths=[["data"]],
+        buffers=[b"\x00\x01"],
+    )
+    stored = json.loads(doc_state_json(entry, blobs))
+    assert stored["small"] == 1
+    assert set(stored["value"]) == {"$blob"}
+    assert set(stored["data"]) == {"$blob"}
+    state, buffers = state_from_doc(stored, blobs)
+    assert state == {"value": big, "small": 1}
+    assert buffers == {("data",): b"\x00\x01"}
+
+
+def test_an_unchanged_large_value_is_not_stored_again_at_every_flush(tmp_path: Path) -> None:
+    blobs = CountingStore(tmp_path)
+    comms = CommState()
+    stored: StoredValues = {}
+    big = "y" * (LARGE_VALUE_LIMIT + 1)
+    entry = comms.on_comm_open(
+        "w",
+        "jupyter.widget",
+        {"state": {"value": big, "n": 0}},
+        buffer_paths=[["b"]],
+        buffers=[b"1"],
+    )
+    first = json.loads(doc_state_json(entry, blobs, stored))
+    assert blobs.puts == 2
+    for n in range(1, 20):  # the small key moves; the big value and the buffer stay
+        comms.on_comm_update("w", {"n": n})
+        again = json.loads(doc_state_json(entry, blobs, stored))
+        assert again["value"] == first["value"]
+        assert again["n"] == n
+    assert blobs.puts == 2
+    comms.on_comm_update("w", {"value": big + "!"})  # a new value is stored
+    doc_state_json(entry, blobs, stored)
+    assert blobs.puts == 3
