@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jupyter_client.manager import AsyncKernelManager
 
 from runtimed.client import Client
 from runtimed.config import Settings
@@ -118,3 +119,14 @@ def unbounded_kernel(make_kernelspec: Callable[..., str]) -> str:
     return make_kernelspec(
         "unbounded", [sys.executable, str(UNBOUNDED_KERNEL), "-f", "{connection_file}"]
     )
+
+
+@pytest.fixture
+async def external_kernel() -> AsyncIterator[AsyncKernelManager]:
+    """A real ipykernel started with plain jupyter_client, as another tool would."""
+    manager = AsyncKernelManager(kernel_name="python3")
+    await manager.start_kernel()
+    try:
+        yield manager
+    finally:
+        await manager.shutdown_kernel(now=True)

@@ -35,9 +35,10 @@ def assert_states_match_kernel(legacy: dict[str, dict], truth: dict[str, dict]) 
         assert widgets[comm_id]["state"] == state, comm_id
 
 
-async def test_attach_shows_widgets_made_before_the_daemon_arrived(running: RunningDaemon) -> None:
-    manager = AsyncKernelManager(kernel_name="python3")
-    await manager.start_kernel()
+async def test_attach_shows_widgets_made_before_the_daemon_arrived(
+    running: RunningDaemon, external_kernel: AsyncKernelManager
+) -> None:
+    manager = external_kernel
     kc = manager.client()
     kc.start_channels()
     try:
@@ -64,7 +65,6 @@ async def test_attach_shows_widgets_made_before_the_daemon_arrived(running: Runn
             await actor.request("shutdown_kernel")  # detach; the kernel is not ours
     finally:
         kc.stop_channels()
-        await manager.shutdown_kernel(now=True)
 
 
 async def test_reconciling_an_unchanged_room_adds_no_doc_change(running: RunningDaemon) -> None:

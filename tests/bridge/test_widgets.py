@@ -286,22 +286,13 @@ async def test_malformed_kernel_messages_are_skipped(pair, running) -> None:
     assert await assert_doc_matches_comm_state(observer, actor) == legacy
 
 
-async def test_attached_kernel_works_the_same(running) -> None:
-    from jupyter_client.manager import AsyncKernelManager
-
-    km = AsyncKernelManager(kernel_name="python3")
-    await km.start_kernel()
-    try:
-        async with running.client("nb-attach") as actor, running.client("nb-attach") as observer:
-            await actor.request("attach_kernel", connection_file=km.connection_file)
-            await run(
-                actor, "from ipywidgets import IntSlider\ns = IntSlider(value=4)\ns.value = 5"
-            )
-            legacy = await assert_doc_matches_comm_state(observer, actor)
-            [(_, slider)] = model(legacy, "IntSliderModel")
-            assert slider["state"]["value"] == 5
-            # Detaching leaves someone else's kernel running.
-            await actor.request("shutdown_kernel")
-            assert await km.is_alive()
-    finally:
-        await km.shutdown_kernel(now=True)
+async def test_attached_kernel_works_the_same(running, external_kernel) -> None:
+    async with running.client("nb-attach") as actor, running.client("nb-attach") as observer:
+        await actor.request("attach_kernel", connection_file=external_kernel.connection_file)
+        await run(actor, "from ipywidgets import IntSlider\ns = IntSlider(value=4)\ns.value = 5")
+        legacy = await assert_doc_matches_comm_state(observer, actor)
+        [(_, slider)] = model(legacy, "IntSliderModel")
+        assert slider["state"]["value"] == 5
+        # Detaching leaves someone else's kernel running.
+        await actor.request("shutdown_kernel")
+        assert await external_kernel.is_alive()

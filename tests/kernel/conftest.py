@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from jupyter_client.manager import AsyncKernelManager
 from kernel_helpers import Recorder, ScriptedKernel
 
 from runtimed.kernel import KernelSession
@@ -24,17 +23,6 @@ async def kernel(recorder: Recorder) -> AsyncIterator[KernelSession]:
         yield session
     finally:
         await session.shutdown()
-
-
-@pytest.fixture
-async def external_kernel() -> AsyncIterator[AsyncKernelManager]:
-    """A kernel started with plain jupyter_client, as another tool would."""
-    manager = AsyncKernelManager(kernel_name="python3")
-    await manager.start_kernel()
-    try:
-        yield manager
-    finally:
-        await manager.shutdown_kernel(now=True)
 
 
 @pytest.fixture

@@ -8,13 +8,12 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-from jupyter_client.manager import AsyncKernelManager
 
 from runtimed.client import Client, ClientError
 from runtimed.config import Settings
@@ -123,14 +122,3 @@ def daemon_process(settings: Settings, tmp_path: Path) -> Iterator[Callable[...,
     yield make
     for daemon in made:
         daemon.stop()
-
-
-@pytest.fixture
-async def outside_kernel() -> AsyncIterator[AsyncKernelManager]:
-    """A real ipykernel started by plain jupyter_client: the daemon only attaches to it."""
-    manager = AsyncKernelManager(kernel_name="python3")
-    await manager.start_kernel()
-    try:
-        yield manager
-    finally:
-        await manager.shutdown_kernel(now=True)

@@ -180,7 +180,7 @@ def check_disk(
 
 
 async def test_twenty_sigkills_during_a_widget_burst_and_edits_lose_nothing_saved(
-    daemon_process: Callable[..., DaemonProcess], outside_kernel: AsyncKernelManager
+    daemon_process: Callable[..., DaemonProcess], external_kernel: AsyncKernelManager
 ) -> None:
     daemon = daemon_process(save_debounce=SAVE_DEBOUNCE, save_max_interval=SAVE_MAX_INTERVAL)
     written: set[str] = set()
@@ -193,7 +193,7 @@ async def test_twenty_sigkills_during_a_widget_burst_and_edits_lose_nothing_save
         for notebook_id, saved in on_disk.items():
             async with daemon.client(notebook_id) as client:
                 assert client.doc.to_json()["cells"] == saved.to_json()["cells"]
-        killed_at = await one_round(daemon, outside_kernel, round_, ledger)
+        killed_at = await one_round(daemon, external_kernel, round_, ledger)
         on_disk = check_disk(daemon, ledger, killed_at, on_disk)
         checked += len(ledger.before(killed_at - WINDOW).cells)
         acknowledged += len(ledger.cells)
