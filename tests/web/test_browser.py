@@ -83,3 +83,24 @@ async def test_slider_moves_between_pages_and_the_kernel(web: WebDaemon, browser
         await browser.call("screenshot", page="b", path=str(ARTIFACTS / "browser-page-b.png"))
         assert await browser.call("errors") == []
         await py.request("shutdown_kernel")
+
+
+async def test_an_output_widget_shows_what_it_captured(web: WebDaemon, browser: Browser) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with web.client("browser-output") as py:
+        await py.request("launch_kernel")
+        await run_cell(py, "from ipywidgets import Output, IntSlider\nout = Output()\nout")
+        await browser.call("open", page="o", url=web.page_url("browser-output"))
+        # Captured while the page is open: a print and a nested widget, inside the widget.
+        cell_outputs = await run_cell(
+            py, "with out:\n    print('captured line')\n    display(IntSlider(value=3))"
+        )
+        assert cell_outputs == []  # nothing went to the cell
+        await browser.wait("o", "document.body.innerText.includes('captured line')")
+        await browser.wait("o", f"{READOUT} === '3'")
+        # A page opened afterwards gets the same from the doc.
+        await browser.call("open", page="late", url=web.page_url("browser-output"))
+        await browser.wait("late", "document.body.innerText.includes('captured line')")
+        await browser.call("screenshot", page="late", path=str(ARTIFACTS / "output-widget.png"))
+        assert await browser.call("errors") == []
+        await py.request("shutdown_kernel")
