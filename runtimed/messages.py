@@ -178,7 +178,7 @@ class ShutdownDaemon(RequestParams):
 class Gc(RequestParams):
     """Delete blobs that no notebook refers to (and older than `min_age` seconds)."""
 
-    min_age: float = 3600.0
+    min_age: Annotated[float, msgspec.Meta(ge=0)] = 3600.0
 
 
 NOTEBOOK_ACTIONS: Final[Mapping[str, type[RequestParams]]] = MappingProxyType(

@@ -16,6 +16,7 @@ from runtimed.messages import (
     DaemonInfo,
     Execute,
     ExecuteCell,
+    Gc,
     GetBlob,
     GetComms,
     HandshakeHello,
@@ -84,6 +85,8 @@ VALID_REQUESTS: list[tuple[str, str, dict[str, Any], RequestParams]] = [
     ("control", "daemon_info", {}, DaemonInfo()),
     ("control", "list_rooms", {}, ListRooms()),
     ("control", "shutdown_daemon", {}, ShutdownDaemon()),
+    ("control", "gc", {}, Gc()),
+    ("control", "gc", {"min_age": 0}, Gc(min_age=0)),
 ]
 
 
