@@ -17,6 +17,7 @@ import pytest
 from notebook_doc import NotebookDocError
 from runtimed.client import Client
 from tests.bridge.helpers import assert_doc_matches_comm_state, run
+from tests.conftest import eventually
 from tests.reliability.conftest import DaemonProcess
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
@@ -74,6 +75,7 @@ async def edit_at_random(client: Client, rng: random.Random, stop: asyncio.Event
     return edits
 
 
+@pytest.mark.timeout(SECONDS + 300)  # the soak itself, then convergence and checks
 async def test_soak_twenty_clients_and_a_busy_kernel(
     daemon_process: Callable[..., DaemonProcess],
 ) -> None:
@@ -103,12 +105,16 @@ async def test_soak_twenty_clients_and_a_busy_kernel(
         edits = sum(per_client)
         await widgets
 
-        # Everyone converges to one doc.
+        # Everyone converges to one doc. Not to a snapshot of one client's heads: the
+        # daemon may still change the doc after the burst (a reconcile, when the
+        # kernel's IOPub dropped messages under this load).
         for client in clients:
             await client.wait_synced(timeout=60)
-        heads = actor.doc.get_heads()
-        for client in clients:
-            await client.wait_for(lambda c: c.doc.get_heads() == heads, 60, "converged")
+        await eventually(
+            lambda: len({tuple(c.doc.get_heads()) for c in clients}) == 1,
+            timeout=90,
+            what="all twenty clients at the same heads",
+        )
         views = [client.doc.to_json() for client in clients]
         assert all(view == views[0] for view in views)
         assert views[0]["cells"], "the edits left no cells"
