@@ -464,23 +464,31 @@ async def _socket_answers(path: Path) -> bool:
     return True
 
 
+# One Ctrl+C often arrives twice: from the terminal to the whole process group, and
+# forwarded by a parent such as `make run`. Only a signal this much later forces exit.
+FORCE_EXIT_AFTER = 1.0
+
+
 async def run_daemon(settings: Settings, ready: Callable[[], None] | None = None) -> None:
-    """Run a daemon until SIGINT/SIGTERM; a second signal forces the exit."""
+    """Run a daemon until SIGINT/SIGTERM; a second signal, a moment later, forces the exit."""
     daemon = Daemon(settings)
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
-    stops = 0
+    first: float | None = None
 
-    def on_signal() -> None:
-        nonlocal stops
-        stops += 1
-        if stops > 1:
+    def on_signal(sig: signal.Signals) -> None:
+        nonlocal first
+        now = loop.time()
+        if first is None:
+            first = now
+            daemon.log.info("signal_received", signal=sig.name)
+            daemon.request_shutdown()
+        elif now - first >= FORCE_EXIT_AFTER:
+            daemon.log.warning("forced_exit", signal=sig.name)
             os._exit(1)
-        daemon.log.info("signal_received")
-        daemon.request_shutdown()
 
     for sig in signals:
-        loop.add_signal_handler(sig, on_signal)
+        loop.add_signal_handler(sig, on_signal, sig)
     try:
         await daemon.serve(ready)
     finally:

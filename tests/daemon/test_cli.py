@@ -137,3 +137,13 @@ def test_second_serve_on_a_live_socket_exits_with_a_clear_message(
     assert "already listening" in result.stderr
     assert served.poll() is None
     assert os.path.exists(settings.socket_path)
+
+
+def test_a_signal_delivered_twice_at_once_still_stops_gracefully(
+    settings: Settings, served
+) -> None:
+    # Ctrl+C under `make run` reaches the daemon twice: from the terminal and from make.
+    served.send_signal(signal.SIGINT)
+    served.send_signal(signal.SIGINT)
+    assert served.wait(30) == 0
+    assert not settings.socket_path.exists()
