@@ -88,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--data-dir", type=Path, default=None, help=f"default {default_data_dir()}")
     start.add_argument("--log-file", type=Path, default=None, help=f"default {default_log_path()}")
     start.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for it")
+    start.add_argument(
+        "--ws", type=ws_address, default=None, metavar="HOST:PORT", help="as for serve"
+    )
     start.set_defaults(func=_start)
 
     status = sub.add_parser("status", help="is the daemon running? what does it hold?")
@@ -240,8 +243,13 @@ def _start(args: argparse.Namespace) -> int:
     from .service import start_daemon
 
     log_file = args.log_file or default_log_path()
+    serve_args = ["--ws", f"{args.ws[0]}:{args.ws[1]}"] if args.ws else []
     started = start_daemon(
-        _socket(args), log_file=log_file, data_dir=args.data_dir, timeout=args.timeout
+        _socket(args),
+        log_file=log_file,
+        data_dir=args.data_dir,
+        serve_args=serve_args,
+        timeout=args.timeout,
     )
     info = started.info
     if started.already_running:
@@ -252,6 +260,11 @@ def _start(args: argparse.Namespace) -> int:
     print(f"data dir: {info['data_dir']}")
     if not started.already_running:
         print(f"log:      {log_file}")
+    if args.ws and not started.already_running:
+        from .websocket import page_url, read_token
+
+        token = read_token(token_path(_socket(args)))
+        print(f"page:     {page_url(*args.ws, token)}")
     return 0
 
 

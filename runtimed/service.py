@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,21 +63,29 @@ def start_daemon(
     *,
     log_file: Path,
     data_dir: Path | None = None,
+    serve_args: Sequence[str] = (),
     timeout: float = 30.0,
 ) -> Started:
-    """Start a detached daemon on the socket, or report the one already there."""
+    """Start a detached daemon on the socket, or report the one already there.
+
+    `serve_args` are passed on to `runtimed serve` (e.g. `--ws 127.0.0.1:8765`).
+    """
     deadline = time.monotonic() + timeout
     with _start_turn(socket_path, deadline):
         info = probe(socket_path)
         if info is not None:
             return Started(info, already_running=True)
-        return _spawn_and_wait(socket_path, log_file, data_dir, deadline)
+        return _spawn_and_wait(socket_path, log_file, data_dir, serve_args, deadline)
 
 
 def _spawn_and_wait(
-    socket_path: Path, log_file: Path, data_dir: Path | None, deadline: float
+    socket_path: Path,
+    log_file: Path,
+    data_dir: Path | None,
+    serve_args: Sequence[str],
+    deadline: float,
 ) -> Started:
-    child: int | None = _spawn(socket_path, log_file, data_dir)
+    child: int | None = _spawn(socket_path, log_file, data_dir, serve_args)
     while True:
         info = probe(socket_path)
         if info is not None:
@@ -100,7 +108,9 @@ def _spawn_and_wait(
         time.sleep(POLL_INTERVAL)
 
 
-def _spawn(socket_path: Path, log_file: Path, data_dir: Path | None) -> int:
+def _spawn(
+    socket_path: Path, log_file: Path, data_dir: Path | None, serve_args: Sequence[str]
+) -> int:
     """`runtimed serve` in a new session: no terminal, stdin closed, stderr to the log
     (a crash before logging is set up still leaves its traceback there)."""
     log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -108,6 +118,7 @@ def _spawn(socket_path: Path, log_file: Path, data_dir: Path | None) -> int:
     argv += ["--log-file", str(log_file)]
     if data_dir is not None:
         argv += ["--data-dir", str(data_dir)]
+    argv += serve_args
     # posix_spawn, not Popen: nothing in this process keeps a handle on the daemon.
     return os.posix_spawn(
         sys.executable,

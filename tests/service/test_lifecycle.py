@@ -174,3 +174,23 @@ async def test_a_failed_autostart_shows_the_end_of_the_log(
     assert f"no daemon on {service.socket}, and `runtimed start` failed" in caught.value.message
     assert f"last lines of {service.log_file}" in caught.value.message
     assert "NotADirectoryError" in caught.value.message
+
+
+def test_start_with_ws_serves_the_page_behind_its_token(service: Service) -> None:
+    import socket as socket_module
+    import urllib.error
+    import urllib.request
+
+    with socket_module.socket() as probe:  # a free loopback port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = service.cli("start", "--ws", f"127.0.0.1:{port}")
+    [page] = [line.split()[-1] for line in started.stdout.splitlines() if line.startswith("page:")]
+    assert page.startswith(f"http://127.0.0.1:{port}/?token=")
+    with urllib.request.urlopen(page, timeout=10) as response:
+        assert response.status == 200
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10)
+    assert refused.value.code == 401
+    refused.value.close()
+    service.cli("stop")
