@@ -8,6 +8,8 @@ a burst of 20,000 slider moves becomes a few hundred doc changes and nothing is 
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +34,7 @@ log = structlog.get_logger(__name__)
 LARGE_VALUE_LIMIT = 64 * 1024
 
 JSON_MEDIA_TYPE = "application/json"
+BINARY_MEDIA_TYPE = "application/octet-stream"
 _OPEN, _UPDATE, _CLOSE = "open", "update", "close"
 _MOVED = object()  # a binary value that left the JSON state for the buffers
 _json = msgspec.json.Encoder()
@@ -68,19 +71,25 @@ def _set_path(target: Any, path: tuple[str | int, ...], value: Any) -> Any:
 StoredValues = dict[str, dict[BufferPath, tuple[Any, str | None]]]
 
 
+BlobPut = Callable[[bytes, str], str]
+
+
 def doc_state_json(
-    entry: CommEntry, blobs: BlobStore | None, stored: StoredValues | None = None
+    entry: CommEntry, blobs: BlobStore | BlobPut | None, stored: StoredValues | None = None
 ) -> str:
-    """The state as the doc stores it: buffers and large values moved out as {"$blob"}."""
+    """The state as the doc stores it: buffers and large values moved out as {"$blob"}.
+
+    `blobs` is the store, or a function that stores `(data, media_type)` and returns
+    the hash (the mirror's, which may write in the background).
+    """
     state: Any = entry.state
     if blobs is None:
         return _json.encode(state).decode()
+    put: BlobPut = blobs.put if isinstance(blobs, BlobStore) else blobs
     seen = {} if stored is None else stored.setdefault(entry.comm_id, {})
     current: dict[BufferPath, tuple[Any, str | None]] = {}
 
-    def hash_of(
-        path: tuple[str | int, ...], value: Any, store: Callable[[], str | None]
-    ) -> str | None:
+    def hash_of(path: BufferPath, value: Any, store: Callable[[], str | None]) -> str | None:
         known = seen.get(path)
         hash_ = known[1] if known is not None and known[0] is value else store()
         current[path] = (value, hash_)
@@ -88,7 +97,7 @@ def doc_state_json(
 
     def large_json(value: Any) -> str | None:
         encoded = _json.encode(value)
-        return blobs.put(encoded, JSON_MEDIA_TYPE) if len(encoded) > LARGE_VALUE_LIMIT else None
+        return put(encoded, JSON_MEDIA_TYPE) if len(encoded) > LARGE_VALUE_LIMIT else None
 
     for key, value in entry.state.items():
         if isinstance(value, str | list | dict) and not is_blob_ref(value):
@@ -96,7 +105,7 @@ def doc_state_json(
             if hash_ is not None:
                 state = _set_path(state, (key,), blob_ref(hash_))
     for path, data in entry.buffers.items():
-        hash_ = hash_of(path, data, lambda d=data: blobs.put(bytes(d)))
+        hash_ = hash_of(path, data, lambda d=data: put(bytes(d), BINARY_MEDIA_TYPE))
         state = _set_path(state, path, blob_ref(hash_))
     if stored is not None:
         stored[entry.comm_id] = current  # values no longer there are forgotten
@@ -154,14 +163,23 @@ class CommMirror:
         *,
         blobs: BlobStore | None,
         schedule: Callable[[], None],
+        on_storage_error: Callable[[OSError], None] | None = None,
     ) -> None:
         self.doc = doc
         self.comm_state = comm_state
         self.blobs = blobs
         self._schedule = schedule
+        self._on_storage_error = on_storage_error
         self._dirty: dict[str, str] = {}
         self._clear_pending = False
         self._stored: StoredValues = {}
+        # New blobs are written by a worker thread, so the event loop never waits on the
+        # disk (a 5 MB value and two fsyncs); a comm whose blob is still being written
+        # stays dirty and reaches the doc with the flush after it is on disk: a doc never
+        # names a blob that is not there. `in_background=False` writes in place (close).
+        self.in_background = True
+        self._writing: dict[str, asyncio.Future[str]] = {}
+        self._unwritten = False  # set while building one comm's state
 
     # --- what CommState just did -------------------------------------------------
 
@@ -205,17 +223,27 @@ class CommMirror:
         if self._clear_pending:
             self._clear_pending = False
             changed = self.doc.clear_comms()
-        writes = [w for comm_id, op in self._dirty.items() for w in self._writes_for(comm_id, op)]
-        self._dirty.clear()
+        writes: list[CommWrite] = []
+        for comm_id, op in list(self._dirty.items()):
+            comm_writes = self._writes_for(comm_id, op)
+            if comm_writes is not None:
+                writes.extend(comm_writes)
+                del self._dirty[comm_id]
         if writes:
             changed = self.doc.apply_comm_writes(writes) or changed
         return changed
 
-    def _writes_for(self, comm_id: str, op: str) -> list[CommWrite]:
+    def _writes_for(self, comm_id: str, op: str) -> list[CommWrite] | None:
+        """The doc writes for one comm; None while one of its blobs is being written."""
         entry = self.comm_state.get(comm_id)
         if op == _CLOSE or entry is None:
             return [RemoveComm(comm_id)]
-        state_json = doc_state_json(entry, self.blobs, self._stored)
+        self._unwritten = False
+        state_json = doc_state_json(entry, self._put if self.blobs else None, self._stored)
+        if self._unwritten:
+            # Not remembered as stored until it is: the next try asks the disk again.
+            self._stored.pop(comm_id, None)
+            return None
         writes: list[CommWrite]
         if op == _UPDATE and self.doc.get_comm_state_json(comm_id) is not None:
             writes = [UpdateCommState(comm_id, state_json)]
@@ -233,3 +261,34 @@ class CommMirror:
         if entry.model_name == OUTPUT_MODEL:
             writes.append(SetCommOutputs(comm_id, tuple(entry.outputs)))
         return writes
+
+    # --- blobs, written off the event loop ----------------------------------------------
+
+    def _put(self, data: bytes, media_type: str) -> str:
+        assert self.blobs is not None
+        hash_ = hashlib.sha256(data).hexdigest()
+        if hash_ in self._writing:
+            self._unwritten = True
+        elif not self.blobs.has(hash_):
+            if not self.in_background:
+                return self.blobs.put(data, media_type)
+            self._unwritten = True
+            write = asyncio.ensure_future(asyncio.to_thread(self.blobs.put, data, media_type))
+            self._writing[hash_] = write
+            write.add_done_callback(lambda done: self._written(hash_, done))
+        return hash_
+
+    def _written(self, hash_: str, write: asyncio.Future[str]) -> None:
+        self._writing.pop(hash_, None)
+        error = None if write.cancelled() else write.exception()
+        if isinstance(error, OSError | BlobError):
+            log.error("blob_write_failed", hash=hash_, error=str(error))
+            if self._on_storage_error is not None:
+                self._on_storage_error(error if isinstance(error, OSError) else OSError(str(error)))
+            return
+        self._schedule()  # the comms waiting for it can go into the doc now
+
+    async def drain(self) -> None:
+        """Wait for every blob write in flight (before the last flush on close)."""
+        if self._writing:
+            await asyncio.gather(*self._writing.values(), return_exceptions=True)

@@ -77,7 +77,13 @@ class NotebookRoom:
         self.peers: dict[str, Peer] = {}
         self.comm_state = CommState()
         self.coalescer = Coalescer(settings.coalesce_window, self._flush_writes)
-        self.mirror = CommMirror(doc, self.comm_state, blobs=blobs, schedule=self.coalescer.poke)
+        self.mirror = CommMirror(
+            doc,
+            self.comm_state,
+            blobs=blobs,
+            schedule=self.coalescer.poke,
+            on_storage_error=self._storage_failed,
+        )
         self.persister = DocPersister(
             doc,
             doc_path,
@@ -649,6 +655,8 @@ class NotebookRoom:
             except KernelError as exc:
                 self.log.warning("kernel_shutdown_failed", error=exc.message)
             self.kernel = None
+        await self.mirror.drain()
+        self.mirror.in_background = False  # the last flush writes what is left in place
         self.coalescer.flush_now()
         self.coalescer.cancel()
         await self.persister.close()

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from pathlib import Path
 
+from notebook_doc import NotebookDoc
 from runtimed.blob_store import BlobStore
-from runtimed.comm_mirror import LARGE_VALUE_LIMIT, StoredValues, doc_state_json, state_from_doc
+from runtimed.comm_mirror import (
+    LARGE_VALUE_LIMIT,
+    CommMirror,
+    StoredValues,
+    doc_state_json,
+    state_from_doc,
+)
 from runtimed.comm_state import CommState
 
 
@@ -61,3 +70,42 @@ def test_an_unchanged_large_value_is_not_stored_again_at_every_flush(tmp_path: P
     comms.on_comm_update("w", {"value": big + "!"})  # a new value is stored
     doc_state_json(entry, blobs, stored)
     assert blobs.puts == 3
+
+
+class GatedStore(BlobStore):
+    """A blob store whose writes wait until the test opens the gate (a slow disk)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.gate = threading.Event()
+
+    def put(self, data: bytes, media_type: str = "application/octet-stream") -> str:
+        assert self.gate.wait(30)
+        return super().put(data, media_type)
+
+
+async def test_a_slow_blob_write_never_blocks_the_loop_nor_leaks_into_the_doc(
+    tmp_path: Path,
+) -> None:
+    blobs = GatedStore(tmp_path)
+    comms = CommState()
+    doc = NotebookDoc.new("nb")
+    flushes = asyncio.Event()
+    mirror = CommMirror(doc, comms, blobs=blobs, schedule=flushes.set)
+    comms.on_comm_open("small", "jupyter.widget", {"state": {"value": 1}})
+    comms.on_comm_open("big", "jupyter.widget", {"state": {"value": "z" * (LARGE_VALUE_LIMIT * 2)}})
+    mirror.opened("small")
+    mirror.opened("big")
+
+    assert mirror.flush()  # returns at once although the disk is "slow"
+    assert doc.get_comm("small") is not None
+    assert doc.get_comm("big") is None  # its blob is not on disk yet: not in the doc
+    flushes.clear()
+    assert not mirror.flush()  # still being written: still not in the doc
+
+    blobs.gate.set()
+    await asyncio.wait_for(flushes.wait(), 30)  # the finished write asks for a flush
+    assert mirror.flush()
+    stored = json.loads(doc.get_comm_state_json("big") or "{}")
+    assert blobs.has(stored["value"]["$blob"])
+    assert not mirror.pending
