@@ -9,7 +9,7 @@ keyed by their path into the state (`buffer_paths`).
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -322,5 +322,10 @@ def to_wire(entry: CommEntry) -> dict[str, Any]:
         "outputs": list(entry.outputs),
         "seq": entry.seq,
         "buffer_paths": [list(path) for path in entry.buffers],
-        "buffers": [base64.b64encode(data).decode("ascii") for data in entry.buffers.values()],
+        "buffers": b64(entry.buffers.values()),
     }
+
+
+def b64(buffers: Iterable[bytes | bytearray | memoryview]) -> list[str]:
+    """Binary buffers as the wire carries them (protocol.md: base64 beside the JSON)."""
+    return [base64.b64encode(bytes(data)).decode("ascii") for data in buffers]

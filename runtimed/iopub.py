@@ -8,9 +8,8 @@ the kernel's mistake never takes the room down.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -18,14 +17,12 @@ import structlog
 from .capture import OutputCapture
 from .comm_state import OUTPUT_MODEL, CommMessageError, CommState, parse_comm_update
 from .outputs import OutputLog
+from .reconcile import CONTROL_TARGET, WIDGET_TARGET
 
 if TYPE_CHECKING:
     from .comm_mirror import CommMirror
 
 log = structlog.get_logger(__name__)
-
-# Comms the daemon opens for itself (the widget control comm) are not user state.
-PRIVATE_TARGETS = frozenset({"jupyter.widget.control"})
 
 
 @dataclass(slots=True)
@@ -61,7 +58,6 @@ class RouterStats:
     messages: int = 0
     comm_messages: int = 0
     skipped: int = 0
-    by_type: dict[str, int] = field(default_factory=dict)
 
 
 class IopubRouter:
@@ -173,12 +169,12 @@ class IopubRouter:
 
     def _comm_open(self, msg: dict) -> None:
         content = msg["content"]
-        if content.get("target_name") in PRIVATE_TARGETS:
+        if content.get("target_name") == CONTROL_TARGET:  # the daemon's own, not user state
             return
         self._count_comm(msg)
         entry = self.comm_state.open_from_message(content, msg.get("buffers") or [])
         self.mirror.opened(entry.comm_id)
-        if entry.target_name == "jupyter.widget":
+        if entry.target_name == WIDGET_TARGET:
             self.hooks.widget_opened()
         self.hooks.comm_broadcast("comm_open", content, msg.get("buffers") or [])
 
@@ -232,7 +228,3 @@ class IopubRouter:
 def _parent_id(msg: dict) -> str:
     parent = msg.get("parent_header") or {}
     return parent.get("msg_id", "") if isinstance(parent, dict) else ""
-
-
-def b64(buffers: list[Any]) -> list[str]:
-    return [base64.b64encode(bytes(b)).decode("ascii") for b in buffers]

@@ -23,9 +23,9 @@ from .blob_store import BlobError, BlobStore
 from .capture import OutputCapture
 from .coalesce import Coalescer
 from .comm_mirror import CommMirror, resolve_blob, state_from_doc
-from .comm_state import OUTPUT_MODEL, CommEntry, CommState, to_wire
+from .comm_state import OUTPUT_MODEL, CommEntry, CommState, b64, to_wire
 from .config import Settings
-from .iopub import Execution, IopubRouter, RouterHooks, b64
+from .iopub import Execution, IopubRouter, RouterHooks
 from .kernel import KernelError, KernelEvent, KernelSession
 from .outputs import OutputLog, decode_output
 from .peer import Peer
