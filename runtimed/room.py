@@ -156,7 +156,7 @@ class NotebookRoom:
     # --- peers -----------------------------------------------------------------------
 
     def join(self, peer: Peer, *, snapshot: bool) -> None:
-        """Welcome a peer in the spec's order: SNAPSHOT, SYNC, comm_sync, kernel_status."""
+        """Welcome a peer in the spec's order: SNAPSHOT, SYNC, comm_sync, trust, kernel_status."""
         self._cancel_close()
         self.peers[peer.id] = peer
         peer.log = peer.log.bind(room_id=self.room_id)
@@ -171,8 +171,8 @@ class NotebookRoom:
             peer.send(Sync(first))
         if len(self.comm_state):
             peer.send(self._comm_sync_event())
-        peer.send(Broadcast("kernel_status", {"status": self.kernel_status}))
         peer.send(Broadcast("trust", self.trust.state))
+        peer.send(Broadcast("kernel_status", {"status": self.kernel_status}))
         self.log.info("peer_joined", peer_id=peer.id, peers=len(self.peers), name=peer.name)
 
     def snapshot(self) -> bytes:
