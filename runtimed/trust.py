@@ -114,13 +114,16 @@ class RoomTrust:
         self.doc = doc
         self.blobs = blobs
         self._cells: dict[str, tuple[str, ...]] = {}  # cell id -> outputs known trusted
-        self._stored: set[str] = set()  # contents signed in the store by this room
+        self._stored: set[tuple[str, ...]] = set()  # cell outputs known signed in the store
         for cell_id, outputs in self._cell_outputs():
             if outputs and (signed or notary.signed(_cell_content(outputs))):
                 self._cells[cell_id] = outputs
-                self._stored.add(_key(_cell_content(outputs)))
+                if not signed:
+                    self._stored.add(outputs)
         comms = _comms_content(doc)
         self.comms_trusted = signed or comms is None or notary.signed(comms)
+        # Widget state known signed in the store, as JSON.
+        self._comms_stored = _json(comms) if comms and self.comms_trusted and not signed else None
         self._inert: dict[str, bool] = {}
         self.state = self.report()
 
@@ -165,19 +168,14 @@ class RoomTrust:
 
     def sign(self) -> None:
         """Store signatures for what is trusted now, so a restart trusts it again."""
-        contents = [
-            _cell_content(outputs)
-            for cell_id, outputs in self._cell_outputs()
-            if outputs and self._cells.get(cell_id) == outputs
-        ]
+        for cell_id, outputs in self._cell_outputs():
+            if outputs and outputs not in self._stored and self._cells.get(cell_id) == outputs:
+                self.notary.sign(_cell_content(outputs))
+                self._stored.add(outputs)
         comms = _comms_content(self.doc) if self.comms_trusted else None
-        if comms is not None:
-            contents.append(comms)
-        for content in contents:
-            key = _key(content)
-            if key not in self._stored:
-                self.notary.sign(content)
-                self._stored.add(key)
+        if comms is not None and _json(comms) != self._comms_stored:
+            self.notary.sign(comms)
+            self._comms_stored = _json(comms)
 
     def sign_saved(self, nb: dict[str, Any]) -> bool:
         """A save signs the written notebook when everything in it is trusted."""
@@ -221,10 +219,6 @@ def _comms_content(doc: NotebookDoc) -> dict[str, Any] | None:
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _key(content: dict[str, Any]) -> str:
-    return _json(content)
 
 
 def _load_or_create_secret(path: Path) -> bytes:
