@@ -24,9 +24,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sqlite3
 import tempfile
 from base64 import encodebytes
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ log = structlog.get_logger(__name__)
 
 SECRET_NAME = "notebook_secret"
 DB_NAME = "nbsignatures.db"
+ALGORITHM = "sha256"
 # nbformat's rule: only these output types can carry markup or script.
 _RICH_OUTPUTS = frozenset({"execute_result", "display_data"})
 _INERT_KEYS = frozenset({"output_type", "execution_count", "metadata"})
@@ -56,7 +59,7 @@ class Notary:
         db_file = directory / DB_NAME
         _create_private(db_file)  # sqlite would create it with the umask's mode
         self._notary = NotebookNotary(
-            data_dir=str(directory), secret=secret, db_file=str(db_file), algorithm="sha256"
+            data_dir=str(directory), secret=secret, db_file=str(db_file), algorithm=ALGORITHM
         )
 
     def notebook_signed(self, nb: dict[str, Any]) -> bool:
@@ -69,14 +72,53 @@ class Notary:
     def sign_notebook(self, nb: dict[str, Any]) -> None:
         self._notary.sign(from_dict(nb))
 
-    def signed(self, content: dict[str, Any]) -> bool:
-        """True when `content` (a dict with a `metadata` key) was signed before."""
-        signature = self._notary.compute_signature(content)
-        return bool(self._notary.store.check_signature(signature, self._notary.algorithm))
+    def signed(self, contents: list[dict[str, Any]]) -> list[bool]:
+        """Which contents (dicts with a `metadata` key) were signed before.
 
-    def sign(self, content: dict[str, Any]) -> None:
-        signature = self._notary.compute_signature(content)
-        self._notary.store.store_signature(signature, self._notary.algorithm)
+        nbformat's store commits once per signature checked; a notebook has many cells,
+        so they are looked up together and marked seen in one commit, in its schema.
+        """
+        digests = [self._notary.compute_signature(content) for content in contents]
+        known = self._known(digests)
+        if known:
+            now = datetime.now(tz=UTC)
+            self._db.executemany(
+                "UPDATE nbsignatures SET last_seen = ? WHERE algorithm = ? AND signature = ?",
+                [(now, ALGORITHM, digest) for digest in known],
+            )
+            self._db.commit()
+        return [digest in known for digest in digests]
+
+    def sign(self, contents: list[dict[str, Any]]) -> None:
+        """Store signatures for `contents`, in one commit."""
+        digests = {self._notary.compute_signature(content) for content in contents}
+        self.signed(contents)  # the known ones are marked seen
+        now = datetime.now(tz=UTC)
+        self._db.executemany(
+            "INSERT INTO nbsignatures (algorithm, signature, last_seen) VALUES (?, ?, ?)",
+            [(ALGORITHM, digest, now) for digest in digests - self._known(list(digests))],
+        )
+        self._db.commit()
+        (count,) = self._db.execute("SELECT Count(*) FROM nbsignatures").fetchone()
+        if count > self._notary.store.cache_size:
+            self._notary.store.cull_db()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self._notary.store.db
+
+    def _known(self, digests: list[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(digests), 500):
+            chunk = digests[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT signature FROM nbsignatures"
+                f" WHERE algorithm = ? AND signature IN ({marks})",
+                (ALGORITHM, *chunk),
+            )
+            known.update(row[0] for row in rows)
+        return known
 
     def close(self) -> None:
         self._notary.close()
@@ -115,13 +157,16 @@ class RoomTrust:
         self.blobs = blobs
         self._cells: dict[str, tuple[str, ...]] = {}  # cell id -> outputs known trusted
         self._stored: set[tuple[str, ...]] = set()  # cell outputs known signed in the store
-        for cell_id, outputs in self._cell_outputs():
-            if outputs and (signed or notary.signed(_cell_content(outputs))):
+        cells = [(cell_id, outputs) for cell_id, outputs in self._cell_outputs() if outputs]
+        comms = _comms_content(doc)
+        contents = [_cell_content(outputs) for _, outputs in cells]
+        known = notary.signed([*contents, comms] if comms else contents) if not signed else []
+        for index, (cell_id, outputs) in enumerate(cells):
+            if signed or known[index]:
                 self._cells[cell_id] = outputs
                 if not signed:
                     self._stored.add(outputs)
-        comms = _comms_content(doc)
-        self.comms_trusted = signed or comms is None or notary.signed(comms)
+        self.comms_trusted = signed or comms is None or known[-1]
         # Widget state known signed in the store, as JSON.
         self._comms_stored = _json(comms) if comms and self.comms_trusted and not signed else None
         self._inert: dict[str, bool] = {}
@@ -168,13 +213,19 @@ class RoomTrust:
 
     def sign(self) -> None:
         """Store signatures for what is trusted now, so a restart trusts it again."""
-        for cell_id, outputs in self._cell_outputs():
-            if outputs and outputs not in self._stored and self._cells.get(cell_id) == outputs:
-                self.notary.sign(_cell_content(outputs))
-                self._stored.add(outputs)
+        fresh = {
+            outputs
+            for cell_id, outputs in self._cell_outputs()
+            if outputs and outputs not in self._stored and self._cells.get(cell_id) == outputs
+        }
+        contents = [_cell_content(outputs) for outputs in fresh]
         comms = _comms_content(self.doc) if self.comms_trusted else None
         if comms is not None and _json(comms) != self._comms_stored:
-            self.notary.sign(comms)
+            contents.append(comms)
+        if contents:
+            self.notary.sign(contents)
+        self._stored |= fresh
+        if comms is not None:
             self._comms_stored = _json(comms)
 
     def sign_saved(self, nb: dict[str, Any]) -> bool:

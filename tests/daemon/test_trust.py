@@ -103,12 +103,18 @@ def test_notary_keeps_a_private_secret_and_store_and_signs_notebooks(tmp_path: P
     assert again.notebook_signed(nb)
     nb.cells[0].source = "2"  # any change breaks the signature
     assert not again.notebook_signed(nb)
-    again.close()
+
+    contents = [{"metadata": {}, "n": n} for n in range(1200)]  # looked up in chunks
+    again.sign(contents[:700])
+    assert again.signed(contents) == [n < 700 for n in range(1200)]
 
     other = Notary(tmp_path / "elsewhere")  # another user's secret vouches for nothing here
     other.sign_notebook(nb)
-    assert not Notary(directory).notebook_signed(nb)
+    assert other.notebook_signed(nb)
+    assert not again.notebook_signed(nb)
     assert not again.notebook_signed({"cells": "not a notebook"})
+    again.close()
+    other.close()
 
 
 def test_only_rich_outputs_with_data_can_run_code(tmp_path: Path) -> None:
