@@ -194,6 +194,17 @@ async def test_a_trusted_save_is_signed_and_the_file_alone_is_trusted_later(
         assert trust_of(client)["untrusted_cells"] == ["rich"]
 
 
+async def test_a_notebook_signed_in_the_store_opens_trusted(
+    running: RunningDaemon, settings: Settings, tmp_path: Path
+) -> None:
+    signed = str(hostile_notebook(tmp_path / "signed.ipynb", widgets=True))
+    notary = Notary(settings.trust_dir)  # what a save, or `jupyter trust`, leaves
+    notary.sign_notebook(nbformat.read(signed, as_version=4))
+    notary.close()
+    async with running.client(signed, path=signed) as client:
+        assert trust_of(client) == {"trusted": True, "untrusted_cells": [], "comms_trusted": True}
+
+
 async def test_outputs_a_kernel_produces_are_trusted_and_stay_trusted_after_restart(
     running: RunningDaemon, tmp_path: Path
 ) -> None:
