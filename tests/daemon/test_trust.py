@@ -57,22 +57,27 @@ def hostile_notebook(path: Path, *, widgets: bool = False) -> Path:
         ]
     )
     if widgets:
-        nb.metadata["widgets"] = {
-            "application/vnd.jupyter.widget-state+json": {
-                "version_major": 2,
-                "version_minor": 0,
-                "state": {
-                    "w1": {
-                        "model_module": "@jupyter-widgets/controls",
-                        "model_module_version": "2.0.0",
-                        "model_name": "HTMLModel",
-                        "state": {"value": HOSTILE_HTML},
-                    }
-                },
-            }
-        }
+        nb.metadata["widgets"] = html_widget_state("w1", HOSTILE_HTML)
     nbformat.write(nb, path)
     return path
+
+
+def html_widget_state(model_id: str, value: str) -> dict[str, Any]:
+    """An .ipynb's saved widget state (`metadata.widgets`): one HTML widget."""
+    return {
+        "application/vnd.jupyter.widget-state+json": {
+            "version_major": 2,
+            "version_minor": 0,
+            "state": {
+                model_id: {
+                    "model_module": "@jupyter-widgets/controls",
+                    "model_module_version": "2.0.0",
+                    "model_name": "HTMLModel",
+                    "state": {"value": value},
+                }
+            },
+        }
+    }
 
 
 def trust_of(client: Client) -> dict[str, Any]:

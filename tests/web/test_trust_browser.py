@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
+from runtimed.client import Client
+from tests.daemon.test_trust import html_widget_state
 from tests.web.conftest import ARTIFACTS, Browser, WebDaemon
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
@@ -70,20 +73,7 @@ def hostile_notebook(path: Path) -> str:
             new_code_cell("", id="fresh"),
         ]
     )
-    nb.metadata["widgets"] = {
-        "application/vnd.jupyter.widget-state+json": {
-            "version_major": 2,
-            "version_minor": 0,
-            "state": {
-                "w1": {
-                    "model_module": "@jupyter-widgets/controls",
-                    "model_module_version": "2.0.0",
-                    "model_name": "HTMLModel",
-                    "state": {"value": WIDGET_HTML},
-                }
-            },
-        }
-    }
+    nb.metadata["widgets"] = html_widget_state("w1", WIDGET_HTML)
     nbformat.write(nb, path)
     return str(path)
 
@@ -154,50 +144,55 @@ async def inert_rendered(browser: Browser, page: str) -> None:
     assert await browser.call("eval", page=page, js=ran_now(RAN)) == []
 
 
-async def test_an_untrusted_notebook_runs_nothing_until_trusted(
+@pytest.fixture
+async def shown(
     web: WebDaemon, browser: Browser, tmp_path: Path
-) -> None:
+) -> AsyncIterator[tuple[Client, str]]:
+    """A downloaded notebook shown in page "t", checked inert; a Python peer holds its room."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = hostile_notebook(tmp_path / "downloaded.ipynb")
     async with web.client(path, path=path) as py:
         await browser.call("open", page="t", url=web.page_url(path))
         await inert_rendered(browser, "t")
-        await browser.call("screenshot", page="t", path=str(ARTIFACTS / "trust-untrusted.png"))
+        yield py, path
 
-        # `runtimed trust`: the same outputs and the saved widget now render in full.
-        assert await runtimed_trust(web, path) == f"trusted {path}"
-        await browser.wait("t", f"{MARKED} === 0")
-        await browser.wait("t", "document.querySelector('#trust').innerText === 'Trusted'")
-        await browser.wait("t", "document.querySelector('.widget-html img') !== null")
-        await ran_in_page(browser, "t", ["ranImg", "ranScript", "ranWidget"])
-        # JupyterLab 4 has no JavaScript renderer, only its placeholder, trusted or not.
-        await browser.wait("t", f"{cell('js', '.jp-RenderedJavaScript')} !== null")
-        await browser.call("screenshot", page="t", path=str(ARTIFACTS / "trust-trusted.png"))
-        assert py.kernel_status == "none"
+
+async def test_an_untrusted_notebook_runs_nothing_until_trusted(
+    web: WebDaemon, browser: Browser, shown: tuple[Client, str]
+) -> None:
+    py, path = shown
+    await browser.call("screenshot", page="t", path=str(ARTIFACTS / "trust-untrusted.png"))
+
+    # `runtimed trust`: the same outputs and the saved widget now render in full.
+    assert await runtimed_trust(web, path) == f"trusted {path}"
+    await browser.wait("t", f"{MARKED} === 0")
+    await browser.wait("t", "document.querySelector('#trust').innerText === 'Trusted'")
+    await browser.wait("t", "document.querySelector('.widget-html img') !== null")
+    await ran_in_page(browser, "t", ["ranImg", "ranScript", "ranWidget"])
+    # JupyterLab 4 has no JavaScript renderer, only its placeholder, trusted or not.
+    await browser.wait("t", f"{cell('js', '.jp-RenderedJavaScript')} !== null")
+    await browser.call("screenshot", page="t", path=str(ARTIFACTS / "trust-trusted.png"))
+    assert py.kernel_status == "none"
 
 
 async def test_outputs_a_cell_produces_now_are_rendered(
-    web: WebDaemon, browser: Browser, tmp_path: Path
+    browser: Browser, shown: tuple[Client, str]
 ) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = hostile_notebook(tmp_path / "downloaded.ipynb")
-    async with web.client(path, path=path) as py:
-        await browser.call("open", page="f", url=web.page_url(path))
-        await inert_rendered(browser, "f")
-        py.doc.set_source(
-            "fresh",
-            "from IPython.display import HTML\n"
-            'HTML(\'<b id="fresh-html">fresh</b>'
-            '<img src="x" onerror="window.ranFresh = 1">\')',
-        )
-        await py.wait_synced()
-        await py.request("launch_kernel")
-        await py.request("execute_cell", cell_id="fresh")
-        await browser.wait("f", f"{cell('fresh', 'b')}?.innerText === 'fresh'", timeout=60)
-        await ran_in_page(browser, "f", ["ranFresh"])
-        assert await browser.call("eval", page="f", js=f"{cell('fresh', '.trust-mark')}.hidden")
-        # The file's outputs are still untrusted and inert.
-        assert await browser.call("eval", page="f", js=MARKED) == 5
-        assert await browser.call("eval", page="f", js=ran_now(RAN)) == []
-        await browser.call("screenshot", page="f", path=str(ARTIFACTS / "trust-fresh-output.png"))
-        await py.request("shutdown_kernel")
+    py, _path = shown
+    py.doc.set_source(
+        "fresh",
+        "from IPython.display import HTML\n"
+        "HTML('<b>fresh</b>"
+        '<img src="x" onerror="window.ranFresh = 1">\')',
+    )
+    await py.wait_synced()
+    await py.request("launch_kernel")
+    await py.request("execute_cell", cell_id="fresh")
+    await browser.wait("t", f"{cell('fresh', 'b')}?.innerText === 'fresh'", timeout=60)
+    await ran_in_page(browser, "t", ["ranFresh"])
+    assert await browser.call("eval", page="t", js=f"{cell('fresh', '.trust-mark')}.hidden")
+    # The file's outputs are still untrusted and inert.
+    assert await browser.call("eval", page="t", js=MARKED) == 5
+    assert await browser.call("eval", page="t", js=ran_now(RAN)) == []
+    await browser.call("screenshot", page="t", path=str(ARTIFACTS / "trust-fresh-output.png"))
+    await py.request("shutdown_kernel")
