@@ -80,28 +80,32 @@ class Notary:
         """
         digests = [self._notary.compute_signature(content) for content in contents]
         known = self._known(digests)
-        if known:
-            now = datetime.now(tz=UTC)
-            self._db.executemany(
-                "UPDATE nbsignatures SET last_seen = ? WHERE algorithm = ? AND signature = ?",
-                [(now, ALGORITHM, digest) for digest in known],
-            )
-            self._db.commit()
+        self._commit(seen=known)
         return [digest in known for digest in digests]
 
     def sign(self, contents: list[dict[str, Any]]) -> None:
         """Store signatures for `contents`, in one commit."""
-        digests = {self._notary.compute_signature(content) for content in contents}
-        self.signed(contents)  # the known ones are marked seen
+        digests = [self._notary.compute_signature(content) for content in contents]
+        known = self._known(digests)
+        self._commit(seen=known, new=set(digests) - known)
+
+    def _commit(self, *, seen: set[str], new: frozenset[str] | set[str] = frozenset()) -> None:
+        if not seen and not new:
+            return
         now = datetime.now(tz=UTC)
         self._db.executemany(
+            "UPDATE nbsignatures SET last_seen = ? WHERE algorithm = ? AND signature = ?",
+            [(now, ALGORITHM, digest) for digest in seen],
+        )
+        self._db.executemany(
             "INSERT INTO nbsignatures (algorithm, signature, last_seen) VALUES (?, ?, ?)",
-            [(ALGORITHM, digest, now) for digest in digests - self._known(list(digests))],
+            [(ALGORITHM, digest, now) for digest in new],
         )
         self._db.commit()
-        (count,) = self._db.execute("SELECT Count(*) FROM nbsignatures").fetchone()
-        if count > self._notary.store.cache_size:
-            self._notary.store.cull_db()
+        if new:
+            (count,) = self._db.execute("SELECT Count(*) FROM nbsignatures").fetchone()
+            if count > self._notary.store.cache_size:
+                self._notary.store.cull_db()
 
     @property
     def _db(self) -> sqlite3.Connection:
