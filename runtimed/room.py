@@ -245,7 +245,10 @@ class NotebookRoom:
             if peer is not origin:
                 peer.request_sync()
         self.persister.changed()
-        if self._trust_timer is None and not self.closed:
+        # The daemon's own writes are trusted: only a peer's change, or any change while
+        # something is untrusted, can change what is.
+        untrusted = origin is not None or not self.trust.state["trusted"]
+        if untrusted and self._trust_timer is None and not self.closed:
             loop = asyncio.get_running_loop()
             self._trust_timer = loop.call_later(TRUST_REFRESH, self._refresh_trust)
 
