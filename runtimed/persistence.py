@@ -31,7 +31,7 @@ class DocPersister:
         debounce: float,
         max_interval: float,
         on_error: Callable[[str], None] | None = None,
-        before_save: Callable[[], None] | None = None,
+        before_save: Callable[[], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.doc = doc

@@ -96,7 +96,7 @@ class NotebookRoom:
             debounce=settings.save_debounce,
             max_interval=settings.save_max_interval,
             on_error=lambda message: self.broadcast("error", code="save_failed", message=message),
-            before_save=self.trust.sign,
+            before_save=self.trust.sign,  # a failure is logged; the save goes on
         )
         self._trust_timer: asyncio.TimerHandle | None = None
         self.capture = OutputCapture(blobs)
@@ -642,9 +642,15 @@ class NotebookRoom:
 
     async def _trust(self, peer: Peer, req: m.Trust) -> dict:
         self.coalescer.flush_now()
-        self.trust.trust_all()
-        self.log.info("trusted", peer_id=peer.id)
+        stored = self.trust.trust_all()
+        self.log.info("trusted", peer_id=peer.id, stored=stored)
         self._refresh_trust()
+        if not stored:
+            raise RequestFailed(
+                "trust_store_failed",
+                "the notebook is trusted until the daemon stops: its signatures could not "
+                "be stored (see the daemon's log)",
+            )
         return self.trust.state
 
     async def _trust_info(self, peer: Peer, req: m.TrustInfo) -> dict:

@@ -357,7 +357,6 @@ class Daemon:
                 task.cancel()
         if self.web is not None:
             await self.web.wait_closed()
-        self.notary.close()
         with contextlib.suppress(FileNotFoundError):
             self.settings.socket_path.unlink()
         self.log.info("stopped")

@@ -27,7 +27,7 @@ import os
 import sqlite3
 import tempfile
 from base64 import encodebytes
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,82 +50,108 @@ _RICH_OUTPUTS = frozenset({"execute_result", "display_data"})
 _INERT_KEYS = frozenset({"output_type", "execution_count", "metadata"})
 
 
+class TrustStoreError(Exception):
+    """The signature store could not be read or written (disk full, read-only, corrupt)."""
+
+
 class Notary:
-    """nbformat's NotebookNotary with runtimed's own secret and signature store."""
+    """nbformat's NotebookNotary with runtimed's own secret and signature store.
+
+    The store is opened for each batch and closed after it (nbformat's context manager),
+    so the daemon holds no file open in its data dir between saves.
+    """
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        secret = _load_or_create_secret(directory / SECRET_NAME)
-        db_file = directory / DB_NAME
-        _create_private(db_file)  # sqlite would create it with the umask's mode
-        self._notary = NotebookNotary(
-            data_dir=str(directory), secret=secret, db_file=str(db_file), algorithm=ALGORITHM
-        )
+        self._secret = _load_or_create_secret(directory / SECRET_NAME)
+        self._directory = directory
+        self._db_file = directory / DB_NAME
+        _create_private(self._db_file)  # sqlite would create it with the umask's mode
+
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[NotebookNotary]:
+        try:
+            with NotebookNotary(
+                data_dir=str(self._directory),
+                secret=self._secret,
+                db_file=str(self._db_file),
+                algorithm=ALGORITHM,
+            ) as notary:
+                yield notary
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("trust_store_failed", error=str(exc))
+            raise TrustStoreError(f"the trust store {self._db_file} failed: {exc}") from exc
 
     def notebook_signed(self, nb: dict[str, Any]) -> bool:
         """True when the whole notebook's signature is in the store (`jupyter trust`)."""
         try:
-            return bool(self._notary.check_signature(from_dict(nb)))
-        except (KeyError, TypeError, AttributeError, ValueError):
-            return False  # not shaped like a notebook: nothing to trust
+            with self._open() as notary:
+                return bool(notary.check_signature(from_dict(nb)))
+        except (KeyError, TypeError, AttributeError, ValueError, TrustStoreError):
+            return False  # not shaped like a notebook, or no store: nothing to trust
 
     def sign_notebook(self, nb: dict[str, Any]) -> None:
-        self._notary.sign(from_dict(nb))
+        with self._open() as notary:
+            notary.sign(from_dict(nb))
 
     def signed(self, contents: list[dict[str, Any]]) -> list[bool]:
-        """Which contents (dicts with a `metadata` key) were signed before.
+        """Which contents (dicts with a `metadata` key) were signed before; none when the
+        store cannot be read.
 
         nbformat's store commits once per signature checked; a notebook has many cells,
         so they are looked up together and marked seen in one commit, in its schema.
         """
-        digests = [self._notary.compute_signature(content) for content in contents]
-        known = self._known(digests)
-        self._commit(seen=known)
+        try:
+            with self._open() as notary:
+                digests = [notary.compute_signature(content) for content in contents]
+                known = _known(notary.store.db, digests)
+                _commit(notary, seen=known)
+        except TrustStoreError:
+            return [False] * len(contents)
         return [digest in known for digest in digests]
 
     def sign(self, contents: list[dict[str, Any]]) -> None:
-        """Store signatures for `contents`, in one commit."""
-        digests = [self._notary.compute_signature(content) for content in contents]
-        known = self._known(digests)
-        self._commit(seen=known, new=set(digests) - known)
+        """Store signatures for `contents`, in one commit; TrustStoreError if it failed."""
+        with self._open() as notary:
+            digests = [notary.compute_signature(content) for content in contents]
+            known = _known(notary.store.db, digests)
+            _commit(notary, seen=known, new=set(digests) - known)
 
-    def _commit(self, *, seen: set[str], new: frozenset[str] | set[str] = frozenset()) -> None:
-        if not seen and not new:
-            return
-        now = datetime.now(tz=UTC)
-        self._db.executemany(
-            "UPDATE nbsignatures SET last_seen = ? WHERE algorithm = ? AND signature = ?",
-            [(now, ALGORITHM, digest) for digest in seen],
+
+def _known(db: sqlite3.Connection, digests: list[str]) -> set[str]:
+    known: set[str] = set()
+    for start in range(0, len(digests), 500):
+        chunk = digests[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(
+            f"SELECT signature FROM nbsignatures WHERE algorithm = ? AND signature IN ({marks})",
+            (ALGORITHM, *chunk),
         )
-        self._db.executemany(
-            "INSERT INTO nbsignatures (algorithm, signature, last_seen) VALUES (?, ?, ?)",
-            [(ALGORITHM, digest, now) for digest in new],
-        )
-        self._db.commit()
-        if new:
-            (count,) = self._db.execute("SELECT Count(*) FROM nbsignatures").fetchone()
-            if count > self._notary.store.cache_size:
-                self._notary.store.cull_db()
+        known.update(row[0] for row in rows)
+    return known
 
-    @property
-    def _db(self) -> sqlite3.Connection:
-        return self._notary.store.db
 
-    def _known(self, digests: list[str]) -> set[str]:
-        known: set[str] = set()
-        for start in range(0, len(digests), 500):
-            chunk = digests[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                "SELECT signature FROM nbsignatures"
-                f" WHERE algorithm = ? AND signature IN ({marks})",
-                (ALGORITHM, *chunk),
-            )
-            known.update(row[0] for row in rows)
-        return known
-
-    def close(self) -> None:
-        self._notary.close()
+def _commit(
+    notary: NotebookNotary, *, seen: set[str], new: frozenset[str] | set[str] = frozenset()
+) -> None:
+    """Mark `seen` signatures used now and insert `new` ones, as nbformat's store does."""
+    if not seen and not new:
+        return
+    db = notary.store.db
+    now = datetime.now(tz=UTC)
+    db.executemany(
+        "UPDATE nbsignatures SET last_seen = ? WHERE algorithm = ? AND signature = ?",
+        [(now, ALGORITHM, digest) for digest in seen],
+    )
+    db.executemany(
+        "INSERT INTO nbsignatures (algorithm, signature, last_seen) VALUES (?, ?, ?)",
+        [(ALGORITHM, digest, now) for digest in new],
+    )
+    db.commit()
+    if new:
+        (count,) = db.execute("SELECT Count(*) FROM nbsignatures").fetchone()
+        if count > notary.store.cache_size:
+            notary.store.cull_db()
 
 
 def notebook_bytes_signed(notary: Notary, data: bytes) -> bool:
@@ -184,12 +210,13 @@ class RoomTrust:
         """A kernel starts with the saved widgets dropped: every comm now is its own."""
         self.comms_trusted = True
 
-    def trust_all(self) -> None:
-        """The user vouches for the room as it is (`runtimed trust`)."""
+    def trust_all(self) -> bool:
+        """The user vouches for the room as it is (`runtimed trust`); False when the
+        signatures could not be stored (trusted until the daemon stops)."""
         for cell_id, outputs in self._cell_outputs():
             self._cells[cell_id] = outputs
         self.comms_trusted = True
-        self.sign()
+        return self.sign()
 
     def untrusted_cells(self) -> list[str]:
         return [
@@ -215,8 +242,11 @@ class RoomTrust:
         self.state = state
         return state
 
-    def sign(self) -> None:
-        """Store signatures for what is trusted now, so a restart trusts it again."""
+    def sign(self) -> bool:
+        """Store signatures for what is trusted now, so a restart trusts it again.
+
+        False when the store failed: what was not stored is untrusted after a restart
+        (the safe side), and is tried again at the next save."""
         fresh = {
             outputs
             for cell_id, outputs in self._cell_outputs()
@@ -227,16 +257,23 @@ class RoomTrust:
         if comms is not None and _json(comms) != self._comms_stored:
             contents.append(comms)
         if contents:
-            self.notary.sign(contents)
+            try:
+                self.notary.sign(contents)
+            except TrustStoreError:
+                return False
         self._stored |= fresh
         if comms is not None:
             self._comms_stored = _json(comms)
+        return True
 
     def sign_saved(self, nb: dict[str, Any]) -> bool:
         """A save signs the written notebook when everything in it is trusted."""
         if not self.report()["trusted"]:
             return False
-        self.notary.sign_notebook(nb)
+        try:
+            self.notary.sign_notebook(nb)
+        except TrustStoreError:
+            return False
         return True
 
     def _cell_outputs(self) -> list[tuple[str, tuple[str, ...]]]:

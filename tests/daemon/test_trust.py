@@ -97,7 +97,6 @@ def test_notary_keeps_a_private_secret_and_store_and_signs_notebooks(tmp_path: P
     assert not notary.notebook_signed(nb)
     notary.sign_notebook(nb)
     assert notary.notebook_signed(nb)
-    notary.close()
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     for name in (SECRET_NAME, DB_NAME):
         assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600, name
@@ -118,8 +117,6 @@ def test_notary_keeps_a_private_secret_and_store_and_signs_notebooks(tmp_path: P
     assert other.notebook_signed(nb)
     assert not again.notebook_signed(nb)
     assert not again.notebook_signed({"cells": "not a notebook"})
-    again.close()
-    other.close()
 
 
 def test_only_rich_outputs_with_data_can_run_code(tmp_path: Path) -> None:
@@ -205,7 +202,6 @@ async def test_a_notebook_signed_in_the_store_opens_trusted(
     signed = str(hostile_notebook(tmp_path / "signed.ipynb", widgets=True))
     notary = Notary(settings.trust_dir)  # what a save, or `jupyter trust`, leaves
     notary.sign_notebook(nbformat.read(signed, as_version=4))
-    notary.close()
     async with running.client(signed, path=signed) as client:
         assert trust_of(client) == {"trusted": True, "untrusted_cells": [], "comms_trusted": True}
 
