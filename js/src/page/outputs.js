@@ -85,7 +85,6 @@ export class CellOutputs {
     this.model.clear();
     this.model.trusted = trusted;
     this.mark.hidden = trusted || outputs.length === 0;
-    this.host.classList.toggle("untrusted", !this.mark.hidden);
     this.model.fromJSON(outputs);
   }
 
