@@ -247,11 +247,13 @@ class RoomTrust:
 
         False when the store failed: what was not stored is untrusted after a restart
         (the safe side), and is tried again at the next save."""
-        fresh = {
-            outputs
+        # Only what the doc holds now is kept: records of replaced outputs are dropped.
+        self._cells = {
+            cell_id: outputs
             for cell_id, outputs in self._cell_outputs()
-            if outputs and outputs not in self._stored and self._cells.get(cell_id) == outputs
+            if outputs and self._cells.get(cell_id) == outputs
         }
+        fresh = set(self._cells.values()) - self._stored
         contents = [_cell_content(outputs) for outputs in fresh]
         comms = _comms_content(self.doc) if self.comms_trusted else None
         if comms is not None and _json(comms) != self._comms_stored:
@@ -261,7 +263,7 @@ class RoomTrust:
                 self.notary.sign(contents)
             except TrustStoreError:
                 return False
-        self._stored |= fresh
+        self._stored = set(self._cells.values())
         if comms is not None:
             self._comms_stored = _json(comms)
         return True
