@@ -40,6 +40,7 @@ from .config import Settings
 from .gc import collect_garbage
 from .lock import DaemonAlreadyRunning, DaemonLock
 from .peer import FrameTransport, Peer
+from .private_files import check_private_dir
 from .protocol import (
     NEED_DATA,
     PROTOCOL_VERSION,
@@ -139,8 +140,7 @@ class Daemon:
         self._stop.set()
 
     async def _listen_unix(self, path: Path) -> asyncio.AbstractServer:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(path.parent, 0o700)
+        check_private_dir(path.parent)  # the lock made it, or found it private
         if path.exists() or path.is_symlink():
             if not stat.S_ISSOCK(path.lstat().st_mode):
                 raise RuntimeError(f"{path} exists and is not a socket: refusing to replace it")

@@ -41,6 +41,7 @@ from websockets.http11 import Request, Response
 
 from .blob_store import HASH_RE, BlobError
 from .config import token_path
+from .private_files import open_private, read_private
 from .protocol import MAX_FRAME_SIZE, Connection, Framing, RemoteProtocolError, Role
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ def write_token(path: Path) -> str:
     token = secrets.token_urlsafe(32)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = open_private(path, os.O_WRONLY, new=True)
     with os.fdopen(fd, "w") as file:
         file.write(token + "\n")
     return token
@@ -96,7 +97,7 @@ def write_token(path: Path) -> str:
 
 def read_token(path: Path) -> str:
     """The token a running daemon wrote beside its socket."""
-    return path.read_text().strip()
+    return read_private(path).strip()
 
 
 def page_url(host: str, port: int, token: str, notebook_id: str | None = None) -> str:
