@@ -8,10 +8,11 @@ import "@jupyterlab/outputarea/style/base.css";
 import { RuntimedClient } from "../client.js";
 import { appendCell, cells as docCells, setSource } from "../notebook.js";
 import { BlobCache, CellOutputs } from "./outputs.js";
+import { takeToken } from "./token.js";
 import { WidgetBridge } from "./widgets.js";
 
+const token = takeToken();
 const query = new URLSearchParams(location.search);
-const token = query.get("token") ?? "";
 const notebookId = query.get("notebook");
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
 
@@ -34,7 +35,7 @@ function report(message) {
 }
 
 function pageHref(id) {
-  const params = new URLSearchParams({ token });
+  const params = new URLSearchParams();
   if (id) params.set("notebook", id);
   return `/?${params}`;
 }
