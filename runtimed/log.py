@@ -86,6 +86,8 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     root = logging.getLogger()
+    for previous in root.handlers:
+        previous.close()  # a file handler it replaces lets go of its file
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.INFO))
     for name in OWN_LOGGERS:

@@ -1,0 +1,142 @@
+"""The socket's directory and the files beside it, when the directory is not ours alone.
+
+Each case runs the real `runtimed serve` / `runtimed start` as a subprocess with
+`--socket` in the directory under test. Another user is uid 65534 (`nobody`): a child
+process drops root's privileges before it plants its link (the suite runs as root).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runtimed.config import lock_path
+from runtimed.log import configure_logging
+from tests.conftest import short_socket_dir
+
+NOBODY = 65534
+
+PLANT_AS_NOBODY = """
+import os, sys
+os.setgroups([])
+os.setgid({uid})
+os.setuid({uid})
+os.symlink(sys.argv[1], sys.argv[2])
+"""
+
+
+def runtimed(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runtimed.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "RUNTIMED_STATE_DIR": str(short_socket_dir())},
+    )
+
+
+def serve(socket: Path, data: Path) -> subprocess.CompletedProcess[str]:
+    """`runtimed serve` that is expected to refuse at once (else it is stopped)."""
+    return runtimed("--socket", str(socket), "serve", "--data-dir", str(data), timeout=30)
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    """A world-writable sticky directory, like /tmp, that nobody can write into."""
+    path = short_socket_dir()
+    path.chmod(0o1777)
+    return path
+
+
+@pytest.fixture
+def victim(tmp_path: Path) -> Path:
+    path = tmp_path / "precious.txt"
+    path.write_text("the user's own data\n")
+    return path
+
+
+def test_a_link_planted_by_another_user_in_a_shared_dir_truncates_nothing(
+    shared_dir: Path, victim: Path, tmp_path: Path
+) -> None:
+    socket = shared_dir / "runtimed.sock"
+    for planted in (lock_path(socket), socket.with_name(socket.name + ".start")):
+        subprocess.run(
+            [sys.executable, "-c", PLANT_AS_NOBODY.format(uid=NOBODY), str(victim), str(planted)],
+            check=True,
+            timeout=30,
+        )
+        assert planted.lstat().st_uid == NOBODY
+    result = serve(socket, tmp_path / "data")
+    assert result.returncode == 1
+    assert "group or others can write to it (mode 1777)" in result.stderr
+    started = runtimed("--socket", str(socket), "start", "--data-dir", str(tmp_path / "data"))
+    assert started.returncode == 1
+    assert "group or others can write to it" in started.stderr
+    assert victim.read_text() == "the user's own data\n"
+    # The directory is not the daemon's: its mode is left alone (the sticky bit too).
+    assert stat.S_IMODE(shared_dir.stat().st_mode) == 0o1777
+    assert not socket.exists()
+
+
+def test_a_symlinked_lock_file_in_our_own_dir_is_refused(victim: Path, tmp_path: Path) -> None:
+    own = short_socket_dir()  # 0700, ours
+    socket = own / "runtimed.sock"
+    lock_path(socket).symlink_to(victim)
+    result = serve(socket, tmp_path / "data")
+    assert result.returncode == 1
+    assert f"refusing to open {lock_path(socket)}: it is a symbolic link" in result.stderr
+    assert victim.read_text() == "the user's own data\n"
+
+
+def test_a_directory_owned_by_another_user_is_refused_and_not_chmodded(tmp_path: Path) -> None:
+    theirs = short_socket_dir()
+    os.chown(theirs, NOBODY, NOBODY)
+    theirs.chmod(0o755)
+    result = serve(theirs / "runtimed.sock", tmp_path / "data")
+    assert result.returncode == 1
+    assert f"it belongs to uid {NOBODY}, not to this user" in result.stderr
+    st = theirs.stat()
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (NOBODY, 0o755)
+    assert list(theirs.iterdir()) == []
+
+
+def test_a_missing_socket_dir_is_created_private(tmp_path: Path) -> None:
+    parent = short_socket_dir()
+    socket = parent / "fresh" / "runtimed.sock"
+    log = tmp_path / "runtimed.log"
+    started = runtimed(
+        "--socket", str(socket), "start", "--data-dir", str(tmp_path / "data"),
+        "--log-file", str(log),
+    )  # fmt: skip
+    try:
+        assert started.returncode == 0, started.stderr
+        assert stat.S_IMODE(socket.parent.stat().st_mode) == 0o700
+        start_lock = socket.with_name(socket.name + ".start")
+        for path in (socket, lock_path(socket), start_lock, log):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    finally:
+        assert runtimed("--socket", str(socket), "stop").returncode == 0
+
+
+def test_log_files_are_private(tmp_path: Path) -> None:
+    fresh = tmp_path / "logs" / "new.log"
+    configure_logging("info", log_file=fresh)
+    older = tmp_path / "old.log"
+    older.write_text("a line from before\n")
+    older.chmod(0o644)
+    configure_logging("info", log_file=older)
+    try:
+        for path in (fresh, older):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert older.read_text() == "a line from before\n"  # appended to, not truncated
+        link = tmp_path / "link.log"
+        link.symlink_to(older)
+        with pytest.raises(OSError):
+            configure_logging("info", log_file=link)
+    finally:
+        configure_logging("info")
