@@ -23,6 +23,8 @@ const CHROMIUM_FLAGS = [
   "--disable-background-networking",
   "--disable-component-update",
   "--disable-sync",
+  // tests/web/test_guard.py: a name that resolves to this machine, for DNS rebinding.
+  "--host-resolver-rules=MAP rebind.test 127.0.0.1",
 ];
 
 const pages = new Map();
@@ -33,7 +35,14 @@ const pages = new Map();
 async function until(page, js, ms) {
   const deadline = Date.now() + ms;
   for (;;) {
-    if (await page.evaluate(js)) return;
+    let value = false;
+    try {
+      value = await page.evaluate(js);
+    } catch (error) {
+      // A page that navigates (a reload) has no context for a moment: poll on.
+      if (!/context was destroyed|navigat/i.test(error.message)) throw error;
+    }
+    if (value) return;
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${js}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
