@@ -9,9 +9,9 @@
   outside; an escape sequence in it must not drive the terminal of whoever reads the
   log, nor a newline forge a line. Each is written as `\\xNN` (`\\uNNNN` for Unicode
   controls); tracebacks keep their line breaks.
-- Floods: a library's warning or error repeated faster than once every few seconds
-  (asyncio's "out of system resource" accept errors, a websockets handshake failure)
-  is written once per interval, with the count of those left out.
+- Floods: a library's line repeated faster than once every few seconds (asyncio's
+  "out of system resource" accept errors, websockets' "connection closed" or a
+  handshake failure) is written once per interval, with the count of those left out.
 """
 
 from __future__ import annotations
@@ -108,11 +108,11 @@ class Throttle:
 
 
 class RepeatFilter(logging.Filter):
-    """Lets a library's repeated warning through once per `interval` seconds.
+    """Lets a library's repeated line through once per `interval` seconds.
 
     Keyed by logger and message template; the first of a burst passes, the others are
     counted and the next one to pass says how many were left out. Our own structlog
-    events (their message is the event dict) and anything below WARNING pass untouched.
+    events (their message is the event dict) and debug lines pass untouched.
     """
 
     def __init__(self, interval: float = 10.0) -> None:
@@ -120,7 +120,7 @@ class RepeatFilter(logging.Filter):
         self.throttle = Throttle(interval)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING or isinstance(record.msg, dict):
+        if record.levelno < logging.INFO or isinstance(record.msg, dict):
             return True
         dropped = self.throttle.passes((record.name, str(record.msg)))
         if dropped is None:
