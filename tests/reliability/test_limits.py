@@ -65,7 +65,7 @@ def soft_fd_limit(pid: int) -> int:
 async def test_idle_unauthenticated_connections_starve_nothing(settings: Settings) -> None:
     port = free_port()
     log = settings.data_dir.parent / "daemon.log"
-    daemon = subprocess.Popen(  # noqa: ASYNC220 (the daemon outlives no await)
+    daemon = subprocess.Popen(  # noqa: ASYNC220 (waited for in finally)
         [
             sys.executable, "-m", "runtimed.cli", "--socket", str(settings.socket_path),
             "serve", "--data-dir", str(settings.data_dir), "--log-file", str(log),
