@@ -32,6 +32,7 @@ import mimetypes
 import os
 import re
 import secrets
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -177,9 +178,16 @@ class GatedConnection(ServerConnection):
     """A connection that holds a place in the gate until its HTTP request has arrived;
     when the gate is full it is closed at once (idle sockets must not eat every fd)."""
 
-    def __init__(self, *args: object, gate: ConnectionGate, **kwargs: object) -> None:
+    def __init__(
+        self,
+        *args: object,
+        gate: ConnectionGate,
+        on_refused: Callable[[str], None],
+        **kwargs: object,
+    ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.gate = gate
+        self.on_refused = on_refused
         self.waiting_peer: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -189,15 +197,7 @@ class GatedConnection(ServerConnection):
             self.waiting_peer = peer
             return
         transport.abort()
-        dropped = _refusals.passes("gate_full")
-        if dropped is not None:
-            log.warning(
-                "connection_refused",
-                reason="too many connections without a request",
-                remote=peer,
-                waiting=self.gate.waiting,
-                refused_before=dropped,
-            )
+        self.on_refused(peer)
 
     def request_arrived(self) -> None:
         if self.waiting_peer is not None:
@@ -209,10 +209,6 @@ class GatedConnection(ServerConnection):
         super().connection_lost(exc)
 
 
-_refusals = Throttle()
-"""Refused connections and requests are logged once per interval per kind, not each."""
-
-
 class WebListener:
     """The daemon's WebSocket + HTTP port; `start` binds it, `close` stops accepting."""
 
@@ -222,6 +218,8 @@ class WebListener:
         self.token = token
         self.host = host
         self.log = log.bind(host=host, port=self.port)
+        # Refusals are logged once per interval per kind: a flood must not fill the disk.
+        self.refusals = Throttle()
         register_secret(token)
 
     @classmethod
@@ -242,6 +240,13 @@ class WebListener:
             assert listener is not None
             return await listener._process_request(ws, request)
 
+        def refused(peer: str) -> None:
+            if listener is not None:
+                reason = "too many connections without a request"
+                listener.log_refusal("connection_refused", peer, "", reason)
+
+        gate = ConnectionGate(settings.ws_max_waiting, settings.ws_max_waiting_per_peer)
+
         try:
             server = await serve(
                 handler,
@@ -253,8 +258,7 @@ class WebListener:
                 logger=logging.getLogger("runtimed.websocket.wire"),
                 open_timeout=settings.handshake_timeout,
                 create_connection=partial(  # type: ignore[arg-type]
-                    GatedConnection,
-                    gate=ConnectionGate(settings.ws_max_waiting, settings.ws_max_waiting_per_peer),
+                    GatedConnection, gate=gate, on_refused=refused
                 ),
             )
         except OSError as exc:
@@ -301,7 +305,7 @@ class WebListener:
             request.headers.get("Host"), allow_remote=self.daemon.settings.ws_allow_remote
         ) or origin_refusal(request.headers.get("Origin"), request.headers.get("Host"))
         if refusal is not None:
-            self._log_refusal("forbidden", ws, path, refusal)
+            self.log_refusal("forbidden", str(ws.remote_address), path, refusal)
             return _text(http.HTTPStatus.FORBIDDEN, f"forbidden: {refusal}\n")
         if path.startswith("/static/"):
             return await self._static(path.removeprefix("/static/"))
@@ -310,7 +314,7 @@ class WebListener:
         if path != WS_PATH and not path.startswith("/blob/"):
             return _text(http.HTTPStatus.NOT_FOUND, f"no such page: {path}\n")
         if not self._authorized(request, url.query):
-            self._log_refusal("unauthorized", ws, path, "missing or wrong token")
+            self.log_refusal("unauthorized", str(ws.remote_address), path, "no or wrong token")
             return _text(
                 http.HTTPStatus.UNAUTHORIZED,
                 "missing or wrong token: open the URL that `runtimed serve --ws` printed "
@@ -320,11 +324,11 @@ class WebListener:
             return None
         return await self._blob(path.removeprefix("/blob/"))
 
-    def _log_refusal(self, event: str, ws: ServerConnection, path: str, reason: str) -> None:
-        dropped = _refusals.passes(event)
+    def log_refusal(self, event: str, remote: str, path: str, reason: str) -> None:
+        """One warning per kind and interval, with how many were left out before it."""
+        dropped = self.refusals.passes(event)
         if dropped is not None:
-            remote = str(ws.remote_address)
-            self.log.warning(event, path=path, remote=remote, reason=reason, before=dropped)
+            self.log.warning(event, path=path, remote=remote, reason=reason, left_out=dropped)
 
     def _authorized(self, request: Request, query: str) -> bool:
         given = parse_qs(query).get("token", [""])[0]
