@@ -30,9 +30,9 @@ _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 _secret_re: re.Pattern[str] | None = None
 
-# A request target's query (`GET /ws?token=… HTTP/1.1`, or a bare `/blob/x?token=…`)
-# and credentials in headers.
-_QUERY = re.compile(r"(\s/[^\s?]*|^/[^\s?]*)\?\S*")
+# The query of a logged HTTP request line (`GET /ws?token=… HTTP/1.1`), and credentials
+# anywhere (`token=…` in a URL, `Bearer …`).
+_QUERY = re.compile(r"\b((?:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) [^\s?]*)\?\S*")
 _CREDENTIALS = re.compile(r"(?i)\b(bearer\s+|basic\s+|token=)[^\s&\"',]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _CONTROL_KEEP_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")

@@ -27,15 +27,10 @@ from runtimed.client import ClientError
 from runtimed.config import Settings, token_path
 from runtimed.websocket import read_token
 from tests.conftest import RunningDaemon, eventually
+from tests.reliability.conftest import free_port
 
 IDLE_CONNECTIONS = 250
 FD_SOFT, FD_HARD = 150, 200
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def low_fd_limit() -> None:

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -28,15 +27,11 @@ from runtimed.client import Client
 from runtimed.config import Settings, token_path
 from runtimed.log_safety import REDACTED, RepeatFilter, clean, register_secret
 from runtimed.websocket import read_token
+from tests.reliability.conftest import free_port
+from tests.web.test_listener import http_get
 
 HOSTILE_NAME = "evil\x1b]0;owned\x07\x1b[31m\nforged_line=1\u202e"
 HOSTILE_ID = "nb\x1b[2J"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def kernel_key(daemon_pid: int) -> str:
@@ -47,13 +42,6 @@ def kernel_key(daemon_pid: int) -> str:
             info = json.loads(Path(argv[argv.index("-f") + 1]).read_text())
             return info["key"]
     raise AssertionError("no kernel process under the daemon")
-
-
-async def http_get(port: int, path: str) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
-    await asyncio.wait_for(reader.read(), 10)
-    writer.close()
 
 
 @pytest.mark.kernel
@@ -119,7 +107,8 @@ async def test_debug_log_holds_no_secret_and_no_raw_control_character(
 def test_clean_cuts_query_strings_credentials_and_controls() -> None:
     register_secret("s3cret-token-value")
     assert clean("GET /ws?token=abc HTTP/1.1") == f"GET /ws?{REDACTED} HTTP/1.1"
-    assert clean("/blob/ab?token=zz") == f"/blob/ab?{REDACTED}"
+    assert clean("/blob/ab?token=zz&x=1") == f"/blob/ab?token={REDACTED}&x=1"
+    assert clean("/home/ada/what?.ipynb") == "/home/ada/what?.ipynb"
     assert clean("Authorization: Bearer abc.def") == f"Authorization: Bearer {REDACTED}"
     assert clean("http://127.0.0.1:1/?token=abc&notebook=n") == (
         f"http://127.0.0.1:1/?token={REDACTED}&notebook=n"
