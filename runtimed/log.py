@@ -7,6 +7,7 @@ every line of the daemon, ours or a library's, has one format and one destinatio
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import os
@@ -98,7 +99,7 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """A rotating log that only its owner can read: created 0600, tightened to 0600
     if an older file of ours was looser, and never opened through a symbolic link."""
 
-    def _open(self):  # type: ignore[no-untyped-def]
+    def _open(self) -> io.TextIOWrapper:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(self.baseFilename, flags, 0o600)
         st = os.fstat(fd)

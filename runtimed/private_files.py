@@ -58,6 +58,7 @@ def check_private_dir(path: Path) -> None:
 def open_private(path: Path, flags: int, *, new: bool = False) -> int:
     """`os.open` for a file of ours: 0600 when created, never through a symbolic link,
     a regular file only; `new` insists that the file does not exist yet."""
+    # O_NONBLOCK only while opening: a FIFO planted in its place must not hang us.
     flags |= os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     if new:
         flags |= os.O_CREAT | os.O_EXCL

@@ -123,17 +123,21 @@ def _spawn(
         argv += ["--data-dir", str(data_dir)]
     argv += serve_args
     # posix_spawn, not Popen: nothing in this process keeps a handle on the daemon.
-    return os.posix_spawn(
-        sys.executable,
-        argv,
-        os.environ,
-        file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 2, str(log_file), LOG_FLAGS, 0o600),
-        ],
-        setsid=True,
-    )
+    try:
+        return os.posix_spawn(
+            sys.executable,
+            argv,
+            os.environ,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 2, str(log_file), LOG_FLAGS, 0o600),
+            ],
+            setsid=True,
+        )
+    except OSError as exc:  # the log cannot be opened: a symbolic link, say
+        message = f"cannot start the daemon: {exc.strerror} (its log: {log_file})"
+        raise ServiceError(message) from exc
 
 
 def _reaped(pid: int) -> bool:

@@ -123,6 +123,19 @@ def test_a_missing_socket_dir_is_created_private(tmp_path: Path) -> None:
         assert runtimed("--socket", str(socket), "stop").returncode == 0
 
 
+def test_start_refuses_a_symlinked_log_file(victim: Path, tmp_path: Path) -> None:
+    socket = short_socket_dir() / "runtimed.sock"
+    log = tmp_path / "runtimed.log"
+    log.symlink_to(victim)
+    started = runtimed(
+        "--socket", str(socket), "start", "--data-dir", str(tmp_path / "data"),
+        "--log-file", str(log),
+    )  # fmt: skip
+    assert started.returncode == 1
+    assert "Too many levels of symbolic links" in started.stderr
+    assert victim.read_text() == "the user's own data\n"
+
+
 def test_log_files_are_private(tmp_path: Path) -> None:
     fresh = tmp_path / "logs" / "new.log"
     configure_logging("info", log_file=fresh)
