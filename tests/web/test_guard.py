@@ -156,6 +156,11 @@ async def test_the_page_drops_the_token_from_its_address_and_keeps_working(
         "eval", page="p", js="window.before = 1; setTimeout(() => location.reload(), 0); true"
     )
     await browser.wait("p", "window.before === undefined && window.runtimed?.ready === true")
+    # The page still reaches what needs the token: a blob, fetched with it as Bearer.
+    assert web.daemon is not None
+    blob = web.daemon.blobs.put(b'{"shown": 42}', "application/json")
+    fetched = f"window.runtimed.page.blobs.get({blob!r}).then((b) => b.value.shown)"
+    assert await browser.call("eval", page="p", js=fetched) == 42
     assert await browser.call("errors") == []
 
 
