@@ -17,7 +17,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from runtimed.config import Settings
-from runtimed.web_guard import BLOB_CSP, PAGE_CSP
+from runtimed.web_guard import (
+    BLOB_CSP,
+    PAGE_CSP,
+    ConnectionGate,
+    host_refusal,
+    origin_refusal,
+)
 from tests.web.conftest import Browser, WebDaemon
 
 NOTEBOOK = "guarded-notebook"
@@ -272,3 +278,55 @@ async def test_dns_rebinding_gets_nothing(
     finally:
         await daemon.stop()
     await browser.call("errors")  # the refusals, as the browser reports them
+
+
+# --- the rules alone -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1:8765", True),
+        ("127.1.2.3", True),
+        ("LOCALHOST:1", True),
+        ("localhost.", True),
+        ("a.b.localhost:9", True),
+        ("[::1]:8765", True),
+        ("::1", True),
+        ("localhost.evil.example", False),
+        ("evillocalhost", False),
+        ("[::ffff:10.0.0.1]:1", False),
+        ("0.0.0.0:8765", False),
+        ("192.168.1.2", False),
+    ],
+)
+def test_loopback_names(host: str, loopback: bool) -> None:
+    assert (host_refusal(host, allow_remote=False) is None) is loopback
+    assert host_refusal(host, allow_remote=True) is None
+
+
+def test_origin_must_be_the_host_itself() -> None:
+    assert origin_refusal(None, "127.0.0.1:1") is None
+    assert origin_refusal("http://127.0.0.1:1", "127.0.0.1:1") is None
+    assert origin_refusal("HTTP://LOCALHOST:1", "localhost:1") is None
+    for origin in (
+        "http://127.0.0.1:2",
+        "http://localhost:1",
+        "null",
+        "file://",
+        "ws://127.0.0.1:1",
+    ):
+        assert origin_refusal(origin, "127.0.0.1:1") is not None, origin
+
+
+def test_the_gate_counts_waiting_connections_in_total_and_per_peer() -> None:
+    gate = ConnectionGate(total=3, per_peer=2)
+    assert [gate.admit("a"), gate.admit("a"), gate.admit("a")] == [True, True, False]
+    assert gate.admit("b")
+    assert not gate.admit("c")  # the total is reached
+    gate.release("a")
+    assert gate.admit("c")
+    for peer in ("a", "b", "c"):
+        gate.release(peer)
+    assert gate.waiting == 0
+    assert gate.admit("a")
