@@ -46,6 +46,13 @@ def status(socket_path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def wait_until_status_answers(daemon: subprocess.Popen, socket_path: Path, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while status(socket_path).returncode != 0:
+        assert daemon.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the daemon did not answer"
+
+
 def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -70,10 +77,7 @@ async def test_idle_unauthenticated_connections_starve_nothing(settings: Setting
     )  # fmt: skip
     idle: list[socket.socket] = []
     try:
-        deadline = time.monotonic() + 60
-        while status(settings.socket_path).returncode != 0:
-            assert daemon.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the daemon did not answer"
+        wait_until_status_answers(daemon, settings.socket_path, log)
         assert soft_fd_limit(daemon.pid) == FD_HARD  # raised to the hard limit at start
         for _ in range(IDLE_CONNECTIONS):
             idle.append(socket.create_connection(("127.0.0.1", port)))
@@ -113,6 +117,48 @@ async def test_idle_unauthenticated_connections_starve_nothing(settings: Setting
                 await asyncio.sleep(0.1)
     finally:
         for conn in idle:
+            conn.close()
+        daemon.terminate()
+        daemon.wait(60)
+
+
+def test_accept_errors_at_the_fd_limit_are_logged_once_per_interval(settings: Settings) -> None:
+    """Under a limit so low (20) that even the gate's 32 places do not fit, accept()
+    fails with EMFILE every second while the connections wait: asyncio's traceback is
+    written once, then once more after the interval with the count left out; the
+    daemon lives on and answers again once the connections are gone."""
+    port = free_port()
+    log = settings.data_dir.parent / "daemon.log"
+    daemon = subprocess.Popen(
+        [
+            sys.executable, "-m", "runtimed.cli", "--socket", str(settings.socket_path),
+            "serve", "--data-dir", str(settings.data_dir), "--log-file", str(log),
+            "--ws", f"127.0.0.1:{port}",
+        ],
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (20, 20)),
+    )  # fmt: skip
+    flood: list[socket.socket] = []
+    try:
+        wait_until_status_answers(daemon, settings.socket_path, log)
+        for _ in range(60):  # within the listen backlog: no connect() waits
+            conn = socket.socket()
+            conn.setblocking(False)
+            conn.connect_ex(("127.0.0.1", port))
+            flood.append(conn)
+        deadline = time.monotonic() + 40
+        while "more like this were left out" not in log.read_text():
+            assert daemon.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.1)
+        text = log.read_text()
+        assert text.count("socket.accept() out of system resource") == 2
+        assert len(text) < 20_000
+        for conn in flood:
+            conn.close()
+        flood.clear()
+        wait_until_status_answers(daemon, settings.socket_path, log)
+    finally:
+        for conn in flood:
             conn.close()
         daemon.terminate()
         daemon.wait(60)
