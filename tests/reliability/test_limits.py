@@ -94,7 +94,7 @@ async def test_idle_unauthenticated_connections_starve_nothing(settings: Setting
 
         text = log.read_text()
         assert "Traceback" not in text
-        assert text.count("connection_refused") == 1  # once per interval, not per socket
+        assert 1 <= text.count("connection_refused") <= 2  # per 10 s, not per socket (218)
         assert len(text) < 10_000
 
         for conn in idle:
