@@ -8,9 +8,12 @@ process drops root's privileges before it plants its link (the suite runs as roo
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,11 +49,14 @@ def serve(socket: Path, data: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def shared_dir() -> Path:
-    """A world-writable sticky directory, like /tmp, that nobody can write into."""
-    path = short_socket_dir()
+def shared_dir() -> Iterator[Path]:
+    """A world-writable sticky directory, like /tmp, that nobody can write into. Made
+    in /var/tmp, whose every ancestor other users may traverse (a test must not depend
+    on /tmp's own mode)."""
+    path = Path(tempfile.mkdtemp(prefix="rtd-", dir="/var/tmp"))
     path.chmod(0o1777)
-    return path
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
