@@ -50,8 +50,8 @@ def check_private_dir(path: Path) -> None:
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise UnsafePathError(
             f"refusing to use {path}: group or others can write to it "
-            f"(mode {stat.S_IMODE(st.st_mode):04o}); `chmod go-w {path}` or choose "
-            "another directory"
+            f"(mode {stat.S_IMODE(st.st_mode):04o}); put the socket in a directory of "
+            f"your own, e.g. {path / f'runtimed-{me}'}/ (created 0700 if missing)"
         )
 
 

@@ -24,13 +24,18 @@ from tests.conftest import short_socket_dir
 
 NOBODY = 65534
 
-PLANT_AS_NOBODY = """
+AS_NOBODY = f"""
 import os, sys
 os.setgroups([])
-os.setgid({uid})
-os.setuid({uid})
-os.symlink(sys.argv[1], sys.argv[2])
+os.setgid({NOBODY})
+os.setuid({NOBODY})
 """
+PLANT_LINK = AS_NOBODY + "os.symlink(sys.argv[1], sys.argv[2])"
+MAKE_DIR = AS_NOBODY + "os.mkdir(sys.argv[1], 0o700)"
+
+
+def as_nobody(script: str, *args: Path) -> None:
+    subprocess.run([sys.executable, "-c", script, *map(str, args)], check=True, timeout=30)
 
 
 def runtimed(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -71,11 +76,7 @@ def test_a_link_planted_by_another_user_in_a_shared_dir_truncates_nothing(
 ) -> None:
     socket = shared_dir / "runtimed.sock"
     for planted in (lock_path(socket), socket.with_name(socket.name + ".start")):
-        subprocess.run(
-            [sys.executable, "-c", PLANT_AS_NOBODY.format(uid=NOBODY), str(victim), str(planted)],
-            check=True,
-            timeout=30,
-        )
+        as_nobody(PLANT_LINK, victim, planted)
         assert planted.lstat().st_uid == NOBODY
     result = serve(socket, tmp_path / "data")
     assert result.returncode == 1
@@ -87,6 +88,28 @@ def test_a_link_planted_by_another_user_in_a_shared_dir_truncates_nothing(
     # The directory is not the daemon's: its mode is left alone (the sticky bit too).
     assert stat.S_IMODE(shared_dir.stat().st_mode) == 0o1777
     assert not socket.exists()
+
+
+def test_a_shared_dir_is_usable_through_a_private_subdirectory(
+    shared_dir: Path, tmp_path: Path
+) -> None:
+    """What the refusal suggests works, unless another user took the name first."""
+    refused = serve(shared_dir / "runtimed.sock", tmp_path / "data")
+    suggested = shared_dir / f"runtimed-{os.geteuid()}"
+    assert f"e.g. {suggested}/ (created 0700 if missing)" in refused.stderr
+    socket = suggested / "runtimed.sock"
+    data = str(tmp_path / "data")
+    started = runtimed("--socket", str(socket), "start", "--data-dir", data)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert stat.S_IMODE(suggested.stat().st_mode) == 0o700
+    finally:
+        assert runtimed("--socket", str(socket), "stop").returncode == 0
+    squatted = shared_dir / "taken"
+    as_nobody(MAKE_DIR, squatted)
+    result = serve(squatted / "runtimed.sock", tmp_path / "data")
+    assert result.returncode == 1
+    assert f"it belongs to uid {NOBODY}, not to this user" in result.stderr
 
 
 def test_a_symlinked_lock_file_in_our_own_dir_is_refused(victim: Path, tmp_path: Path) -> None:
