@@ -38,8 +38,10 @@ from . import messages as m
 from .blob_store import BlobStore
 from .config import Settings
 from .gc import collect_garbage
+from .limits import KernelSlots, check_room_limit, raise_fd_limit
 from .lock import DaemonAlreadyRunning, DaemonLock
 from .peer import FrameTransport, Peer
+from .private_files import check_private_dir
 from .protocol import (
     NEED_DATA,
     PROTOCOL_VERSION,
@@ -99,12 +101,14 @@ class Daemon:
         self._server: asyncio.AbstractServer | None = None
         self.web: WebListener | None = None
         self._lock = DaemonLock(settings.socket_path)
+        self.kernel_slots = KernelSlots(settings.max_kernels)
         self.log = log.bind(pid=os.getpid())
 
     # --- listening -------------------------------------------------------------------
 
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
         """Listen, run until asked to stop, then shut down in order."""
+        fd_limit, _hard = raise_fd_limit()  # idle sockets must not starve `runtimed status`
         self.settings.docs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         # The lock, held until we are gone, decides who serves this socket, not a probe.
         self._lock.acquire()
@@ -116,6 +120,7 @@ class Daemon:
                 socket=str(self.settings.socket_path),
                 data_dir=str(self.settings.data_dir),
                 version=__version__,
+                fd_limit=fd_limit,
             )
             try:
                 if self.settings.ws is not None:
@@ -141,8 +146,7 @@ class Daemon:
         self._stop.set()
 
     async def _listen_unix(self, path: Path) -> asyncio.AbstractServer:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(path.parent, 0o700)
+        check_private_dir(path.parent)  # the lock made it, or found it private
         if path.exists() or path.is_symlink():
             if not stat.S_ISSOCK(path.lstat().st_mode):
                 raise RuntimeError(f"{path} exists and is not a socket: refusing to replace it")
@@ -232,6 +236,7 @@ class Daemon:
             room = self.rooms.get(notebook_id)
             if room is not None and not room.closed:
                 return room
+            check_room_limit(self.rooms.values(), self.settings.max_rooms)
             room = self._load_room(notebook_id, ipynb_path)
             room.on_idle = self._close_idle_room
             self.rooms[notebook_id] = room
@@ -415,7 +420,10 @@ class _Session:
     async def _request(self, req: Request) -> None:
         try:
             action = m.parse_request(req, channel=self.channel or "control")
-            if self.room is not None:
+            if isinstance(action, m.LaunchKernel | m.AttachKernel) and self.room is not None:
+                with self.daemon.kernel_slots.claim(self.room, self.daemon.rooms.values()):
+                    result = await self.room.handle_request(self.peer, action)
+            elif self.room is not None:
                 result = await self.room.handle_request(self.peer, action)
             else:
                 result = await self._control(action)
@@ -458,8 +466,12 @@ def _checked_notebook_path(raw: str) -> Path:
         raise RequestFailed("bad_path", f"notebook path {raw!r} must be absolute")
     if path.suffix != ".ipynb":
         raise RequestFailed("bad_path", f"notebook path {raw!r} does not end in .ipynb")
-    if path.exists() and not path.is_file():
-        raise RequestFailed("bad_path", f"notebook path {raw!r} is not a file")
+    try:
+        if path.exists() and not path.is_file():
+            raise RequestFailed("bad_path", f"notebook path {raw!r} is not a file")
+    except OSError as exc:  # too long for the file system, say
+        shown = raw if len(raw) <= 200 else raw[:200] + "…"
+        raise RequestFailed("bad_path", f"notebook path {shown!r}: {exc.strerror}") from None
     return path
 
 
