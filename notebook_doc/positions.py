@@ -61,7 +61,7 @@ def key_between(before: str | None, after: str | None) -> str:
         return _FIRST if after is None else _before(_fraction(after))
     if after is None:
         return _after(before)
-    return _midpoint(before, after)
+    return _midpoint(before, _fraction(after))
 
 
 def _after(low: str) -> str:

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 from automerge.core import ROOT, Document, ObjType, ScalarType
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_js_interop import as_json, node, run_peer  # noqa: F401  (node is a fixture)
-from test_properties import SETTINGS
 
 from notebook_doc import NotebookDoc, SchemaError
 from notebook_doc.positions import is_readable_position, is_valid_position
@@ -104,7 +103,7 @@ def test_outputs_are_written_for_output_widgets_only() -> None:
 foreign_positions = st.from_regex(r"[0-9a-f]{1,3}", fullmatch=True)
 
 
-@SETTINGS
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     keys=st.lists(foreign_positions, min_size=0, max_size=8),
     inserts=st.lists(st.integers(0, 20), min_size=1, max_size=8),
