@@ -602,7 +602,11 @@ class NotebookRoom:
 
     async def _kernel_info(self, peer: Peer, req: m.KernelInfo) -> dict:
         kernel = self._require_kernel()
-        return {"status": self.kernel_status, "kernel_info": kernel.kernel_info}
+        return {
+            "status": self.kernel_status,
+            "kernel_info": kernel.kernel_info,
+            "connection_file": kernel.connection_file,
+        }
 
     async def _get_blob(self, peer: Peer, req: m.GetBlob) -> dict:
         try:

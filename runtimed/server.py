@@ -296,6 +296,7 @@ class Daemon:
                     "notebook_id": r.notebook_id,
                     "kernel_name": r.kernel.kernel_name,
                     "status": r.kernel_status,
+                    "connection_file": r.kernel.connection_file,
                 }
                 for r in self.rooms.values()
                 if r.kernel is not None
