@@ -347,7 +347,7 @@ class NotebookRoom:
         if event.kind in ("restarting", "died", "shutdown"):
             self._clear_comms()
         if event.kind == "restarted" and self.control is not None:
-            self.control.open()
+            self.control.reset()
         status = {"started": "idle", "restarted": "idle"}.get(event.kind, event.kind)
         if event.kind == "died":
             status = "dead"
@@ -469,8 +469,14 @@ class NotebookRoom:
             self.broadcast("error", code=exc.code, message=exc.message)
             raise RequestFailed(exc.code, exc.message) from exc
         self.kernel = kernel
-        self.control = WidgetControl(kernel.send_comm, self._apply_kernel_widgets, log_=self.log)
-        self.control.open()
+
+        async def widget_comms() -> dict:
+            content = {"target_name": WIDGET_TARGET}
+            return (await kernel.request("comm_info_request", content, timeout=10))["content"]
+
+        self.control = WidgetControl(
+            kernel.send_comm, widget_comms, self._apply_kernel_widgets, log_=self.log
+        )
         self._set_kernel_status(kernel.status if kernel.status != "starting" else "idle")
         return kernel
 

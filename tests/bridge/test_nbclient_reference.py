@@ -27,6 +27,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _KERNEL_FILE = re.compile(r"/tmp/ipykernel_\d+/\d+\.py")
 
 NOTEBOOKS: dict[str, list[str]] = {
+    # The first cell of a fresh kernel: the daemon's own traffic must not reorder it.
+    "streams of a fresh kernel": [
+        "import sys\nprint('out')\nprint('err', file=sys.stderr)\nprint('out again')",
+        "print('second', file=sys.stderr)\nprint('cell')",
+    ],
     "display updates across cells": [
         "from IPython.display import display, update_display\n"
         "first = display('first', display_id=True)\n"
@@ -121,6 +126,8 @@ async def with_daemon(
     """The same, as the doc holds it after running each cell in turn through the daemon."""
     cell_ids = [client.doc.add_cell(source=source) for source in sources]
     await client.wait_synced()
+    # The first cell runs as soon as the kernel answers, as a user's first click would.
+    await client.request("launch_kernel")
     for cell_id in cell_ids:
         msg_id = (await client.request("execute_cell", cell_id=cell_id))["msg_id"]
         await client.wait_for(lambda c, m=msg_id: done(c, m), 60, f"cell {cell_id} finished")
@@ -142,7 +149,6 @@ async def test_daemon_and_nbclient_agree(running: RunningDaemon, name: str) -> N
     sources = NOTEBOOKS[name]
     expected = await with_nbclient(sources)
     async with running.client(f"nbclient-{name}") as client:
-        await client.request("launch_kernel")
         try:
             seen = await with_daemon(client, sources)
         finally:
