@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from test_js_interop import as_json, node, run_peer  # noqa: F401  (node is a fixture)
 
 from notebook_doc import NotebookDoc, SchemaError
+from notebook_doc.files import load_or_create
 from notebook_doc.positions import is_readable_position, is_valid_position
 
 
@@ -71,6 +72,9 @@ def test_js_v1_doc_without_notebook_id_takes_the_rooms_id(node: str, tmp_path: P
     assert json.loads(cells[1].outputs[0])["data"] == {"text/plain": "2"}
     reloaded = NotebookDoc.load(doc.save())  # the id is stored now
     assert reloaded.notebook_id == "room-7"
+    # The daemon's loader gives it the room's id too, rather than setting the file aside.
+    opened, warning = load_or_create(path, "room-7")
+    assert (opened.notebook_id, warning, path.exists()) == ("room-7", None, True)
 
 
 def test_js_comm_without_outputs_reads_as_empty(node: str, tmp_path: Path) -> None:  # noqa: F811
