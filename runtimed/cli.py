@@ -149,6 +149,12 @@ def _parser() -> argparse.ArgumentParser:
     cat.add_argument("--json", action="store_true")
     cat.set_defaults(func=_cat)
 
+    trust = sub.add_parser(
+        "trust", parents=[autostarts], help="trust a notebook's outputs, as `jupyter trust` does"
+    )
+    trust.add_argument("notebook", help="an .ipynb path")
+    trust.set_defaults(func=_trust)
+
     watch = sub.add_parser(
         "watch", parents=[autostarts], help="print a notebook's live events until Ctrl+C"
     )
@@ -460,6 +466,22 @@ def _cat(args: argparse.Namespace) -> int:
         print(json.dumps(view, indent=2, ensure_ascii=False))
         return 0
     print(format_notebook(view))
+    return 0
+
+
+def _trust(args: argparse.Namespace) -> int:
+    """Signs the notebook, as the daemon holds it, in runtimed's trust store."""
+    notebook_id, path = notebook_ref(args.notebook)
+    if path is None or not Path(path).is_file():
+        print(f"runtimed: {args.notebook!r} is not an .ipynb file", file=sys.stderr)
+        return 2
+
+    async def go() -> dict[str, Any]:
+        async with _connected(args, notebook_id, path=path) as client:
+            return await client.request("trust")
+
+    asyncio.run(go())
+    print(f"trusted {path}")
     return 0
 
 

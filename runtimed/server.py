@@ -53,6 +53,7 @@ from .protocol import (
     Sync,
 )
 from .room import NotebookRoom, RequestFailed
+from .trust import Notary, notebook_bytes_signed
 from .websocket import WebListener
 
 log = structlog.get_logger(__name__)
@@ -89,6 +90,7 @@ class Daemon:
         self.settings = settings
         self.rooms: dict[str, NotebookRoom] = {}
         self.blobs = BlobStore(settings.blobs_dir)
+        self.notary = Notary(settings.trust_dir)
         self.started_at = time.time()
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._connections: set[asyncio.Task[None]] = set()
@@ -245,21 +247,32 @@ class Daemon:
                 room_log.warning("doc_quarantined", detail=warning)
             if not warning:
                 return self._room(notebook_id, doc, doc_path, path)
-        doc = self._doc_from_ipynb(notebook_id, path) if path and path.exists() else None
+        doc, signed = (
+            self._doc_from_ipynb(notebook_id, path) if path and path.exists() else (None, False)
+        )
         if doc is None:
             doc = NotebookDoc.new(notebook_id)
-        room = self._room(notebook_id, doc, doc_path, path)
+        room = self._room(notebook_id, doc, doc_path, path, signed=signed)
         room.persister.changed()
         return room
 
-    def _doc_from_ipynb(self, notebook_id: str, path: Path) -> NotebookDoc:
+    def _doc_from_ipynb(self, notebook_id: str, path: Path) -> tuple[NotebookDoc, bool]:
+        """The file's doc, and whether its signature is in the trust store."""
         try:
-            return from_ipynb(path.read_bytes(), notebook_id=notebook_id, store_blob=self.blobs.put)
+            data = path.read_bytes()
+            doc = from_ipynb(data, notebook_id=notebook_id, store_blob=self.blobs.put)
         except (OSError, IpynbError) as exc:
             raise RequestFailed("bad_notebook", f"cannot open {path}: {exc}") from exc
+        return doc, notebook_bytes_signed(self.notary, data)
 
     def _room(
-        self, notebook_id: str, doc: NotebookDoc, doc_path: Path, path: Path | None
+        self,
+        notebook_id: str,
+        doc: NotebookDoc,
+        doc_path: Path,
+        path: Path | None,
+        *,
+        signed: bool = False,
     ) -> NotebookRoom:
         return NotebookRoom(
             notebook_id,
@@ -267,7 +280,9 @@ class Daemon:
             settings=self.settings,
             blobs=self.blobs,
             doc_path=doc_path,
+            notary=self.notary,
             ipynb_path=path,
+            signed=signed,
         )
 
     def _close_idle_room(self, room: NotebookRoom) -> None:
