@@ -111,10 +111,13 @@ foreign_positions = st.from_regex(r"[0-9a-f]{1,3}", fullmatch=True)
 @given(
     keys=st.lists(foreign_positions, min_size=0, max_size=8),
     inserts=st.lists(st.integers(0, 20), min_size=1, max_size=8),
+    moves=st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), max_size=4),
 )
-def test_inserts_anywhere_among_foreign_positions(keys: list[str], inserts: list[int]) -> None:
-    """Another client's keys (trailing zeros, ties): every insert lands where asked,
-    and every other cell keeps its place."""
+def test_inserts_anywhere_among_foreign_positions(
+    keys: list[str], inserts: list[int], moves: list[tuple[int, int]]
+) -> None:
+    """Another client's keys (trailing zeros, ties): every insert and move lands where
+    asked, and every other cell keeps its place."""
     doc = NotebookDoc.new("nb")
     raw = Document.load(doc.save())
     with raw.transaction() as tx:
@@ -133,6 +136,12 @@ def test_inserts_anywhere_among_foreign_positions(keys: list[str], inserts: list
     for number, where in enumerate(inserts):
         index = where % (len(expected) + 1)
         expected.insert(index, doc.add_cell(index=index, cell_id=f"n{number}"))
+        assert doc.cell_ids() == expected
+    for source, target in moves:
+        moved = expected.pop(source % len(expected))
+        index = target % (len(expected) + 1)
+        expected.insert(index, moved)
+        doc.move_cell(moved, index=index)
         assert doc.cell_ids() == expected
     positions = positions_of(NotebookDoc.load(doc.save()))
     assert all(is_readable_position(p) for p in positions.values())
