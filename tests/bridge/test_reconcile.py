@@ -187,4 +187,10 @@ async def test_a_fresh_kernel_sees_no_comm_traffic_until_it_uses_widgets(
         assert result == {"available": True, "added": 0, "updated": 0, "removed": 0}
         assert ("status", "comm_open") in answers
         assert not any(a == ("stream", "comm_open") for a in answers)  # no complaint
+
+        await actor.request("restart_kernel")  # a fresh process: quiet again
+        answers.clear()
+        result = await actor.request("resync")
+        assert "no widget comms" in result["reason"]
+        assert not any(a[1] in comm_requests for a in answers)
         await actor.request("shutdown_kernel")
