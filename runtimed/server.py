@@ -328,7 +328,8 @@ class Daemon:
             if path.name in open_rooms:
                 continue
             try:
-                docs.append(NotebookDoc.load(path.read_bytes()))
+                # gc only reads: the file's name stands in for an id the doc lacks (v1).
+                docs.append(NotebookDoc.load(path.read_bytes(), notebook_id=path.stem))
             except (OSError, NotebookDocError) as exc:
                 raise RequestFailed(
                     "gc_refused", f"{path} does not load ({exc}); no blob was deleted"
