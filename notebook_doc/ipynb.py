@@ -14,7 +14,6 @@ import base64
 import binascii
 import hashlib
 import json
-import re
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -24,7 +23,7 @@ from .cells import CellSnapshot, NewCell, unique_ids
 from .comms import CommSnapshot, PutComm
 from .doc import NotebookDoc
 from .errors import IpynbError
-from .ipynb_fixes import CURRENT_MINOR, fix_notebook
+from .ipynb_fixes import CELL_ID, CURRENT_MINOR, fix_notebook
 from .schema import BLOB_HASH
 
 __all__ = ["from_ipynb", "to_ipynb"]
@@ -34,7 +33,6 @@ log = structlog.get_logger(__name__)
 WIDGET_STATE_MIME: Final = "application/vnd.jupyter.widget-state+json"
 WIDGET_TARGET: Final = "jupyter.widget"
 ATTACHMENTS: Final = "attachments"
-_NBFORMAT_ID: Final = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _NBFORMAT_MINOR: Final = CURRENT_MINOR
 
 OutputResolver = Callable[[str], dict[str, Any]]
@@ -237,7 +235,7 @@ def _validate(notebook: dict[str, Any], what: str) -> None:
 
 def _export_id(cell_id: str) -> str:
     """The cell id, or a stable stand-in when it breaks nbformat's id pattern."""
-    if _NBFORMAT_ID.fullmatch(cell_id):
+    if CELL_ID.fullmatch(cell_id):
         return cell_id
     return hashlib.sha256(cell_id.encode("utf-8")).hexdigest()[:32]
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-__all__ = ["CURRENT_MINOR", "fix_notebook"]
+__all__ = ["CELL_ID", "CURRENT_MINOR", "fix_notebook"]
 
 CURRENT_MINOR: Final = 5
-_CELL_ID: Final = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-# Keys nbformat 4 allows on a markdown or raw cell besides these (code-only ones go).
+CELL_ID: Final = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # nbformat 4.5's cell id pattern
+# Keys only a code cell may have; a markdown or raw cell loses them.
 _CODE_ONLY: Final = ("outputs", "execution_count")
 # Fields an output needs, with the value Jupyter front ends assume when one is missing.
 _OUTPUT_DEFAULTS: Final[dict[str, dict[str, Any]]] = {
@@ -81,14 +81,15 @@ def _fix_cell(cell: dict[str, Any], check_ids: bool) -> list[str]:
     if (
         check_ids
         and "id" in cell
-        and not (isinstance(cell["id"], str) and _CELL_ID.fullmatch(cell["id"]))
+        and not (isinstance(cell["id"], str) and CELL_ID.fullmatch(cell["id"]))
     ):
         fixes.append(f"id {cell.pop('id')!r} replaced by a fresh one")
-    if cell.get("cell_type") != "code":
+    if cell.get("cell_type") in ("markdown", "raw"):
         for key in _CODE_ONLY:
-            if key in cell and cell.get("cell_type") in ("markdown", "raw"):
+            if key in cell:
                 del cell[key]
                 fixes.append(f"{key} removed from a {cell['cell_type']} cell")
+    if cell.get("cell_type") != "code":
         return fixes
     if "execution_count" not in cell:
         cell["execution_count"] = None
