@@ -9,6 +9,7 @@ reason.
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any, Final
 
@@ -109,5 +110,5 @@ def _fix_output(output: object) -> list[str]:
     defaults = _OUTPUT_DEFAULTS.get(output.get("output_type"), {})  # type: ignore[arg-type]
     missing = [key for key in defaults if key not in output]
     for key in missing:
-        output[key] = defaults[key]
+        output[key] = copy.deepcopy(defaults[key])  # never one shared {} or []
     return [f"missing {key} set to {defaults[key]!r}" for key in missing]
