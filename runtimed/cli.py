@@ -307,6 +307,8 @@ def _status(args: argparse.Namespace) -> int:
     print(f"kernels:  {len(info['kernels'])}")
     for kernel in info["kernels"]:
         print(f"  {kernel['kernel_name'] or '-'} ({kernel['status']})  {kernel['notebook_id']}")
+        if kernel.get("connection_file"):
+            print(f"    connection file: {kernel['connection_file']}")
     return 0
 
 

@@ -32,6 +32,7 @@ from jupyter_client.kernelspec import NoSuchKernel
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.session import Session
 
+from .connection_files import runtime_connection_file
 from .log_safety import register_secret
 
 log = structlog.get_logger(__name__)
@@ -270,7 +271,11 @@ class KernelSession:
         execute_reply of `execute()` and its execution_count.
         """
         kernel_id = str(uuid.uuid4())
-        manager = AsyncKernelManager(kernel_name=kernel_name, kernel_id=kernel_id)
+        manager = AsyncKernelManager(
+            kernel_name=kernel_name,
+            kernel_id=kernel_id,
+            connection_file=str(runtime_connection_file(kernel_id)),
+        )
         manager.shutdown_wait_time = SHUTDOWN_WAIT
         self = cls(
             kernel_id=kernel_id,

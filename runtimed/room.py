@@ -25,6 +25,7 @@ from .coalesce import Coalescer
 from .comm_mirror import CommMirror, resolve_blob, state_from_doc
 from .comm_state import OUTPUT_MODEL, CommEntry, CommState, b64, to_wire
 from .config import Settings
+from .displays import FinishedCellUpdate
 from .iopub import Execution, IopubRouter, RouterHooks
 from .kernel import KernelError, KernelEvent, KernelSession
 from .outputs import OutputLog, decode_output
@@ -116,6 +117,7 @@ class NotebookRoom:
                 private_comm_msg=self._private_comm_msg,
                 widget_opened=self._widget_opened,
                 loss_suspected=self._loss_suspected,
+                finished_cell_updated=self._finished_cell_updated,
             ),
             log_=self.log,
         )
@@ -323,6 +325,21 @@ class NotebookRoom:
             self._dirty_cells[execution.cell_id] = execution.log
             self.coalescer.poke()
 
+    def _finished_cell_updated(self, update: FinishedCellUpdate) -> None:
+        """A display update for a finished cell: written unless a client changed it since."""
+        if self._dirty_cells.get(update.cell_id) is update.log:
+            return  # an earlier update is not written yet: the doc lags behind on purpose
+        try:
+            current = self.doc.get_outputs(update.cell_id)
+        except NotebookDocError:
+            current = None
+        if current != update.before:
+            self.router.finished.forget(update.cell_id)
+            self.log.info("display_update_skipped", cell_id=update.cell_id)
+            return
+        self._dirty_cells[update.cell_id] = update.log
+        self.coalescer.poke()
+
     def _execution_count(self, cell_id: str, count: int) -> None:
         try:
             if self.doc.set_execution_count(cell_id, count):
@@ -357,7 +374,7 @@ class NotebookRoom:
         if event.kind in ("restarting", "died", "shutdown"):
             self._clear_comms()
         if event.kind == "restarted" and self.control is not None:
-            self.control.open()
+            self.control.reset()
         status = {"started": "idle", "restarted": "idle"}.get(event.kind, event.kind)
         if event.kind == "died":
             status = "dead"
@@ -371,6 +388,7 @@ class NotebookRoom:
         """Restart, shutdown and death drop every comm from both stores, and say so."""
         self.comm_state.clear()
         self.capture.clear()
+        self.router.finished.clear()
         self.mirror.cleared()
         self.coalescer.flush_now()
         self.router.executions.clear()
@@ -480,8 +498,14 @@ class NotebookRoom:
             self.broadcast("error", code=exc.code, message=exc.message)
             raise RequestFailed(exc.code, exc.message) from exc
         self.kernel = kernel
-        self.control = WidgetControl(kernel.send_comm, self._apply_kernel_widgets, log_=self.log)
-        self.control.open()
+
+        async def widget_comms() -> dict:
+            content = {"target_name": WIDGET_TARGET}
+            return (await kernel.request("comm_info_request", content, timeout=10))["content"]
+
+        self.control = WidgetControl(
+            kernel.send_comm, widget_comms, self._apply_kernel_widgets, log_=self.log
+        )
         self._set_kernel_status(kernel.status if kernel.status != "starting" else "idle")
         return kernel
 
@@ -561,6 +585,8 @@ class NotebookRoom:
         output_log = OutputLog(self.blobs) if cell_id is not None else None
         self.router.executions[msg_id] = Execution(msg_id, cell_id, output_log)
         if cell_id is not None:
+            self.router.finished.forget(cell_id)
+            self._dirty_cells.pop(cell_id, None)
             changed = self.doc.clear_outputs(cell_id)
             changed = self.doc.set_execution_count(cell_id, None) or changed
             if changed:
@@ -613,7 +639,11 @@ class NotebookRoom:
 
     async def _kernel_info(self, peer: Peer, req: m.KernelInfo) -> dict:
         kernel = self._require_kernel()
-        return {"status": self.kernel_status, "kernel_info": kernel.kernel_info}
+        return {
+            "status": self.kernel_status,
+            "kernel_info": kernel.kernel_info,
+            "connection_file": kernel.connection_file,
+        }
 
     async def _get_blob(self, peer: Peer, req: m.GetBlob) -> dict:
         try:

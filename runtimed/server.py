@@ -316,6 +316,7 @@ class Daemon:
                     "notebook_id": r.notebook_id,
                     "kernel_name": r.kernel.kernel_name,
                     "status": r.kernel_status,
+                    "connection_file": r.kernel.connection_file,
                 }
                 for r in self.rooms.values()
                 if r.kernel is not None
@@ -332,7 +333,8 @@ class Daemon:
             if path.name in open_rooms:
                 continue
             try:
-                docs.append(NotebookDoc.load(path.read_bytes()))
+                # gc only reads: the file's name stands in for an id the doc lacks (v1).
+                docs.append(NotebookDoc.load(path.read_bytes(), notebook_id=path.stem))
             except (OSError, NotebookDocError) as exc:
                 raise RequestFailed(
                     "gc_refused", f"{path} does not load ({exc}); no blob was deleted"
