@@ -355,7 +355,7 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _kernels(args: argparse.Namespace) -> int:
-    from .connection_files import find_kernels, runtime_dir
+    from .kernel.connection_files import find_kernels, runtime_dir
 
     directory = runtime_dir()
     found = asyncio.run(find_kernels(directory, timeout=args.timeout))
@@ -374,7 +374,7 @@ def _kernels(args: argparse.Namespace) -> int:
 
 
 def _attach(args: argparse.Namespace) -> int:
-    from .connection_files import resolve
+    from .kernel.connection_files import resolve
 
     try:
         connection_file = resolve(args.connection_file)

@@ -33,7 +33,7 @@ from notebook_doc import NotebookDoc, SyncState, sync_message_heads
 
 from . import __version__
 from .config import default_socket_path
-from .protocol import (
+from .wire import (
     NEED_DATA,
     PROTOCOL_VERSION,
     Broadcast,

@@ -18,7 +18,6 @@ import structlog
 
 from notebook_doc import NotebookDoc, NotebookDocError, atomic_write, to_ipynb
 
-from . import messages as m
 from .blob_store import BlobError, BlobStore
 from .capture import OutputCapture
 from .coalesce import Coalescer
@@ -31,7 +30,6 @@ from .kernel import KernelError, KernelEvent, KernelSession
 from .outputs import OutputLog, decode_output
 from .peer import Peer
 from .persistence import DocPersister
-from .protocol import Broadcast, Presence, Snapshot, Sync
 from .reconcile import (
     WIDGET_TARGET,
     KernelWidget,
@@ -41,6 +39,8 @@ from .reconcile import (
 )
 from .reconcile import plan as reconcile_plan
 from .trust import Notary, RoomTrust
+from .wire import Broadcast, Presence, Snapshot, Sync
+from .wire import messages as m
 
 log = structlog.get_logger(__name__)
 

@@ -34,7 +34,6 @@ from notebook_doc import (
 from notebook_doc import load_or_create as load_doc_file
 
 from . import __version__
-from . import messages as m
 from .blob_store import BlobStore
 from .config import Settings
 from .gc import collect_garbage
@@ -42,7 +41,10 @@ from .limits import KernelSlots, check_room_limit, raise_fd_limit
 from .lock import DaemonAlreadyRunning, DaemonLock
 from .peer import FrameTransport, Peer
 from .private_files import check_private_dir
-from .protocol import (
+from .room import NotebookRoom, RequestFailed
+from .trust import Notary, notebook_bytes_signed
+from .websocket import WebListener
+from .wire import (
     NEED_DATA,
     PROTOCOL_VERSION,
     Closed,
@@ -54,9 +56,7 @@ from .protocol import (
     Role,
     Sync,
 )
-from .room import NotebookRoom, RequestFailed
-from .trust import Notary, notebook_bytes_signed
-from .websocket import WebListener
+from .wire import messages as m
 
 log = structlog.get_logger(__name__)
 

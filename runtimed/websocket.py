@@ -48,7 +48,6 @@ from .blob_store import HASH_RE, BlobError
 from .config import token_path
 from .log_safety import Throttle, register_secret
 from .private_files import open_private, read_private
-from .protocol import MAX_FRAME_SIZE, Connection, Framing, RemoteProtocolError, Role
 from .web_guard import (
     BLOB_CSP,
     COMMON_HEADERS,
@@ -57,6 +56,7 @@ from .web_guard import (
     host_refusal,
     origin_refusal,
 )
+from .wire import MAX_FRAME_SIZE, Connection, Framing, RemoteProtocolError, Role
 
 if TYPE_CHECKING:
     from .server import Daemon

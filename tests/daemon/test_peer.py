@@ -6,7 +6,7 @@ import pytest
 
 from notebook_doc import NotebookDoc, SyncState
 from runtimed.peer import Peer
-from runtimed.protocol import (
+from runtimed.wire import (
     NEED_DATA,
     Broadcast,
     Connection,

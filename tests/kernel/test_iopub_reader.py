@@ -9,7 +9,8 @@ from jupyter_client.session import Session
 from kernel_helpers import Recorder, ScriptedKernel
 from structlog.testing import capture_logs
 
-from runtimed.kernel import KernelSession, MessageDecoder
+from runtimed.kernel import KernelSession
+from runtimed.kernel.decode import MessageDecoder
 
 
 def signed(session: Session, content: bytes | None = None) -> list[bytes]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtimed.protocol import (
+from runtimed.wire import (
     NEED_DATA,
     Closed,
     Connection,

@@ -7,7 +7,7 @@ import tracemalloc
 import pytest
 from protocol_helpers import HELLO, REPLY, connected_pair, drain, server_after_hello
 
-from runtimed.protocol import (
+from runtimed.wire import (
     NEED_DATA,
     PREAMBLE,
     Broadcast,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from protocol_helpers import HELLO, REPLY, connected_pair, drain
 
-from runtimed.protocol import (
+from runtimed.wire import (
     NEED_DATA,
     PREAMBLE,
     PROTOCOL_VERSION,

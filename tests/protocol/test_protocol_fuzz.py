@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from protocol_helpers import HELLO, REPLY, drain
 
-from runtimed.protocol import (
+from runtimed.wire import (
     Broadcast,
     Closed,
     Connection,

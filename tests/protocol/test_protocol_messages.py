@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from protocol_helpers import connected_pair, drain
 
-from runtimed.messages import (
+from runtimed.wire import ErrorInfo, Request, Response
+from runtimed.wire.messages import (
     CONTROL_ACTIONS,
     NOTEBOOK_ACTIONS,
     AttachKernel,
@@ -41,7 +42,6 @@ from runtimed.messages import (
     parse_handshake,
     parse_request,
 )
-from runtimed.protocol import ErrorInfo, Request, Response
 
 HASH = "0123456789abcdef" * 4
 

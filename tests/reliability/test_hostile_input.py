@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtimed.messages import CONTROL_ACTIONS, NOTEBOOK_ACTIONS
-from runtimed.protocol import MAX_FRAME_SIZE
+from runtimed.wire import MAX_FRAME_SIZE
+from runtimed.wire.messages import CONTROL_ACTIONS, NOTEBOOK_ACTIONS
 from tests.daemon.test_wire import PREAMBLE, frame, typed
 from tests.reliability.conftest import DaemonProcess
 

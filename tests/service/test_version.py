@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runtimed.client import Client, ClientError
-from runtimed.protocol import NEED_DATA, Connection, Handshake, Role
+from runtimed.wire import NEED_DATA, Connection, Handshake, Role
 from tests.conftest import short_socket_dir
 from tests.service.conftest import Service
 

@@ -1,5 +1,6 @@
-"""Kernels someone else started (JupyterLab, `jupyter console`, jupyter_client), found by
-their connection files in Jupyter's runtime directory, each asked whether it answers.
+"""Kernel connection files: where ours go, reading one strictly, and finding the
+kernels someone else started (JupyterLab, `jupyter console`, jupyter_client) in
+Jupyter's runtime directory, each asked whether it answers.
 
 A kernel's connection file outlives a kernel that crashed, so a file alone proves
 nothing: each is sent a `kernel_info_request`, all at once, with a short deadline.
@@ -17,7 +18,20 @@ import zmq.asyncio
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_core.paths import jupyter_runtime_dir
 
+from .events import KernelError
+
 KERNEL_INFO_TIMEOUT = 2.0
+CONNECTION_KEYS = {
+    "transport": str,
+    "ip": str,
+    "key": str,
+    "signature_scheme": str,
+    "shell_port": int,
+    "iopub_port": int,
+    "stdin_port": int,
+    "control_port": int,
+    "hb_port": int,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +57,24 @@ def runtime_connection_file(kernel_id: str) -> Path:
     directory = runtime_dir()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     return directory / f"kernel-{kernel_id}.json"
+
+
+def load_connection_file(path: str) -> dict[str, Any]:
+    """Read and check a kernel connection file; KernelError says what is wrong."""
+    try:
+        info = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise KernelError("bad_connection_file", f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise KernelError("bad_connection_file", f"{path} is not readable JSON: {exc}") from None
+    if not isinstance(info, dict):
+        raise KernelError("bad_connection_file", f"{path} does not hold a JSON object")
+    for key, kind in CONNECTION_KEYS.items():
+        if isinstance(info.get(key), bool) or not isinstance(info.get(key), kind):
+            raise KernelError(
+                "bad_connection_file", f"{path}: {key!r} missing or not a {kind.__name__}"
+            )
+    return info
 
 
 def resolve(ref: str, directory: Path | None = None) -> Path:

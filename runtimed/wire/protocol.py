@@ -24,39 +24,35 @@ from __future__ import annotations
 import enum
 import struct
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
 import msgspec
 
-PREAMBLE: Final = b"\xc0\xde\x01\xac"
-"""The magic a stream client sends first, followed by one `PROTOCOL_VERSION` byte."""
-PROTOCOL_VERSION: Final = 1
-MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
-CHANNELS: Final = ("notebook", "control")
+from .events import (
+    CHANNELS,
+    MAX_FRAME_SIZE,
+    NEED_DATA,
+    PREAMBLE,
+    PROTOCOL_VERSION,
+    Broadcast,
+    Closed,
+    ErrorInfo,
+    Event,
+    FrameType,
+    Framing,
+    Handshake,
+    LocalProtocolError,
+    NeedData,
+    Presence,
+    RemoteProtocolError,
+    Request,
+    Response,
+    Role,
+    Snapshot,
+    Sync,
+)
 
 _LENGTH: Final = struct.Struct(">I")
-
-
-class FrameType(enum.IntEnum):
-    """The type byte that starts every frame after the handshake."""
-
-    SYNC = 0
-    REQUEST = 1
-    RESPONSE = 2
-    BROADCAST = 3
-    PRESENCE = 4
-    SNAPSHOT = 5
-
-
-class Role(enum.Enum):
-    CLIENT = enum.auto()
-    SERVER = enum.auto()
-
-
-class Framing(enum.Enum):
-    STREAM = enum.auto()  # Unix socket: preamble, then 4-byte big-endian length prefixes
-    MESSAGE = enum.auto()  # WebSocket: one frame per binary message, nothing around it
 
 
 # Who may send each frame type: the direction column of the spec's table.
@@ -68,104 +64,6 @@ _SENDERS: Final[dict[FrameType, frozenset[Role]]] = {
     FrameType.PRESENCE: frozenset(Role),
     FrameType.SNAPSHOT: frozenset({Role.SERVER}),
 }
-
-
-class ProtocolError(Exception):
-    """A broken protocol rule; `code` is one of the spec's snake_case error codes."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class RemoteProtocolError(ProtocolError):
-    """The peer broke the protocol: send it `Connection.error_frame` and close."""
-
-
-class LocalProtocolError(ProtocolError):
-    """We asked to send something the protocol forbids; nothing was emitted."""
-
-
-# ---------------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True, slots=True)
-class Handshake:
-    """The untyped first frame: the client's hello, or the daemon's reply to it."""
-
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Sync:
-    """One Automerge sync message (`Message.encode()` bytes)."""
-
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """A client request; `params` holds every JSON key except `id` and `action`."""
-
-    id: int | str
-    action: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorInfo:
-    code: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """The daemon's answer to one request: `result` when ok, else `error`."""
-
-    id: int | str | None
-    ok: bool
-    result: dict[str, Any] | None = None
-    error: ErrorInfo | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Broadcast:
-    """A daemon event; on the wire `{"event": event, **fields}`."""
-
-    event: str
-    fields: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Presence:
-    """Ephemeral peer state the daemon relays to the room's other peers."""
-
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """The room doc's `save()` bytes, sent to a joining client that asked for them."""
-
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Closed:
-    """The peer ended the stream cleanly, at a frame boundary."""
-
-
-Event: TypeAlias = Handshake | Sync | Request | Response | Broadcast | Presence | Snapshot | Closed
-
-
-class NeedData(enum.Enum):
-    """`next_event` needs more bytes before it can return an event."""
-
-    NEED_DATA = enum.auto()
-
-
-NEED_DATA: Final = NeedData.NEED_DATA
 
 
 # ------------------------------------------------------------------------------ JSON

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
-from runtimed.protocol import PROTOCOL_VERSION, ErrorInfo, Request, Response
+from .events import PROTOCOL_VERSION, ErrorInfo, Request, Response
 
 Channel = Literal["notebook", "control"]
 

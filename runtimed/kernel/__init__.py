@@ -1,0 +1,15 @@
+"""The kernel bridge: one Jupyter kernel, launched or attached, its channels and lifecycle.
+
+- `session`: `KernelSession`, the lifecycle and request/reply routing the room uses;
+- `transport`: the `KernelTransport` seam between the session and the channels;
+- `zmq_channels`: the ZMQ transport (one reader per socket, heartbeat);
+- `process`: a kernel process we own (start, restart, watch, stop);
+- `decode`: wire frames to message dicts;
+- `connection_files`: reading, placing and finding connection files.
+"""
+
+from .events import KernelError, KernelEvent, KernelEventKind
+from .session import KernelSession
+from .transport import KernelTransport
+
+__all__ = ["KernelError", "KernelEvent", "KernelEventKind", "KernelSession", "KernelTransport"]

@@ -1,0 +1,25 @@
+"""What a kernel session tells its owner: lifecycle events and the errors of its calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+KernelEventKind = Literal["starting", "started", "restarting", "restarted", "died", "shutdown"]
+
+
+@dataclass(frozen=True, slots=True)
+class KernelEvent:
+    """A lifecycle change the room reports to its peers (`kernel_status`)."""
+
+    kind: KernelEventKind
+    reason: str = ""
+
+
+class KernelError(Exception):
+    """A kernel operation that failed; `code` is the protocol's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message

@@ -1,0 +1,472 @@
+"""KernelSession: one Jupyter kernel, launched or attached, and its lifecycle.
+
+The session speaks Jupyter messages and keeps the kernel's state (starting, idle,
+busy, restarting, dead, shutdown); a `KernelTransport` carries the messages. Replies
+are routed by `parent_header.msg_id`, so no caller ever consumes another's replies.
+Each connection's tasks (the transport's readers, the liveness watch) belong to one
+anyio task group, run by the session's one runner task; readiness comes through
+`start()`, deadlines are cancel scopes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import structlog
+import zmq
+import zmq.asyncio
+from jupyter_client.asynchronous import AsyncKernelClient
+
+from .connection_files import load_connection_file
+from .decode import parent_id
+from .events import KernelError, KernelEvent, KernelEventKind
+from .process import DEFAULT_SHUTDOWN_WAIT, KernelProcess
+from .transport import KernelTransport, ReceiveChannel, SendChannel
+from .zmq_channels import ZmqChannels
+
+log = structlog.get_logger(__name__)
+
+IopubSink = Callable[[list[dict]], None]
+EventSink = Callable[[KernelEvent], None]
+ReplySink = Callable[[dict], None]
+Channel = Literal["shell", "control"]
+
+IOPUB_PROBE = 1.0  # how long a kernel_info round waits for IOPub to show it is subscribed
+HEARTBEAT_TIMEOUT = 3.0
+_FINAL = frozenset({"dead", "shutdown"})
+_NOT_RUNNING = _FINAL | {"starting", "restarting"}
+_CONNECTED = "connected"  # a pending-reply key that no msg_id can take
+
+
+class KernelSession:
+    """One kernel and its channels. Build it with `launch` or `attach`, never directly."""
+
+    kernel_info: dict | None
+
+    def __init__(
+        self,
+        *,
+        kernel_id: str,
+        kernel_name: str,
+        process: KernelProcess | None,
+        on_iopub: IopubSink,
+        on_event: EventSink,
+        on_reply: ReplySink | None,
+    ) -> None:
+        self.kernel_id = kernel_id
+        self.kernel_name = kernel_name
+        self.owned = process is not None
+        self.connection_file: str | None = None
+        self.status = "starting"
+        self.kernel_info = None
+        self._process = process
+        self._on_iopub = on_iopub
+        self._on_event = on_event
+        self._on_reply = on_reply
+        self._log = log.bind(kernel_id=kernel_id, kernel_name=kernel_name)
+        self._context = zmq.asyncio.Context()
+        # Before any socket exists: an IOPub SUB must never drop (lessons.md).
+        self._context.setsockopt(zmq.RCVHWM, 0)
+        self._transport: KernelTransport | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._pending: dict[str, asyncio.Future[dict]] = {}
+        self._iopub_seen = asyncio.Event()
+        self._lifecycle = asyncio.Lock()
+        self._death_reason = ""
+        self._closed = False
+        self._startup_timeout = 60.0
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    async def launch(
+        cls,
+        kernel_name: str = "python3",
+        *,
+        cwd: str | None = None,
+        on_iopub: IopubSink,
+        on_event: EventSink,
+        on_reply: ReplySink | None = None,
+        startup_timeout: float = 60,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_WAIT,
+    ) -> KernelSession:
+        """Start a kernel from its kernelspec (provisioner included) and wait until it answers.
+
+        `on_reply` receives every shell/control reply no `request()` awaits, e.g. the
+        execute_reply of `execute()` and its execution_count. `shutdown_timeout` bounds
+        the polite part of a shutdown before SIGKILL.
+        """
+        kernel_id = str(uuid.uuid4())
+        process = KernelProcess(kernel_name, kernel_id, shutdown_wait=shutdown_timeout)
+        self = cls(
+            kernel_id=kernel_id,
+            kernel_name=kernel_name,
+            process=process,
+            on_iopub=on_iopub,
+            on_event=on_event,
+            on_reply=on_reply,
+        )
+        self._startup_timeout = startup_timeout
+        self._emit("starting")
+        ready = False
+        try:
+            await self._start(process.start(cwd), startup_timeout)
+            ready = True
+        except KernelError as exc:
+            self._report_died(exc.message)
+            raise KernelError(exc.code, f"kernel {kernel_name!r}: {self._death_reason}") from None
+        finally:
+            if not ready:  # failed or cancelled: leave no process behind
+                await self.aclose()
+                await process.stop(now=True)
+        self.connection_file = process.connection_file
+        self._started("started")
+        return self
+
+    @classmethod
+    async def attach(
+        cls,
+        connection_file: str,
+        *,
+        on_iopub: IopubSink,
+        on_event: EventSink,
+        on_reply: ReplySink | None = None,
+        timeout: float = 10,
+        heartbeat_timeout: float = HEARTBEAT_TIMEOUT,
+    ) -> KernelSession:
+        """Bridge a kernel someone else started; it is watched by heartbeat, never killed."""
+        info = load_connection_file(connection_file)
+        kernel_name = info.get("kernel_name")
+        self = cls(
+            kernel_id=Path(connection_file).stem.removeprefix("kernel-"),
+            kernel_name=kernel_name if isinstance(kernel_name, str) else "",
+            process=None,
+            on_iopub=on_iopub,
+            on_event=on_event,
+            on_reply=on_reply,
+        )
+        client = AsyncKernelClient(context=self._context)
+        try:
+            client.load_connection_info(info)
+        except Exception as exc:
+            await self.aclose()
+            raise KernelError("bad_connection_file", f"{connection_file}: {exc}") from None
+        self.connection_file = connection_file
+        self._emit("starting")
+        transport = ZmqChannels(client, heartbeat_timeout=heartbeat_timeout, logger=self._log)
+        ready = False
+        try:
+            await self._connect(transport, timeout)
+            ready = True
+        except KernelError as exc:
+            self._report_died(exc.message)
+            raise KernelError(exc.code, f"kernel at {connection_file}: {exc.message}") from None
+        finally:
+            if not ready:
+                await self.aclose()
+        self._started("started")
+        return self
+
+    async def _start(self, starting: Any, timeout: float) -> None:
+        """Start (or restart) our process, then connect to it with a fresh client."""
+        assert self._process is not None
+        await starting
+        previous = self._transport
+        session = previous.client.session if isinstance(previous, ZmqChannels) else None
+        # The same Session across a restart: a fresh one would count msg_ids from 0.
+        client = self._process.client(self._context, session)
+        await self._connect(ZmqChannels(client, logger=self._log), timeout)
+
+    async def _connect(self, transport: KernelTransport, timeout: float) -> None:
+        """Run the transport's tasks and wait (within `timeout`) until the kernel answers."""
+        self._transport = transport
+        self._iopub_seen.clear()
+        connected: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+        # Waited on like a reply, so a kernel that dies meanwhile fails it at once.
+        self._pending[_CONNECTED] = connected
+        self._runner = asyncio.get_running_loop().create_task(
+            self._run(transport, connected), name=f"kernel {self.kernel_id}"
+        )
+        try:
+            with anyio.fail_after(timeout):
+                await connected
+                await self._handshake()
+        except TimeoutError:
+            raise KernelError(
+                "kernel_timeout", f"no kernel_info_reply within {timeout:g} s"
+            ) from None
+        finally:
+            self._pending.pop(_CONNECTED, None)
+
+    async def _run(self, transport: KernelTransport, connected: asyncio.Future[dict]) -> None:
+        """The owner of one connection's tasks; the first failure means the kernel is dead."""
+        try:
+            async with anyio.create_task_group() as tg:
+                if self._process is not None:
+                    tg.start_soon(self._watch_process, self._process)
+                await tg.start(transport.serve, self._deliver)
+                if not connected.done():
+                    connected.set_result({})
+        except* KernelError as group:
+            error = group.exceptions[0]
+            self._report_died(error.message if isinstance(error, KernelError) else repr(error))
+        except* Exception as group:
+            self._log.error("kernel task failed", exc_info=group)
+            self._report_died(f"kernel channel failed: {group.exceptions[0]!r}")
+
+    async def _watch_process(self, process: KernelProcess) -> None:
+        self._report_died(await process.exited())
+
+    async def _handshake(self) -> None:
+        """kernel_info until both its reply and some IOPub message came back.
+
+        A SUB socket's subscription reaches the kernel some time after connect; only a
+        message seen on IOPub proves outputs will not be lost from here on.
+        """
+        while True:
+            reply = await self.request("kernel_info_request", {}, timeout=None)
+            self.kernel_info = reply["content"]
+            with anyio.move_on_after(IOPUB_PROBE):
+                await self._iopub_seen.wait()
+                return
+
+    def _started(self, kind: KernelEventKind) -> None:
+        self.status = "idle"
+        self._log.info("kernel ready", event_kind=kind)
+        self._emit(kind)
+
+    async def _disconnect(self) -> None:
+        """Cancel the connection's tasks, then close the transport."""
+        runner, self._runner = self._runner, None
+        if runner is not None and runner is not asyncio.current_task():
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+        if self._transport is not None:
+            await self._transport.aclose()
+
+    # ------------------------------------------------------------------ receiving
+
+    def _deliver(self, channel: ReceiveChannel, batch: list[dict]) -> None:
+        if channel == "iopub":
+            self._handle_iopub(batch)
+        elif channel == "stdin":
+            self._handle_stdin(batch)
+        else:
+            self._handle_replies(batch)
+
+    def _handle_iopub(self, batch: list[dict]) -> None:
+        self._iopub_seen.set()
+        if self.status not in _NOT_RUNNING:
+            for msg in batch:
+                if msg["msg_type"] == "status":
+                    state = msg["content"].get("execution_state")
+                    if isinstance(state, str):
+                        self.status = state
+        self._call(self._on_iopub, batch)
+
+    def _handle_replies(self, batch: list[dict]) -> None:
+        for msg in batch:
+            waiter = self._pending.pop(parent_id(msg), None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(msg)
+            elif self._on_reply is not None:
+                self._call(self._on_reply, msg)
+            else:
+                self._log.debug("unclaimed reply dropped", msg_type=msg["msg_type"])
+
+    def _handle_stdin(self, batch: list[dict]) -> None:
+        for msg in batch:
+            if msg["msg_type"] == "input_request":
+                self._log.warning("kernel asked for input; answered with an empty string")
+                self._send("stdin", "input_reply", {"value": ""}, parent=msg)
+
+    def _call(self, callback: Callable[[Any], None], arg: Any) -> None:
+        try:
+            callback(arg)
+        except Exception:
+            self._log.exception("kernel session callback failed", callback=repr(callback))
+
+    def _emit(self, kind: KernelEventKind, reason: str = "") -> None:
+        self._call(self._on_event, KernelEvent(kind, reason))
+
+    def _report_died(self, reason: str) -> None:
+        if self.status in _FINAL:
+            return
+        if self.status in ("starting", "restarting"):
+            reason = f"failed to {self.status.removesuffix('ing')}: {reason}"
+        self.status = "dead"
+        self._death_reason = reason
+        self._fail_pending(KernelError("kernel_dead", reason))
+        self._log.warning("kernel died", reason=reason)
+        self._emit("died", reason)
+
+    def _fail_pending(self, error: KernelError) -> None:
+        pending, self._pending = self._pending, {}
+        for waiter in pending.values():
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    # ------------------------------------------------------------------ sending
+
+    def _require_usable(self) -> None:
+        if self._closed or self.status == "shutdown":
+            raise KernelError("no_kernel", "the kernel session is closed")
+        if self.status == "dead":
+            raise KernelError("kernel_dead", self._death_reason)
+
+    def _send(
+        self,
+        channel: SendChannel,
+        msg_type: str,
+        content: dict,
+        *,
+        metadata: dict | None = None,
+        buffers: list[bytes] | None = None,
+        parent: dict | None = None,
+    ) -> str:
+        """Queue one message without blocking; returns its msg_id."""
+        self._require_usable()
+        if not isinstance(content, dict):
+            raise KernelError("bad_message", f"{msg_type} content must be a dict")
+        if self._transport is None:
+            raise KernelError("kernel_restarting", "the kernel is restarting")
+        return self._transport.send(
+            channel, msg_type, content, metadata=metadata, buffers=buffers, parent=parent
+        )
+
+    def send_shell(
+        self,
+        msg_type: str,
+        content: dict,
+        *,
+        metadata: dict | None = None,
+        buffers: list[bytes] | None = None,
+    ) -> str:
+        """Queue a shell message; its reply goes to `on_reply`."""
+        return self._send("shell", msg_type, content, metadata=metadata, buffers=buffers)
+
+    async def request(
+        self,
+        msg_type: str,
+        content: dict,
+        *,
+        channel: Channel = "shell",
+        timeout: float | None = 30,
+    ) -> dict:
+        """Send and await the reply whose parent is this message (None: no timeout)."""
+        if channel not in ("shell", "control"):
+            raise KernelError("bad_message", f"requests go on shell or control, not {channel!r}")
+        msg_id = self._send(channel, msg_type, content)
+        waiter = asyncio.get_running_loop().create_future()
+        self._pending[msg_id] = waiter
+        try:
+            with anyio.fail_after(timeout):
+                return await waiter
+        except TimeoutError:
+            raise KernelError(
+                "kernel_timeout", f"no reply to {msg_type} within {timeout:g} s"
+            ) from None
+        finally:
+            self._pending.pop(msg_id, None)
+
+    def execute(
+        self,
+        code: str,
+        *,
+        silent: bool = False,
+        store_history: bool = True,
+        allow_stdin: bool = False,
+    ) -> str:
+        """Queue an execute_request; outputs arrive on IOPub, the reply on `on_reply`."""
+        if not isinstance(code, str):
+            raise KernelError("bad_message", f"code must be a string, got {type(code).__name__}")
+        content = {
+            "code": code,
+            "silent": silent,
+            "store_history": store_history,
+            "user_expressions": {},
+            "allow_stdin": allow_stdin,
+            "stop_on_error": True,
+        }
+        return self.send_shell("execute_request", content)
+
+    def send_comm(
+        self,
+        comm_id: str,
+        data: dict,
+        *,
+        buffers: list[bytes] | None = None,
+        msg_type: str = "comm_msg",
+        metadata: dict | None = None,
+        target_name: str | None = None,
+    ) -> str:
+        """Send a comm_open / comm_msg / comm_close to the kernel (a client moved a widget)."""
+        if msg_type not in ("comm_open", "comm_msg", "comm_close"):
+            raise KernelError("bad_message", f"{msg_type!r} is not a comm message type")
+        if not isinstance(comm_id, str) or not comm_id:
+            raise KernelError("bad_message", "comm_id must be a non-empty string")
+        if not isinstance(data, dict):
+            raise KernelError("bad_message", f"comm data must be a dict, got {type(data).__name__}")
+        content: dict[str, Any] = {"comm_id": comm_id, "data": data}
+        if msg_type == "comm_open":
+            if not target_name:
+                raise KernelError("bad_message", "comm_open needs a target_name")
+            content["target_name"] = target_name
+        return self.send_shell(msg_type, content, metadata=metadata, buffers=buffers)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def interrupt(self) -> None:
+        """Interrupt the running cell: a signal for our kernels, a control message otherwise."""
+        self._require_usable()
+        if self._process is None:
+            await self.request("interrupt_request", {}, channel="control", timeout=5)
+            return
+        await self._process.interrupt()
+
+    async def restart(self) -> None:
+        """Restart an owned kernel (dead or alive); IOPub keeps flowing to the same sink."""
+        async with self._lifecycle:
+            if self._closed:
+                raise KernelError("no_kernel", "the kernel session is closed")
+            if self._process is None:
+                raise KernelError("not_owned", "an attached kernel cannot be restarted from here")
+            self.status = "restarting"
+            self._emit("restarting")
+            await self._disconnect()
+            self._fail_pending(KernelError("kernel_restarting", "the kernel is restarting"))
+            try:
+                await self._start(self._process.restart(), self._startup_timeout)
+            except KernelError as exc:
+                self._report_died(exc.message)
+                raise KernelError(exc.code, self._death_reason) from None
+            self.connection_file = self._process.connection_file
+            self._started("restarted")
+
+    async def shutdown(self) -> None:
+        """Stop bridging; an owned kernel is also stopped (request, SIGTERM, SIGKILL)."""
+        async with self._lifecycle:
+            if self.status == "shutdown":
+                return
+            await self.aclose()
+            if self._process is not None:
+                await self._process.stop(now=False)
+            self.status = "shutdown"
+            self._log.info("kernel shut down")
+            self._emit("shutdown")
+
+    async def aclose(self) -> None:
+        """Stop every reader and close the sockets; the kernel process is left alone."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._disconnect()
+        self._fail_pending(KernelError("no_kernel", "the kernel session is closed"))
+        self._context.destroy(linger=0)
