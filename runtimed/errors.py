@@ -8,7 +8,7 @@ This module imports nothing, so every layer (the sans-I/O protocol included) may
 
 from __future__ import annotations
 
-__all__ = ["RuntimedError"]
+__all__ = ["RequestFailed", "RuntimedError"]
 
 
 class RuntimedError(Exception):
@@ -21,3 +21,7 @@ class RuntimedError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class RequestFailed(RuntimedError):
+    """A request the daemon could not carry out; becomes an error RESPONSE."""

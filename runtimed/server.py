@@ -37,7 +37,9 @@ from . import __version__
 from . import messages as m
 from .blob_store import BlobStore
 from .config import Settings
+from .errors import RequestFailed, RuntimedError
 from .gc import collect_garbage
+from .kernel import KernelError
 from .limits import KernelSlots, check_room_limit, raise_fd_limit
 from .lock import DaemonAlreadyRunning, DaemonLock
 from .peer import FrameTransport, Peer
@@ -54,7 +56,7 @@ from .protocol import (
     Role,
     Sync,
 )
-from .room import NotebookRoom, RequestFailed
+from .room import NotebookRoom
 from .trust import Notary, notebook_bytes_signed
 from .websocket import WebListener
 
@@ -405,7 +407,7 @@ class _Session:
             hello = m.parse_handshake(event.payload)
             if hello.channel == "notebook":
                 self.room = await self.daemon.open_room(hello.notebook_id, hello.path)
-        except (m.RequestError, RequestFailed) as exc:
+        except RuntimedError as exc:
             self.fatal(exc.code, exc.message)
             return False
         self.channel = hello.channel
@@ -430,7 +432,7 @@ class _Session:
             else:
                 result = await self._control(action)
             response = m.ok_response(req.id, result)
-        except (m.RequestError, RequestFailed) as exc:
+        except (RuntimedError, KernelError) as exc:  # every documented code reaches the client
             response = m.error_response(req.id, exc.code, exc.message)
         except Exception as exc:  # a bug of ours must not end the connection
             self.peer.log.exception("request_failed", action=req.action)
