@@ -407,7 +407,7 @@ class _Session:
             hello = m.parse_handshake(event.payload)
             if hello.channel == "notebook":
                 self.room = await self.daemon.open_room(hello.notebook_id, hello.path)
-        except RuntimedError as exc:
+        except (RuntimedError, m.RequestError) as exc:
             self.fatal(exc.code, exc.message)
             return False
         self.channel = hello.channel
@@ -432,7 +432,7 @@ class _Session:
             else:
                 result = await self._control(action)
             response = m.ok_response(req.id, result)
-        except (RuntimedError, KernelError) as exc:  # every documented code reaches the client
+        except (RuntimedError, m.RequestError, KernelError) as exc:  # each with its own code
             response = m.error_response(req.id, exc.code, exc.message)
         except Exception as exc:  # a bug of ours must not end the connection
             self.peer.log.exception("request_failed", action=req.action)
