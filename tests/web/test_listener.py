@@ -17,8 +17,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from runtimed.cli import ws_address
 from runtimed.config import Settings, token_path
+from runtimed.daemon.websocket import WebListenerError, check_bind_host
 from runtimed.protocol import MAX_FRAME_SIZE, FrameType
-from runtimed.websocket import WebListenerError, check_bind_host
 from tests.conftest import RunningDaemon
 from tests.web.conftest import WebDaemon
 

@@ -18,30 +18,30 @@ import structlog
 
 from notebook_doc import NotebookDoc, NotebookDocError, atomic_write, to_ipynb
 
-from . import messages as m
-from .blob_store import BlobError, BlobStore
-from .capture import OutputCapture
-from .coalesce import Coalescer
-from .comm_mirror import CommMirror, resolve_blob, state_from_doc
-from .comm_state import OUTPUT_MODEL, CommEntry, CommState, b64, parse_comm_update, to_wire
-from .config import Settings
-from .displays import FinishedCellUpdate
-from .errors import RequestFailed
-from .iopub import Execution, IopubRouter, RouterHooks
-from .kernel import KernelError, KernelEvent, KernelSession
-from .outputs import OutputLog, decode_output
-from .peer import Peer
-from .persistence import DocPersister
-from .protocol import Broadcast, Presence, Snapshot, Sync
-from .reconcile import (
+from .. import messages as m
+from ..blob_store import BlobError, BlobStore
+from ..comms.capture import OutputCapture
+from ..comms.coalesce import Coalescer
+from ..comms.comm_state import OUTPUT_MODEL, CommEntry, CommState, b64, parse_comm_update, to_wire
+from ..comms.mirror import CommMirror, resolve_blob, state_from_doc
+from ..comms.reconcile import (
     WIDGET_TARGET,
     KernelWidget,
     Plan,
     ReconcileUnavailable,
     WidgetControl,
 )
-from .reconcile import plan as reconcile_plan
-from .trust import Notary, RoomTrust
+from ..comms.reconcile import plan as reconcile_plan
+from ..config import Settings
+from ..displays import FinishedCellUpdate
+from ..errors import RequestFailed
+from ..kernel import KernelError, KernelEvent, KernelSession
+from ..outputs import OutputLog, decode_output
+from ..protocol import Broadcast, Presence, Snapshot, Sync
+from ..trust import Notary, RoomTrust
+from .iopub import Execution, IopubRouter, RouterHooks
+from .peer import Peer
+from .persistence import DocPersister
 
 log = structlog.get_logger(__name__)
 

@@ -19,7 +19,7 @@ import structlog
 
 from notebook_doc import SyncState
 
-from .protocol import (
+from ..protocol import (
     Broadcast,
     Connection,
     ErrorInfo,

@@ -33,18 +33,16 @@ from notebook_doc import (
 )
 from notebook_doc import load_or_create as load_doc_file
 
-from . import __version__
-from . import messages as m
-from .blob_store import BlobStore
-from .config import Settings
-from .errors import RequestFailed, RuntimedError
-from .gc import collect_garbage
-from .kernel import KernelError
-from .limits import KernelSlots, check_room_limit, raise_fd_limit
-from .lock import DaemonAlreadyRunning, DaemonLock
-from .peer import FrameTransport, Peer
-from .private_files import check_private_dir
-from .protocol import (
+from .. import __version__
+from .. import messages as m
+from ..blob_store import BlobStore
+from ..config import Settings
+from ..errors import RequestFailed, RuntimedError
+from ..gc import collect_garbage
+from ..kernel import KernelError
+from ..lock import DaemonAlreadyRunning, DaemonLock
+from ..private_files import check_private_dir
+from ..protocol import (
     NEED_DATA,
     PROTOCOL_VERSION,
     Closed,
@@ -56,8 +54,10 @@ from .protocol import (
     Role,
     Sync,
 )
+from ..trust import Notary, notebook_bytes_signed
+from .limits import KernelSlots, check_room_limit, raise_fd_limit
+from .peer import FrameTransport, Peer
 from .room import NotebookRoom
-from .trust import Notary, notebook_bytes_signed
 from .websocket import WebListener
 
 log = structlog.get_logger(__name__)

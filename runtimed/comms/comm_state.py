@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from .errors import RuntimedError
+from ..errors import RuntimedError
 
 log = structlog.get_logger(__name__)
 
