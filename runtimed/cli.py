@@ -185,8 +185,8 @@ def notebook_ref(raw: str) -> tuple[str, str | None]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .server import DaemonAlreadyRunning, run_daemon
-    from .websocket import WebListenerError, page_url, read_token
+    from .daemon.server import DaemonAlreadyRunning, run_daemon
+    from .daemon.websocket import WebListenerError, page_url, read_token
 
     configure_logging(args.log_level, args.log_format, log_file=args.log_file)
     settings = Settings(
@@ -272,7 +272,7 @@ def _start(args: argparse.Namespace) -> int:
     if not started.already_running:
         print(f"log:      {log_file}")
     if args.ws and not started.already_running:
-        from .websocket import page_url, read_token
+        from .daemon.websocket import page_url, read_token
 
         token = read_token(token_path(_socket(args)))
         print(f"page:     {page_url(*args.ws, token)}")

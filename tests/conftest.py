@@ -16,7 +16,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 from runtimed.client import Client
 from runtimed.config import Settings
-from runtimed.server import Daemon
+from runtimed.daemon.server import Daemon
 
 
 def short_socket_dir() -> Path:

@@ -1,4 +1,4 @@
-"""The daemon as the bench runs it: `runtimed.server.run_daemon` in its own process.
+"""The daemon as the bench runs it: `runtimed.daemon.server.run_daemon` in its own process.
 
 A separate process keeps the bench's clients off the daemon's event loop and CPU, and
 makes RSS and CPU time the daemon's alone. Extras for measuring, all optional:
@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from runtimed.config import Settings
+from runtimed.daemon.server import run_daemon
 from runtimed.log import configure_logging
-from runtimed.server import run_daemon
 
 from .loop_probe import LoopProbe
 

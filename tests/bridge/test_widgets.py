@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 
 import pytest
 
+from runtimed.client import ClientError
 from tests.bridge.conftest import NOTEBOOK
 from tests.bridge.helpers import (
     assert_doc_matches_comm_state,
@@ -198,6 +200,44 @@ async def test_send_comm_moves_the_slider_in_the_kernel_and_everyone_sees_it_onc
             and e.fields["content"]["data"].get("state", {}).get("value") == 42
         ]
         assert len(updates) == 1, updates
+
+
+async def test_a_refused_send_comm_has_its_code_and_changes_no_store(pair) -> None:
+    """A malformed send_comm is bad_comm_message, not internal_error, and leaves
+    CommState, the doc and the kernel as they were."""
+    actor, observer = pair
+    await run(actor, "from ipywidgets import IntSlider\ns = IntSlider(value=7)")
+    slider_id = _only(await assert_doc_matches_comm_state(observer, actor), "IntSliderModel")
+    bad = [
+        {"method": "update", "state": [1, 2]},
+        {"method": "update", "state": {"value": 9}, "buffer_paths": [["x"]]},
+    ]
+    for data in bad:
+        with pytest.raises(ClientError) as refused:
+            await actor.request("send_comm", comm_id=slider_id, data=data)
+        assert refused.value.code == "bad_comm_message", refused.value
+    legacy = await assert_doc_matches_comm_state(observer, actor)
+    assert legacy[slider_id]["state"]["value"] == 7
+    assert (await kernel_widgets(actor))[slider_id]["value"] == 7
+
+
+async def test_execute_during_a_restart_is_kernel_restarting(pair) -> None:
+    """A KernelError from the kernel reaches the client with its own code."""
+    actor, observer = pair
+    restart = asyncio.ensure_future(actor.request("restart_kernel"))
+    try:
+        await observer.wait_for(
+            lambda c: any(
+                e.event == "kernel_status" and e.fields["status"] == "restarting"
+                for e in c.broadcasts
+            ),
+            30,
+        )
+        with pytest.raises(ClientError) as refused:
+            await observer.request("execute", code="1")
+        assert refused.value.code == "kernel_restarting", refused.value
+    finally:
+        await restart
 
 
 async def test_burst_of_20000_updates_ends_at_the_kernel_value(running, unbounded_kernel) -> None:

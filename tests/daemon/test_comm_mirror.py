@@ -9,14 +9,14 @@ from pathlib import Path
 
 from notebook_doc import NotebookDoc
 from runtimed.blob_store import BlobStore
-from runtimed.comm_mirror import (
+from runtimed.comms.comm_state import CommState
+from runtimed.comms.mirror import (
     LARGE_VALUE_LIMIT,
     CommMirror,
     StoredValues,
     doc_state_json,
     state_from_doc,
 )
-from runtimed.comm_state import CommState
 
 
 class CountingStore(BlobStore):

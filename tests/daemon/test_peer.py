@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from notebook_doc import NotebookDoc, SyncState
-from runtimed.peer import Peer
+from runtimed.daemon.peer import Peer
 from runtimed.wire import (
     NEED_DATA,
     Broadcast,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runtimed.comm_state import CommEntry
-from runtimed.reconcile import KernelWidget, opening_order, parse_update_states, plan
+from runtimed.comms.comm_state import CommEntry
+from runtimed.comms.reconcile import KernelWidget, opening_order, parse_update_states, plan
 
 
 def entry(comm_id: str, state: dict, target: str = "jupyter.widget", seq: int = 0) -> CommEntry:

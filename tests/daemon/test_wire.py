@@ -16,7 +16,7 @@ from dataclasses import replace
 import pytest
 
 from runtimed.config import Settings
-from runtimed.server import Daemon, DaemonAlreadyRunning
+from runtimed.daemon.server import Daemon, DaemonAlreadyRunning
 from tests.conftest import RunningDaemon
 
 PREAMBLE = b"\xc0\xde\x01\xac\x01"

@@ -7,7 +7,7 @@ import base64
 import pytest
 from structlog.testing import capture_logs
 
-from runtimed.comm_state import (
+from runtimed.comms.comm_state import (
     CommMessageError,
     CommState,
     parse_comm_close,

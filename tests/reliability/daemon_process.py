@@ -15,8 +15,8 @@ import dataclasses
 from pathlib import Path
 
 from runtimed.config import Settings
+from runtimed.daemon.server import run_daemon
 from runtimed.log import configure_logging
-from runtimed.server import run_daemon
 
 _KNOBS = {f.name: f.type for f in dataclasses.fields(Settings)}
 

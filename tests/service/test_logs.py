@@ -34,7 +34,7 @@ def test_daemon_and_library_lines_share_one_rotating_file(
     monkeypatch.setattr(runtimed_log, "LOG_MAX_BYTES", 2000)
     log_file = tmp_path / "state" / "runtimed.log"
     runtimed_log.configure_logging("debug", "json", log_file=log_file)
-    ours = structlog.get_logger("runtimed.room").bind(room_id="r1")
+    ours = structlog.get_logger("runtimed.daemon.room").bind(room_id="r1")
     for n in range(100):
         ours.debug("tick", n=n)
     logging.getLogger("jupyter_client").warning("from a library")

@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from runtimed.config import Settings
-from runtimed.web_guard import (
+from runtimed.daemon.web_guard import (
     BLOB_CSP,
     PAGE_CSP,
     ConnectionGate,

@@ -25,7 +25,7 @@ from notebook_doc import (
     UpdateCommState,
 )
 
-from .blob_store import BlobError, BlobStore
+from ..blob_store import BlobError, BlobStore
 from .comm_state import OUTPUT_MODEL, BufferPath, CommEntry, CommState
 
 log = structlog.get_logger(__name__)

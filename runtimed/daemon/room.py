@@ -18,44 +18,36 @@ import structlog
 
 from notebook_doc import NotebookDoc, NotebookDocError, atomic_write, to_ipynb
 
-from .blob_store import BlobError, BlobStore
-from .capture import OutputCapture
-from .coalesce import Coalescer
-from .comm_mirror import CommMirror, resolve_blob, state_from_doc
-from .comm_state import OUTPUT_MODEL, CommEntry, CommState, b64, to_wire
-from .config import Settings
-from .displays import FinishedCellUpdate
-from .iopub import Execution, IopubRouter, RouterHooks
-from .kernel import KernelError, KernelEvent, KernelSession
-from .outputs import OutputLog, decode_output
-from .peer import Peer
-from .persistence import DocPersister
-from .reconcile import (
+from ..blob_store import BlobError, BlobStore
+from ..comms.capture import OutputCapture
+from ..comms.coalesce import Coalescer
+from ..comms.comm_state import OUTPUT_MODEL, CommEntry, CommState, b64, parse_comm_update, to_wire
+from ..comms.mirror import CommMirror, resolve_blob, state_from_doc
+from ..comms.reconcile import (
     WIDGET_TARGET,
     KernelWidget,
     Plan,
     ReconcileUnavailable,
     WidgetControl,
 )
-from .reconcile import plan as reconcile_plan
-from .trust import Notary, RoomTrust
-from .wire import Broadcast, Presence, Snapshot, Sync
-from .wire import messages as m
+from ..comms.reconcile import plan as reconcile_plan
+from ..config import Settings
+from ..displays import FinishedCellUpdate
+from ..errors import RequestFailed
+from ..kernel import KernelError, KernelEvent, KernelSession
+from ..outputs import OutputLog, decode_output
+from ..trust import Notary, RoomTrust
+from ..wire import Broadcast, Presence, Snapshot, Sync
+from ..wire import messages as m
+from .iopub import Execution, IopubRouter, RouterHooks
+from .peer import Peer
+from .persistence import DocPersister
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_KERNEL = "python3"
 # Trust is recomputed at most this often (seconds) while the doc changes.
 TRUST_REFRESH = 0.1
-
-
-class RequestFailed(Exception):
-    """A request the room could not carry out; becomes an error RESPONSE."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class NotebookRoom:
@@ -599,14 +591,15 @@ class NotebookRoom:
         if self.comm_state.get(req.comm_id) is None:
             raise RequestFailed("no_such_comm", f"no live comm with id {req.comm_id!r}")
         buffers = list(req.buffers or [])
-        # The client's change is applied now; ipywidgets echoes it back (echo_update),
-        # which is broadcast in kernel order and merges to the same state.
-        entry = self.comm_state.update_from_message(
-            {"comm_id": req.comm_id, "data": req.data}, buffers
-        )
-        if entry is not None:
-            self.mirror.updated(req.comm_id)
+        # Validated first (bad_comm_message), applied only once the kernel took it, so
+        # the stores never hold a change the kernel did not get. ipywidgets echoes it
+        # back (echo_update), broadcast in kernel order, merging to the same state.
+        update = parse_comm_update({"comm_id": req.comm_id, "data": req.data}, buffers)
         msg_id = kernel.send_comm(req.comm_id, req.data, buffers=buffers)
+        if update is not None and self.comm_state.on_comm_update(
+            update.comm_id, update.state, buffer_paths=update.buffer_paths, buffers=update.buffers
+        ):
+            self.mirror.updated(req.comm_id)
         return {"msg_id": msg_id}
 
     async def _interrupt_kernel(self, peer: Peer, req: m.InterruptKernel) -> dict:

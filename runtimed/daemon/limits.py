@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from .room import RequestFailed
+from ..errors import RequestFailed
 
 if TYPE_CHECKING:
     from .room import NotebookRoom

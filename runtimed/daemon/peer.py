@@ -19,7 +19,7 @@ import structlog
 
 from notebook_doc import SyncState
 
-from .wire import (
+from ..wire import (
     Broadcast,
     Connection,
     ErrorInfo,

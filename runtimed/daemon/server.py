@@ -33,18 +33,16 @@ from notebook_doc import (
 )
 from notebook_doc import load_or_create as load_doc_file
 
-from . import __version__
-from .blob_store import BlobStore
-from .config import Settings
-from .gc import collect_garbage
-from .limits import KernelSlots, check_room_limit, raise_fd_limit
-from .lock import DaemonAlreadyRunning, DaemonLock
-from .peer import FrameTransport, Peer
-from .private_files import check_private_dir
-from .room import NotebookRoom, RequestFailed
-from .trust import Notary, notebook_bytes_signed
-from .websocket import WebListener
-from .wire import (
+from .. import __version__
+from ..blob_store import BlobStore
+from ..config import Settings
+from ..errors import RequestFailed, RuntimedError
+from ..gc import collect_garbage
+from ..kernel import KernelError
+from ..lock import DaemonAlreadyRunning, DaemonLock
+from ..private_files import check_private_dir
+from ..trust import Notary, notebook_bytes_signed
+from ..wire import (
     NEED_DATA,
     PROTOCOL_VERSION,
     Closed,
@@ -56,7 +54,11 @@ from .wire import (
     Role,
     Sync,
 )
-from .wire import messages as m
+from ..wire import messages as m
+from .limits import KernelSlots, check_room_limit, raise_fd_limit
+from .peer import FrameTransport, Peer
+from .room import NotebookRoom
+from .websocket import WebListener
 
 log = structlog.get_logger(__name__)
 
@@ -405,7 +407,7 @@ class _Session:
             hello = m.parse_handshake(event.payload)
             if hello.channel == "notebook":
                 self.room = await self.daemon.open_room(hello.notebook_id, hello.path)
-        except (m.RequestError, RequestFailed) as exc:
+        except (RuntimedError, m.RequestError) as exc:
             self.fatal(exc.code, exc.message)
             return False
         self.channel = hello.channel
@@ -430,7 +432,7 @@ class _Session:
             else:
                 result = await self._control(action)
             response = m.ok_response(req.id, result)
-        except (m.RequestError, RequestFailed) as exc:
+        except (RuntimedError, m.RequestError, KernelError) as exc:  # each with its own code
             response = m.error_response(req.id, exc.code, exc.message)
         except Exception as exc:  # a bug of ours must not end the connection
             self.peer.log.exception("request_failed", action=req.action)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .blob_store import BlobStore
-from .outputs import OutputLog, encode_output
+from ..blob_store import BlobStore
+from ..outputs import OutputLog, encode_output
 
 
 @dataclass(frozen=True, slots=True)

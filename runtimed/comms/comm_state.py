@@ -15,6 +15,8 @@ from typing import Any
 
 import structlog
 
+from ..errors import RuntimedError
+
 log = structlog.get_logger(__name__)
 
 BufferPath = tuple[str | int, ...]
@@ -23,10 +25,11 @@ OUTPUT_MODEL = "OutputModel"
 STATE_METHODS = frozenset({"update", "echo_update"})
 
 
-class CommMessageError(ValueError):
+class CommMessageError(RuntimedError, ValueError):
     """A comm message (from the kernel or a client) that cannot be applied as given."""
 
-    code = "bad_comm_message"
+    def __init__(self, message: str) -> None:
+        super().__init__("bad_comm_message", message)
 
 
 @dataclass(slots=True)

@@ -44,10 +44,11 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from .blob_store import HASH_RE, BlobError
-from .config import token_path
-from .log_safety import Throttle, register_secret
-from .private_files import open_private, read_private
+from ..blob_store import HASH_RE, BlobError
+from ..config import token_path
+from ..log_safety import Throttle, register_secret
+from ..private_files import open_private, read_private
+from ..wire import MAX_FRAME_SIZE, Connection, Framing, RemoteProtocolError, Role
 from .web_guard import (
     BLOB_CSP,
     COMMON_HEADERS,
@@ -56,14 +57,13 @@ from .web_guard import (
     host_refusal,
     origin_refusal,
 )
-from .wire import MAX_FRAME_SIZE, Connection, Framing, RemoteProtocolError, Role
 
 if TYPE_CHECKING:
     from .server import Daemon
 
 log = structlog.get_logger(__name__)
 
-WEB_ROOT = Path(__file__).with_name("web")
+WEB_ROOT = Path(__file__).parent.parent / "web"
 """The page's sources; the JS build (`make web`) writes its bundle to `WEB_ROOT/dist`."""
 WS_PATH = "/ws"
 
@@ -255,7 +255,7 @@ class WebListener:
                 process_request=process_request,
                 max_size=MAX_FRAME_SIZE,
                 compression=None,  # loopback: deflate would only cost CPU
-                logger=logging.getLogger("runtimed.websocket.wire"),
+                logger=logging.getLogger("runtimed.daemon.websocket.wire"),
                 open_timeout=settings.handshake_timeout,
                 create_connection=partial(  # type: ignore[arg-type]
                     GatedConnection, gate=gate, on_refused=refused

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from .capture import OutputCapture
-from .comm_state import OUTPUT_MODEL, CommMessageError, CommState, parse_comm_update
-from .displays import FinishedCellUpdate, FinishedDisplays
-from .outputs import OutputLog, display_id_from_iopub
-from .reconcile import CONTROL_TARGET, WIDGET_TARGET
+from ..comms.capture import OutputCapture
+from ..comms.comm_state import OUTPUT_MODEL, CommMessageError, CommState, parse_comm_update
+from ..comms.reconcile import CONTROL_TARGET, WIDGET_TARGET
+from ..displays import FinishedCellUpdate, FinishedDisplays
+from ..outputs import OutputLog, display_id_from_iopub
 
 if TYPE_CHECKING:
-    from .comm_mirror import CommMirror
+    from ..comms.mirror import CommMirror
 
 log = structlog.get_logger(__name__)
 
