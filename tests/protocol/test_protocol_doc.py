@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = sorted((ROOT / "runtimed").glob("*.py"))
+SOURCES = sorted((ROOT / "runtimed").rglob("*.py"))
 SENDERS = {"broadcast", "Broadcast"}
 
 
