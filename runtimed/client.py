@@ -33,6 +33,7 @@ from notebook_doc import NotebookDoc, SyncState, sync_message_heads
 
 from . import __version__
 from .config import default_socket_path
+from .errors import RuntimedError
 from .wire import (
     NEED_DATA,
     PROTOCOL_VERSION,
@@ -55,13 +56,8 @@ log = structlog.get_logger(__name__)
 AUTOSTART_TIMEOUT = 60.0
 
 
-class ClientError(Exception):
+class ClientError(RuntimedError):
     """Something the daemon refused or a connection that failed; `code` is the spec's."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 class Client:

@@ -36,6 +36,7 @@ from typing import Any, Literal
 import structlog
 
 from .blob_store import HASH_RE, BlobError, BlobStore, canonical_json
+from .errors import RuntimedError
 
 log = structlog.get_logger(__name__)
 
@@ -48,17 +49,12 @@ _JSON_MIME_RE = re.compile(r"application/(.*\+)?json")
 _CR_BEFORE_NEWLINE_RE = re.compile(r"\r+\n")
 
 
-class OutputError(ValueError):
+class OutputError(RuntimedError, ValueError):
     """An IOPub message or a stored output that cannot be an nbformat output.
 
     Codes: bad_message (from the kernel), bad_output (from the doc or a caller),
     bad_argument (a caller's option).
     """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

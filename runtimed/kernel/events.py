@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ..errors import RuntimedError
+
 KernelEventKind = Literal["starting", "started", "restarting", "restarted", "died", "shutdown"]
 
 
@@ -16,10 +18,5 @@ class KernelEvent:
     reason: str = ""
 
 
-class KernelError(Exception):
+class KernelError(RuntimedError):
     """A kernel operation that failed; `code` is the protocol's error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message

@@ -10,6 +10,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
+from ..errors import RuntimedError
+
 PREAMBLE: Final = b"\xc0\xde\x01\xac"
 """The magic a stream client sends first, followed by one `PROTOCOL_VERSION` byte."""
 PROTOCOL_VERSION: Final = 1
@@ -38,13 +40,8 @@ class Framing(enum.Enum):
     MESSAGE = enum.auto()  # WebSocket: one frame per binary message, nothing around it
 
 
-class ProtocolError(Exception):
+class ProtocolError(RuntimedError):
     """A broken protocol rule; `code` is one of the spec's snake_case error codes."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 class RemoteProtocolError(ProtocolError):

@@ -15,18 +15,14 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from ..errors import RuntimedError
 from .events import PROTOCOL_VERSION, ErrorInfo, Request, Response
 
 Channel = Literal["notebook", "control"]
 
 
-class RequestError(Exception):
+class RequestError(RuntimedError):
     """A hello or request that fails validation; `code` is a spec error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 def _describe(exc: msgspec.ValidationError) -> str:
