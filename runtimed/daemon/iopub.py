@@ -17,8 +17,7 @@ import structlog
 from ..comms.capture import OutputCapture
 from ..comms.comm_state import OUTPUT_MODEL, CommMessageError, CommState, parse_comm_update
 from ..comms.reconcile import CONTROL_TARGET, WIDGET_TARGET
-from ..displays import FinishedCellUpdate, FinishedDisplays
-from ..outputs import OutputLog, display_id_from_iopub
+from ..outputs import FinishedCellUpdate, FinishedDisplays, OutputLog, display_id_from_iopub
 
 if TYPE_CHECKING:
     from ..comms.mirror import CommMirror

@@ -32,10 +32,9 @@ from ..comms.reconcile import (
 )
 from ..comms.reconcile import plan as reconcile_plan
 from ..config import Settings
-from ..displays import FinishedCellUpdate
 from ..errors import RequestFailed
 from ..kernel import KernelError, KernelEvent, KernelSession
-from ..outputs import OutputLog, decode_output
+from ..outputs import FinishedCellUpdate, OutputLog, decode_output
 from ..trust import Notary, RoomTrust
 from ..wire import Broadcast, Presence, Snapshot, Sync
 from ..wire import messages as m

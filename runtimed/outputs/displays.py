@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .outputs import OutputLog
+from .log import OutputLog
 
 __all__ = ["FinishedCellUpdate", "FinishedDisplays"]
 
