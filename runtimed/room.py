@@ -117,6 +117,7 @@ class NotebookRoom:
         self._reconcile_task: asyncio.Task[None] | None = None
         self._reconcile_again: str | None = None
         self.reconciles = 0  # reconciles that changed something, for tests and benchmarks
+        self.widgets_verified = False  # a reconcile matched CommState to the kernel, no loss since
         self._restore_comms()
         self._kernel_lock = asyncio.Lock()
         self._dirty_cells: dict[str, OutputLog] = {}
@@ -316,6 +317,7 @@ class NotebookRoom:
             execution_count=execution.execution_count,
         )
         if execution.comm_messages >= self.settings.reconcile_threshold:
+            self.widgets_verified = False
             self.schedule_reconcile(f"burst of {execution.comm_messages} comm messages")
 
     # --- kernel ------------------------------------------------------------------------
@@ -342,6 +344,7 @@ class NotebookRoom:
 
     def _clear_comms(self) -> None:
         """Restart, shutdown and death drop every comm from both stores, and say so."""
+        self.widgets_verified = False
         self.comm_state.clear()
         self.capture.clear()
         self.mirror.cleared()
@@ -364,7 +367,15 @@ class NotebookRoom:
 
     def _loss_suspected(self, reason: str) -> None:
         self.log.info("loss_suspected", reason=reason)
+        self.widgets_verified = False
         self.schedule_reconcile(reason)
+
+    def comms_verified(self) -> bool:
+        """CommState is known to equal the kernel's widgets: a reconcile matched them and
+        nothing can have been lost since (no loss suspected, no burst under way)."""
+        limit = self.settings.reconcile_threshold
+        running = self.router.executions.values()
+        return self.widgets_verified and all(e.comm_messages < limit for e in running)
 
     def schedule_reconcile(self, reason: str) -> None:
         """Reconcile soon, once; a request during a running one queues one more."""
@@ -428,6 +439,7 @@ class NotebookRoom:
             self.reconciles += 1
             self.log.info("reconciled", **plan.summary())
             self.coalescer.flush_now()
+        self.widgets_verified = True
         return plan
 
     def _require_kernel(self) -> KernelSession:
@@ -458,7 +470,9 @@ class NotebookRoom:
 
     # --- requests ----------------------------------------------------------------------
 
-    async def handle_request(self, peer: Peer, request: Any) -> dict:
+    async def handle_request(self, peer: Peer | None, request: Any) -> dict:
+        """Carry out a room action; `peer` is None for the daemon's own callers (the
+        Kernel Gateway API), which no action needs to answer."""
         handler = self._request_handlers().get(type(request))
         if handler is None:
             raise RequestFailed("unknown_action", f"{type(request).__name__} is not a room action")

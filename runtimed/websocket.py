@@ -41,6 +41,7 @@ from websockets.http11 import Request, Response
 
 from .blob_store import HASH_RE, BlobError
 from .config import token_path
+from .gateway import BodyConnection, Gateway, is_gateway_path
 from .protocol import MAX_FRAME_SIZE, Connection, Framing, RemoteProtocolError, Role
 
 if TYPE_CHECKING:
@@ -167,6 +168,7 @@ class WebListener:
         self.server = server
         self.token = token
         self.host = host
+        self.gateway = Gateway(daemon)
         self.log = log.bind(host=host, port=self.port)
 
     @classmethod
@@ -194,6 +196,7 @@ class WebListener:
                 port,
                 process_request=process_request,
                 max_size=MAX_FRAME_SIZE,
+                create_connection=BodyConnection,  # the Kernel Gateway API POSTs bodies
                 compression=None,  # loopback: deflate would only cost CPU
                 logger=logging.getLogger("runtimed.websocket.wire"),
             )
@@ -222,6 +225,9 @@ class WebListener:
     # --- WebSocket ----------------------------------------------------------------------
 
     async def _run_websocket(self, ws: ServerConnection) -> None:
+        if ws.request is not None and self.gateway.is_channels(ws.request):
+            await self.gateway.run_channels(ws)
+            return
         transport = WebSocketTransport(ws)
         conn = Connection(Role.SERVER, framing=Framing.MESSAGE)
         try:
@@ -237,6 +243,9 @@ class WebListener:
         path = url.path
         if path.startswith("/static/"):
             return await self._static(path.removeprefix("/static/"))
+        if is_gateway_path(path):
+            authorized = self._authorized(request, url.query)
+            return await self.gateway.process_request(request, authorized)
         if path not in ("/", WS_PATH) and not path.startswith("/blob/"):
             return _text(http.HTTPStatus.NOT_FOUND, f"no such page: {path}\n")
         if not self._authorized(request, url.query):
@@ -254,9 +263,9 @@ class WebListener:
 
     def _authorized(self, request: Request, query: str) -> bool:
         given = parse_qs(query).get("token", [""])[0]
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            given = header.removeprefix("Bearer ").strip()
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        if scheme in ("Bearer", "token"):  # `token` is what jupyter_server's GatewayClient sends
+            given = value.strip()
         return hmac.compare_digest(given.encode(), self.token.encode())
 
     async def _static(self, name: str) -> Response:
