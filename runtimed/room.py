@@ -126,6 +126,7 @@ class NotebookRoom:
         self._storage_retry: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self.on_idle: Callable[[NotebookRoom], None] | None = None
+        self.keep_open = False  # a Kernel Gateway kernel lives here, dead or alive
         self.closed = False
 
     def _restore_comms(self) -> None:
@@ -635,8 +636,13 @@ class NotebookRoom:
 
     # --- lifetime ----------------------------------------------------------------------
 
+    def release(self) -> None:
+        """Nothing but peers keeps the room open any more: it closes once idle."""
+        self.keep_open = False
+        self._maybe_schedule_close()
+
     def _maybe_schedule_close(self) -> None:
-        if self.peers or self.closed or self._close_timer is not None:
+        if self.peers or self.keep_open or self.closed or self._close_timer is not None:
             return
         if self.kernel is not None and self.kernel_status not in ("dead", "shutdown"):
             return  # a running kernel keeps the room: its outputs still need a home

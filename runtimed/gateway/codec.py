@@ -17,6 +17,8 @@ import msgspec
 
 CHANNELS = frozenset({"shell", "control", "stdin"})
 """The channels a front end writes to (IOPub only flows to it)."""
+ALL_CHANNELS = CHANNELS | {"iopub"}
+"""What a front end reads (for clients of this format: tests, benchmarks)."""
 
 _MAX_PARTS = 10_000
 
@@ -54,7 +56,7 @@ def _dumps(value: Any) -> bytes:
         return json.dumps(value, default=str).encode()
 
 
-def decode(frame: str | bytes) -> tuple[str, dict[str, Any]]:
+def decode(frame: str | bytes, channels: frozenset[str] = CHANNELS) -> tuple[str, dict[str, Any]]:
     """`(channel, message)` from a front end's frame; CodecError says what is wrong.
 
     The message has jupyter_client's shape (`header`, `parent_header`, `metadata`,
@@ -65,8 +67,8 @@ def decode(frame: str | bytes) -> tuple[str, dict[str, Any]]:
     else:
         msg, buffers = _split_binary(frame)
     channel = msg.get("channel") or "shell"
-    if channel not in CHANNELS:
-        raise CodecError(f"no such channel {channel!r}: use one of {sorted(CHANNELS)}")
+    if channel not in channels:
+        raise CodecError(f"no such channel {channel!r}: use one of {sorted(channels)}")
     header = msg.get("header")
     if not isinstance(header, dict):
         raise CodecError("a message needs a header object")

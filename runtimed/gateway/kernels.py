@@ -62,8 +62,8 @@ class GatewayKernel:
 
     @property
     def gone(self) -> bool:
-        """Shut down, or its room closed (the daemon is stopping)."""
-        return self.room.closed or self.room.kernel is None
+        """Its room closed: the daemon is stopping."""
+        return self.room.closed
 
     def model(self) -> dict[str, Any]:
         """jupyter_server's kernel model, as GET /api/kernels/{id} returns it."""
@@ -159,10 +159,14 @@ class GatewayKernels:
         """Open a fresh room and launch the kernel in it; RequestFailed when it cannot start."""
         kernel_id = str(uuid.uuid4())
         room = await self.daemon.open_room(ROOM_PREFIX + kernel_id, None)
+        room.keep_open = True  # until DELETE, even once the kernel died: front ends ask
         if cwd is not None and not Path(cwd).is_dir():
             cwd = None  # a front end's directory need not exist here; the daemon's then
-        # A failed launch raises RequestFailed; the room then closes itself once idle.
-        await room.handle_request(None, m.LaunchKernel(kernel_name=kernel_name, cwd=cwd))
+        try:
+            await room.handle_request(None, m.LaunchKernel(kernel_name=kernel_name, cwd=cwd))
+        except RequestFailed:
+            room.release()
+            raise
         kernel = GatewayKernel(kernel_id, room)
         kernel.attach()
         self._kernels[kernel_id] = kernel
@@ -177,3 +181,4 @@ class GatewayKernels:
             kernel.log.info("gateway_shutdown", reason=exc.message)
         for conn in list(kernel.connections):
             conn.close()
+        kernel.room.release()

@@ -1,0 +1,214 @@
+"""The kernel WebSocket of the Kernel Gateway API: real daemon, real kernels, real widgets.
+
+Front ends here speak jupyter_server's legacy kernel-WebSocket format, as jupyter_server
+does when it runs with `--gateway-url`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient
+
+from runtimed.comm_mirror import state_from_doc
+from runtimed.room import NotebookRoom
+from tests.conftest import eventually
+from tests.web.conftest import WebDaemon
+from tests.web.kernel_ws import KernelSocket, is_idle
+
+pytestmark = [pytest.mark.kernel, pytest.mark.slow]
+
+SLIDER = "import ipywidgets as w\ns = w.IntSlider(3, max=10**6)\nprint(s.model_id, end='')"
+
+
+async def _api(web: WebDaemon, method: str, path: str, body: Any = None) -> Any:
+    response = await AsyncHTTPClient().fetch(
+        f"http://127.0.0.1:{web.port}{path}",
+        method=method,
+        headers={"Authorization": f"token {web.token}"},
+        body=None if body is None else json.dumps(body),
+        allow_nonstandard_methods=True,
+    )
+    return json.loads(response.body) if response.body else None
+
+
+@pytest.fixture
+async def kernel_id(web: WebDaemon) -> AsyncIterator[str]:
+    model = await _api(web, "POST", "/api/kernels", {"name": "python3"})
+    yield model["id"]
+    await _api(web, "DELETE", f"/api/kernels/{model['id']}")
+
+
+def _room(web: WebDaemon, kernel_id: str) -> NotebookRoom:
+    assert web.daemon is not None
+    return web.daemon.rooms[f"gateway-{kernel_id}"]
+
+
+async def _socket(web: WebDaemon, kernel_id: str) -> KernelSocket:
+    return await KernelSocket.open(f"ws://127.0.0.1:{web.port}", kernel_id, web.token)
+
+
+def _comm_value(msg: dict[str, Any], comm_id: str) -> Any:
+    if msg["header"]["msg_type"] != "comm_msg" or msg["content"].get("comm_id") != comm_id:
+        return None
+    return msg["content"]["data"].get("state", {}).get("value")
+
+
+async def test_replies_go_to_their_session_and_iopub_to_all(web: WebDaemon, kernel_id: str) -> None:
+    a, b = await _socket(web, kernel_id), await _socket(web, kernel_id)
+    try:
+        assert a.ws.subprotocol is None  # the legacy format, as jupyter_server forces it
+        info = a.message("kernel_info_request", {})
+        await a.send("shell", info)
+        reply = await a.until(lambda m: m["header"]["msg_type"] == "kernel_info_reply")
+        assert reply["channel"] == "shell"
+        assert reply["parent_header"]["msg_id"] == info["header"]["msg_id"]
+
+        assert await a.run("print('from a')") == "from a\n"
+        # b sees a's outputs on IOPub, but never a's replies.
+        await b.until(lambda m: m["header"]["msg_type"] == "stream")
+        assert await b.run("print('from b')") == "from b\n"
+        assert all(
+            m["parent_header"].get("session") == b.session
+            for m in b.received
+            if m["channel"] == "shell"
+        )
+        assert not any(
+            m["header"]["msg_type"] == "execute_reply"
+            and m["parent_header"].get("session") == b.session
+            for m in a.received
+        )
+        # A bad frame is the sender's problem only: the connection goes on.
+        await a.ws.send("{not json")
+        assert await a.run("print(1 + 1)") == "2\n"
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_widgets_are_mirrored_and_front_end_updates_reach_the_room(
+    web: WebDaemon, kernel_id: str
+) -> None:
+    a = await _socket(web, kernel_id)
+    try:
+        comm_id = await a.run(SLIDER)
+        room = _room(web, kernel_id)
+        entry = room.comm_state.get(comm_id)
+        assert entry is not None
+        assert entry.model_name == "IntSliderModel"
+        assert entry.state["value"] == 3
+
+        # The front end drags the slider: the room and the kernel follow.
+        data = {"method": "update", "state": {"value": 42}, "buffer_paths": []}
+        await a.send("shell", a.message("comm_msg", {"comm_id": comm_id, "data": data}))
+        await eventually(lambda: room.comm_state.get(comm_id).state["value"] == 42)
+        assert await a.run("print(s.value)") == "42\n"
+
+        def doc_value() -> Any:
+            comm = next(c for c in room.doc.get_comms() if c.comm_id == comm_id)
+            return state_from_doc(comm.state, room.blobs)[0].get("value")
+
+        await eventually(lambda: doc_value() == 42)
+    finally:
+        await a.close()
+
+
+async def _request_states(sock: KernelSocket) -> dict[str, Any]:
+    control_id = sock.session + "-control"
+    opened = sock.message(
+        "comm_open",
+        {"comm_id": control_id, "target_name": "jupyter.widget.control", "data": {}},
+        metadata={"version": "1.0.0"},
+    )
+    await sock.send("shell", opened)
+    request = {"comm_id": control_id, "data": {"method": "request_states"}}
+    await sock.send("shell", sock.message("comm_msg", request))
+    reply = await sock.until(
+        lambda m: (
+            m["content"].get("comm_id") == control_id
+            and m["header"]["msg_type"] in ("comm_msg", "comm_close")
+        )
+    )
+    await sock.send("shell", sock.message("comm_close", {"comm_id": control_id, "data": {}}))
+    return reply
+
+
+async def test_request_states_is_answered_while_the_kernel_sleeps(
+    web: WebDaemon, kernel_id: str
+) -> None:
+    a = await _socket(web, kernel_id)
+    try:
+        comm_id = await a.run(SLIDER + "\ns.value = 7")
+        first = await _request_states(a)  # not yet verified: answered after a reconcile
+        assert first["content"]["data"]["states"][comm_id]["state"]["value"] == 7
+        assert _room(web, kernel_id).comms_verified()
+
+        sleeping = await a.execute("import time; time.sleep(8)")
+        await a.until(
+            lambda m: (
+                m["header"]["msg_type"] == "execute_input"
+                and m["parent_header"].get("msg_id") == sleeping
+            )
+        )
+        reloaded = await _socket(web, kernel_id)  # a page reloaded meanwhile
+        try:
+            reply = await _request_states(reloaded)
+            state = reply["content"]["data"]["states"][comm_id]
+            assert state["model_name"] == "IntSliderModel"
+            assert state["state"]["value"] == 7
+            assert reply["parent_header"]["session"] == reloaded.session
+            # Answered while the kernel still sleeps: its idle has not come yet.
+            assert not any(is_idle(m, sleeping) for m in a.received)
+        finally:
+            await reloaded.close()
+        await a.until(lambda m: is_idle(m, sleeping), timeout=30)
+    finally:
+        await a.close()
+
+
+async def test_a_lagging_front_end_ends_at_the_kernels_value(
+    web: WebDaemon, kernel_id: str
+) -> None:
+    updates = 20_000
+    fast, slow = await _socket(web, kernel_id), await _socket(web, kernel_id)
+    try:
+        comm_id = await fast.run(SLIDER)
+        burst = await fast.execute(f"for i in range({updates}):\n    s.value = i")
+        await fast.until(lambda m: is_idle(m, burst), timeout=120)
+        # `slow` read nothing during the burst; now it reads everything that was kept.
+        await slow.until(lambda m: is_idle(m, burst), timeout=120)
+        values = [v for m in slow.received if (v := _comm_value(m, comm_id)) is not None]
+        print(f"lagging front end: {len(values)} update messages for {updates} updates")
+        assert values[-1] == updates - 1
+        assert values == sorted(values)  # merged, never reordered
+        fast_values = [v for m in fast.received if (v := _comm_value(m, comm_id)) is not None]
+        assert fast_values[-1] == updates - 1
+        kinds = {m["header"]["msg_type"] for m in slow.received}
+        assert {"execute_input", "status", "stream"} <= kinds  # nothing else dropped
+    finally:
+        await fast.close()
+        await slow.close()
+
+
+async def test_a_kernel_that_dies_says_so_and_leaves_others_alone(
+    web: WebDaemon, kernel_id: str
+) -> None:
+    other = await _api(web, "POST", "/api/kernels", {})
+    a, b = await _socket(web, kernel_id), await _socket(web, other["id"])
+    try:
+        await a.execute("import os; os._exit(1)")
+        await a.until(
+            lambda m: (
+                m["header"]["msg_type"] == "status" and m["content"]["execution_state"] == "dead"
+            )
+        )
+        model = await _api(web, "GET", f"/api/kernels/{kernel_id}")
+        assert model["execution_state"] == "dead"
+        assert await b.run("print('still here')") == "still here\n"
+    finally:
+        await a.close()
+        await b.close()
+        await _api(web, "DELETE", f"/api/kernels/{other['id']}")
