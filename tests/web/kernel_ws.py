@@ -4,11 +4,19 @@ forces), for tests: send requests, read messages until a condition holds."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import json
+import os
+import secrets
+import socket
+import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from websockets.asyncio.client import ClientConnection, connect
 
 from runtimed.gateway import codec
@@ -93,3 +101,78 @@ def is_idle(msg: dict[str, Any], msg_id: str) -> bool:
         and msg["parent_header"].get("msg_id") == msg_id
         and msg["content"]["execution_state"] == "idle"
     )
+
+
+class GatewayServer:
+    """`python -m jupyter_server --gateway-url=<daemon>` in a child process."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.port = port
+        self.token = token
+
+    async def api(self, method: str, path: str, body: Any = None) -> Any:
+        response = await AsyncHTTPClient().fetch(
+            f"http://127.0.0.1:{self.port}{path}",
+            method=method,
+            headers={"Authorization": f"token {self.token}"},
+            body=None if body is None else json.dumps(body),
+            allow_nonstandard_methods=True,
+        )
+        return json.loads(response.body) if response.body else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def gateway_server(
+    module: str, daemon_port: int, daemon_token: str, tmp_path: Path, *args: str
+) -> AsyncIterator[GatewayServer]:
+    """`python -m <module>` (jupyter_server, jupyterlab) with `--gateway-url` at the daemon."""
+    port, token = _free_port(), secrets.token_hex(16)
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTER_GATEWAY_AUTH_TOKEN": daemon_token,
+    }
+    argv = [
+        "-m",
+        module,
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.ip=127.0.0.1",
+        "--no-browser",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={tmp_path}",
+        f"--gateway-url=http://127.0.0.1:{daemon_port}",
+        "--GatewayClient.request_timeout=60",
+        *(("--allow-root",) if os.geteuid() == 0 else ()),
+        *args,
+    ]
+    log = (tmp_path / "jupyter_server.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *argv, stdout=log, stderr=log, env=env
+    )
+    handle = GatewayServer(port, token)
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                try:
+                    await handle.api("GET", "/api/status")
+                    break
+                except (OSError, HTTPClientError):
+                    assert proc.returncode is None, (tmp_path / "jupyter_server.log").read_text()
+                    await asyncio.sleep(0.1)
+        yield handle
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 20)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        log.close()

@@ -8,96 +8,23 @@ gateway, jupyter_server's IOPub rate limit does not apply.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import secrets
-import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from tests.web.conftest import WebDaemon
-from tests.web.kernel_ws import KernelSocket, is_idle
+from tests.web.kernel_ws import GatewayServer, KernelSocket, gateway_server, is_idle
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 
 UPDATES = 20_000
 
 
-class GatewayServer:
-    """`python -m jupyter_server --gateway-url=<daemon>` in a child process."""
-
-    def __init__(self, port: int, token: str) -> None:
-        self.port = port
-        self.token = token
-
-    async def api(self, method: str, path: str, body: Any = None) -> Any:
-        response = await AsyncHTTPClient().fetch(
-            f"http://127.0.0.1:{self.port}{path}",
-            method=method,
-            headers={"Authorization": f"token {self.token}"},
-            body=None if body is None else json.dumps(body),
-            allow_nonstandard_methods=True,
-        )
-        return json.loads(response.body) if response.body else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 async def server(web: WebDaemon, tmp_path: Path) -> AsyncIterator[GatewayServer]:
-    port, token = _free_port(), secrets.token_hex(16)
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        "JUPYTER_GATEWAY_AUTH_TOKEN": web.token,
-    }
-    argv = [
-        "-m",
-        "jupyter_server",
-        f"--port={port}",
-        "--ServerApp.port_retries=0",
-        "--ServerApp.ip=127.0.0.1",
-        "--no-browser",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={tmp_path}",
-        f"--gateway-url=http://127.0.0.1:{web.port}",
-        "--GatewayClient.request_timeout=60",
-        *(("--allow-root",) if os.geteuid() == 0 else ()),
-    ]
-    log = (tmp_path / "jupyter_server.log").open("wb")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, *argv, stdout=log, stderr=log, env=env
-    )
-    handle = GatewayServer(port, token)
-    try:
-        async with asyncio.timeout(60):
-            while True:
-                try:
-                    await handle.api("GET", "/api/status")
-                    break
-                except (OSError, HTTPClientError):
-                    assert proc.returncode is None, (tmp_path / "jupyter_server.log").read_text()
-                    await asyncio.sleep(0.1)
+    async with gateway_server("jupyter_server", web.port, web.token, tmp_path) as handle:
         yield handle
-    finally:
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 20)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-        log.close()
 
 
 async def test_jupyter_server_runs_its_kernels_through_the_daemon(
