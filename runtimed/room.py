@@ -126,6 +126,7 @@ class NotebookRoom:
         self._storage_retry: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self.on_idle: Callable[[NotebookRoom], None] | None = None
+        self.on_reconciled: Callable[[Plan], None] | None = None  # a plan that changed something
         self.keep_open = False  # a Kernel Gateway kernel lives here, dead or alive
         self.closed = False
 
@@ -440,6 +441,8 @@ class NotebookRoom:
             self.reconciles += 1
             self.log.info("reconciled", **plan.summary())
             self.coalescer.flush_now()
+            if self.on_reconciled is not None:
+                self.on_reconciled(plan)
         self.widgets_verified = True
         return plan
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from .. import messages as m
+from ..reconcile import WIDGET_TARGET, Plan
 from ..room import NotebookRoom, RequestFailed
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 ROOM_PREFIX = "gateway-"
+WIDGET_PROTOCOL = "2.1.0"  # ipywidgets 8's comm protocol, checked by its front end on open
 
 
 class Connection(Protocol):
@@ -79,9 +81,43 @@ class GatewayKernel:
     # --- from the kernel --------------------------------------------------------------
 
     def attach(self) -> None:
-        """Take the kernel's relay hook; the room keeps its own sinks."""
+        """Take the kernel's relay hook (the room keeps its own sinks) and the room's
+        reconcile results."""
         assert self.room.kernel is not None
         self.room.kernel.relay = self.on_kernel
+        self.room.on_reconciled = self.on_reconciled
+
+    def on_reconciled(self, plan: Plan) -> None:
+        """IOPub lost something the front ends never saw either: send them the
+        difference too, at its place in the stream, as the kernel's own messages."""
+        for widget in plan.added:
+            content = {"comm_id": widget.comm_id, "target_name": WIDGET_TARGET}
+            self._correct("comm_open", content, widget.state, widget.buffers)
+        for widget in plan.updated:
+            content = {"comm_id": widget.comm_id}
+            self._correct("comm_msg", content, widget.state, widget.buffers, method="update")
+        for comm_id in plan.removed:
+            self._deliver_all(self.synthetic("comm_close", {"comm_id": comm_id, "data": {}}))
+
+    def _correct(
+        self,
+        msg_type: str,
+        content: dict[str, Any],
+        state: dict[str, Any],
+        buffers: dict[Any, bytes],
+        method: str | None = None,
+    ) -> None:
+        data: dict[str, Any] = {"state": state, "buffer_paths": [list(p) for p in buffers]}
+        if method is not None:
+            data["method"] = method
+        msg = self.synthetic(msg_type, {**content, "data": data})
+        msg["metadata"] = {"version": WIDGET_PROTOCOL}
+        msg["buffers"] = list(buffers.values())
+        self._deliver_all(msg)
+
+    def _deliver_all(self, msg: dict[str, Any]) -> None:
+        for conn in self.connections:
+            conn.deliver("iopub", msg)
 
     def on_kernel(self, channel: str, msgs: list[dict[str, Any]]) -> None:
         if channel == "event":
@@ -91,8 +127,7 @@ class GatewayKernel:
         self.last_activity = now_iso()
         for msg in msgs:
             if channel == "iopub":
-                for conn in self.connections:
-                    conn.deliver("iopub", msg)
+                self._deliver_all(msg)
                 continue
             session = str(msg["parent_header"].get("session", ""))
             targets = [c for c in self.connections if c.owns_session(session)]
@@ -111,11 +146,11 @@ class GatewayKernel:
                 conn.close()
 
     def broadcast_status(self, state: str) -> None:
-        msg = self.synthetic("status", {"execution_state": state}, parent={})
-        for conn in self.connections:
-            conn.deliver("iopub", msg)
+        self._deliver_all(self.synthetic("status", {"execution_state": state}))
 
-    def synthetic(self, msg_type: str, content: dict, *, parent: dict) -> dict[str, Any]:
+    def synthetic(
+        self, msg_type: str, content: dict, *, parent: dict | None = None
+    ) -> dict[str, Any]:
         """A message the daemon writes for front ends in the kernel's name."""
         header = {
             "msg_id": uuid.uuid4().hex,
@@ -125,7 +160,12 @@ class GatewayKernel:
             "date": now_iso(),
             "version": "5.3",
         }
-        return {"header": header, "parent_header": parent, "metadata": {}, "content": content}
+        return {
+            "header": header,
+            "parent_header": parent or {},
+            "metadata": {},
+            "content": content,
+        }
 
     # --- to the kernel ----------------------------------------------------------------
 

@@ -18,6 +18,8 @@ from jupyter_server.gateway.managers import (
 )
 from tornado.httpclient import AsyncHTTPClient
 from traitlets.config import LoggingConfigurable
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from tests.web.conftest import WebDaemon
 
@@ -131,6 +133,13 @@ async def test_bad_requests_get_jupyter_servers_error_shapes(web: WebDaemon) -> 
     no_spec_model = await _fetch(web, "/api/kernelspecs/nope")
     assert no_spec_model.code == 404
     assert json.loads(no_spec_model.body)["message"] == "Kernel spec nope not found"
+
+    # The kernel WebSocket: refused before any upgrade, with the same shapes.
+    unknown_ws = f"ws://127.0.0.1:{web.port}/api/kernels/{'0' * 8}-0-0-0-{'0' * 12}/channels"
+    for token, status in ((web.token, 404), ("wrong", 403)):
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(unknown_ws, additional_headers={"Authorization": f"token {token}"})
+        assert refused.value.response.status_code == status
 
     # The listener still answers, and no kernel runs.
     assert json.loads((await _fetch(web, "/api/kernels")).body) == []

@@ -169,6 +169,27 @@ async def test_request_states_is_answered_while_the_kernel_sleeps(
         await a.close()
 
 
+async def test_what_a_reconcile_finds_reaches_the_front_ends(
+    web: WebDaemon, kernel_id: str
+) -> None:
+    a = await _socket(web, kernel_id)
+    try:
+        comm_id = await a.run(SLIDER)
+        # The kernel changes the slider without a word on IOPub (as if it was lost).
+        await a.run("s.comm.send = lambda *args, **kwargs: None\ns.value = 9")
+        room = _room(web, kernel_id)
+        assert room.comm_state.get(comm_id).state["value"] == 3
+        request = {"comm_id": a.session, "data": {"method": "request_states"}}
+        opened = {"comm_id": a.session, "target_name": "jupyter.widget.control", "data": {}}
+        await a.send("shell", a.message("comm_open", opened))
+        await a.send("shell", a.message("comm_msg", request))  # unverified: reconciles first
+        correction = await a.until(lambda m: _comm_value(m, comm_id) == 9)
+        assert correction["content"]["data"]["method"] == "update"
+        assert room.comm_state.get(comm_id).state["value"] == 9
+    finally:
+        await a.close()
+
+
 async def test_a_lagging_front_end_ends_at_the_kernels_value(
     web: WebDaemon, kernel_id: str
 ) -> None:
