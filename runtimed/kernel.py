@@ -181,6 +181,20 @@ async def pump_messages(
                 logger.exception("kernel message handler failed", messages=len(batch))
 
 
+def execute_content(
+    code: str, *, silent: bool = False, store_history: bool = True, allow_stdin: bool = False
+) -> dict[str, Any]:
+    """An execute_request's content (the daemon's own, and its test and bench clients')."""
+    return {
+        "code": code,
+        "silent": silent,
+        "store_history": store_history,
+        "user_expressions": {},
+        "allow_stdin": allow_stdin,
+        "stop_on_error": True,
+    }
+
+
 def _exit_reason(code: int | None) -> str:
     if code is not None and code < 0:
         try:
@@ -696,14 +710,9 @@ class KernelSession:
         """Queue an execute_request; outputs arrive on IOPub, the reply on `on_reply`."""
         if not isinstance(code, str):
             raise KernelError("bad_message", f"code must be a string, got {type(code).__name__}")
-        content = {
-            "code": code,
-            "silent": silent,
-            "store_history": store_history,
-            "user_expressions": {},
-            "allow_stdin": allow_stdin,
-            "stop_on_error": True,
-        }
+        content = execute_content(
+            code, silent=silent, store_history=store_history, allow_stdin=allow_stdin
+        )
         return self.send_shell("execute_request", content)
 
     def send_comm(

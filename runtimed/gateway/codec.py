@@ -8,9 +8,11 @@ the frame's start, then the JSON (without `buffers`) and each buffer. Pure: no I
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
 import struct
+import uuid
 from typing import Any
 
 import msgspec
@@ -47,6 +49,19 @@ def encode(msg: dict[str, Any], channel: str) -> str | bytes:
     for part in parts[:-1]:
         offsets.append(offsets[-1] + len(part))
     return struct.pack(f"!{len(parts) + 1}I", len(parts), *offsets) + b"".join(parts)
+
+
+def new_message(msg_type: str, content: dict[str, Any], *, session: str) -> dict[str, Any]:
+    """A fresh message as a front end writes it (for this format's clients: tests, bench)."""
+    header = {
+        "msg_id": uuid.uuid4().hex,
+        "msg_type": msg_type,
+        "username": "runtimed",
+        "session": session,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(),
+        "version": "5.3",
+    }
+    return {"header": header, "parent_header": {}, "metadata": {}, "content": content}
 
 
 def _dumps(value: Any) -> bytes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import os
 import secrets
@@ -25,6 +24,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from runtimed.gateway import codec
+from runtimed.kernel import execute_content
 
 from .procs import KERNEL_NAME, child_env
 
@@ -127,26 +127,10 @@ class JupyterServer:
 
     async def execute(self, code: str) -> str:
         assert self.ws is not None
-        msg_id = uuid.uuid4().hex
-        header = {
-            "msg_id": msg_id,
-            "msg_type": "execute_request",
-            "username": "bench",
-            "session": self.session,
-            "date": dt.datetime.now(dt.UTC).isoformat(),
-            "version": "5.3",
-        }
-        content = {
-            "code": code,
-            "silent": False,
-            "store_history": False,
-            "user_expressions": {},
-            "allow_stdin": False,
-            "stop_on_error": True,
-        }
-        msg = {"header": header, "parent_header": {}, "metadata": {}, "content": content}
+        content = execute_content(code, store_history=False)
+        msg = codec.new_message("execute_request", content, session=self.session)
         await self.ws.send(self._encode("shell", msg))
-        return msg_id
+        return msg["header"]["msg_id"]
 
     def _encode(self, channel: str, msg: dict[str, Any]) -> bytes | str:
         assert self.ws is not None

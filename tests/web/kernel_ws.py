@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import os
 import secrets
@@ -20,6 +19,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from websockets.asyncio.client import ClientConnection, connect
 
 from runtimed.gateway import codec
+from runtimed.kernel import execute_content
 
 
 class KernelSocket:
@@ -44,29 +44,14 @@ class KernelSocket:
         return cls(ws, session)
 
     def message(self, msg_type: str, content: dict, **extra: Any) -> dict[str, Any]:
-        header = {
-            "msg_id": uuid.uuid4().hex,
-            "msg_type": msg_type,
-            "username": "test",
-            "session": self.session,
-            "date": dt.datetime.now(dt.UTC).isoformat(),
-            "version": "5.3",
-        }
-        return {"header": header, "parent_header": {}, "metadata": {}, "content": content, **extra}
+        return {**codec.new_message(msg_type, content, session=self.session), **extra}
 
     async def send(self, channel: str, msg: dict[str, Any]) -> str:
         await self.ws.send(codec.encode(msg, channel))
         return msg["header"]["msg_id"]
 
     async def execute(self, code: str) -> str:
-        content = {
-            "code": code,
-            "silent": False,
-            "store_history": False,
-            "user_expressions": {},
-            "allow_stdin": False,
-            "stop_on_error": True,
-        }
+        content = execute_content(code, store_history=False)
         return await self.send("shell", self.message("execute_request", content))
 
     async def until(
@@ -111,14 +96,19 @@ class GatewayServer:
         self.token = token
 
     async def api(self, method: str, path: str, body: Any = None) -> Any:
-        response = await AsyncHTTPClient().fetch(
-            f"http://127.0.0.1:{self.port}{path}",
-            method=method,
-            headers={"Authorization": f"token {self.token}"},
-            body=None if body is None else json.dumps(body),
-            allow_nonstandard_methods=True,
-        )
-        return json.loads(response.body) if response.body else None
+        return await api(self.port, self.token, method, path, body)
+
+
+async def api(port: int, token: str, method: str, path: str, body: Any = None) -> Any:
+    """A REST call with jupyter_server's token header; the JSON answer (errors raise)."""
+    response = await AsyncHTTPClient().fetch(
+        f"http://127.0.0.1:{port}{path}",
+        method=method,
+        headers={"Authorization": f"token {token}"},
+        body=None if body is None else json.dumps(body),
+        allow_nonstandard_methods=True,
+    )
+    return json.loads(response.body) if response.body else None
 
 
 def _free_port() -> int:

@@ -72,6 +72,7 @@ async def _kernel_idle(browser: Browser, timeout: float = 120) -> None:
 
 
 async def _open_notebook(browser: Browser) -> None:
+    """Once JupyterLab has started (again), open the notebook (it rejoins its kernel)."""
     await browser.wait("lab", f"{APP}?.started !== undefined", timeout=120)
     await browser.call(
         "eval",
@@ -81,7 +82,6 @@ async def _open_notebook(browser: Browser) -> None:
         ".then(() => true)",
         timeout=120,
     )
-    await _kernel_idle(browser)
 
 
 async def test_jupyterlab_widgets_through_the_daemon(
@@ -96,6 +96,7 @@ async def test_jupyterlab_widgets_through_the_daemon(
         url = f"http://127.0.0.1:{lab.port}/lab?token={lab.token}"
         await browser.call("goto", page="lab", url=url, timeout=120)
         await _open_notebook(browser)
+        await _kernel_idle(browser)
         assert web.daemon is not None
         (room,) = [r for r in web.daemon.rooms.values() if r.notebook_id.startswith("gateway-")]
 
@@ -116,15 +117,7 @@ async def test_jupyterlab_widgets_through_the_daemon(
             f"{APP}.shell.currentWidget.sessionContext.session.kernel.status === 'busy'",
         )
         await browser.call("reload", page="lab", timeout=120)
-        await browser.wait("lab", f"{APP}?.started !== undefined", timeout=120)
-        await browser.call(
-            "eval",
-            page="lab",
-            js=f"{APP}.started.then(() => {APP}.restored)"
-            f".then(() => {APP}.commands.execute('docmanager:open', {{path: 'widgets.ipynb'}}))"
-            ".then(() => true)",
-            timeout=120,
-        )
+        await _open_notebook(browser)
         await browser.wait("lab", f"{READOUT}?.textContent === '{UPDATES - 1}'", timeout=60)
         # Shown while the kernel still sleeps: the sleep's execution has not ended.
         sleeping = [e for e in room.router.executions.values() if e.cell_id is None]

@@ -6,18 +6,16 @@ does when it runs with `--gateway-url`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from tornado.httpclient import AsyncHTTPClient
 
 from runtimed.comm_mirror import state_from_doc
 from runtimed.room import NotebookRoom
 from tests.conftest import eventually
 from tests.web.conftest import WebDaemon
-from tests.web.kernel_ws import KernelSocket, is_idle
+from tests.web.kernel_ws import KernelSocket, api, is_idle
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 
@@ -25,14 +23,7 @@ SLIDER = "import ipywidgets as w\ns = w.IntSlider(3, max=10**6)\nprint(s.model_i
 
 
 async def _api(web: WebDaemon, method: str, path: str, body: Any = None) -> Any:
-    response = await AsyncHTTPClient().fetch(
-        f"http://127.0.0.1:{web.port}{path}",
-        method=method,
-        headers={"Authorization": f"token {web.token}"},
-        body=None if body is None else json.dumps(body),
-        allow_nonstandard_methods=True,
-    )
-    return json.loads(response.body) if response.body else None
+    return await api(web.port, web.token, method, path, body)
 
 
 @pytest.fixture
