@@ -117,7 +117,9 @@ class NotebookRoom:
         self._reconcile_task: asyncio.Task[None] | None = None
         self._reconcile_again: str | None = None
         self.reconciles = 0  # reconciles that changed something, for tests and benchmarks
-        self.widgets_verified = False  # a reconcile matched CommState to the kernel, no loss since
+        # CommState known equal to the kernel's widgets: since a kernel we started (empty)
+        # or a reconcile, with no loss suspected since.
+        self.widgets_verified = False
         self._restore_comms()
         self._kernel_lock = asyncio.Lock()
         self._dirty_cells: dict[str, OutputLog] = {}
@@ -334,6 +336,7 @@ class NotebookRoom:
         if event.kind in ("restarting", "died", "shutdown"):
             self._clear_comms()
         if event.kind == "restarted" and self.control is not None:
+            self.widgets_verified = True  # a fresh process: no widgets, CommState cleared
             self.control.open()
         status = {"started": "idle", "restarted": "idle"}.get(event.kind, event.kind)
         if event.kind == "died":
@@ -373,8 +376,9 @@ class NotebookRoom:
         self.schedule_reconcile(reason)
 
     def comms_verified(self) -> bool:
-        """CommState is known to equal the kernel's widgets: a reconcile matched them and
-        nothing can have been lost since (no loss suspected, no burst under way)."""
+        """CommState is known to equal the kernel's widgets: the kernel started here
+        without any, or a reconcile matched them, and nothing can have been lost since
+        (no loss suspected, no burst under way)."""
         limit = self.settings.reconcile_threshold
         running = self.router.executions.values()
         return self.widgets_verified and all(e.comm_messages < limit for e in running)
@@ -467,6 +471,7 @@ class NotebookRoom:
             self.broadcast("error", code=exc.code, message=exc.message)
             raise RequestFailed(exc.code, exc.message) from exc
         self.kernel = kernel
+        self.widgets_verified = kernel.owned  # a kernel we started has no widgets yet
         self.control = WidgetControl(kernel.send_comm, self._apply_kernel_widgets, log_=self.log)
         self.control.open()
         self._set_kernel_status(kernel.status if kernel.status != "starting" else "idle")

@@ -133,9 +133,10 @@ async def test_request_states_is_answered_while_the_kernel_sleeps(
     a = await _socket(web, kernel_id)
     try:
         comm_id = await a.run(SLIDER + "\ns.value = 7")
-        first = await _request_states(a)  # not yet verified: answered after a reconcile
-        assert first["content"]["data"]["states"][comm_id]["state"]["value"] == 7
+        # A kernel the daemon started, nothing lost: CommState is the kernel's truth.
         assert _room(web, kernel_id).comms_verified()
+        first = await _request_states(a)
+        assert first["content"]["data"]["states"][comm_id]["state"]["value"] == 7
 
         sleeping = await a.execute("import time; time.sleep(8)")
         await a.until(
@@ -160,23 +161,41 @@ async def test_request_states_is_answered_while_the_kernel_sleeps(
         await a.close()
 
 
-async def test_what_a_reconcile_finds_reaches_the_front_ends(
+LOSE_AN_UPDATE = """
+s.comm.send = lambda *args, **kwargs: None  # the change below never reaches IOPub
+s.value = 9
+k = get_ipython().kernel
+stray = {"comm_id": "never-opened", "data": {"method": "update", "state": {}}}
+k.session.send(k.iopub_socket, "comm_msg", stray)  # the daemon now suspects a loss
+import time
+time.sleep(3)
+"""
+
+
+async def test_after_a_suspected_loss_the_kernel_is_asked_and_front_ends_corrected(
     web: WebDaemon, kernel_id: str
 ) -> None:
     a = await _socket(web, kernel_id)
     try:
         comm_id = await a.run(SLIDER)
-        # The kernel changes the slider without a word on IOPub (as if it was lost).
-        await a.run("s.comm.send = lambda *args, **kwargs: None\ns.value = 9")
         room = _room(web, kernel_id)
-        assert room.comm_state.get(comm_id).state["value"] == 3
-        request = {"comm_id": a.session, "data": {"method": "request_states"}}
-        opened = {"comm_id": a.session, "target_name": "jupyter.widget.control", "data": {}}
-        await a.send("shell", a.message("comm_open", opened))
-        await a.send("shell", a.message("comm_msg", request))  # unverified: reconciles first
+        lossy = await a.execute(LOSE_AN_UPDATE)
+        await eventually(lambda: not room.comms_verified())
+        assert room.comm_state.get(comm_id).state["value"] == 3  # stale, and known to be
+        # A page loaded now is not answered from CommState: the kernel is asked (once
+        # its cell is done) and its answer is the truth.
+        b = await _socket(web, kernel_id)
+        try:
+            reply = await _request_states(b)
+            assert reply["content"]["data"]["states"][comm_id]["state"]["value"] == 9
+            assert any(is_idle(m, lossy) for m in b.received)  # after the busy cell
+        finally:
+            await b.close()
+        # The reconcile's correction reached the front end that was already open.
         correction = await a.until(lambda m: _comm_value(m, comm_id) == 9)
         assert correction["content"]["data"]["method"] == "update"
         assert room.comm_state.get(comm_id).state["value"] == 9
+        assert room.comms_verified()
     finally:
         await a.close()
 
