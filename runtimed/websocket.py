@@ -9,6 +9,8 @@ request before the upgrade):
 - Plain HTTP: `/` (the notebook page), `/static/<file>` (its assets) and
   `/blob/<hash>` (a blob the doc refers to: output manifests, stream chunks, widget
   values).
+- The Kernel Gateway API (`/api…`, `/kernelspecs/…`, and the kernel WebSocket
+  `/api/kernels/<id>/channels`), answered by `runtimed.gateway` (docs/gateway.md).
 
 A browser lets any web site open a WebSocket to 127.0.0.1, so everything that reveals
 or changes a notebook (`/`, `/ws`, `/blob/`) demands the token, given as `?token=` or
