@@ -127,7 +127,8 @@ class GatewayKernel:
         self.last_activity = now_iso()
         for msg in msgs:
             if channel == "iopub":
-                self._deliver_all(msg)
+                if not self._private(msg):
+                    self._deliver_all(msg)
                 continue
             session = str(msg["parent_header"].get("session", ""))
             targets = [c for c in self.connections if c.owns_session(session)]
@@ -135,6 +136,12 @@ class GatewayKernel:
                 self.log.debug("reply for no connection", msg_type=msg["msg_type"])
             for conn in targets:
                 conn.deliver(channel, msg)
+
+    def _private(self, msg: dict[str, Any]) -> bool:
+        """The daemon's own widget control comm (reconcile answers): not a front end's."""
+        comm_id = msg["content"].get("comm_id")
+        control = self.room.control
+        return isinstance(comm_id, str) and control is not None and control.owns(comm_id)
 
     def _on_event(self, kind: str) -> None:
         """Lifecycle as jupyter_server tells front ends: a status on IOPub."""

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from runtimed.comm_mirror import state_from_doc
+from runtimed.kernel import execute_content
 from runtimed.room import NotebookRoom
 from tests.conftest import eventually
 from tests.web.conftest import WebDaemon
@@ -80,6 +81,37 @@ async def test_replies_go_to_their_session_and_iopub_to_all(web: WebDaemon, kern
         await b.close()
 
 
+async def test_stdin_and_control_replies_go_to_the_session_that_asked(
+    web: WebDaemon, kernel_id: str
+) -> None:
+    a, b = await _socket(web, kernel_id), await _socket(web, kernel_id)
+    try:
+        content = execute_content("print('hello', input('name? '))", allow_stdin=True)
+        asked = await a.send("shell", a.message("execute_request", content))
+        request = await a.until(lambda m: m["header"]["msg_type"] == "input_request")
+        assert request["channel"] == "stdin"
+        answer = a.message("input_reply", {"value": "ada"}, parent_header=request["header"])
+        await a.send("stdin", answer)
+        await a.until(lambda m: is_idle(m, asked))
+        printed = [
+            m["content"]["text"]
+            for m in a.received
+            if m["header"]["msg_type"] == "stream" and m["parent_header"].get("msg_id") == asked
+        ]
+        assert printed == ["hello ada\n"]
+
+        info = a.message("kernel_info_request", {})
+        await a.send("control", info)
+        reply = await a.until(lambda m: m["header"]["msg_type"] == "kernel_info_reply")
+        assert reply["channel"] == "control"
+
+        await b.until(lambda m: is_idle(m, asked))  # b saw the IOPub, nothing else
+        assert {m["channel"] for m in b.received} == {"iopub"}
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_widgets_are_mirrored_and_front_end_updates_reach_the_room(
     web: WebDaemon, kernel_id: str
 ) -> None:
@@ -103,6 +135,12 @@ async def test_widgets_are_mirrored_and_front_end_updates_reach_the_room(
             return state_from_doc(comm.state, room.blobs)[0].get("value")
 
         await eventually(lambda: doc_value() == 42)
+
+        # A runtimed client of the room sees the front end's widget too.
+        async with web.client(f"gateway-{kernel_id}") as client:
+            await client.wait_for(
+                lambda c: any(x.state.get("value") == 42 for x in c.doc.get_comms())
+            )
     finally:
         await a.close()
 
@@ -196,6 +234,9 @@ async def test_after_a_suspected_loss_the_kernel_is_asked_and_front_ends_correct
         assert correction["content"]["data"]["method"] == "update"
         assert room.comm_state.get(comm_id).state["value"] == 9
         assert room.comms_verified()
+        # The daemon's own reconcile traffic (its control comm) was not relayed.
+        methods = [(m["content"].get("data") or {}).get("method") for m in a.received]
+        assert "update_states" not in methods
     finally:
         await a.close()
 
