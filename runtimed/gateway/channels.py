@@ -84,7 +84,8 @@ class KernelChannels:
 
     async def _read(self) -> None:
         with contextlib.suppress(ConnectionClosed):
-            async for frame in self.ws:
+            while True:
+                frame = await self.ws.recv(decode=False)  # text frames may hold binary
                 try:
                     channel, msg = codec.decode(frame)
                 except codec.CodecError as exc:

@@ -75,9 +75,11 @@ def decode(frame: str | bytes, channels: frozenset[str] = CHANNELS) -> tuple[str
     """`(channel, message)` from a front end's frame; CodecError says what is wrong.
 
     The message has jupyter_client's shape (`header`, `parent_header`, `metadata`,
-    `content`, `buffers`); a missing channel means shell, as in jupyter_server.
+    `content`, `buffers`); a missing channel means shell, as in jupyter_server. The
+    frame's bytes decide its layout, not its WebSocket type: jupyter_server's gateway
+    client forwards a front end's binary message in a text frame.
     """
-    if isinstance(frame, str):
+    if isinstance(frame, str) or frame.lstrip()[:1] == b"{":
         msg, buffers = _loads(frame), []
     else:
         msg, buffers = _split_binary(frame)

@@ -177,6 +177,10 @@ def test_binary_frames_use_jupyter_servers_layout_both_ways() -> None:
     )
     channel, decoded = codec.decode(ours)
     assert (channel, decoded["buffers"]) == ("shell", [b"one", b"two"])
+    # jupyter_server's gateway client sends that binary layout in a text frame: read
+    # as bytes, the layout (not the frame type) decides.
+    assert codec.decode(ours)[1]["buffers"] == [b"one", b"two"]
+    assert codec.decode(b' {"header": {"msg_id": "x", "msg_type": "y"}}')[0] == "shell"
 
 
 @pytest.mark.parametrize(

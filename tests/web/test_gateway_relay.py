@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from runtimed.comm_mirror import state_from_doc
+from runtimed.gateway import codec
 from runtimed.kernel import execute_content
 from runtimed.room import NotebookRoom
 from tests.conftest import eventually
@@ -141,6 +142,32 @@ async def test_widgets_are_mirrored_and_front_end_updates_reach_the_room(
             await client.wait_for(
                 lambda c: any(x.state.get("value") == 42 for x in c.doc.get_comms())
             )
+    finally:
+        await a.close()
+
+
+async def test_buffers_travel_both_ways(web: WebDaemon, kernel_id: str) -> None:
+    a = await _socket(web, kernel_id)
+    try:
+        comm_id = await a.run(
+            "import ipywidgets as w\nimg = w.Image(value=bytes(range(256)))\n"
+            "print(img.model_id, end='')"
+        )
+        opened = next(
+            m
+            for m in a.received
+            if m["header"]["msg_type"] == "comm_open" and m["content"]["comm_id"] == comm_id
+        )
+        assert opened["buffers"] == [bytes(range(256))]  # a binary frame, then decoded
+        # jupyter_server's gateway client forwards a front end's binary message in a
+        # text frame, invalid UTF-8 and all: it is read by its layout.
+        data = {"method": "update", "state": {}, "buffer_paths": [["value"]]}
+        update = a.message("comm_msg", {"comm_id": comm_id, "data": data}, buffers=[b"\xff\x00"])
+        frame = codec.encode(update, "shell")
+        assert isinstance(frame, bytes)
+        await a.ws.send(frame, text=True)
+        assert await a.run("print(bytes(img.value))") == "b'\\xff\\x00'\n"
+        assert _room(web, kernel_id).comm_state.get(comm_id).buffers == {("value",): b"\xff\x00"}
     finally:
         await a.close()
 
