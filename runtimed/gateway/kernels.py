@@ -50,9 +50,10 @@ def now_iso() -> str:
 class GatewayKernel:
     """One kernel started through the gateway: its room, its front-end connections."""
 
-    def __init__(self, kernel_id: str, room: NotebookRoom) -> None:
+    def __init__(self, kernel_id: str, room: NotebookRoom, cwd: str | None) -> None:
         self.id = kernel_id
         self.room = room
+        self.cwd = cwd
         self.connections: set[Connection] = set()
         self.last_activity = now_iso()
         self.log = log.bind(kernel_id=kernel_id, room_id=room.room_id)
@@ -214,11 +215,26 @@ class GatewayKernels:
         except RequestFailed:
             room.release()
             raise
-        kernel = GatewayKernel(kernel_id, room)
+        kernel = GatewayKernel(kernel_id, room, cwd)
         kernel.attach()
         self._kernels[kernel_id] = kernel
         kernel.log.info("gateway_kernel_started", kernel_name=kernel_name)
         return kernel
+
+    async def restart(self, kernel: GatewayKernel) -> None:
+        """Restart the kernel; a dead one is started again in its room (a new process,
+        the same gateway id), as JupyterLab's restart button expects."""
+        room = kernel.room
+        if room.kernel is not None and room.kernel_status != "dead":
+            await room.handle_request(None, m.RestartKernel())
+            return
+        name = None
+        if room.kernel is not None:
+            name = room.kernel.kernel_name
+            room.kernel.relay = None  # its shutdown ends the old process, not the connections
+        kernel.broadcast_status("restarting")
+        await room.handle_request(None, m.LaunchKernel(kernel_name=name, cwd=kernel.cwd))
+        kernel.attach()
 
     async def shutdown(self, kernel: GatewayKernel) -> None:
         self._kernels.pop(kernel.id, None)

@@ -96,7 +96,7 @@ class RestApi:
         if action == "interrupt":
             await _room_action(kernel, m.InterruptKernel(), "Exception interrupting kernel")
             return json_response(204, None)
-        await _room_action(kernel, m.RestartKernel(), "Exception restarting kernel")
+        await _restart(self.kernels, kernel)
         return json_response(200, kernel.model())
 
     async def _start(self, body: dict[str, Any] | None) -> Response:
@@ -181,3 +181,10 @@ async def _room_action(kernel: GatewayKernel, action: Any, failure: str) -> None
         await kernel.room.handle_request(None, action)
     except RequestFailed as exc:
         raise ApiError(500, f"{failure}: {exc.message}") from None
+
+
+async def _restart(kernels: GatewayKernels, kernel: GatewayKernel) -> None:
+    try:
+        await kernels.restart(kernel)
+    except RequestFailed as exc:
+        raise ApiError(500, f"Exception restarting kernel: {exc.message}") from None

@@ -307,6 +307,10 @@ async def test_a_kernel_that_dies_says_so_and_leaves_others_alone(
         model = await _api(web, "GET", f"/api/kernels/{kernel_id}")
         assert model["execution_state"] == "dead"
         assert await b.run("print('still here')") == "still here\n"
+        # JupyterLab's restart button: a new process behind the same id and WebSocket.
+        model = await _api(web, "POST", f"/api/kernels/{kernel_id}/restart", {})
+        assert model["execution_state"] == "idle"
+        assert await a.run("print('again')") == "again\n"
     finally:
         await a.close()
         await b.close()
