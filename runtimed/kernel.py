@@ -33,6 +33,8 @@ from jupyter_client.kernelspec import NoSuchKernel
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.session import Session
 
+from .log_safety import register_secret
+
 log = structlog.get_logger(__name__)
 
 KernelEventKind = Literal["starting", "started", "restarting", "restarted", "died", "shutdown"]
@@ -383,6 +385,7 @@ class KernelSession:
     def _connect(self, client: AsyncKernelClient) -> None:
         """Open our sockets on `client`'s ports and start one reader task per channel."""
         self._client = client
+        register_secret(client.session.key)  # signs every message: never in a log line
         identity = client.session.bsession  # stdin requests go to the shell's identity
         self._sockets = {
             "iopub": client.connect_iopub(),

@@ -39,10 +39,13 @@ from .reconcile import (
     WidgetControl,
 )
 from .reconcile import plan as reconcile_plan
+from .trust import Notary, RoomTrust
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_KERNEL = "python3"
+# Trust is recomputed at most this often (seconds) while the doc changes.
+TRUST_REFRESH = 0.1
 
 
 class RequestFailed(Exception):
@@ -65,7 +68,9 @@ class NotebookRoom:
         settings: Settings,
         blobs: BlobStore,
         doc_path: Path,
+        notary: Notary,
         ipynb_path: Path | None = None,
+        signed: bool = False,
     ) -> None:
         self.notebook_id = notebook_id
         self.doc = doc
@@ -84,13 +89,16 @@ class NotebookRoom:
             schedule=self.coalescer.poke,
             on_storage_error=self._storage_failed,
         )
+        self.trust = RoomTrust(notary, doc, blobs, signed=signed)
         self.persister = DocPersister(
             doc,
             doc_path,
             debounce=settings.save_debounce,
             max_interval=settings.save_max_interval,
             on_error=lambda message: self.broadcast("error", code="save_failed", message=message),
+            before_save=self.trust.sign,  # a failure is logged; the save goes on
         )
+        self._trust_timer: asyncio.TimerHandle | None = None
         self.capture = OutputCapture(blobs)
         self.router = IopubRouter(
             self.comm_state,
@@ -153,7 +161,7 @@ class NotebookRoom:
     # --- peers -----------------------------------------------------------------------
 
     def join(self, peer: Peer, *, snapshot: bool) -> None:
-        """Welcome a peer in the spec's order: SNAPSHOT, SYNC, comm_sync, kernel_status."""
+        """Welcome a peer in the spec's order: SNAPSHOT, SYNC, comm_sync, trust, kernel_status."""
         self._cancel_close()
         self.peers[peer.id] = peer
         peer.log = peer.log.bind(room_id=self.room_id)
@@ -168,6 +176,7 @@ class NotebookRoom:
             peer.send(Sync(first))
         if len(self.comm_state):
             peer.send(self._comm_sync_event())
+        peer.send(Broadcast("trust", self.trust.state))
         peer.send(Broadcast("kernel_status", {"status": self.kernel_status}))
         self.log.info("peer_joined", peer_id=peer.id, peers=len(self.peers), name=peer.name)
 
@@ -241,6 +250,22 @@ class NotebookRoom:
             if peer is not origin:
                 peer.request_sync()
         self.persister.changed()
+        # The daemon's own writes are trusted: only a peer's change, or any change while
+        # something is untrusted, can change what is.
+        untrusted = origin is not None or not self.trust.state["trusted"]
+        if untrusted and self._trust_timer is None and not self.closed:
+            loop = asyncio.get_running_loop()
+            self._trust_timer = loop.call_later(TRUST_REFRESH, self._refresh_trust)
+
+    def _refresh_trust(self) -> None:
+        """Tell peers when which outputs and widgets are trusted has changed."""
+        if self._trust_timer is not None:
+            self._trust_timer.cancel()
+            self._trust_timer = None
+        state = self.trust.refresh()
+        if state is not None:
+            self.log.info("trust_changed", trusted=state["trusted"])
+            self.broadcast("trust", **state)
 
     def _flush_writes(self) -> None:
         try:
@@ -291,7 +316,9 @@ class NotebookRoom:
 
     def _write_cell_outputs(self, cell_id: str, output_log: OutputLog) -> bool:
         try:
-            return self.doc.set_outputs(cell_id, output_log.entries())
+            entries = output_log.entries()
+            self.trust.produced(cell_id, entries)
+            return self.doc.set_outputs(cell_id, entries)
         except NotebookDocError as exc:  # the cell was deleted meanwhile
             self.log.info("outputs_dropped", cell_id=cell_id, reason=str(exc))
             return False
@@ -461,6 +488,8 @@ class NotebookRoom:
             self.kernel = None
         if len(self.comm_state):
             self._clear_comms()  # saved widgets belong to no kernel: a new one starts clean
+        self.trust.kernel_started()
+        self._refresh_trust()
         self._set_kernel_status("starting")
         try:
             kernel = await starter(
@@ -502,6 +531,8 @@ class NotebookRoom:
             m.KernelInfo: self._kernel_info,
             m.GetBlob: self._get_blob,
             m.Resync: self._resync,
+            m.Trust: self._trust,
+            m.TrustInfo: self._trust_info,
         }
 
     async def _launch_kernel(self, peer: Peer, req: m.LaunchKernel) -> dict:
@@ -630,7 +661,25 @@ class NotebookRoom:
         await asyncio.to_thread(atomic_write, target, data.encode())
         if self.ipynb_path is None:
             self.ipynb_path = target
-        return {"path": str(target)}
+        return {"path": str(target), "signed": self.trust.sign_saved(nb)}
+
+    async def _trust(self, peer: Peer, req: m.Trust) -> dict:
+        self.coalescer.flush_now()
+        stored = self.trust.trust_all()
+        self.log.info("trusted", peer_id=peer.id, stored=stored)
+        self._refresh_trust()
+        if not stored:
+            raise RequestFailed(
+                "trust_store_failed",
+                "the notebook is trusted until the daemon stops: its signatures could not "
+                "be stored (see the daemon's log)",
+            )
+        return self.trust.state
+
+    async def _trust_info(self, peer: Peer, req: m.TrustInfo) -> dict:
+        self.coalescer.flush_now()
+        self._refresh_trust()
+        return self.trust.state
 
     @staticmethod
     def _checked_ipynb_path(path: Path) -> Path:
@@ -673,6 +722,8 @@ class NotebookRoom:
             return
         self.closed = True
         self._cancel_close()
+        if self._trust_timer is not None:
+            self._trust_timer.cancel()
         if self._storage_retry is not None:
             self._storage_retry.cancel()
         if self._reconcile_task is not None:

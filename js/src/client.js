@@ -62,6 +62,7 @@ export class RuntimedClient {
     this.doc = A.init();
     this.syncState = A.initSyncState();
     this.kernelStatus = null;
+    this.trust = null; // the last `trust` broadcast
     this.commSync = null; // the last comm_sync broadcast's comms (the legacy widget view)
     this.handshake = null;
     this.closed = false;
@@ -279,6 +280,7 @@ export class RuntimedClient {
   _broadcast(message) {
     if (message.event === "kernel_status") this.kernelStatus = message.status;
     if (message.event === "comm_sync") this.commSync = message.comms;
+    if (message.event === "trust") this.trust = message;
     this._emit("broadcast", message);
   }
 

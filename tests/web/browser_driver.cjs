@@ -25,9 +25,30 @@ const CHROMIUM_FLAGS = [
   "--disable-background-networking",
   "--disable-component-update",
   "--disable-sync",
+  // tests/web/test_guard.py: a name that resolves to this machine, for DNS rebinding.
+  "--host-resolver-rules=MAP rebind.test 127.0.0.1",
 ];
 
 const pages = new Map();
+
+// Polled from here through page.evaluate (DevTools evaluation, which the page's CSP
+// allows), not with page.waitForFunction: that compiles the predicate inside the page,
+// and the page's Content-Security-Policy forbids eval.
+async function until(page, js, ms) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    let value = false;
+    try {
+      value = await page.evaluate(js);
+    } catch (error) {
+      // A page that navigates (a reload) has no context for a moment: poll on.
+      if (!/context was destroyed|navigat/i.test(error.message)) throw error;
+    }
+    if (value) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${js}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 const errors = [];
 let browser = null;
 
@@ -49,7 +70,7 @@ async function goto({ page: name, url, timeout = 30000 }) {
 
 async function open({ page: name, url, timeout = 30000 }) {
   const page = await goto({ page: name, url, timeout });
-  await page.waitForFunction(() => window.runtimed !== undefined, null, { timeout });
+  await until(page, "window.runtimed !== undefined", timeout);
   const state = await page.evaluate(() => ({ ready: window.runtimed.ready, error: window.runtimed.error }));
   if (!state.ready) throw new Error(`the page did not open its notebook: ${state.error}`);
 }
@@ -78,7 +99,7 @@ const commands = {
   eval: ({ page, js }) => pages.get(page).evaluate(js),
   wait: async ({ page, js, ms = 15000 }) => {
     try {
-      await pages.get(page).waitForFunction(js, null, { timeout: ms, polling: 50 });
+      await until(pages.get(page), js, ms);
     } catch (error) {
       const shown = await pages.get(page).evaluate(() => document.body.innerText);
       throw new Error(`${error.message}; the page shows: ${shown}; errors: ${errors}`);
