@@ -22,7 +22,10 @@ from websockets.http11 import Request, Response, parse_headers, parse_line
 from websockets.protocol import CONNECTING, Protocol
 from websockets.server import ServerProtocol
 
+from ..web_guard import COMMON_HEADERS
+
 MAX_BODY = 1 << 20  # a kernel start request is a few hundred bytes
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
 @dataclasses.dataclass
@@ -94,13 +97,16 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 def raw_response(
     status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None
 ) -> Response:
+    """An answer with the port's common headers; API data is never a page to run."""
     phrase = http.HTTPStatus(status).phrase
     fields = Headers(
         [
             ("Content-Type", content_type),
             ("Content-Length", str(len(data))),
-            ("X-Content-Type-Options", "nosniff"),
             ("Cache-Control", "no-store"),
+            ("Content-Security-Policy", API_CSP),
+            ("X-Frame-Options", "DENY"),
+            *COMMON_HEADERS,
             ("Connection", "close"),
         ]
     )

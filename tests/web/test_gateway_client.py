@@ -112,6 +112,8 @@ async def test_bad_requests_get_jupyter_servers_error_shapes(web: WebDaemon) -> 
     forbidden = await _fetch(web, "/api/kernels", token="wrong")
     assert forbidden.code == 403
     assert json.loads(forbidden.body) == {"message": "Forbidden", "reason": None}
+    assert forbidden.headers["X-Content-Type-Options"] == "nosniff"
+    assert forbidden.headers["Content-Security-Policy"].startswith("default-src 'none'")
 
     bad_json = await _fetch(web, "/api/kernels", method="POST", body="{not json")
     assert bad_json.code == 400
