@@ -17,6 +17,7 @@ from jupyter_server.gateway.managers import (
     GatewayMappingKernelManager,
 )
 from tornado.httpclient import AsyncHTTPClient
+from tornado.simple_httpclient import HTTPStreamClosedError
 from traitlets.config import LoggingConfigurable
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
@@ -128,6 +129,10 @@ async def test_bad_requests_get_jupyter_servers_error_shapes(web: WebDaemon) -> 
     no_spec = await _fetch(web, "/api/kernels", method="POST", body='{"name": "nope"}')
     assert no_spec.code == 500
     assert "nope" in json.loads(no_spec.body)["message"]
+
+    # A body over 1 MiB is not read: the connection is closed without an answer.
+    with pytest.raises(HTTPStreamClosedError):
+        await _fetch(web, "/api/kernels", method="POST", body="x" * (2 << 20))
 
     wrong_method = await _fetch(web, "/api/kernelspecs", method="DELETE")
     assert wrong_method.code == 405
