@@ -88,11 +88,11 @@ class KernelChannels:
                 frame = await self.ws.recv(decode=False)  # text frames may hold binary
                 try:
                     channel, msg = codec.decode(frame)
-                except codec.CodecError as exc:
+                    self.kernel.touch()
+                    self._to_kernel(channel, msg)
+                except (codec.CodecError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                    # The front end's mistake: skipped, the connection goes on.
                     self.log.warning("gateway_bad_frame", reason=str(exc))
-                    continue
-                self.kernel.touch()
-                self._to_kernel(channel, msg)
 
     async def _write(self) -> None:
         while True:

@@ -44,6 +44,11 @@ def update_states(entries: Iterable[CommEntry]) -> tuple[dict[str, Any], list[by
     return {"method": "update_states", "states": states, "buffer_paths": paths}, buffers
 
 
+def _method(content: dict[str, Any]) -> Any:
+    data = content.get("data")
+    return data.get("method") if isinstance(data, dict) else None
+
+
 class ControlComms:
     """One connection's control comms; `intercept` says whether a message was one."""
 
@@ -67,7 +72,7 @@ class ControlComms:
             return False
         if msg_type == "comm_close":
             self._open.discard(comm_id)
-        elif (content.get("data") or {}).get("method") == "request_states":
+        elif _method(content) == "request_states":
             self.kernel.spawn(self._answer(comm_id, msg["header"]))
         return True
 

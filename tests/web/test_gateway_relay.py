@@ -76,6 +76,8 @@ async def test_replies_go_to_their_session_and_iopub_to_all(web: WebDaemon, kern
         )
         # A bad frame is the sender's problem only: the connection goes on.
         await a.ws.send("{not json")
+        await a.send("shell", a.message("comm_msg", {"comm_id": "x", "data": [1]}))
+        await a.send("shell", a.message("comm_open", {"comm_id": 7, "target_name": None}))
         assert await a.run("print(1 + 1)") == "2\n"
     finally:
         await a.close()
