@@ -205,7 +205,7 @@ async def test_request_states_is_answered_while_the_kernel_sleeps(
         first = await _request_states(a)
         assert first["content"]["data"]["states"][comm_id]["state"]["value"] == 7
 
-        sleeping = await a.execute("import time; time.sleep(8)")
+        sleeping = await a.execute("import time; time.sleep(60)")
         await a.until(
             lambda m: (
                 m["header"]["msg_type"] == "execute_input"
@@ -219,10 +219,13 @@ async def test_request_states_is_answered_while_the_kernel_sleeps(
             assert state["model_name"] == "IntSliderModel"
             assert state["state"]["value"] == 7
             assert reply["parent_header"]["session"] == reloaded.session
-            # Answered while the kernel still sleeps: its idle has not come yet.
-            assert not any(is_idle(m, sleeping) for m in a.received)
+            # Answered while the kernel still sleeps: the sleep's idle, which would
+            # have come first on this socket, has not come.
+            assert not any(is_idle(m, sleeping) for m in reloaded.received)
+            assert sleeping in _room(web, kernel_id).router.executions
         finally:
             await reloaded.close()
+        await _api(web, "POST", f"/api/kernels/{kernel_id}/interrupt", {})
         await a.until(lambda m: is_idle(m, sleeping), timeout=30)
     finally:
         await a.close()
