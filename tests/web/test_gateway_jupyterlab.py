@@ -108,6 +108,11 @@ async def test_jupyterlab_widgets_through_the_daemon(
         await _kernel_idle(browser)
         (slider,) = [e for e in room.comm_state.get_all() if e.model_name == "IntSliderModel"]
         assert slider.state["value"] == UPDATES - 1  # the kernel's value, via the room
+        # A runtimed client of the room sees JupyterLab's slider, at that value, too.
+        async with web.client(room.notebook_id) as watcher:
+            await watcher.wait_for(
+                lambda c: any(x.state.get("value") == UPDATES - 1 for x in c.doc.get_comms())
+            )
 
         # Save (the slider's view is in the outputs), start the sleep, reload meanwhile.
         await browser.call("eval", page="lab", js=f"{APP}.commands.execute('docmanager:save')")
