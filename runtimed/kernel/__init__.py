@@ -4,12 +4,21 @@
 - `transport`: the `KernelTransport` seam between the session and the channels;
 - `zmq_channels`: the ZMQ transport (one reader per socket, heartbeat);
 - `process`: a kernel process we own (start, restart, watch, stop);
+- `content`: the request contents we send, checked;
 - `decode`: wire frames to message dicts;
 - `connection_files`: reading, placing and finding connection files.
 """
 
+from .content import execute_content
 from .events import KernelError, KernelEvent, KernelEventKind
 from .session import KernelSession
 from .transport import KernelTransport
 
-__all__ = ["KernelError", "KernelEvent", "KernelEventKind", "KernelSession", "KernelTransport"]
+__all__ = [
+    "KernelError",
+    "KernelEvent",
+    "KernelEventKind",
+    "KernelSession",
+    "KernelTransport",
+    "execute_content",
+]

@@ -1,11 +1,10 @@
 """KernelSession: one Jupyter kernel, launched or attached, and its lifecycle.
 
 The session speaks Jupyter messages and keeps the kernel's state (starting, idle,
-busy, restarting, dead, shutdown); a `KernelTransport` carries the messages. Replies
-are routed by `parent_header.msg_id`, so no caller ever consumes another's replies.
-Each connection's tasks (the transport's readers, the liveness watch) belong to one
-anyio task group, run by the session's one runner task; readiness comes through
-`start()`, deadlines are cancel scopes.
+busy, restarting, dead, shutdown); a `KernelTransport` carries the messages and an
+`Inbox` routes what comes back. Each connection's tasks (the transport's readers, the
+liveness watch) belong to one anyio task group, run by the session's one runner task;
+readiness comes through `start()`, deadlines are cancel scopes.
 """
 
 from __future__ import annotations
@@ -24,17 +23,16 @@ import zmq.asyncio
 from jupyter_client.asynchronous import AsyncKernelClient
 
 from .connection_files import load_connection_file
-from .decode import parent_id
+from .content import comm_content, execute_content
 from .events import KernelError, KernelEvent, KernelEventKind
+from .inbox import Inbox, IopubSink, RelaySink, ReplySink
 from .process import DEFAULT_SHUTDOWN_WAIT, KernelProcess
-from .transport import KernelTransport, ReceiveChannel, SendChannel
+from .transport import KernelTransport, SendChannel
 from .zmq_channels import ZmqChannels
 
 log = structlog.get_logger(__name__)
 
-IopubSink = Callable[[list[dict]], None]
 EventSink = Callable[[KernelEvent], None]
-ReplySink = Callable[[dict], None]
 Channel = Literal["shell", "control"]
 
 IOPUB_PROBE = 1.0  # how long a kernel_info round waits for IOPub to show it is subscribed
@@ -66,17 +64,20 @@ class KernelSession:
         self.status = "starting"
         self.kernel_info = None
         self._process = process
-        self._on_iopub = on_iopub
         self._on_event = on_event
-        self._on_reply = on_reply
         self._log = log.bind(kernel_id=kernel_id, kernel_name=kernel_name)
+        self._inbox = Inbox(
+            on_iopub=on_iopub,
+            on_reply=on_reply,
+            on_status=self._on_status,
+            on_input_request=self._answer_input,
+            logger=self._log,
+        )
         self._context = zmq.asyncio.Context()
         # Before any socket exists: an IOPub SUB must never drop (lessons.md).
         self._context.setsockopt(zmq.RCVHWM, 0)
         self._transport: KernelTransport | None = None
         self._runner: asyncio.Task[None] | None = None
-        self._pending: dict[str, asyncio.Future[dict]] = {}
-        self._iopub_seen = asyncio.Event()
         self._lifecycle = asyncio.Lock()
         self._death_reason = ""
         self._closed = False
@@ -186,10 +187,10 @@ class KernelSession:
     async def _connect(self, transport: KernelTransport, timeout: float) -> None:
         """Run the transport's tasks and wait (within `timeout`) until the kernel answers."""
         self._transport = transport
-        self._iopub_seen.clear()
-        connected: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+        self._inbox.session_id = transport.session_id
+        self._inbox.iopub_seen.clear()
         # Waited on like a reply, so a kernel that dies meanwhile fails it at once.
-        self._pending[_CONNECTED] = connected
+        connected = self._inbox.expect(_CONNECTED)
         self._runner = asyncio.get_running_loop().create_task(
             self._run(transport, connected), name=f"kernel {self.kernel_id}"
         )
@@ -202,7 +203,7 @@ class KernelSession:
                 "kernel_timeout", f"no kernel_info_reply within {timeout:g} s"
             ) from None
         finally:
-            self._pending.pop(_CONNECTED, None)
+            self._inbox.forget(_CONNECTED)
 
     async def _run(self, transport: KernelTransport, connected: asyncio.Future[dict]) -> None:
         """The owner of one connection's tasks; the first failure means the kernel is dead."""
@@ -210,7 +211,7 @@ class KernelSession:
             async with anyio.create_task_group() as tg:
                 if self._process is not None:
                     tg.start_soon(self._watch_process, self._process)
-                await tg.start(transport.serve, self._deliver)
+                await tg.start(transport.serve, self._inbox.deliver)
                 if not connected.done():
                     connected.set_result({})
         except* KernelError as group:
@@ -233,7 +234,7 @@ class KernelSession:
             reply = await self.request("kernel_info_request", {}, timeout=None)
             self.kernel_info = reply["content"]
             with anyio.move_on_after(IOPUB_PROBE):
-                await self._iopub_seen.wait()
+                await self._inbox.iopub_seen.wait()
                 return
 
     def _started(self, kind: KernelEventKind) -> None:
@@ -253,48 +254,26 @@ class KernelSession:
 
     # ------------------------------------------------------------------ receiving
 
-    def _deliver(self, channel: ReceiveChannel, batch: list[dict]) -> None:
-        if channel == "iopub":
-            self._handle_iopub(batch)
-        elif channel == "stdin":
-            self._handle_stdin(batch)
-        else:
-            self._handle_replies(batch)
+    @property
+    def relay(self) -> RelaySink | None:
+        """Where messages answering another Jupyter session go (the Kernel Gateway API)."""
+        return self._inbox.relay
 
-    def _handle_iopub(self, batch: list[dict]) -> None:
-        self._iopub_seen.set()
+    @relay.setter
+    def relay(self, sink: RelaySink | None) -> None:
+        self._inbox.relay = sink
+
+    def _on_status(self, state: str) -> None:
         if self.status not in _NOT_RUNNING:
-            for msg in batch:
-                if msg["msg_type"] == "status":
-                    state = msg["content"].get("execution_state")
-                    if isinstance(state, str):
-                        self.status = state
-        self._call(self._on_iopub, batch)
+            self.status = state
 
-    def _handle_replies(self, batch: list[dict]) -> None:
-        for msg in batch:
-            waiter = self._pending.pop(parent_id(msg), None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(msg)
-            elif self._on_reply is not None:
-                self._call(self._on_reply, msg)
-            else:
-                self._log.debug("unclaimed reply dropped", msg_type=msg["msg_type"])
-
-    def _handle_stdin(self, batch: list[dict]) -> None:
-        for msg in batch:
-            if msg["msg_type"] == "input_request":
-                self._log.warning("kernel asked for input; answered with an empty string")
-                self._send("stdin", "input_reply", {"value": ""}, parent=msg)
-
-    def _call(self, callback: Callable[[Any], None], arg: Any) -> None:
-        try:
-            callback(arg)
-        except Exception:
-            self._log.exception("kernel session callback failed", callback=repr(callback))
+    def _answer_input(self, msg: dict) -> None:
+        self._log.warning("kernel asked for input; answered with an empty string")
+        self._send("stdin", "input_reply", {"value": ""}, parent=msg)
 
     def _emit(self, kind: KernelEventKind, reason: str = "") -> None:
-        self._call(self._on_event, KernelEvent(kind, reason))
+        self._inbox.call(self._on_event, KernelEvent(kind, reason))
+        self._inbox.relay_event(kind, reason)
 
     def _report_died(self, reason: str) -> None:
         if self.status in _FINAL:
@@ -303,15 +282,9 @@ class KernelSession:
             reason = f"failed to {self.status.removesuffix('ing')}: {reason}"
         self.status = "dead"
         self._death_reason = reason
-        self._fail_pending(KernelError("kernel_dead", reason))
+        self._inbox.fail_all(KernelError("kernel_dead", reason))
         self._log.warning("kernel died", reason=reason)
         self._emit("died", reason)
-
-    def _fail_pending(self, error: KernelError) -> None:
-        pending, self._pending = self._pending, {}
-        for waiter in pending.values():
-            if not waiter.done():
-                waiter.set_exception(error)
 
     # ------------------------------------------------------------------ sending
 
@@ -341,6 +314,14 @@ class KernelSession:
             channel, msg_type, content, metadata=metadata, buffers=buffers, parent=parent
         )
 
+    def send_message(self, channel: SendChannel, msg: dict[str, Any]) -> None:
+        """Queue a message as another client wrote it (its own header and msg_id), so
+        the kernel's replies name that client's request as their parent."""
+        self._require_usable()
+        if self._transport is None:
+            raise KernelError("kernel_restarting", "the kernel is restarting")
+        self._transport.send_message(channel, msg)
+
     def send_shell(
         self,
         msg_type: str,
@@ -364,8 +345,7 @@ class KernelSession:
         if channel not in ("shell", "control"):
             raise KernelError("bad_message", f"requests go on shell or control, not {channel!r}")
         msg_id = self._send(channel, msg_type, content)
-        waiter = asyncio.get_running_loop().create_future()
-        self._pending[msg_id] = waiter
+        waiter = self._inbox.expect(msg_id)
         try:
             with anyio.fail_after(timeout):
                 return await waiter
@@ -374,7 +354,7 @@ class KernelSession:
                 "kernel_timeout", f"no reply to {msg_type} within {timeout:g} s"
             ) from None
         finally:
-            self._pending.pop(msg_id, None)
+            self._inbox.forget(msg_id)
 
     def execute(
         self,
@@ -385,16 +365,9 @@ class KernelSession:
         allow_stdin: bool = False,
     ) -> str:
         """Queue an execute_request; outputs arrive on IOPub, the reply on `on_reply`."""
-        if not isinstance(code, str):
-            raise KernelError("bad_message", f"code must be a string, got {type(code).__name__}")
-        content = {
-            "code": code,
-            "silent": silent,
-            "store_history": store_history,
-            "user_expressions": {},
-            "allow_stdin": allow_stdin,
-            "stop_on_error": True,
-        }
+        content = execute_content(
+            code, silent=silent, store_history=store_history, allow_stdin=allow_stdin
+        )
         return self.send_shell("execute_request", content)
 
     def send_comm(
@@ -408,17 +381,7 @@ class KernelSession:
         target_name: str | None = None,
     ) -> str:
         """Send a comm_open / comm_msg / comm_close to the kernel (a client moved a widget)."""
-        if msg_type not in ("comm_open", "comm_msg", "comm_close"):
-            raise KernelError("bad_message", f"{msg_type!r} is not a comm message type")
-        if not isinstance(comm_id, str) or not comm_id:
-            raise KernelError("bad_message", "comm_id must be a non-empty string")
-        if not isinstance(data, dict):
-            raise KernelError("bad_message", f"comm data must be a dict, got {type(data).__name__}")
-        content: dict[str, Any] = {"comm_id": comm_id, "data": data}
-        if msg_type == "comm_open":
-            if not target_name:
-                raise KernelError("bad_message", "comm_open needs a target_name")
-            content["target_name"] = target_name
+        content = comm_content(msg_type, comm_id, data, target_name)
         return self.send_shell(msg_type, content, metadata=metadata, buffers=buffers)
 
     # ------------------------------------------------------------------ lifecycle
@@ -441,7 +404,7 @@ class KernelSession:
             self.status = "restarting"
             self._emit("restarting")
             await self._disconnect()
-            self._fail_pending(KernelError("kernel_restarting", "the kernel is restarting"))
+            self._inbox.fail_all(KernelError("kernel_restarting", "the kernel is restarting"))
             try:
                 await self._start(self._process.restart(), self._startup_timeout)
             except KernelError as exc:
@@ -468,5 +431,5 @@ class KernelSession:
             return
         self._closed = True
         await self._disconnect()
-        self._fail_pending(KernelError("no_kernel", "the kernel session is closed"))
+        self._inbox.fail_all(KernelError("no_kernel", "the kernel session is closed"))
         self._context.destroy(linger=0)

@@ -23,6 +23,12 @@ Deliver = Callable[[ReceiveChannel, list[dict[str, Any]]], None]
 class KernelTransport(Protocol):
     """One kernel's channels, as the session uses them."""
 
+    @property
+    def session_id(self) -> str:
+        """The Jupyter session our own messages carry: replies to anyone else's are
+        relayed, not routed to our requests."""
+        ...
+
     async def serve(self, deliver: Deliver, *, task_status: TaskStatus[None]) -> str:
         """Connect, call `task_status.started()` once sends can reach the kernel, then
         hand every received batch to `deliver` until the kernel stops answering.
@@ -48,6 +54,11 @@ class KernelTransport(Protocol):
         `bad_message` when the message cannot be encoded, `kernel_restarting` when
         the transport is not connected.
         """
+        ...
+
+    def send_message(self, channel: SendChannel, msg: dict[str, Any]) -> None:
+        """Queue a message another client built (its own header and msg_id), unchanged
+        but signed, so the kernel's replies name that client's request as parent."""
         ...
 
     async def aclose(self) -> None:

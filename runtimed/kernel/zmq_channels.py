@@ -74,6 +74,10 @@ class ZmqChannels:
         self._sockets: dict[str, zmq.asyncio.Socket] = {}
         self._gone = ""
 
+    @property
+    def session_id(self) -> str:
+        return self.client.session.session
+
     async def serve(
         self, deliver: Deliver, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
@@ -179,6 +183,20 @@ class ZmqChannels:
             frames = [*session.serialize(msg), *(buffers or ())]
         except (TypeError, ValueError) as exc:
             raise KernelError("bad_message", f"cannot serialize {msg_type}: {exc}") from None
+        self._queue(channel, frames, msg_type)
+        return msg["header"]["msg_id"]
+
+    def send_message(self, channel: SendChannel, msg: dict[str, Any]) -> None:
+        """Sign and queue a message someone else built (header, parent_header, metadata,
+        content, optional buffers) exactly as it is."""
+        session = self.client.session
+        try:
+            frames = [*session.serialize(msg), *(msg.get("buffers") or ())]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise KernelError("bad_message", f"cannot serialize the message: {exc}") from None
+        self._queue(channel, frames, msg["header"].get("msg_type", "message"))
+
+    def _queue(self, channel: SendChannel, frames: list[Any], msg_type: str) -> None:
         sock = self._sockets.get(channel)
         if sock is None:
             raise KernelError("kernel_restarting", "the kernel is restarting")
@@ -190,7 +208,6 @@ class ZmqChannels:
             ) from None
         except TypeError as exc:
             raise KernelError("bad_message", f"bad buffers for {msg_type}: {exc}") from None
-        return msg["header"]["msg_id"]
 
     def _close_sockets(self) -> None:
         sockets, self._sockets = self._sockets, {}
