@@ -21,10 +21,10 @@ from .config import (
     lock_path,
     token_path,
 )
-from .lock import holder_pid
 from .log import configure_logging
 from .private_files import UnsafePathError
-from .service import ServiceError
+from .service.background import ServiceError
+from .service.lock import holder_pid
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -251,7 +251,7 @@ def _control(args: argparse.Namespace, action: str) -> dict[str, Any]:
 
 
 def _start(args: argparse.Namespace) -> int:
-    from .service import start_daemon
+    from .service.background import start_daemon
 
     log_file = args.log_file or default_log_path()
     serve_args = ["--ws", f"{args.ws[0]}:{args.ws[1]}"] if args.ws else []
@@ -280,7 +280,7 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from .service import probe
+    from .service.background import probe
 
     socket_path = _socket(args)
     info = probe(socket_path)
@@ -324,7 +324,7 @@ def _age(seconds: float) -> str:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    from .service import stop_daemon
+    from .service.background import stop_daemon
 
     info = stop_daemon(_socket(args), timeout=args.timeout)
     if info is None:
@@ -338,7 +338,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from .service import follow, tail
+    from .service.background import follow, tail
 
     path = args.log_file or default_log_path()
     if not args.follow:
@@ -394,7 +394,7 @@ def _attach(args: argparse.Namespace) -> int:
 
 
 def _service_install(args: argparse.Namespace) -> int:
-    from .systemd import UNIT_NAME, install
+    from .service.systemd import UNIT_NAME, install
 
     path = install(_socket(args), args.data_dir or default_data_dir())
     print(f"wrote {path}")
@@ -406,7 +406,7 @@ def _service_install(args: argparse.Namespace) -> int:
 
 
 def _service_uninstall(args: argparse.Namespace) -> int:
-    from .systemd import UNIT_NAME, uninstall, unit_path
+    from .service.systemd import UNIT_NAME, uninstall, unit_path
 
     removed = uninstall()
     if not removed:

@@ -39,8 +39,8 @@ from ..config import Settings
 from ..errors import RequestFailed, RuntimedError
 from ..gc import collect_garbage
 from ..kernel import KernelError
-from ..lock import DaemonAlreadyRunning, DaemonLock
 from ..private_files import check_private_dir
+from ..service.lock import DaemonAlreadyRunning, DaemonLock
 from ..trust import Notary, notebook_bytes_signed
 from ..wire import (
     NEED_DATA,

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runtimed.lock import process_alive
+from runtimed.service.lock import process_alive
 from tests.conftest import short_socket_dir
 
 RUNTIMED = [sys.executable, "-m", "runtimed.cli"]

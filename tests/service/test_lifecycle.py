@@ -15,7 +15,7 @@ import pytest
 
 from runtimed.client import Client, ClientError
 from runtimed.config import lock_path
-from runtimed.lock import process_alive
+from runtimed.service.lock import process_alive
 from tests.bridge.helpers import run_cell
 from tests.service.conftest import RUNTIMED, Service, wait_gone
 

@@ -11,7 +11,7 @@ import pytest
 import structlog
 
 from runtimed import log as runtimed_log
-from runtimed.service import follow, tail
+from runtimed.service.background import follow, tail
 
 
 @pytest.fixture

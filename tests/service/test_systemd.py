@@ -86,7 +86,7 @@ def test_uninstall_removes_the_unit_and_its_enable_link(
 
 
 def test_unit_quotes_what_systemd_would_expand(tmp_path: Path) -> None:
-    from runtimed.systemd import unit_text
+    from runtimed.service.systemd import unit_text
 
     odd = tmp_path / 'a dir with "quotes", 100% and $HOME'
     text = unit_text(odd / "r.sock", odd / "data", python="/usr/bin/python3")

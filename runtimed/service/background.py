@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .client import Client, ClientError
+from ..client import Client, ClientError
+from ..private_files import ensure_private_dir, open_private
 from .lock import holder_pid, process_alive
-from .private_files import ensure_private_dir, open_private
 
 PROBE_TIMEOUT = 2.0
 POLL_INTERVAL = 0.05

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psutil
 
-from .config import lock_path
-from .private_files import UnsafePathError, ensure_private_dir, open_private, read_private
+from ..config import lock_path
+from ..private_files import UnsafePathError, ensure_private_dir, open_private, read_private
 
 
 class DaemonAlreadyRunning(RuntimeError):

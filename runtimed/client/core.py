@@ -9,8 +9,11 @@
 The client is a thin loop around the same sans-I/O `protocol.Connection` the daemon
 uses. Local edits go through `client.doc` (a `NotebookDoc`), then `push()` syncs them.
 
-With `autostart=True`, a client that finds no daemon runs `runtimed start` on the same
-socket (which detaches one, or reports the one that won a race) and connects again.
+The bytes travel over a transport (`transports`): the Unix socket by default, or
+`WebSocketTransport(url, token)` for the daemon's WebSocket port. With
+`autostart=True`, a client that finds no daemon on its Unix socket runs `runtimed
+start` there (which detaches one, or reports the one that won a race) and connects
+again.
 """
 
 from __future__ import annotations
@@ -20,21 +23,18 @@ import contextlib
 import itertools
 import os
 import re
-import subprocess
-import sys
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import structlog
 
 from notebook_doc import NotebookDoc, SyncState, sync_message_heads
 
-from . import __version__
-from .config import default_socket_path
-from .errors import RuntimedError
-from .wire import (
+from .. import __version__
+from ..errors import RuntimedError
+from ..service.autostart import start_daemon
+from ..wire import (
     NEED_DATA,
     PROTOCOL_VERSION,
     Broadcast,
@@ -49,11 +49,9 @@ from .wire import (
     Snapshot,
     Sync,
 )
+from .transports import ClientTransport, UnixSocketTransport
 
 log = structlog.get_logger(__name__)
-
-# `runtimed start` waits this long for the daemon to answer; we allow a bit more.
-AUTOSTART_TIMEOUT = 60.0
 
 
 class ClientError(RuntimedError):
@@ -78,9 +76,19 @@ class Client:
         timeout: float = 10.0,
         history: int = 100_000,
         autostart: bool = False,
+        transport: ClientTransport | None = None,
     ) -> None:
+        """`transport` replaces the Unix socket at `socket_path` (e.g. a WebSocketTransport);
+        `autostart` applies to the Unix socket only."""
         self.notebook_id = notebook_id
-        self.socket_path = Path(socket_path) if socket_path else default_socket_path()
+        if transport is None:
+            transport = UnixSocketTransport(socket_path)
+        elif socket_path is not None:
+            raise ValueError("pass socket_path or transport, not both")
+        self._transport = transport
+        self.socket_path = (
+            transport.socket_path if isinstance(transport, UnixSocketTransport) else None
+        )
         self.path = path
         self.snapshot = snapshot
         self.name = name
@@ -99,9 +107,8 @@ class Client:
         self.joined = False
         self._pushed_heads: set[bytes] = set()  # the doc's heads at our last sync message
         self._daemon_heads: set[bytes] = set()  # the heads the daemon's last message named
-        self._conn = Connection(Role.CLIENT)
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._conn = Connection(Role.CLIENT, framing=transport.framing)
+        self._connected = False
         self._reader_task: asyncio.Task[None] | None = None
         self._pending: dict[int | str, asyncio.Future[Response]] = {}
         self._ids = itertools.count(1)
@@ -134,7 +141,7 @@ class Client:
             await self.aclose()
             raise ClientError(
                 "timeout",
-                f"the daemon at {self.socket_path} accepted the connection but did not "
+                f"the daemon at {self._transport.address} accepted the connection but did not "
                 f"answer the handshake within {self.timeout:g} s",
             ) from None
         self._reader_task = asyncio.get_running_loop().create_task(self._read_loop())
@@ -144,44 +151,19 @@ class Client:
 
     async def _open_socket(self) -> None:
         try:
-            self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(str(self.socket_path)), self.timeout
-            )
-        except (OSError, TimeoutError) as exc:
-            raise ClientError(
-                "no_daemon",
-                f"cannot connect to {self.socket_path}: {exc} (is the daemon running? "
-                "start it with `runtimed start`)",
-            ) from exc
+            await self._transport.open(self.timeout)
+        except RuntimedError as exc:
+            raise ClientError(exc.code, exc.message) from exc
+        self._connected = True
 
     async def _start_daemon(self) -> None:
         """Run `runtimed start` on our socket; it returns once the daemon answers."""
-        command = [sys.executable, "-m", "runtimed.cli", "--socket", str(self.socket_path)]
-        proc = await asyncio.create_subprocess_exec(
-            *command,
-            "start",
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        if self.socket_path is None:
+            raise ClientError("no_daemon", f"nothing answers at {self._transport.address}")
         try:
-            async with asyncio.timeout(AUTOSTART_TIMEOUT):
-                out, err = await proc.communicate()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise ClientError(
-                "autostart_failed",
-                f"no daemon on {self.socket_path}, and `runtimed start` did not finish "
-                f"within {AUTOSTART_TIMEOUT:g} s",
-            ) from None
-        if proc.returncode != 0:
-            raise ClientError(
-                "autostart_failed",
-                f"no daemon on {self.socket_path}, and `runtimed start` failed "
-                f"(exit {proc.returncode}):\n{err.decode(errors='replace').strip()}",
-            )
-        self.autostart_report = out.decode(errors="replace").strip()
+            self.autostart_report = await start_daemon(self.socket_path)
+        except RuntimedError as exc:
+            raise ClientError(exc.code, exc.message) from exc
 
     async def _handshake(self) -> None:
         hello: dict[str, Any] = {
@@ -225,7 +207,7 @@ class Client:
             advice = "restart the daemon from this installation: `runtimed stop && runtimed start`"
         return ClientError(
             "unsupported_version",
-            f"client speaks protocol {ours}, the daemon at {self.socket_path} speaks "
+            f"client speaks protocol {ours}, the daemon at {self._transport.address} speaks "
             f"{theirs if theirs is not None else 'another version'}: {advice}",
         )
 
@@ -236,11 +218,10 @@ class Client:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader_task
             self._reader_task = None
-        if self._writer is not None:
-            self._writer.close()
+        if self._connected:
+            self._connected = False
             with contextlib.suppress(Exception):
-                await self._writer.wait_closed()
-            self._writer = None
+                await self._transport.aclose()
         self._fail_pending(ClientError("closed", "the client was closed"))
 
     # --- requests and sync -------------------------------------------------------------
@@ -317,19 +298,20 @@ class Client:
     # --- the loop ------------------------------------------------------------------------
 
     async def _write(self, data: bytes) -> None:
-        if self._writer is None:
+        if not self._connected:
             raise ClientError("closed", "not connected")
         async with self._write_lock:
-            self._writer.write(data)
-            await self._writer.drain()
+            try:
+                await self._transport.send(data)
+            except RuntimedError as exc:
+                raise ClientError(exc.code, exc.message) from exc
 
     async def _next_event(self) -> Any:
-        assert self._reader is not None
         while True:
             event = self._conn.next_event()
             if event is not NEED_DATA:
                 return event
-            self._conn.receive_data(await self._reader.read(256 * 1024))
+            self._conn.receive_data(await self._transport.receive())
 
     async def _read_loop(self) -> None:
         try:
