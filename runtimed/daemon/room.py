@@ -106,6 +106,9 @@ class NotebookRoom:
         self._reconcile_task: asyncio.Task[None] | None = None
         self._reconcile_again: str | None = None
         self.reconciles = 0  # reconciles that changed something, for tests and benchmarks
+        # CommState known equal to the kernel's widgets: since a kernel we started (empty)
+        # or a reconcile, with no loss suspected since.
+        self.widgets_verified = False
         self.comms.restore_saved()
         self._kernel_lock = asyncio.Lock()
         self._dirty_cells: dict[str, OutputLog] = {}
@@ -114,6 +117,8 @@ class NotebookRoom:
         self._storage_retry: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self.on_idle: Callable[[NotebookRoom], None] | None = None
+        self.on_reconciled: Callable[[Plan], None] | None = None  # a plan that changed something
+        self.keep_open = False  # a Kernel Gateway kernel lives here, dead or alive
         self.closed = False
 
     # --- peers -----------------------------------------------------------------------
@@ -297,6 +302,7 @@ class NotebookRoom:
                     self.control.widgets_seen()
             case LossSuspected(reason):
                 self.log.info("loss_suspected", reason=reason)
+                self.widgets_verified = False
                 self.schedule_reconcile(reason)
 
     def _cell_outputs_changed(self, execution: Execution) -> None:
@@ -339,6 +345,7 @@ class NotebookRoom:
             execution_count=execution.execution_count,
         )
         if execution.comm_messages >= self.settings.reconcile_threshold:
+            self.widgets_verified = False
             self.schedule_reconcile(f"burst of {execution.comm_messages} comm messages")
 
     # --- kernel ------------------------------------------------------------------------
@@ -353,6 +360,7 @@ class NotebookRoom:
         if event.kind in ("restarting", "died", "shutdown"):
             self._clear_comms()
         if event.kind == "restarted" and self.control is not None:
+            self.widgets_verified = True  # a fresh process: no widgets, CommState cleared
             self.control.reset()
         status = {"started": "idle", "restarted": "idle"}.get(event.kind, event.kind)
         if event.kind == "died":
@@ -365,6 +373,7 @@ class NotebookRoom:
 
     def _clear_comms(self) -> None:
         """Restart, shutdown and death drop every comm from both stores, and say so."""
+        self.widgets_verified = False
         event = self.comms.clear()
         self.router.reset()
         self.coalescer.flush_now()
@@ -374,6 +383,14 @@ class NotebookRoom:
 
     def _is_private_comm(self, comm_id: str) -> bool:
         return self.control is not None and self.control.owns(comm_id)
+
+    def comms_verified(self) -> bool:
+        """CommState is known to equal the kernel's widgets: the kernel started here
+        without any, or a reconcile matched them, and nothing can have been lost since
+        (no loss suspected, no burst under way)."""
+        limit = self.settings.reconcile_threshold
+        running = self.router.executions.values()
+        return self.widgets_verified and all(e.comm_messages < limit for e in running)
 
     def schedule_reconcile(self, reason: str) -> None:
         """Reconcile soon, once; a request during a running one queues one more."""
@@ -412,6 +429,9 @@ class NotebookRoom:
             self.reconciles += 1
             self.log.info("reconciled", **plan.summary())
             self.coalescer.flush_now()
+            if self.on_reconciled is not None:
+                self.on_reconciled(plan)
+        self.widgets_verified = True
         return plan
 
     def _require_kernel(self) -> KernelSession:
@@ -437,6 +457,7 @@ class NotebookRoom:
             self.broadcast("error", code=exc.code, message=exc.message)
             raise RequestFailed(exc.code, exc.message) from exc
         self.kernel = kernel
+        self.widgets_verified = kernel.owned  # a kernel we started has no widgets yet
 
         async def widget_comms() -> dict:
             content = {"target_name": WIDGET_TARGET}
@@ -450,7 +471,9 @@ class NotebookRoom:
 
     # --- requests ----------------------------------------------------------------------
 
-    async def handle_request(self, peer: Peer, request: Any) -> dict:
+    async def handle_request(self, peer: Peer | None, request: Any) -> dict:
+        """Carry out a room action; `peer` is None for the daemon's own callers (the
+        Kernel Gateway API), which no action needs to answer."""
         handler = self._request_handlers().get(type(request))
         if handler is None:
             raise RequestFailed("unknown_action", f"{type(request).__name__} is not a room action")
@@ -637,8 +660,13 @@ class NotebookRoom:
 
     # --- lifetime ----------------------------------------------------------------------
 
+    def release(self) -> None:
+        """Nothing but peers keeps the room open any more: it closes once idle."""
+        self.keep_open = False
+        self._maybe_schedule_close()
+
     def _maybe_schedule_close(self) -> None:
-        if self.peers or self.closed or self._close_timer is not None:
+        if self.peers or self.keep_open or self.closed or self._close_timer is not None:
             return
         if self.kernel is not None and self.kernel_status not in ("dead", "shutdown"):
             return  # a running kernel keeps the room: its outputs still need a home

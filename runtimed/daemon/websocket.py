@@ -9,6 +9,8 @@ request before the upgrade):
 - Plain HTTP: `/` (the notebook page), `/static/<file>` (its assets) and
   `/blob/<hash>` (a blob the doc refers to: output manifests, stream chunks, widget
   values).
+- The Kernel Gateway API (`/api…`, `/kernelspecs/…`, and the kernel WebSocket
+  `/api/kernels/<id>/channels`), answered by `runtimed.gateway` (docs/gateway.md).
 
 A browser lets any web site open a WebSocket to 127.0.0.1, so every request first
 passes `web_guard`'s Host and Origin checks (403 otherwise: DNS rebinding, another
@@ -46,6 +48,7 @@ from websockets.http11 import Request, Response
 
 from ..blob_store import HASH_RE, BlobError
 from ..config import token_path
+from ..gateway import BodyConnection, Gateway, is_gateway_path
 from ..log_safety import Throttle, register_secret
 from ..private_files import open_private, read_private
 from ..protocol import MAX_FRAME_SIZE, Connection, Framing, RemoteProtocolError, Role
@@ -174,9 +177,10 @@ class WebSocketTransport:
         await self.ws.close()
 
 
-class GatedConnection(ServerConnection):
+class GatedConnection(BodyConnection):
     """A connection that holds a place in the gate until its HTTP request has arrived;
-    when the gate is full it is closed at once (idle sockets must not eat every fd)."""
+    when the gate is full it is closed at once (idle sockets must not eat every fd).
+    Its parser reads request bodies too (the Kernel Gateway API POSTs JSON)."""
 
     def __init__(
         self,
@@ -217,6 +221,7 @@ class WebListener:
         self.server = server
         self.token = token
         self.host = host
+        self.gateway = Gateway(daemon)
         self.log = log.bind(host=host, port=self.port)
         # Refusals are logged once per interval per kind: a flood must not fill the disk.
         self.refusals = Throttle()
@@ -286,6 +291,9 @@ class WebListener:
     # --- WebSocket ----------------------------------------------------------------------
 
     async def _run_websocket(self, ws: ServerConnection) -> None:
+        if ws.request is not None and self.gateway.is_channels(ws.request):
+            await self.gateway.run_channels(ws)
+            return
         transport = WebSocketTransport(ws)
         conn = Connection(Role.SERVER, framing=Framing.MESSAGE)
         try:
@@ -309,6 +317,9 @@ class WebListener:
             return _text(http.HTTPStatus.FORBIDDEN, f"forbidden: {refusal}\n")
         if path.startswith("/static/"):
             return await self._static(path.removeprefix("/static/"))
+        if is_gateway_path(path):
+            authorized = self._authorized(request, url.query)
+            return await self.gateway.process_request(request, authorized)
         if path == "/":
             return await self._static("index.html")
         if path != WS_PATH and not path.startswith("/blob/"):
@@ -332,9 +343,9 @@ class WebListener:
 
     def _authorized(self, request: Request, query: str) -> bool:
         given = parse_qs(query).get("token", [""])[0]
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            given = header.removeprefix("Bearer ").strip()
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        if scheme in ("Bearer", "token"):  # `token` is what jupyter_server's GatewayClient sends
+            given = value.strip()
         return hmac.compare_digest(given.encode(), self.token.encode())
 
     async def _static(self, name: str) -> Response:

@@ -4,6 +4,8 @@
 // storage). Page errors and console errors are collected and returned by "errors".
 //
 //   {"cmd": "open", "page": "a", "url": "..."}       load and wait for window.runtimed.ready
+//   {"cmd": "goto", "page": "a", "url": "..."}       load any page (JupyterLab), no waiting
+//   {"cmd": "reload", "page": "a"}                   reload the page
 //   {"cmd": "eval", "page": "a", "js": "..."}        the value of a JS expression
 //   {"cmd": "wait", "page": "a", "js": "...", "ms": 15000}   until the expression is truthy
 //   {"cmd": "click" | "fill", "page": "a", "selector": "...", "text": "..."}
@@ -50,7 +52,7 @@ async function until(page, js, ms) {
 const errors = [];
 let browser = null;
 
-async function open({ page: name, url, timeout = 30000 }) {
+async function goto({ page: name, url, timeout = 30000 }) {
   browser ??= await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: CHROMIUM_FLAGS,
@@ -62,7 +64,12 @@ async function open({ page: name, url, timeout = 30000 }) {
     if (message.type() === "error") errors.push(`${name}: console: ${message.text()}`);
   });
   pages.set(name, page);
-  await page.goto(url);
+  await page.goto(url, { timeout });
+  return page;
+}
+
+async function open({ page: name, url, timeout = 30000 }) {
+  const page = await goto({ page: name, url, timeout });
   await until(page, "window.runtimed !== undefined", timeout);
   const state = await page.evaluate(() => ({ ready: window.runtimed.ready, error: window.runtimed.error }));
   if (!state.ready) throw new Error(`the page did not open its notebook: ${state.error}`);
@@ -82,6 +89,12 @@ async function drag({ page: name, selector, dx, steps = 12 }) {
 
 const commands = {
   open,
+  goto: async (command) => {
+    await goto(command);
+  },
+  reload: async ({ page, timeout = 60000 }) => {
+    await pages.get(page).reload({ timeout });
+  },
   drag,
   eval: ({ page, js }) => pages.get(page).evaluate(js),
   wait: async ({ page, js, ms = 15000 }) => {
