@@ -1,26 +1,25 @@
-"""IOPub routing: each kernel message to CommState and the doc, outputs to their cell.
+"""IOPub routing: each kernel message to the comm store or its cell, as effects.
 
-The kernel reader hands over whole drained batches; every message is applied at
-once to the in-memory stores (CommState, output logs) and only *marks* the doc dirty,
-so the reader never waits on Automerge. A malformed message is logged and skipped:
-the kernel's mistake never takes the room down.
+The kernel reader hands over whole drained batches. The router applies each message
+at once to the in-memory stores (the CommStore, the executions' output logs) and
+returns what the room must still do: broadcast, mark a cell's outputs dirty, settle a
+finished execution, set the kernel status. The room applies those effects, so it stays
+visibly the doc's only writer and the router calls nothing back. A malformed message is
+logged and skipped: the kernel's mistake never takes the room down.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
-from ..comms.capture import OutputCapture
-from ..comms.comm_state import OUTPUT_MODEL, CommMessageError, CommState, parse_comm_update
 from ..comms.reconcile import CONTROL_TARGET, WIDGET_TARGET
+from ..comms.store import CommStore
 from ..outputs import FinishedCellUpdate, FinishedDisplays, OutputLog, display_id_from_iopub
-
-if TYPE_CHECKING:
-    from ..comms.mirror import CommMirror
+from ..wire import Broadcast
 
 log = structlog.get_logger(__name__)
 
@@ -36,22 +35,68 @@ class Execution:
     comm_messages: int = 0
 
 
-@dataclass(slots=True)
-class RouterHooks:
-    """What the router tells the room; all synchronous and cheap."""
+# --- effects: what the room does with a routed message ------------------------------
 
-    broadcast: Callable[..., None]
-    comm_broadcast: Callable[[str, dict, list[bytes]], None]
-    kernel_status: Callable[[str], None]
-    cell_outputs_changed: Callable[[Execution], None]
-    execution_count: Callable[[str, int], None]
-    execution_done: Callable[[Execution], None]
-    captured: Callable[[], None]
-    is_private_comm: Callable[[str], bool]
-    private_comm_msg: Callable[[dict], None]
-    widget_opened: Callable[[], None]
-    loss_suspected: Callable[[str], None]
-    finished_cell_updated: Callable[[FinishedCellUpdate], None]
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Broadcast to every peer; `comm_event`: a live comm message a comm_sync can replace."""
+
+    event: Broadcast
+    comm_event: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class KernelStatus:
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutputsChanged:
+    """A running cell's output log changed: the doc gets it with the next flush."""
+
+    execution: Execution
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionCount:
+    cell_id: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionDone:
+    execution: Execution
+
+
+@dataclass(frozen=True, slots=True)
+class ControlMessage:
+    """A message on the daemon's own control comm (reconcile), not user state."""
+
+    msg: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WidgetOpened:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class LossSuspected:
+    reason: str
+
+
+Effect = (
+    Send
+    | KernelStatus
+    | OutputsChanged
+    | ExecutionCount
+    | ExecutionDone
+    | ControlMessage
+    | WidgetOpened
+    | LossSuspected
+    | FinishedCellUpdate
+)
 
 
 @dataclass(slots=True)
@@ -62,26 +107,22 @@ class RouterStats:
 
 
 class IopubRouter:
-    """Applies IOPub messages, in kernel order, to the room's in-memory state."""
+    """Applies IOPub messages, in kernel order, to the in-memory stores; returns effects."""
 
     def __init__(
         self,
-        comm_state: CommState,
-        mirror: CommMirror,
-        capture: OutputCapture,
-        hooks: RouterHooks,
+        comms: CommStore,
         *,
+        is_control_comm: Callable[[str], bool],
         log_: Any = None,
     ) -> None:
-        self.comm_state = comm_state
-        self.mirror = mirror
-        self.capture = capture
-        self.hooks = hooks
+        self.comms = comms
+        self.is_control_comm = is_control_comm  # a question, not a hook: the reconcile comm
         self.executions: dict[str, Execution] = {}
         self.finished = FinishedDisplays()
         self.stats = RouterStats()
         self.log = log_ or log
-        self._handlers: dict[str, Callable[[dict], None]] = {
+        self._handlers: dict[str, Callable[[dict, list[Effect]], None]] = {
             "status": self._status,
             "comm_open": self._comm_open,
             "comm_msg": self._comm_msg,
@@ -95,145 +136,132 @@ class IopubRouter:
             "update_display_data": self._update_display,
         }
 
-    def on_batch(self, msgs: list[dict]) -> None:
-        for msg in msgs:
-            self.on_message(msg)
+    # --- what the room tells the router ------------------------------------------------
 
-    def on_message(self, msg: dict) -> None:
+    def started(self, execution: Execution) -> None:
+        """An execute request went out: its outputs go to `execution` from now on."""
+        self.executions[execution.msg_id] = execution
+        if execution.cell_id is not None:
+            self.finished.forget(execution.cell_id)
+
+    def reset(self) -> None:
+        """The kernel went away: no execution will finish, no display id will update."""
+        self.executions.clear()
+        self.finished.clear()
+
+    # --- routing -----------------------------------------------------------------------
+
+    def route(self, msg: dict) -> list[Effect]:
+        """One IOPub message; what the room must do about it."""
         self.stats.messages += 1
         msg_type = msg.get("msg_type") or msg.get("header", {}).get("msg_type", "")
         handler = self._handlers.get(msg_type)
+        effects: list[Effect] = []
         if handler is None:
-            return
+            return effects
         try:
-            handler(msg)
+            handler(msg, effects)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:  # incl. CommMessageError
             self.stats.skipped += 1
             self.log.warning("kernel_message_skipped", msg_type=msg_type, reason=str(exc))
+        return effects
 
-    # --- status and executions -------------------------------------------------------
+    # --- status and executions -----------------------------------------------------------
 
-    def _status(self, msg: dict) -> None:
+    def _status(self, msg: dict, effects: list[Effect]) -> None:
         state = msg["content"]["execution_state"]
         if not isinstance(state, str):
             raise TypeError("execution_state is not a string")
-        self.hooks.kernel_status(state)
+        effects.append(KernelStatus(state))
         if state == "idle":
-            execution = self.executions.pop(_parent_id(msg), None)
+            execution = self.executions.pop(parent_id(msg), None)
             if execution is not None:
                 if execution.cell_id is not None and execution.log is not None:
                     self.finished.keep(execution.cell_id, execution.log)
-                self.hooks.execution_done(execution)
+                effects.append(ExecutionDone(execution))
 
-    def _execute_input(self, msg: dict) -> None:
-        execution = self.executions.get(_parent_id(msg))
+    def _execute_input(self, msg: dict, effects: list[Effect]) -> None:
+        execution = self.executions.get(parent_id(msg))
         count = msg["content"].get("execution_count")
         if execution is not None and isinstance(count, int):
             execution.execution_count = count
             if execution.cell_id is not None:
-                self.hooks.execution_count(execution.cell_id, count)
+                effects.append(ExecutionCount(execution.cell_id, count))
 
-    # --- outputs -----------------------------------------------------------------------
+    # --- outputs -------------------------------------------------------------------------
 
-    def _output(self, msg: dict) -> None:
+    def _output(self, msg: dict, effects: list[Effect]) -> None:
         display_id = display_id_from_iopub(msg)
         if display_id is not None:  # showing a display id again updates where it shows
-            self._update_everywhere(display_id, _display_output(msg["content"]))
-        parent = _parent_id(msg)
-        capturing = self.comm_state.capture_target(parent) if parent else None
+            self._update_everywhere(display_id, _display_output(msg["content"]), effects)
+        parent = parent_id(msg)
+        capturing = self.comms.capture_target(parent)
         if capturing is not None:
-            if self.capture.capture(capturing, msg):
-                self.hooks.captured()
+            self.comms.capture_output(capturing, msg)
             return
         execution = self.executions.get(parent)
         if execution is None or execution.log is None or execution.cell_id is None:
             return
         if execution.log.apply(msg):
-            self.hooks.cell_outputs_changed(execution)
+            effects.append(OutputsChanged(execution))
 
-    def _update_display(self, msg: dict) -> None:
-        content = msg["content"]
-        display_id = (content.get("transient") or {}).get("display_id")
+    def _update_display(self, msg: dict, effects: list[Effect]) -> None:
+        display_id = display_id_from_iopub(msg)
         if not display_id:
             raise ValueError("update_display_data without transient.display_id")
-        output = _display_output(content)
-        self._update_everywhere(display_id, output)
-        self.hooks.broadcast("update_display", display_id=display_id, output=output)
+        output = _display_output(msg["content"])
+        self._update_everywhere(display_id, output, effects)
+        effects.append(
+            Send(Broadcast("update_display", {"display_id": display_id, "output": output}))
+        )
 
-    def _update_everywhere(self, display_id: str, output: dict) -> None:
+    def _update_everywhere(self, display_id: str, output: dict, effects: list[Effect]) -> None:
         """Every output carrying `display_id`: running and finished cells, Output widgets."""
         for execution in self.executions.values():
             if execution.log is not None and execution.log.update_display(display_id, output):
-                self.hooks.cell_outputs_changed(execution)
-        for update in self.finished.update(display_id, output):
-            self.hooks.finished_cell_updated(update)
-        if self.capture.update_display(display_id, output):
-            self.hooks.captured()
+                effects.append(OutputsChanged(execution))
+        effects.extend(self.finished.update(display_id, output))
+        self.comms.update_display(display_id, output)
 
     # --- comms ---------------------------------------------------------------------------
 
     def _count_comm(self, msg: dict) -> None:
         self.stats.comm_messages += 1
-        execution = self.executions.get(_parent_id(msg))
+        execution = self.executions.get(parent_id(msg))
         if execution is not None:
             execution.comm_messages += 1
 
-    def _comm_open(self, msg: dict) -> None:
+    def _comm_open(self, msg: dict, effects: list[Effect]) -> None:
         content = msg["content"]
         if content.get("target_name") == CONTROL_TARGET:  # the daemon's own, not user state
             return
         self._count_comm(msg)
-        entry = self.comm_state.open_from_message(content, msg.get("buffers") or [])
-        self.mirror.opened(entry.comm_id)
-        if entry.target_name == WIDGET_TARGET:
-            self.hooks.widget_opened()
-        self.hooks.comm_broadcast("comm_open", content, msg.get("buffers") or [])
+        effects.append(Send(self.comms.kernel_open(content, msg.get("buffers") or []), True))
+        if content.get("target_name") == WIDGET_TARGET:
+            effects.append(WidgetOpened())
 
-    def _comm_msg(self, msg: dict) -> None:
+    def _comm_msg(self, msg: dict, effects: list[Effect]) -> None:
         content = msg["content"]
-        comm_id = content.get("comm_id")
-        if isinstance(comm_id, str) and self.hooks.is_private_comm(comm_id):
-            self.hooks.private_comm_msg(msg)
+        if self._is_control(content):
+            effects.append(ControlMessage(msg))
             return
         self._count_comm(msg)
-        buffers = msg.get("buffers") or []
-        update = parse_comm_update(content, buffers)
-        if update is not None and self._apply_update(update, content["data"]["method"]):
-            self.mirror.updated(update.comm_id)
-        self.hooks.comm_broadcast("comm_msg", content, buffers)
+        event, lost = self.comms.kernel_update(content, msg.get("buffers") or [])
+        if lost:
+            effects.append(LossSuspected(f"update for unknown comm {content['comm_id']}"))
+        effects.append(Send(event, True))
 
-    def _apply_update(self, update: Any, method: str) -> bool:
-        """Merge a kernel update; an Output widget's `outputs` are the capture's business."""
-        entry = self.comm_state.get(update.comm_id)
-        if entry is None:
-            self.hooks.loss_suspected(f"update for unknown comm {update.comm_id}")
-            return False
-        state = update.state
-        if entry.model_name == OUTPUT_MODEL and "outputs" in state:
-            if method == "update":
-                self.capture.set_from_kernel(update.comm_id, state["outputs"])
-                self.hooks.captured()
-            elif self.capture.owns(update.comm_id):
-                # Our own publication echoed back: the capture may have moved on since.
-                state = {k: v for k, v in state.items() if k != "outputs"}
-        self.comm_state.on_comm_update(
-            update.comm_id, state, buffer_paths=update.buffer_paths, buffers=update.buffers
-        )
-        return True
-
-    def _comm_close(self, msg: dict) -> None:
+    def _comm_close(self, msg: dict, effects: list[Effect]) -> None:
         content = msg["content"]
-        comm_id = content.get("comm_id")
-        if not isinstance(comm_id, str):
-            raise CommMessageError("comm_close without a comm_id")
-        if self.hooks.is_private_comm(comm_id):
-            self.hooks.private_comm_msg(msg)
+        if self._is_control(content):
+            effects.append(ControlMessage(msg))
             return
         self._count_comm(msg)
-        self.capture.forget(comm_id)
-        if self.comm_state.on_comm_close(comm_id) is not None:
-            self.mirror.closed(comm_id)
-        self.hooks.comm_broadcast("comm_close", content, [])
+        effects.append(Send(self.comms.kernel_close(content), True))
+
+    def _is_control(self, content: Any) -> bool:
+        comm_id = content.get("comm_id") if isinstance(content, dict) else None
+        return isinstance(comm_id, str) and self.is_control_comm(comm_id)
 
 
 def _display_output(content: dict) -> dict:
@@ -244,6 +272,7 @@ def _display_output(content: dict) -> dict:
     }
 
 
-def _parent_id(msg: dict) -> str:
+def parent_id(msg: dict) -> str:
+    """The msg_id of the request a kernel message answers ("" when none)."""
     parent = msg.get("parent_header") or {}
     return parent.get("msg_id", "") if isinstance(parent, dict) else ""

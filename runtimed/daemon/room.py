@@ -19,10 +19,9 @@ import structlog
 from notebook_doc import NotebookDoc, NotebookDocError, atomic_write, to_ipynb
 
 from ..blob_store import BlobError, BlobStore
-from ..comms.capture import OutputCapture
 from ..comms.coalesce import Coalescer
-from ..comms.comm_state import OUTPUT_MODEL, CommEntry, CommState, b64, parse_comm_update, to_wire
-from ..comms.mirror import CommMirror, resolve_blob, state_from_doc
+from ..comms.comm_state import b64, parse_comm_update
+from ..comms.mirror import resolve_blob
 from ..comms.reconcile import (
     WIDGET_TARGET,
     KernelWidget,
@@ -31,6 +30,7 @@ from ..comms.reconcile import (
     WidgetControl,
 )
 from ..comms.reconcile import plan as reconcile_plan
+from ..comms.store import CommStore
 from ..config import Settings
 from ..errors import RequestFailed
 from ..kernel import KernelError, KernelEvent, KernelSession
@@ -38,7 +38,19 @@ from ..outputs import FinishedCellUpdate, OutputLog, decode_output
 from ..trust import Notary, RoomTrust
 from ..wire import Broadcast, Presence, Snapshot, Sync
 from ..wire import messages as m
-from .iopub import Execution, IopubRouter, RouterHooks
+from .iopub import (
+    ControlMessage,
+    Effect,
+    Execution,
+    ExecutionCount,
+    ExecutionDone,
+    IopubRouter,
+    KernelStatus,
+    LossSuspected,
+    OutputsChanged,
+    Send,
+    WidgetOpened,
+)
 from .peer import Peer
 from .persistence import DocPersister
 
@@ -72,14 +84,9 @@ class NotebookRoom:
         self.room_id = hashlib.sha256(notebook_id.encode()).hexdigest()[:12]
         self.log = log.bind(room_id=self.room_id)
         self.peers: dict[str, Peer] = {}
-        self.comm_state = CommState()
         self.coalescer = Coalescer(settings.coalesce_window, self._flush_writes)
-        self.mirror = CommMirror(
-            doc,
-            self.comm_state,
-            blobs=blobs,
-            schedule=self.coalescer.poke,
-            on_storage_error=self._storage_failed,
+        self.comms = CommStore(
+            doc, blobs, schedule=self.coalescer.poke, on_storage_error=self._storage_failed
         )
         self.trust = RoomTrust(notary, doc, blobs, signed=signed)
         self.persister = DocPersister(
@@ -91,27 +98,7 @@ class NotebookRoom:
             before_save=self.trust.sign,  # a failure is logged; the save goes on
         )
         self._trust_timer: asyncio.TimerHandle | None = None
-        self.capture = OutputCapture(blobs)
-        self.router = IopubRouter(
-            self.comm_state,
-            self.mirror,
-            self.capture,
-            RouterHooks(
-                broadcast=self.broadcast,
-                comm_broadcast=self._comm_broadcast,
-                kernel_status=self._set_kernel_status,
-                cell_outputs_changed=self._cell_outputs_changed,
-                execution_count=self._execution_count,
-                execution_done=self._execution_done,
-                captured=self.coalescer.poke,
-                is_private_comm=self._is_private_comm,
-                private_comm_msg=self._private_comm_msg,
-                widget_opened=self._widget_opened,
-                loss_suspected=self._loss_suspected,
-                finished_cell_updated=self._finished_cell_updated,
-            ),
-            log_=self.log,
-        )
+        self.router = IopubRouter(self.comms, is_control_comm=self._is_private_comm, log_=self.log)
         self.kernel: KernelSession | None = None
         self.kernel_status = "none"
         self.control: WidgetControl | None = None
@@ -121,7 +108,7 @@ class NotebookRoom:
         # CommState known equal to the kernel's widgets: since a kernel we started (empty)
         # or a reconcile, with no loss suspected since.
         self.widgets_verified = False
-        self._restore_comms()
+        self.comms.restore_saved()
         self._kernel_lock = asyncio.Lock()
         self._dirty_cells: dict[str, OutputLog] = {}
         self._snapshot: tuple[list[bytes], bytes] | None = None
@@ -133,24 +120,6 @@ class NotebookRoom:
         self.keep_open = False  # a Kernel Gateway kernel lives here, dead or alive
         self.closed = False
 
-    def _restore_comms(self) -> None:
-        """Widgets saved with the doc (or imported from an .ipynb) are live state until a
-        kernel starts: CommState takes them too, so comm_sync and the doc agree."""
-        for comm in self.doc.get_comms():
-            state, buffers = state_from_doc(comm.state, self.blobs)
-            self.comm_state.restore(
-                CommEntry(
-                    comm_id=comm.comm_id,
-                    target_name=comm.target_name,
-                    model_module=comm.model_module,
-                    model_name=comm.model_name,
-                    state=state,
-                    buffers=buffers,
-                    seq=comm.seq,
-                    outputs=list(comm.outputs),
-                )
-            )
-
     # --- peers -----------------------------------------------------------------------
 
     def join(self, peer: Peer, *, snapshot: bool) -> None:
@@ -159,7 +128,7 @@ class NotebookRoom:
         self.peers[peer.id] = peer
         peer.log = peer.log.bind(room_id=self.room_id)
         peer.sync_source = self.doc.generate_sync_message
-        peer.comm_sync_source = self._comm_sync_event
+        peer.comm_sync_source = self.comms.sync_event
         peer.snapshot_source = self.snapshot
         self.coalescer.flush_now()  # the peer's first view includes everything received
         if snapshot:
@@ -167,8 +136,8 @@ class NotebookRoom:
         first = self.doc.generate_sync_message(peer.sync_state)
         if first is not None:
             peer.send(Sync(first))
-        if len(self.comm_state):
-            peer.send(self._comm_sync_event())
+        if len(self.comms):
+            peer.send(self.comms.sync_event())
         peer.send(Broadcast("trust", self.trust.state))
         peer.send(Broadcast("kernel_status", {"status": self.kernel_status}))
         self.log.info("peer_joined", peer_id=peer.id, peers=len(self.peers), name=peer.name)
@@ -204,26 +173,19 @@ class NotebookRoom:
                 other.send(event)
 
     def broadcast(self, event: str, **fields: Any) -> None:
-        message = Broadcast(event, fields)
-        for peer in self.peers.values():
-            peer.send(message)
+        self.send_all(Broadcast(event, fields))
 
-    def _comm_broadcast(self, msg_type: str, content: dict, buffers: list[bytes]) -> None:
-        message = Broadcast(
-            "comm", {"msg_type": msg_type, "content": content, "buffers": b64(buffers)}
-        )
+    def send_all(self, message: Broadcast, *, comm_event: bool = False) -> None:
+        """One broadcast to every peer; `comm_event`: a comm_sync may replace it."""
         for peer in self.peers.values():
-            peer.send(message, comm_event=True)
-
-    def _comm_sync_event(self) -> Broadcast:
-        return Broadcast("comm_sync", {"comms": [to_wire(e) for e in self.comm_state.get_all()]})
+            peer.send(message, comm_event=comm_event)
 
     def _repair(self, peer: Peer, problems: list[str], before: list[bytes]) -> None:
         """A client wrote something the schema forbids: put the doc back in shape, lost
         cells and metadata from the doc as it was `before` its change, comms from CommState."""
         peer.log.warning("schema_violation", problems=problems)
         self.doc.repair(restore_from=before)
-        self.mirror.resync_all()
+        self.comms.resync_doc()
         self.coalescer.flush_now()
         peer.send(
             Broadcast(
@@ -261,9 +223,13 @@ class NotebookRoom:
             self.broadcast("trust", **state)
 
     def _flush_writes(self) -> None:
+        flushed = self.comms.flush()
+        for comm_id, data in flushed.to_kernel:  # Output widgets' captures, as a browser would
+            self._tell_kernel(comm_id, data)
+        changed = flushed.doc_changed
         try:
-            self._publish_captures()
-            changed = self.mirror.flush()
+            if flushed.storage_error is not None:
+                raise flushed.storage_error
             for cell_id, output_log in self._dirty_cells.items():
                 changed = self._write_cell_outputs(cell_id, output_log) or changed
         except OSError as exc:
@@ -291,21 +257,12 @@ class NotebookRoom:
         if not self.closed:
             self.coalescer.poke()
 
-    def _publish_captures(self) -> None:
-        """Output widgets' captured outputs: into CommState, the doc and the kernel."""
-        for captured in self.capture.take():
-            state = {"outputs": captured.outputs}
-            if self.comm_state.on_comm_update(captured.comm_id, state) is None:
-                continue
-            self.comm_state.set_outputs(captured.comm_id, captured.entries)
-            self.mirror.updated(captured.comm_id)
-            if self.kernel is not None:
-                try:
-                    self.kernel.send_comm(
-                        captured.comm_id, {"method": "update", "state": state, "buffer_paths": []}
-                    )
-                except KernelError as exc:
-                    self.log.info("capture_not_sent", comm_id=captured.comm_id, reason=exc.message)
+    def _tell_kernel(self, comm_id: str, data: dict) -> None:
+        if self.kernel is not None:
+            try:
+                self.kernel.send_comm(comm_id, data)
+            except KernelError as exc:
+                self.log.info("capture_not_sent", comm_id=comm_id, reason=exc.message)
 
     def _write_cell_outputs(self, cell_id: str, output_log: OutputLog) -> bool:
         try:
@@ -315,6 +272,37 @@ class NotebookRoom:
         except NotebookDocError as exc:  # the cell was deleted meanwhile
             self.log.info("outputs_dropped", cell_id=cell_id, reason=str(exc))
             return False
+
+    def _on_iopub(self, msgs: list[dict]) -> None:
+        """The kernel reader's batch: routed message by message, each effect applied here."""
+        for msg in msgs:
+            for effect in self.router.route(msg):
+                self._apply(effect)
+
+    def _apply(self, effect: Effect) -> None:
+        match effect:
+            case Send(event, comm_event):
+                self.send_all(event, comm_event=comm_event)
+            case KernelStatus(status):
+                self._set_kernel_status(status)
+            case OutputsChanged(execution):
+                self._cell_outputs_changed(execution)
+            case FinishedCellUpdate():
+                self._finished_cell_updated(effect)
+            case ExecutionCount(cell_id, count):
+                self._execution_count(cell_id, count)
+            case ExecutionDone(execution):
+                self._execution_done(execution)
+            case ControlMessage(msg):
+                if self.control is not None:
+                    self.control.on_message(msg)
+            case WidgetOpened():
+                if self.control is not None:
+                    self.control.widgets_seen()
+            case LossSuspected(reason):
+                self.log.info("loss_suspected", reason=reason)
+                self.widgets_verified = False
+                self.schedule_reconcile(reason)
 
     def _cell_outputs_changed(self, execution: Execution) -> None:
         if execution.cell_id is not None and execution.log is not None:
@@ -385,31 +373,15 @@ class NotebookRoom:
     def _clear_comms(self) -> None:
         """Restart, shutdown and death drop every comm from both stores, and say so."""
         self.widgets_verified = False
-        self.comm_state.clear()
-        self.capture.clear()
-        self.router.finished.clear()
-        self.mirror.cleared()
+        event = self.comms.clear()
+        self.router.reset()
         self.coalescer.flush_now()
-        self.router.executions.clear()
-        self.broadcast("comm_sync", comms=[])
+        self.send_all(event)
 
     # --- reconcile with the kernel's widget state ---------------------------------------
 
     def _is_private_comm(self, comm_id: str) -> bool:
         return self.control is not None and self.control.owns(comm_id)
-
-    def _private_comm_msg(self, msg: dict) -> None:
-        if self.control is not None:
-            self.control.on_message(msg)
-
-    def _widget_opened(self) -> None:
-        if self.control is not None:
-            self.control.widgets_seen()
-
-    def _loss_suspected(self, reason: str) -> None:
-        self.log.info("loss_suspected", reason=reason)
-        self.widgets_verified = False
-        self.schedule_reconcile(reason)
 
     def comms_verified(self) -> bool:
         """CommState is known to equal the kernel's widgets: the kernel started here
@@ -449,34 +421,9 @@ class NotebookRoom:
 
     def _apply_kernel_widgets(self, widgets: list[KernelWidget]) -> Plan:
         """Bring CommState and the doc to the kernel's answer, as live messages would."""
-        plan = reconcile_plan(self.comm_state.get_all(), widgets)
-        for widget in plan.added:
-            paths = [list(path) for path in widget.buffers]
-            data = {"state": widget.state, "buffer_paths": paths}
-            self.comm_state.on_comm_open(
-                widget.comm_id,
-                WIDGET_TARGET,
-                data,
-                buffer_paths=paths,
-                buffers=list(widget.buffers.values()),
-            )
-            self.mirror.opened(widget.comm_id)
-            content = {"comm_id": widget.comm_id, "target_name": WIDGET_TARGET, "data": data}
-            self._comm_broadcast("comm_open", content, list(widget.buffers.values()))
-        for widget in plan.updated:
-            entry = self.comm_state.replace_state(widget.comm_id, widget.state, widget.buffers)
-            if entry is not None and entry.model_name == OUTPUT_MODEL:
-                self.capture.set_from_kernel(widget.comm_id, widget.state.get("outputs", []))
-            self.mirror.updated(widget.comm_id)
-            paths = [list(path) for path in widget.buffers]
-            data = {"method": "update", "state": widget.state, "buffer_paths": paths}
-            content = {"comm_id": widget.comm_id, "data": data}
-            self._comm_broadcast("comm_msg", content, list(widget.buffers.values()))
-        for comm_id in plan.removed:
-            self.comm_state.on_comm_close(comm_id)
-            self.capture.forget(comm_id)
-            self.mirror.closed(comm_id)
-            self._comm_broadcast("comm_close", {"comm_id": comm_id, "data": {}}, [])
+        plan = reconcile_plan(self.comms.state.get_all(), widgets)
+        for event in self.comms.apply_plan(plan):
+            self.send_all(event, comm_event=True)
         if plan:
             self.reconciles += 1
             self.log.info("reconciled", **plan.summary())
@@ -495,14 +442,14 @@ class NotebookRoom:
         if self.kernel is not None:
             await self.kernel.shutdown()
             self.kernel = None
-        if len(self.comm_state):
+        if len(self.comms):
             self._clear_comms()  # saved widgets belong to no kernel: a new one starts clean
         self.trust.kernel_started()
         self._refresh_trust()
         self._set_kernel_status("starting")
         try:
             kernel = await starter(
-                on_iopub=self.router.on_batch, on_event=self._on_kernel_event, **kwargs
+                on_iopub=self._on_iopub, on_event=self._on_kernel_event, **kwargs
             )
         except KernelError as exc:
             self._set_kernel_status("dead")
@@ -597,9 +544,8 @@ class NotebookRoom:
     def _run(self, kernel: KernelSession, code: str, cell_id: str | None) -> dict:
         msg_id = kernel.execute(code)
         output_log = OutputLog(self.blobs) if cell_id is not None else None
-        self.router.executions[msg_id] = Execution(msg_id, cell_id, output_log)
+        self.router.started(Execution(msg_id, cell_id, output_log))
         if cell_id is not None:
-            self.router.finished.forget(cell_id)
             self._dirty_cells.pop(cell_id, None)
             changed = self.doc.clear_outputs(cell_id)
             changed = self.doc.set_execution_count(cell_id, None) or changed
@@ -610,7 +556,7 @@ class NotebookRoom:
 
     async def _send_comm(self, peer: Peer, req: m.SendComm) -> dict:
         kernel = self._require_kernel()
-        if self.comm_state.get(req.comm_id) is None:
+        if req.comm_id not in self.comms:
             raise RequestFailed("no_such_comm", f"no live comm with id {req.comm_id!r}")
         buffers = list(req.buffers or [])
         # Validated first (bad_comm_message), applied only once the kernel took it, so
@@ -618,10 +564,8 @@ class NotebookRoom:
         # back (echo_update), broadcast in kernel order, merging to the same state.
         update = parse_comm_update({"comm_id": req.comm_id, "data": req.data}, buffers)
         msg_id = kernel.send_comm(req.comm_id, req.data, buffers=buffers)
-        if update is not None and self.comm_state.on_comm_update(
-            update.comm_id, update.state, buffer_paths=update.buffer_paths, buffers=update.buffers
-        ):
-            self.mirror.updated(req.comm_id)
+        if update is not None:
+            self.comms.client_update(update)
         return {"msg_id": msg_id}
 
     async def _interrupt_kernel(self, peer: Peer, req: m.InterruptKernel) -> dict:
@@ -650,7 +594,7 @@ class NotebookRoom:
         return await self._reconcile_now()
 
     async def _get_comms(self, peer: Peer, req: m.GetComms) -> dict:
-        return {"comms": [to_wire(e) for e in self.comm_state.get_all()]}
+        return {"comms": self.comms.snapshot()}
 
     async def _kernel_info(self, peer: Peer, req: m.KernelInfo) -> dict:
         kernel = self._require_kernel()
@@ -756,8 +700,7 @@ class NotebookRoom:
             except KernelError as exc:
                 self.log.warning("kernel_shutdown_failed", error=exc.message)
             self.kernel = None
-        await self.mirror.drain()
-        self.mirror.in_background = False  # the last flush writes what is left in place
+        await self.comms.drain()  # the last flush writes what is left in place
         self.coalescer.flush_now()
         self.coalescer.cancel()
         await self.persister.close()
@@ -770,7 +713,7 @@ class NotebookRoom:
             "peers": len(self.peers),
             "kernel_status": self.kernel_status,
             "kernel_name": self.kernel.kernel_name if self.kernel else None,
-            "comms": len(self.comm_state),
+            "comms": len(self.comms),
             "cells": len(self.doc.cell_ids()),
             "path": str(self.ipynb_path) if self.ipynb_path else None,
         }

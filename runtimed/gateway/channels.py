@@ -19,7 +19,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from ..comms.comm_state import CommMessageError
+from ..comms.comm_state import CommMessageError, parse_comm_update
 from ..daemon.iopub import Execution
 from ..kernel import KernelError
 from . import codec
@@ -124,8 +124,7 @@ class KernelChannels:
             self.log.info("gateway_no_kernel", msg_type=msg_type)
             return
         if msg_type == "execute_request":
-            executions = self.kernel.room.router.executions
-            executions[header["msg_id"]] = Execution(header["msg_id"], None, None)
+            self.kernel.room.router.started(Execution(header["msg_id"], None, None))
         try:
             kernel.send_message(channel, msg)
         except KernelError as exc:
@@ -136,9 +135,9 @@ class KernelChannels:
         echo_update, in kernel order, merges to the same state)."""
         room = self.kernel.room
         try:
-            entry = room.comm_state.update_from_message(msg["content"], msg["buffers"])
+            update = parse_comm_update(msg["content"], msg["buffers"])
         except CommMessageError as exc:
             self.log.info("gateway_comm_update_ignored", reason=str(exc))
             return
-        if entry is not None:
-            room.mirror.updated(entry.comm_id)
+        if update is not None:
+            room.comms.client_update(update)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..comms.comm_state import CommEntry
 from ..comms.reconcile import CONTROL_TARGET, WIDGET_TARGET
-from ..daemon.room import RequestFailed
+from ..errors import RequestFailed
 from ..wire import messages as m
 from .kernels import GatewayKernel
 
@@ -91,7 +91,7 @@ class ControlComms:
                 close = {"comm_id": comm_id, "data": {}}
                 self.deliver("iopub", self.kernel.synthetic("comm_close", close, parent=parent))
                 return
-        data, buffers = update_states(room.comm_state.get_all())
+        data, buffers = update_states(room.comms.state.get_all())
         reply = self.kernel.synthetic("comm_msg", {"comm_id": comm_id, "data": data}, parent=parent)
         reply["buffers"] = buffers
         self.answered += 1

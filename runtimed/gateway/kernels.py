@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from ..comms.reconcile import WIDGET_TARGET, Plan
-from ..daemon.room import NotebookRoom, RequestFailed
+from ..daemon.room import NotebookRoom
+from ..errors import RequestFailed
 from ..wire import messages as m
 
 if TYPE_CHECKING:

@@ -93,9 +93,9 @@ async def test_reconcile_repairs_what_the_daemon_missed(running: RunningDaemon) 
             (c["seq"], cid) for cid, c in legacy.items() if c["model_name"] == "IntSliderModel"
         )
         # Simulate lost messages: an update never seen, a close never seen, an open never seen.
-        room.comm_state.get(a_id[1]).state["value"] = 999
-        room.comm_state.on_comm_close(b_id[1])
-        room.comm_state.on_comm_open("ghost", "jupyter.widget", {"state": {"value": 1}})
+        room.comms.state.get(a_id[1]).state["value"] = 999
+        room.comms.state.on_comm_close(b_id[1])
+        room.comms.state.on_comm_open("ghost", "jupyter.widget", {"state": {"value": 1}})
         result = await actor.request("resync")
         assert result["available"] is True
         assert (result["added"], result["updated"], result["removed"]) == (1, 1, 1)
@@ -166,13 +166,13 @@ async def test_a_fresh_kernel_sees_no_comm_traffic_until_it_uses_widgets(
     async with running.client("nb-quiet") as actor:
         room = running.daemon.rooms["nb-quiet"]
         answers: list[tuple[str, str]] = []  # (IOPub msg_type, the request it answers)
-        route = room.router.on_message
+        route = room.router.route
 
-        def record(msg: dict) -> None:
+        def record(msg: dict) -> list:
             answers.append((msg["msg_type"], msg.get("parent_header", {}).get("msg_type", "")))
-            route(msg)
+            return route(msg)
 
-        room.router.on_message = record  # type: ignore[method-assign]
+        room.router.route = record  # type: ignore[method-assign]
         await actor.request("launch_kernel")
         await run(actor, "import sys\nprint('out')\nprint('err', file=sys.stderr)")
         result = await actor.request("resync")

@@ -52,7 +52,7 @@ async def test_jupyter_server_runs_its_kernels_through_the_daemon(
         ]
         print(f"through jupyter_server --gateway-url: {len(values)} of {UPDATES} updates")
         assert values[-1] == UPDATES - 1
-        assert room.comm_state.get(comm_id).state["value"] == UPDATES - 1
+        assert room.comms.state.get(comm_id).state["value"] == UPDATES - 1
 
         listed = await server.api("GET", "/api/kernels")
         assert [k["id"] for k in listed] == [kernel["id"]]

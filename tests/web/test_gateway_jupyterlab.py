@@ -106,7 +106,7 @@ async def test_jupyterlab_widgets_through_the_daemon(
         await _run_cell(browser, 1)
         await browser.wait("lab", f"{READOUT}?.textContent === '{UPDATES - 1}'", timeout=300)
         await _kernel_idle(browser)
-        (slider,) = [e for e in room.comm_state.get_all() if e.model_name == "IntSliderModel"]
+        (slider,) = [e for e in room.comms.state.get_all() if e.model_name == "IntSliderModel"]
         assert slider.state["value"] == UPDATES - 1  # the kernel's value, via the room
         # A runtimed client of the room sees JupyterLab's slider, at that value, too.
         async with web.client(room.notebook_id) as watcher:

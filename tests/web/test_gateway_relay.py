@@ -129,7 +129,7 @@ async def test_widgets_are_mirrored_and_front_end_updates_reach_the_room(
     a = await sockets(kernel_id)
     comm_id = await a.run(SLIDER)
     room = _room(web, kernel_id)
-    entry = room.comm_state.get(comm_id)
+    entry = room.comms.state.get(comm_id)
     assert entry is not None
     assert entry.model_name == "IntSliderModel"
     assert entry.state["value"] == 3
@@ -137,7 +137,7 @@ async def test_widgets_are_mirrored_and_front_end_updates_reach_the_room(
     # The front end drags the slider: the room and the kernel follow.
     data = {"method": "update", "state": {"value": 42}, "buffer_paths": []}
     await a.send("shell", a.message("comm_msg", {"comm_id": comm_id, "data": data}))
-    await eventually(lambda: room.comm_state.get(comm_id).state["value"] == 42)
+    await eventually(lambda: room.comms.state.get(comm_id).state["value"] == 42)
     assert await a.run("print(s.value)") == "42\n"
 
     def doc_value() -> Any:
@@ -171,7 +171,7 @@ async def test_buffers_travel_both_ways(web: WebDaemon, kernel_id: str, sockets:
     assert isinstance(frame, bytes)
     await a.ws.send(frame, text=True)
     assert await a.run("print(bytes(img.value))") == "b'\\xff\\x00'\n"
-    assert _room(web, kernel_id).comm_state.get(comm_id).buffers == {("value",): b"\xff\x00"}
+    assert _room(web, kernel_id).comms.state.get(comm_id).buffers == {("value",): b"\xff\x00"}
 
 
 async def _request_states(sock: KernelSocket) -> dict[str, Any]:
@@ -244,7 +244,7 @@ async def test_after_a_suspected_loss_the_kernel_is_asked_and_front_ends_correct
     room = _room(web, kernel_id)
     lossy = await a.execute(LOSE_AN_UPDATE)
     await eventually(lambda: not room.comms_verified())
-    assert room.comm_state.get(comm_id).state["value"] == 3  # stale, and known to be
+    assert room.comms.state.get(comm_id).state["value"] == 3  # stale, and known to be
     # A page loaded now is not answered from CommState: the kernel is asked (once
     # its cell is done) and its answer is the truth.
     b = await sockets(kernel_id)
@@ -254,7 +254,7 @@ async def test_after_a_suspected_loss_the_kernel_is_asked_and_front_ends_correct
     # The reconcile's correction reached the front end that was already open.
     correction = await a.until(lambda m: _comm_value(m, comm_id) == 9)
     assert correction["content"]["data"]["method"] == "update"
-    assert room.comm_state.get(comm_id).state["value"] == 9
+    assert room.comms.state.get(comm_id).state["value"] == 9
     assert room.comms_verified()
     # The daemon's own reconcile traffic (its control comm) was not relayed.
     methods = [(m["content"].get("data") or {}).get("method") for m in a.received]
