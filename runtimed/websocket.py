@@ -6,12 +6,12 @@ request before the upgrade):
 - `GET /ws` upgrades to a WebSocket that carries the runtimed protocol with MESSAGE
   framing: one typed frame per binary message, no preamble, no length prefix. Each
   connection is driven by `Daemon.run_connection`, exactly like a Unix-socket one.
-- Plain HTTP: `/` (the notebook page), `/static/<file>` (its assets) and
+- Plain HTTP: `/` (the notebook page), `/static/<file>` (its assets),
   `/blob/<hash>` (a blob the doc refers to: output manifests, stream chunks, widget
-  values).
+  values) and `/files` (the notebooks in the daemon's working directory).
 
 A browser lets any web site open a WebSocket to 127.0.0.1, so everything that reveals
-or changes a notebook (`/`, `/ws`, `/blob/`) demands the token, given as `?token=` or
+or changes a notebook (`/`, `/ws`, `/blob/`, `/files`) demands the token, given as `?token=` or
 `Authorization: Bearer`, and refused with 401 before any upgrade. Static assets are
 the same for everyone and need none. The token is fresh at each start, written 0600
 beside the socket, and compared in constant time.
@@ -24,6 +24,7 @@ import contextlib
 import hmac
 import http
 import ipaddress
+import json
 import logging
 import mimetypes
 import os
@@ -41,6 +42,7 @@ from websockets.http11 import Request, Response
 
 from .blob_store import HASH_RE, BlobError
 from .config import token_path
+from .file_list import list_notebooks
 from .protocol import MAX_FRAME_SIZE, Connection, Framing, RemoteProtocolError, Role
 
 if TYPE_CHECKING:
@@ -237,7 +239,7 @@ class WebListener:
         path = url.path
         if path.startswith("/static/"):
             return await self._static(path.removeprefix("/static/"))
-        if path not in ("/", WS_PATH) and not path.startswith("/blob/"):
+        if path not in ("/", WS_PATH, "/files") and not path.startswith("/blob/"):
             return _text(http.HTTPStatus.NOT_FOUND, f"no such page: {path}\n")
         if not self._authorized(request, url.query):
             self.log.warning("unauthorized", path=path, remote=str(ws.remote_address))
@@ -250,6 +252,9 @@ class WebListener:
             return None
         if path == "/":
             return await self._static("index.html")
+        if path == "/files":
+            listing = await asyncio.to_thread(list_notebooks, Path.cwd())
+            return _response(http.HTTPStatus.OK, json.dumps(listing).encode(), "application/json")
         return await self._blob(path.removeprefix("/blob/"))
 
     def _authorized(self, request: Request, query: str) -> bool:

@@ -1,75 +1,44 @@
-// The notebook page the daemon serves: cells, outputs, kernel status and live widgets.
+// The notebook page the daemon serves: cells with CodeMirror editors on the doc's text,
+// outputs and markdown through JupyterLab's rendermime, live widgets, the Jupyter
+// keyboard model, and every cell operation as a change to the shared doc.
 //
 // Open http://HOST:PORT/?token=...&notebook=ID (`runtimed serve --ws` prints the
-// address). Without `notebook` the page lists the daemon's open rooms.
+// address). Without `notebook` the page lists open rooms and notebooks on disk.
 import "@jupyter-widgets/controls/css/widgets-base.css";
 import "@jupyterlab/rendermime/style/base.css";
 import "@jupyterlab/outputarea/style/base.css";
 import { RuntimedClient } from "../client.js";
-import { appendCell, cells as docCells, setSource } from "../notebook.js";
+import {
+  clearOutputs,
+  deleteCell,
+  cells as docCells,
+  insertCell,
+  moveCell,
+  restoreCell,
+  setCellType,
+} from "../notebook.js";
+import { $, element, report } from "./dom.js";
+import { createEditor, docHandle, showRemoteCursors } from "./editor.js";
+import { CommandKeys, HelpOverlay, RUN_KEYS } from "./keyboard.js";
+import { isPathId, showLanding } from "./landing.js";
 import { BlobCache, CellOutputs } from "./outputs.js";
+import { completeRenderMime, renderMarkdownCell } from "./rendering.js";
 import { showSvgAsImage, TrustView } from "./trust.js";
 import { WidgetBridge } from "./widgets.js";
 
 const query = new URLSearchParams(location.search);
 const token = query.get("token") ?? "";
 const notebookId = query.get("notebook");
+const createNotebook = query.get("create") === "1";
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+const NO_KERNEL = ["none", "dead", "shutdown"];
 
-const $ = (selector) => document.querySelector(selector);
-
-function element(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attributes)) {
-    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  node.append(...children);
-  return node;
-}
-
-function report(message) {
-  const line = element("div", { class: "message" }, message);
-  $("#messages").append(line);
-  setTimeout(() => line.remove(), 10000);
-}
-
-function pageHref(id) {
+function pageHref(id, create = false) {
   const params = new URLSearchParams({ token });
   if (id) params.set("notebook", id);
+  if (create) params.set("create", "1");
   return `/?${params}`;
 }
-
-// --- the room list (no notebook chosen) --------------------------------------------
-
-async function showRooms() {
-  document.title = "runtimed";
-  $("#title").textContent = "Open a notebook";
-  const control = await RuntimedClient.connect({ url: wsUrl, token, name: "runtimed-page" });
-  const { rooms } = await control.request("list_rooms");
-  control.close();
-  const list = element("ul", { class: "rooms" });
-  for (const room of rooms) {
-    const link = element("a", { href: pageHref(room.notebook_id) }, room.notebook_id);
-    const kernel = room.kernel_name ? `${room.kernel_name} (${room.kernel_status})` : "no kernel";
-    list.append(element("li", {}, link, ` — ${room.cells} cells, ${kernel}`));
-  }
-  const input = element("input", { name: "notebook", placeholder: "notebook id", required: "" });
-  const form = element(
-    "form",
-    {
-      onsubmit: (event) => {
-        event.preventDefault();
-        location.href = pageHref(input.value);
-      },
-    },
-    input,
-    element("button", { type: "submit" }, "Open"),
-  );
-  $("#cells").append(rooms.length ? list : element("p", {}, "No open rooms."), form);
-}
-
-// --- one notebook ------------------------------------------------------------------
 
 class NotebookPage {
   constructor(client) {
@@ -78,14 +47,36 @@ class NotebookPage {
     this.widgets = new WidgetBridge(client, {
       fetchBlob: (hash) => this.blobs.get(hash),
       report,
+      onClose: () => this.scheduleRender(),
     });
+    this.rendermime = this.widgets.manager.renderMime;
     this.trust = new TrustView();
     if (client.trust) this.setTrust(client.trust); // told during the join
-    showSvgAsImage(this.widgets.manager.renderMime);
-    this.views = new Map(); // cell_id -> {node, source, prompt, outputs}
+    showSvgAsImage(this.rendermime);
+    completeRenderMime(this.rendermime, {
+      manager: this.widgets.manager,
+      savedView: (modelId, host) => this.widgets.savedView(modelId, host),
+    });
+    this.handle = docHandle(client);
+    this.views = new Map(); // cell_id -> view (see createView)
+    this.list = []; // the cells in order, as last rendered
+    this.active = null; // the selected cell's id
+    this.mode = "command";
+    this.runs = new Map(); // cell_id -> queued / running / ok / error / aborted, as seen here
+    this.deleted = []; // [{index, cell}] for Z
+    this.savedPath = isPathId(client.notebookId) ? client.notebookId : null;
+    this.peers = new Map(); // peer_id -> {cell_id, head, name, color}
+    this.keys = new CommandKeys(this);
+    this.help = new HelpOverlay();
+    this.editorKeys = [
+      ...RUN_KEYS.map(([key, , action]) => ({ key, run: () => (action(this), true) })),
+      { key: "Escape", run: () => (this.enterCommand(), true) },
+    ];
     this._renderPending = false;
+    this._cursor = null;
     client.on("doc", () => this.scheduleRender());
     client.on("broadcast", (message) => this.onBroadcast(message));
+    client.on("presence", (message) => this.onPresence(message));
     client.on("close", () => {
       this.setStatus("disconnected");
       report("The connection to the daemon closed: reload the page to reconnect.");
@@ -93,17 +84,45 @@ class NotebookPage {
   }
 
   start() {
-    $("#title").textContent = this.client.notebookId;
-    document.title = `${this.client.notebookId} — runtimed`;
+    const id = this.client.notebookId;
+    $("#title").replaceChildren(isPathId(id) ? element("code", { title: "file" }, id) : id);
+    document.title = `${id.split("/").at(-1)} — runtimed`;
+    const button = (attrs, label, action) => element("button", { ...attrs, onclick: action }, label);
+    this.typeSelect = element(
+      "select",
+      { id: "cell-type", title: "cell type (Y, M, R)" },
+      ...["code", "markdown", "raw"].map((type) => element("option", { value: type }, type)),
+    );
+    this.typeSelect.addEventListener("change", () => this.setType(this.typeSelect.value));
     $("#toolbar").append(
-      element("button", { id: "launch", onclick: () => this.act("launch_kernel") }, "Start kernel"),
-      element("button", { id: "interrupt", onclick: () => this.act("interrupt_kernel") }, "Interrupt"),
-      element("button", { id: "restart", onclick: () => this.act("restart_kernel") }, "Restart"),
-      element("button", { id: "add-cell", onclick: () => this.addCell() }, "+ Code cell"),
+      button({ id: "save", title: "Ctrl+S" }, "Save", () => this.save()),
+      element("span", { id: "save-status", class: "save-status" }),
+      element("span", { class: "sep" }),
+      button({ id: "add-cell", title: "B" }, "+ Code", () => this.insert(1, "code")),
+      button({ id: "add-markdown" }, "+ Markdown", () => this.insert(1, "markdown")),
+      button({ id: "move-up", title: "Shift+Up" }, "↑", () => this.move(-1)),
+      button({ id: "move-down", title: "Shift+Down" }, "↓", () => this.move(1)),
+      button({ id: "delete-cell", title: "D D" }, "Delete", () => this.deleteActive()),
+      this.typeSelect,
+      element("span", { class: "sep" }),
+      button({ id: "run-cell", title: "Shift+Enter" }, "▶ Run", () => this.runActive("advance")),
+      button({ id: "run-all" }, "Run all", () => this.execute(this.list.map((c) => c.id))),
+      button({ id: "run-above" }, "Run above", () => this.execute(this.idsAround(false))),
+      button({ id: "run-below" }, "Run below", () => this.execute(this.idsAround(true))),
+      button({ id: "clear-outputs" }, "Clear outputs", () => this.clearAllOutputs()),
+      element("span", { class: "sep" }),
+      button({ id: "launch" }, "Start kernel", () => this.act("launch_kernel")),
+      button({ id: "interrupt" }, "Interrupt", () => this.act("interrupt_kernel")),
+      button({ id: "restart" }, "Restart", () => this.act("restart_kernel")),
+      button({ id: "help-button", title: "H" }, "?", () => this.help.toggle()),
       this.trust.badge,
     );
+    document.addEventListener("keydown", (event) => this.onKey(event));
     this.setStatus(this.client.kernelStatus ?? "none");
+    this.setSaveState(this.client.saveState);
     this.render();
+    this.setActive(this.list[0]?.id ?? null);
+    this.setMode("command");
   }
 
   async act(action, params = {}) {
@@ -115,14 +134,60 @@ class NotebookPage {
     }
   }
 
+  // --- broadcasts and presence -------------------------------------------------------
+
   onBroadcast(message) {
-    if (message.event === "kernel_status") this.setStatus(message.status);
-    if (message.event === "error") report(`${message.code}: ${message.message}`);
-    if (message.event === "trust") {
+    const { event } = message;
+    if (event === "kernel_status") this.setStatus(message.status);
+    if (event === "save_state") this.setSaveState(message);
+    if (event === "error") report(`${message.code}: ${message.message}`);
+    if (event === "trust") {
       this.setTrust(message);
       this.render();
     }
+    if (event === "execution_started" && message.cell_id) this.setRun(message.cell_id, "running");
+    if (event === "execution_done" && message.cell_id) {
+      this.setRun(message.cell_id, message.status ?? "ok");
+    }
   }
+
+  setRun(cellId, status) {
+    this.runs.set(cellId, status);
+    this.scheduleRender();
+  }
+
+  onPresence({ peer_id: peerId, cursor, name }) {
+    if (!peerId) return;
+    if (cursor?.cell_id) {
+      this.peers.set(peerId, { ...cursor, name: name ?? peerId, color: colorOf(peerId) });
+    } else {
+      this.peers.delete(peerId);
+    }
+    this.showCursors();
+  }
+
+  showCursors() {
+    for (const [cellId, view] of this.views) {
+      const here = [...this.peers.values()].filter((peer) => peer.cell_id === cellId);
+      const key = JSON.stringify(here);
+      if (key === view.cursorsKey) continue;
+      view.cursorsKey = key;
+      showRemoteCursors(view.editor, here);
+    }
+  }
+
+  /** Tell the other pages where this one's cursor is, at most once a frame. */
+  sendCursor(cursor) {
+    const pending = this._cursor !== null;
+    this._cursor = cursor;
+    if (pending) return;
+    requestAnimationFrame(() => {
+      this.client.sendPresence({ cursor: this._cursor, name: "page" });
+      this._cursor = null;
+    });
+  }
+
+  // --- header ---------------------------------------------------------------------
 
   setTrust(state) {
     this.trust.update(state);
@@ -133,22 +198,202 @@ class NotebookPage {
     const badge = $("#kernel-status");
     badge.textContent = status;
     badge.dataset.status = status;
+    if (status === "restarting" || status === "dead") {
+      for (const [cellId, run] of this.runs) {
+        if (run === "queued" || run === "running") this.runs.set(cellId, "aborted");
+      }
+      this.scheduleRender();
+    }
   }
 
-  addCell() {
-    const cellId = this.client.change((d) => appendCell(d));
+  /** saved / modified / saving / failed (with the reason), for a notebook with a file. */
+  setSaveState(state) {
+    if (!state) return;
+    const badge = $("#save-status");
+    badge.dataset.state = state.state;
+    badge.textContent = state.state === "failed" ? `save failed: ${state.reason}` : state.state;
+    badge.title = state.path ?? "";
+    if (state.path) this.savedPath = state.path;
+  }
+
+  async save() {
+    const params = {};
+    if (!this.savedPath) {
+      const path = prompt("Save as: the path of an .ipynb file", "untitled.ipynb");
+      if (!path) return;
+      params.path = path;
+    }
+    this.setSaveState({ state: "saving", path: this.savedPath });
+    try {
+      const { path } = await this.client.request("save", params);
+      this.setSaveState({ state: "saved", path });
+    } catch (error) {
+      this.setSaveState({ state: "failed", reason: error.detail ?? error.message });
+    }
+  }
+
+  // --- modes and selection ---------------------------------------------------------
+
+  onKey(event) {
+    if (this.help.open && (event.key === "Escape" || event.key === "h")) {
+      this.help.toggle(false);
+      event.preventDefault();
+      return;
+    }
+    // In an editor CodeMirror's keymap (with the page's run keys) has it; a form field
+    // types; anything else is command mode.
+    if (event.target.closest?.(".cm-editor, input, textarea, select")) return;
+    if (this.keys.handle(event)) event.preventDefault();
+  }
+
+  setMode(mode) {
+    this.mode = mode;
+    document.body.dataset.mode = mode;
+    $("#mode").textContent = mode === "edit" ? "edit mode" : "command mode";
+    if (mode === "command") {
+      const view = this.views.get(this.active);
+      if (view) view.node.focus({ preventScroll: true });
+      else document.activeElement?.blur?.();
+      this.client.sendPresence({ cursor: null });
+    }
+  }
+
+  setActive(cellId) {
+    if (this.active !== cellId) this.views.get(this.active)?.node.classList.remove("active");
+    this.active = cellId;
+    const view = this.views.get(cellId);
+    if (!view) return;
+    view.node.classList.add("active");
+    view.node.scrollIntoView({ block: "nearest" });
+    this.typeSelect.value = view.cellType;
+  }
+
+  select(by) {
+    const index = this.indexOf(this.active);
+    const next = this.list[Math.min(Math.max(index + by, 0), this.list.length - 1)];
+    if (next) this.setActive(next.id);
+    this.setMode("command");
+  }
+
+  enterEdit(cellId = this.active) {
+    const view = this.views.get(cellId);
+    if (!view) return;
+    this.setActive(cellId);
+    view.editing = true;
     this.render();
-    this.views.get(cellId)?.source.focus();
+    this.setMode("edit");
+    view.editor.focus();
   }
 
-  async run(cellId) {
-    const idle = ["none", "dead", "shutdown"];
-    if (idle.includes(this.client.kernelStatus ?? "none")) {
-      if ((await this.act("launch_kernel")) === null) return;
+  enterCommand() {
+    this.setMode("command");
+  }
+
+  indexOf(cellId) {
+    return this.list.findIndex((cell) => cell.id === cellId);
+  }
+
+  // --- cell operations: every one a change to the doc -------------------------------
+
+  insert(offset, cellType = "code") {
+    const active = this.indexOf(this.active);
+    const index = active < 0 ? this.list.length : active + offset;
+    const cellId = this.client.change((d) => insertCell(d, index, { cellType }));
+    this.render();
+    this.setActive(cellId);
+    return cellId;
+  }
+
+  deleteActive() {
+    const index = this.indexOf(this.active);
+    if (index < 0) return;
+    const cell = this.client.change((d) => deleteCell(d, this.active));
+    this.deleted.push({ index, cell });
+    this.render();
+    this.setActive(this.list[Math.min(index, this.list.length - 1)]?.id ?? null);
+    this.setMode("command");
+  }
+
+  undoDelete() {
+    const last = this.deleted.pop();
+    if (!last) return;
+    const cellId = this.client.change((d) => restoreCell(d, last.index, last.cell));
+    this.render();
+    this.setActive(cellId);
+  }
+
+  move(by) {
+    if (!this.active) return;
+    this.client.change((d) => moveCell(d, this.active, by));
+    this.render();
+    this.setActive(this.active);
+  }
+
+  setType(cellType) {
+    if (!this.active) return;
+    this.client.change((d) => setCellType(d, this.active, cellType));
+    this.render();
+    this.setActive(this.active);
+    this.setMode("command");
+  }
+
+  clearAllOutputs() {
+    this.client.change((d) => {
+      for (const cell of docCells(d)) if (cell.cell_type === "code") clearOutputs(d, cell.id);
+    });
+    for (const cellId of this.runs.keys()) this.runs.delete(cellId);
+  }
+
+  /** The cells before the active one, or it and the ones after. */
+  idsAround(below) {
+    const index = Math.max(this.indexOf(this.active), 0);
+    return (below ? this.list.slice(index) : this.list.slice(0, index)).map((cell) => cell.id);
+  }
+
+  /** Run the active cell: "advance" (Shift+Enter), "stay" (Ctrl+Enter), "insert" (Alt+Enter). */
+  runActive(how) {
+    const index = this.indexOf(this.active);
+    if (index < 0) return;
+    const view = this.views.get(this.active);
+    if (view.cellType === "markdown") view.editing = false;
+    this.execute([this.active]);
+    if (how === "stay") {
+      this.render();
+      this.setMode("command");
+    } else if (how === "insert" || index === this.list.length - 1) {
+      this.enterEdit(this.insert(1));
+    } else {
+      this.render();
+      this.setActive(this.list[index + 1].id);
+      this.setMode("command");
+    }
+  }
+
+  /** Run code cells in order: the kernel starts first when there is none. */
+  async execute(cellIds) {
+    const code = cellIds.filter((cellId) => this.views.get(cellId)?.cellType === "code");
+    for (const cellId of cellIds) {
+      const view = this.views.get(cellId);
+      if (view?.cellType === "markdown" && view.editing) view.editing = false;
+    }
+    this.scheduleRender();
+    if (!code.length) return;
+    for (const cellId of code) this.runs.set(cellId, "queued");
+    if (NO_KERNEL.includes(this.client.kernelStatus ?? "none")) {
+      if ((await this.act("launch_kernel")) === null) {
+        for (const cellId of code) this.runs.delete(cellId);
+        this.scheduleRender();
+        return;
+      }
     }
     await this.client.waitSynced(); // the daemon runs the source its doc holds
-    await this.act("execute_cell", { cell_id: cellId });
+    for (const cellId of code) {
+      if ((await this.act("execute_cell", { cell_id: cellId })) === null) this.runs.delete(cellId);
+    }
+    this.scheduleRender();
   }
+
+  // --- rendering --------------------------------------------------------------------
 
   scheduleRender() {
     if (this._renderPending) return;
@@ -159,64 +404,128 @@ class NotebookPage {
     });
   }
 
-  /** Make the DOM match the doc: widgets first, so outputs find their models. */
+  /** Make the DOM match the doc: widgets first, so outputs find their models. Editors
+   * are never touched here: their binding applies the doc's changes itself. */
   render() {
     const doc = this.client.doc;
     this.widgets.syncFromDoc(doc);
     const container = $("#cells");
-    const wanted = docCells(doc);
-    const ids = new Set(wanted.map((cell) => cell.id));
+    this.list = docCells(doc);
+    const ids = new Set(this.list.map((cell) => cell.id));
     for (const [cellId, view] of this.views) {
-      if (!ids.has(cellId)) {
-        view.outputs.dispose();
-        view.node.remove();
-        this.views.delete(cellId);
-      }
+      if (!ids.has(cellId)) this.dropView(cellId, view);
     }
     let previous = null;
-    for (const cell of wanted) {
-      const view = this.views.get(cell.id) ?? this.createCell(cell);
-      if (view.source !== document.activeElement && view.source.value !== cell.source) {
-        view.source.value = cell.source;
+    for (const cell of this.list) {
+      let view = this.views.get(cell.id);
+      if (view && view.cellType !== cell.cell_type) {
+        this.dropView(cell.id, view);
+        view = null;
       }
-      const count = cell.execution_count;
-      view.prompt.textContent = cell.cell_type === "code" ? `[${count ?? " "}]:` : "";
+      view ??= this.createView(cell);
       const expected = previous ? previous.nextSibling : container.firstChild;
       if (expected !== view.node) container.insertBefore(view.node, expected);
       previous = view.node;
-      view.outputs.show(cell.outputs, this.trust.cellTrusted(cell.id));
+      this.updateView(view, cell); // in the document: Lumino attaches only there
+    }
+    if (this.active !== null && !ids.has(this.active)) this.setActive(this.list[0]?.id ?? null);
+    $("#empty").hidden = this.list.length > 0;
+  }
+
+  updateView(view, cell) {
+    const status = cell.execution_status ?? this.runs.get(cell.id) ?? "";
+    view.node.dataset.status = status;
+    view.node.classList.toggle("active", cell.id === this.active);
+    if (cell.cell_type === "code") {
+      view.prompt.textContent = prompt(cell.execution_count, status);
+      view.outputs.show(cell.outputs, this.trust.cellTrusted(cell.id), this.widgets.generation);
+    } else if (cell.cell_type === "markdown") {
+      const editing = view.editing || cell.source === "";
+      view.node.classList.toggle("editing", editing);
+      if (!editing && view.renderedSource !== cell.source) {
+        view.renderedSource = cell.source;
+        renderMarkdownCell(this.rendermime, view.rendered, cell.source, view.markdown)
+          .then((renderer) => {
+            view.markdown = renderer;
+          })
+          .catch((error) => report(`markdown: ${error.message}`));
+      }
     }
   }
 
-  createCell(cell) {
-    const source = element("textarea", { class: "source", spellcheck: "false", rows: "3" });
-    source.addEventListener("input", () => {
-      this.client.change((d) => setSource(d, cell.id, source.value));
-    });
-    source.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && event.shiftKey) {
-        event.preventDefault();
-        this.run(cell.id);
-      }
-    });
+  createView(cell) {
+    const cellId = cell.id;
     const prompt = element("div", { class: "prompt" });
+    const editorHost = element("div", { class: "editor" });
+    const rendered = element("div", { class: "rendered-markdown", title: "double-click to edit" });
     const outputsHost = element("div", { class: "outputs" });
-    const runButton = element("button", { class: "run", onclick: () => this.run(cell.id) }, "Run");
+    const runButton =
+      cell.cell_type === "code"
+        ? element("button", { class: "run", title: "run (Shift+Enter)", onclick: () => this.execute([cellId]) }, "▶")
+        : "";
     const node = element(
       "section",
-      { class: `cell ${cell.cell_type}`, "data-cell-id": cell.id },
-      element("div", { class: "input" }, prompt, source, cell.cell_type === "code" ? runButton : ""),
+      { class: `cell ${cell.cell_type}`, "data-cell-id": cellId, tabindex: "-1" },
+      element("div", { class: "input" }, prompt, editorHost, rendered, runButton),
       outputsHost,
     );
+    node.addEventListener("mousedown", () => this.setActive(cellId));
+    rendered.addEventListener("dblclick", () => this.enterEdit(cellId));
+    const editor = createEditor({
+      handle: this.handle,
+      cellId,
+      cellType: cell.cell_type,
+      parent: editorHost,
+      keys: this.editorKeys,
+      onFocus: () => {
+        this.setActive(cellId);
+        this.mode = "edit";
+        document.body.dataset.mode = "edit";
+        $("#mode").textContent = "edit mode";
+      },
+      onCursor: ({ anchor, head }) => this.sendCursor({ cell_id: cellId, anchor, head }),
+    });
     const outputs = new CellOutputs(outputsHost, {
-      rendermime: this.widgets.manager.renderMime,
+      rendermime: this.rendermime,
       blobs: this.blobs,
       widgets: this.widgets,
     });
-    const view = { node, source, prompt, outputs };
-    this.views.set(cell.id, view);
+    const view = {
+      node,
+      prompt,
+      editor,
+      rendered,
+      outputs,
+      cellType: cell.cell_type,
+      editing: false, // markdown: the editor shows instead of the rendered text
+      renderedSource: null,
+      markdown: null, // the rendermime widget showing a markdown cell
+      cursorsKey: "[]",
+    };
+    this.views.set(cellId, view);
     return view;
   }
+
+  dropView(cellId, view) {
+    view.editor.destroy();
+    view.markdown?.dispose();
+    view.outputs.dispose();
+    view.node.remove();
+    this.views.delete(cellId);
+  }
+}
+
+/** `[3]:` after a run, `[*]:` while queued or running, and how a failed run ended. */
+function prompt(count, status) {
+  if (status === "queued" || status === "running") return "[*]:";
+  const shown = `[${count ?? " "}]:`;
+  return status === "aborted" || status === "error" ? `${shown} ${status}` : shown;
+}
+
+function colorOf(peerId) {
+  let hash = 0;
+  for (const char of String(peerId)) hash = (hash * 31 + char.charCodeAt(0)) >>> 0;
+  return `hsl(${hash % 360} 70% 45%)`;
 }
 
 async function main() {
@@ -225,19 +534,24 @@ async function main() {
     return;
   }
   if (!notebookId) {
-    await showRooms();
+    await showLanding({ wsUrl, token, pageHref });
+    window.runtimed = { ready: true };
     return;
   }
+  const started = performance.now();
   const client = await RuntimedClient.connect({
     url: wsUrl,
     token,
     notebookId,
+    path: isPathId(notebookId) ? notebookId : null,
+    create: createNotebook,
     name: "runtimed-page",
   });
   const page = new NotebookPage(client);
   page.start();
   await client.waitSynced();
-  window.runtimed = { client, page, widgets: page.widgets, ready: true };
+  const firstPaint = performance.now() - started;
+  window.runtimed = { client, page, widgets: page.widgets, ready: true, firstPaint };
 }
 
 main().catch((error) => {

@@ -49,7 +49,8 @@ export async function resolveOutput(entry, blobs) {
   return output;
 }
 
-/** A cell's output area; `show(entries, trusted)` re-renders only when either changed.
+/** A cell's output area; `show(entries, trusted, widgetGeneration)` re-renders only when one
+ * changed (`widgetGeneration` moves when widget models close, so their views fall back).
  * Lumino attaches only to a node in the document, so the area attaches on first show.
  * Untrusted outputs render as JupyterLab renders them for an untrusted notebook. */
 export class CellOutputs {
@@ -65,9 +66,9 @@ export class CellOutputs {
     this._generation = 0;
   }
 
-  async show(entries, trusted) {
+  async show(entries, trusted, widgetGeneration = 0) {
     if (!this.area.isAttached && this.host.isConnected) Widget.attach(this.area, this.host);
-    const key = JSON.stringify([trusted, entries]);
+    const key = JSON.stringify([trusted, widgetGeneration, entries]);
     if (key === this._shown) return;
     this._shown = key;
     const generation = ++this._generation;

@@ -1,0 +1,112 @@
+// A cell's editor: CodeMirror 6 bound to the cell's Automerge Text.
+//
+// @automerge/automerge-codemirror turns each CodeMirror transaction into A.splice calls
+// on the cell's `source` and each doc change from elsewhere into the matching
+// CodeMirror changes (from A.diff of the heads it last reconciled), so two pages typing
+// in one cell merge character by character and the editor is never reset from a
+// string (no flicker, no lost keystrokes, the cursor stays where it was).
+// Remote cursors travel as PRESENCE frames: {cursor: {cell_id, anchor, head}, peer, name}.
+import { automergeSyncPlugin } from "@automerge/automerge-codemirror";
+import { markdown } from "@codemirror/lang-markdown";
+import { python } from "@codemirror/lang-python";
+import { indentUnit } from "@codemirror/language";
+import { Prec, StateEffect, StateField } from "@codemirror/state";
+import { Decoration, EditorView, keymap, WidgetType } from "@codemirror/view";
+import { indentWithTab } from "@codemirror/commands";
+import { minimalSetup } from "codemirror";
+
+/** The DocHandle the plugin expects, over a RuntimedClient. */
+export function docHandle(client) {
+  const wrapped = new Map();
+  return {
+    isReady: () => true,
+    doc: () => client.doc,
+    change: (callback) => client.change(callback),
+    on: (_event, callback) => {
+      wrapped.set(callback, client.on("doc", () => callback()));
+    },
+    off: (_event, callback) => {
+      wrapped.get(callback)?.();
+      wrapped.delete(callback);
+    },
+  };
+}
+
+const setRemoteCursors = StateEffect.define();
+
+class CursorMark extends WidgetType {
+  constructor(name, color) {
+    super();
+    this.name = name;
+    this.color = color;
+  }
+
+  eq(other) {
+    return other.name === this.name && other.color === this.color;
+  }
+
+  toDOM() {
+    const mark = document.createElement("span");
+    mark.className = "remote-cursor";
+    mark.style.borderLeftColor = this.color;
+    mark.title = this.name;
+    mark.dataset.peer = this.name;
+    return mark;
+  }
+}
+
+/** Other peers' cursors in this editor, replaced as a whole by setRemoteCursors. */
+const remoteCursors = StateField.define({
+  create: () => Decoration.none,
+  update(cursors, transaction) {
+    let next = cursors.map(transaction.changes);
+    for (const effect of transaction.effects) {
+      if (!effect.is(setRemoteCursors)) continue;
+      const length = transaction.state.doc.length;
+      next = Decoration.set(
+        effect.value.map(({ head, name, color }) =>
+          Decoration.widget({ widget: new CursorMark(name, color), side: 1 }).range(
+            Math.min(Math.max(head, 0), length),
+          ),
+        ),
+        true,
+      );
+    }
+    return next;
+  },
+  provide: (field) => EditorView.decorations.from(field),
+});
+
+/**
+ * A CodeMirror editor for one cell. `keys` are the page's Jupyter bindings (they win
+ * over CodeMirror's own); `onFocus` and `onCursor` tell the page where the user is.
+ */
+export function createEditor({ handle, cellId, cellType, parent, keys, onFocus, onCursor }) {
+  const language = cellType === "markdown" ? markdown() : cellType === "code" ? python() : [];
+  return new EditorView({
+    doc: String(handle.doc().cells[cellId].source ?? ""),
+    parent,
+    extensions: [
+      Prec.highest(keymap.of(keys)),
+      minimalSetup,
+      keymap.of([indentWithTab]),
+      indentUnit.of("    "),
+      language,
+      cellType === "code" ? [] : EditorView.lineWrapping,
+      remoteCursors,
+      automergeSyncPlugin({ handle, path: ["cells", cellId, "source"] }),
+      EditorView.updateListener.of((update) => {
+        if (update.focusChanged && update.view.hasFocus) onFocus();
+        if (update.selectionSet && update.view.hasFocus) {
+          const { anchor, head } = update.state.selection.main;
+          onCursor({ anchor, head });
+        }
+      }),
+    ],
+  });
+}
+
+/** Show these peers' cursors ([{head, name, color}]) in an editor. */
+export function showRemoteCursors(view, cursors) {
+  view.dispatch({ effects: setRemoteCursors.of(cursors) });
+}
