@@ -18,7 +18,9 @@ from tests.web.conftest import ARTIFACTS, Browser, WebDaemon
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 
-MARKDOWN = "# A heading\n\nEuler says $e^{i\\pi} + 1 = 0$, and\n\n$$\\int_0^1 x\\,dx = \\frac{1}{2}$$\n"
+MARKDOWN = (
+    "# A heading\n\nEuler says $e^{i\\pi} + 1 = 0$, and\n\n$$\\int_0^1 x\\,dx = \\frac{1}{2}$$\n"
+)
 OUTPUTS_CELL = (
     "import sys\n"
     "from IPython.display import HTML, Markdown, display\n"
@@ -33,6 +35,11 @@ def js_str(value: str) -> str:
     return json.dumps(value)
 
 
+def query(selector: str, then: str) -> str:
+    """JS: the first element matching `selector`, then an expression on it (`?.` safe)."""
+    return f"document.querySelector({js_str(selector)})?.{then}"
+
+
 def cells_of(client) -> list[tuple[str, str]]:
     return [(c.cell_type, c.source) for c in client.doc.get_cells()]
 
@@ -45,8 +52,9 @@ async def test_markdown_with_math_html_and_stderr(web: WebDaemon, browser: Brows
         await py.wait_synced()
         await browser.call("open", page="r", url=web.page_url("page-render"))
         # The markdown cell renders through rendermime: a heading, and KaTeX for the math.
-        await browser.wait("r", "document.querySelector('.rendered-markdown h1')?.textContent.startsWith('A heading')")
-        await browser.wait("r", "document.querySelectorAll('.rendered-markdown .katex').length === 2")
+        heading = query(".rendered-markdown h1", "textContent.startsWith('A heading')")
+        await browser.wait("r", heading)
+        await browser.wait("r", "document.querySelectorAll('.rendered-markdown .katex').length==2")
         assert "$" not in await browser.call(
             "eval", page="r", js="document.querySelector('.rendered-markdown').innerText"
         )
@@ -54,17 +62,17 @@ async def test_markdown_with_math_html_and_stderr(web: WebDaemon, browser: Brows
         msg_id = (await py.request("execute_cell", cell_id=code))["msg_id"]
         await py.wait_for(lambda c: done(c, msg_id), 60, "cell finished")
         await browser.wait("r", "document.querySelector('.outputs b.made-here') !== null")
-        await browser.wait("r", "document.querySelector('.outputs .jp-RenderedMarkdown .katex') !== null")
+        await browser.wait("r", query(".outputs .jp-RenderedMarkdown .katex", "tagName"))
         stderr = "[data-mime-type='application/vnd.jupyter.stderr']"
-        await browser.wait("r", f"document.querySelector({js_str(stderr)})?.innerText.includes('to stderr')")
+        await browser.wait("r", query(stderr, "innerText.includes('to stderr')"))
         colors = await browser.call(
             "eval",
             page="r",
-            js=f"""[...document.querySelectorAll('.jp-RenderedText')].map((n) => [
+            js="""[...document.querySelectorAll('.jp-RenderedText')].map((n) => [
                 n.dataset.mimeType, getComputedStyle(n).backgroundColor])""",
         )
-        by_kind = dict(colors)
-        assert by_kind["application/vnd.jupyter.stderr"] != by_kind["application/vnd.jupyter.stdout"]
+        by_kind = {kind.rsplit(".", 1)[-1]: color for kind, color in colors}
+        assert by_kind["stderr"] != by_kind["stdout"]
         await browser.call("screenshot", page="r", path=str(ARTIFACTS / "page-render.png"))
         assert await browser.call("errors") == []
         await py.request("shutdown_kernel")
@@ -93,12 +101,14 @@ async def test_keyboard_model_end_to_end(web: WebDaemon, browser: Browser, tmp_p
         await browser.call("type", page="k", text="6 * 7")
         await press("Shift+Enter")
         await doc_has([("code", "6 * 7"), ("code", "")])
-        await browser.wait("k", "document.querySelector('.cell .jp-OutputArea-output')?.innerText.includes('42')", 60)
+        answer = query(".cell .jp-OutputArea-output", "innerText.includes('42')")
+        await browser.wait("k", answer, 60)
         await browser.wait("k", "document.querySelector('.cell .prompt').textContent === '[1]:'")
         await browser.wait("k", "document.body.dataset.mode === 'edit'")
 
         # A cell blocked on a file shows [*] until the file appears (Ctrl+Enter: in place).
-        await browser.call("type", page="k", text=f"import os, time\nwhile not os.path.exists({str(flag)!r}): time.sleep(0.05)")
+        blocked = f"import os, time\nwhile not os.path.exists({str(flag)!r}): time.sleep(0.05)"
+        await browser.call("type", page="k", text=blocked)
         await press("Control+Enter")
         await browser.wait("k", "document.body.dataset.mode === 'command'")
         second = "document.querySelectorAll('.cell .prompt')[1].textContent"
@@ -110,7 +120,7 @@ async def test_keyboard_model_end_to_end(web: WebDaemon, browser: Browser, tmp_p
         await press("Escape", "a", "m", "Enter")
         await browser.call("type", page="k", text="## Notes")
         await press("Shift+Enter")
-        await browser.wait("k", "document.querySelector('.rendered-markdown h2')?.textContent.startsWith('Notes')")
+        await browser.wait("k", query(".rendered-markdown h2", "textContent.startsWith('Notes')"))
         sources = [s for _, s in cells_of(py)]
         assert [t for t, _ in cells_of(py)] == ["code", "markdown", "code"]
         assert sources[1] == "## Notes"
@@ -132,20 +142,22 @@ async def test_keyboard_model_end_to_end(web: WebDaemon, browser: Browser, tmp_p
         await py.wait_for(lambda c: cells_of(c) == before, 20, "undone")
         # Alt+Enter runs and inserts a cell below, in edit mode.
         await press("ArrowUp", "ArrowUp", "Alt+Enter")
-        await py.wait_for(lambda c: len(c.doc.get_cells()) == 4 and cells_of(c)[1] == ("code", ""), 20, "inserted")
+        await py.wait_for(
+            lambda c: len(c.doc.get_cells()) == 4 and cells_of(c)[1] == ("code", ""), 20, "inserted"
+        )
         await browser.wait("k", "document.body.dataset.mode === 'edit'")
 
         # H shows the help overlay, Escape hides it; Ctrl+S saves the file.
         await press("Escape", "h")
         await browser.wait("k", "!document.querySelector('#help').hidden")
-        assert "Shift-Enter" in await browser.call("eval", page="k", js="document.querySelector('#help').innerText")
+        assert "Shift-Enter" in await browser.call("eval", page="k", js=query("#help", "innerText"))
         await browser.call("screenshot", page="k", path=str(ARTIFACTS / "page-help.png"))
         await press("Escape")
         await browser.wait("k", "document.querySelector('#help').hidden")
         await press("Control+s")
         await browser.wait("k", "document.querySelector('#save-status').textContent === 'saved'")
         saved = json.loads(Path(path).read_text())
-        assert [c["source"] for c in saved["cells"]][0] == "6 * 7"
+        assert saved["cells"][0]["source"] == "6 * 7"
         await browser.call("screenshot", page="k", path=str(ARTIFACTS / "page-keyboard.png"))
         assert await browser.call("errors") == []
         await py.request("shutdown_kernel")
@@ -155,7 +167,9 @@ SLIDER = "from ipywidgets import IntSlider\nslider = IntSlider(value=10, descrip
 READOUT = "document.querySelector('.widget-slider .widget-readout')?.textContent"
 
 
-async def test_a_restarted_kernels_widget_shows_its_saved_state(web: WebDaemon, browser: Browser) -> None:
+async def test_a_restarted_kernels_widget_shows_its_saved_state(
+    web: WebDaemon, browser: Browser
+) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     async with web.client("page-restart") as py:
         await py.request("launch_kernel")
@@ -166,12 +180,13 @@ async def test_a_restarted_kernels_widget_shows_its_saved_state(web: WebDaemon, 
         await browser.wait("w", f"{READOUT} === '42'")
         await py.request("restart_kernel")
         # The model is gone with the kernel: the page shows the state it last had, read only.
-        await browser.wait("w", "document.querySelector('.widget-unavailable .widget-slider') !== null", 30)
+        await browser.wait("w", query(".widget-unavailable .widget-slider", "tagName"), 30)
         assert await browser.call("eval", page="w", js=READOUT) == "42"
         text = await browser.call("eval", page="w", js="document.body.innerText")
         assert "Saved state, read only" in text
         assert "Error creating widget" not in text
-        await browser.call("screenshot", page="w", path=str(ARTIFACTS / "page-restarted-widget.png"))
+        shot = str(ARTIFACTS / "page-restarted-widget.png")
+        await browser.call("screenshot", page="w", path=shot)
         # A page opened after the restart never saw the model: a plain placeholder.
         await browser.call("open", page="late", url=web.page_url("page-restart"))
         await browser.wait("late", "document.body.innerText.includes('Widget not available')", 30)

@@ -386,7 +386,8 @@ class NotebookPage {
         return;
       }
     }
-    await this.client.waitSynced(); // the daemon runs the source its doc holds
+    // No wait for sync: every edit went out as a SYNC frame when it was made, and the
+    // daemon handles a connection's frames in order, so it runs the source shown here.
     for (const cellId of code) {
       if ((await this.act("execute_cell", { cell_id: cellId })) === null) this.runs.delete(cellId);
     }
