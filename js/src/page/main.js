@@ -7,6 +7,7 @@
 import "@jupyter-widgets/controls/css/widgets-base.css";
 import "@jupyterlab/rendermime/style/base.css";
 import "@jupyterlab/outputarea/style/base.css";
+import * as Automerge from "@automerge/automerge";
 import { RuntimedClient } from "../client.js";
 import {
   clearOutputs,
@@ -74,6 +75,16 @@ class NotebookPage {
     ];
     this._renderPending = false;
     this._cursor = null;
+    // CodeMirror comes to a cell when it nears the screen (or is edited): until then its
+    // source shows as plain text, so a long notebook paints at once.
+    this.nearScreen = new IntersectionObserver(
+      (entries) => {
+        for (const entry of entries) {
+          if (entry.isIntersecting) this.ensureEditor(entry.target.closest(".cell")?.dataset.cellId);
+        }
+      },
+      { rootMargin: "600px 0px" },
+    );
     client.on("doc", () => this.scheduleRender());
     client.on("broadcast", (message) => this.onBroadcast(message));
     client.on("presence", (message) => this.onPresence(message));
@@ -168,6 +179,7 @@ class NotebookPage {
 
   showCursors() {
     for (const [cellId, view] of this.views) {
+      if (!view.editor) continue;
       const here = [...this.peers.values()].filter((peer) => peer.cell_id === cellId);
       const key = JSON.stringify(here);
       if (key === view.cursorsKey) continue;
@@ -282,7 +294,7 @@ class NotebookPage {
     view.editing = true;
     this.render();
     this.setMode("edit");
-    view.editor.focus();
+    this.ensureEditor(cellId).focus();
   }
 
   enterCommand() {
@@ -428,6 +440,7 @@ class NotebookPage {
       if (expected !== view.node) container.insertBefore(view.node, expected);
       previous = view.node;
       this.updateView(view, cell); // in the document: Lumino attaches only there
+      if (!view.editor) view.plain.textContent = cell.source;
     }
     if (this.active !== null && !ids.has(this.active)) this.setActive(this.list[0]?.id ?? null);
     $("#empty").hidden = this.list.length > 0;
@@ -472,20 +485,10 @@ class NotebookPage {
     );
     node.addEventListener("mousedown", () => this.setActive(cellId));
     rendered.addEventListener("dblclick", () => this.enterEdit(cellId));
-    const editor = createEditor({
-      handle: this.handle,
-      cellId,
-      cellType: cell.cell_type,
-      parent: editorHost,
-      keys: this.editorKeys,
-      onFocus: () => {
-        this.setActive(cellId);
-        this.mode = "edit";
-        document.body.dataset.mode = "edit";
-        $("#mode").textContent = "edit mode";
-      },
-      onCursor: ({ anchor, head }) => this.sendCursor({ cell_id: cellId, anchor, head }),
-    });
+    const plain = element("pre", { class: "source-plain" });
+    plain.addEventListener("click", () => this.enterEdit(cellId));
+    editorHost.append(plain);
+    this.nearScreen.observe(editorHost);
     const outputs = new CellOutputs(outputsHost, {
       rendermime: this.rendermime,
       blobs: this.blobs,
@@ -494,7 +497,9 @@ class NotebookPage {
     const view = {
       node,
       prompt,
-      editor,
+      editorHost,
+      plain,
+      editor: null, // CodeMirror, once the cell neared the screen (ensureEditor)
       rendered,
       outputs,
       cellType: cell.cell_type,
@@ -507,8 +512,34 @@ class NotebookPage {
     return view;
   }
 
+  /** The cell's CodeMirror, made now if it has none yet. */
+  ensureEditor(cellId) {
+    const view = this.views.get(cellId);
+    if (!view || view.editor) return view?.editor;
+    this.nearScreen.unobserve(view.editorHost);
+    view.plain.remove();
+    view.editor = createEditor({
+      handle: this.handle,
+      cellId,
+      cellType: view.cellType,
+      parent: view.editorHost,
+      keys: this.editorKeys,
+      onFocus: () => {
+        this.setActive(cellId);
+        this.mode = "edit";
+        document.body.dataset.mode = "edit";
+        $("#mode").textContent = "edit mode";
+      },
+      onCursor: ({ anchor, head }) => this.sendCursor({ cell_id: cellId, anchor, head }),
+    });
+    view.cursorsKey = "[]";
+    this.showCursors();
+    return view.editor;
+  }
+
   dropView(cellId, view) {
-    view.editor.destroy();
+    this.nearScreen.unobserve(view.editorHost);
+    view.editor?.destroy();
     view.markdown?.dispose();
     view.outputs.dispose();
     view.node.remove();
@@ -529,7 +560,12 @@ function colorOf(peerId) {
   return `hsl(${hash % 360} 70% 45%)`;
 }
 
+// Milliseconds since navigation at each step of opening (tests report them).
+const timings = { scriptStart: performance.now() };
+
 async function main() {
+  await Automerge.initializeWasm(new URL("/static/automerge.wasm", location.href));
+  timings.wasmReady = performance.now();
   if (!token) {
     report("This page needs the token: open the URL that `runtimed serve --ws` printed.");
     return;
@@ -539,7 +575,6 @@ async function main() {
     window.runtimed = { ready: true };
     return;
   }
-  const started = performance.now();
   const client = await RuntimedClient.connect({
     url: wsUrl,
     token,
@@ -548,11 +583,12 @@ async function main() {
     create: createNotebook,
     name: "runtimed-page",
   });
+  timings.joined = performance.now();
   const page = new NotebookPage(client);
   page.start();
+  timings.rendered = performance.now();
   await client.waitSynced();
-  const firstPaint = performance.now() - started;
-  window.runtimed = { client, page, widgets: page.widgets, ready: true, firstPaint };
+  window.runtimed = { client, page, widgets: page.widgets, ready: true, timings };
 }
 
 main().catch((error) => {
