@@ -60,6 +60,7 @@ _STATIC_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".map": "application/json",
+    ".wasm": "application/wasm",  # compiled while it streams in
 }
 
 

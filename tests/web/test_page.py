@@ -147,6 +147,32 @@ async def test_keyboard_model_end_to_end(web: WebDaemon, browser: Browser, tmp_p
         )
         await browser.wait("k", "document.body.dataset.mode === 'edit'")
 
+        # Up on an editor's first line edits the cell above.
+        await press("ArrowUp")
+        first_active = "document.querySelector('.cell.active') === document.querySelector('.cell')"
+        await browser.wait("k", first_active)
+        assert await browser.call("eval", page="k", js="document.body.dataset.mode") == "edit"
+
+        # Run all runs every cell in order; Clear outputs empties them through the doc.
+        counts = [c.execution_count for c in py.doc.get_cells()]
+        await browser.call("click", page="k", selector="#run-all")
+
+        def all_ran(c) -> bool:
+            cells = c.doc.get_cells()
+            return all(
+                cell.execution_count is not None and (old is None or cell.execution_count > old)
+                for cell, old in zip(cells, counts, strict=True)
+                if cell.source
+            )
+
+        await py.wait_for(all_ran, 60, "every cell ran again")
+        await browser.call("click", page="k", selector="#clear-outputs")
+        await py.wait_for(
+            lambda c: all(not x.outputs and x.execution_count is None for x in c.doc.get_cells()),
+            20,
+            "outputs cleared",
+        )
+
         # H shows the help overlay, Escape hides it; Ctrl+S saves the file.
         await press("Escape", "h")
         await browser.wait("k", "!document.querySelector('#help').hidden")

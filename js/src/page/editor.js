@@ -10,10 +10,18 @@ import { automergeSyncPlugin } from "@automerge/automerge-codemirror";
 import { markdown } from "@codemirror/lang-markdown";
 import { python } from "@codemirror/lang-python";
 import { indentUnit } from "@codemirror/language";
-import { Prec, StateEffect, StateField } from "@codemirror/state";
+import { EditorState, Prec, StateEffect, StateField, Transaction } from "@codemirror/state";
 import { Decoration, EditorView, keymap, WidgetType } from "@codemirror/view";
 import { indentWithTab } from "@codemirror/commands";
 import { minimalSetup } from "codemirror";
+
+/** Undo (Ctrl+Z) takes back this page's own typing only: changes that came from the
+ * doc (another page, the daemon) carry no user event and stay out of the history. */
+const othersOutOfHistory = EditorState.transactionExtender.of((transaction) =>
+  transaction.docChanged && !transaction.annotation(Transaction.userEvent)
+    ? { annotations: Transaction.addToHistory.of(false) }
+    : null,
+);
 
 /** The DocHandle the plugin expects, over a RuntimedClient. */
 export function docHandle(client) {
@@ -94,6 +102,7 @@ export function createEditor({ handle, cellId, cellType, parent, keys, onFocus, 
       language,
       cellType === "code" ? [] : EditorView.lineWrapping,
       remoteCursors,
+      othersOutOfHistory,
       automergeSyncPlugin({ handle, path: ["cells", cellId, "source"] }),
       EditorView.updateListener.of((update) => {
         if (update.focusChanged && update.view.hasFocus) onFocus();

@@ -31,7 +31,11 @@ export const COMMAND_KEYS = [
   ["h", "show or hide this help", (page) => page.help.toggle()],
 ];
 
-export const EDIT_ONLY_KEYS = [["Escape", "leave the editor (command mode)"]];
+export const EDIT_ONLY_KEYS = [
+  ["Escape", "leave the editor (command mode)"],
+  ["ArrowUp", "on the first line: edit the cell above"],
+  ["ArrowDown", "on the last line: edit the cell below"],
+];
 
 const isMac = /Mac|iPhone|iPad/.test(globalThis.navigator?.platform ?? "");
 

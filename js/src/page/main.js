@@ -72,6 +72,8 @@ class NotebookPage {
     this.editorKeys = [
       ...RUN_KEYS.map(([key, , action]) => ({ key, run: () => (action(this), true) })),
       { key: "Escape", run: () => (this.enterCommand(), true) },
+      { key: "ArrowUp", run: (view) => this.editNeighbour(view, -1) },
+      { key: "ArrowDown", run: (view) => this.editNeighbour(view, 1) },
     ];
     this._renderPending = false;
     this._cursor = null;
@@ -295,6 +297,19 @@ class NotebookPage {
     this.render();
     this.setMode("edit");
     this.ensureEditor(cellId).focus();
+  }
+
+  /** Up on an editor's first line (down on its last) edits the cell above (below). */
+  editNeighbour(editor, by) {
+    const { head, empty } = editor.state.selection.main;
+    const line = editor.state.doc.lineAt(head);
+    const atEdge = by < 0 ? line.number === 1 : line.number === editor.state.doc.lines;
+    const next = this.list[this.indexOf(this.active) + by];
+    if (!empty || !atEdge || !next) return false;
+    this.enterEdit(next.id);
+    const target = this.views.get(next.id).editor;
+    target.dispatch({ selection: { anchor: by < 0 ? target.state.doc.length : 0 } });
+    return true;
   }
 
   enterCommand() {
