@@ -87,9 +87,10 @@ const remoteCursors = StateField.define({
 
 /**
  * A CodeMirror editor for one cell. `keys` are the page's Jupyter bindings (they win
- * over CodeMirror's own); `onFocus` and `onCursor` tell the page where the user is.
+ * over CodeMirror's own); `onFocus`, `onBlur` and `onCursor` tell the page where the
+ * user is.
  */
-export function createEditor({ handle, cellId, cellType, parent, keys, onFocus, onCursor }) {
+export function createEditor({ handle, cellId, cellType, parent, keys, onFocus, onBlur, onCursor }) {
   const language = cellType === "markdown" ? markdown() : cellType === "code" ? python() : [];
   return new EditorView({
     doc: String(handle.doc().cells[cellId].source ?? ""),
@@ -105,7 +106,7 @@ export function createEditor({ handle, cellId, cellType, parent, keys, onFocus, 
       othersOutOfHistory,
       automergeSyncPlugin({ handle, path: ["cells", cellId, "source"] }),
       EditorView.updateListener.of((update) => {
-        if (update.focusChanged && update.view.hasFocus) onFocus();
+        if (update.focusChanged) (update.view.hasFocus ? onFocus : onBlur)();
         if (update.selectionSet && update.view.hasFocus) {
           const { anchor, head } = update.state.selection.main;
           onCursor({ anchor, head });

@@ -15,6 +15,7 @@ export const RUN_KEYS = [
 /** Command mode only. "d d" is D pressed twice. */
 export const COMMAND_KEYS = [
   ["Enter", "edit the selected cell", (page) => page.enterEdit()],
+  ["Escape", null, (page) => page.enterCommand()],
   ["a", "insert a code cell above", (page) => page.insert(0)],
   ["b", "insert a code cell below", (page) => page.insert(1)],
   ["d d", "delete the cell", (page) => page.deleteActive()],

@@ -260,10 +260,14 @@ class NotebookPage {
     if (this.keys.handle(event)) event.preventDefault();
   }
 
-  setMode(mode) {
+  showMode(mode) {
     this.mode = mode;
     document.body.dataset.mode = mode;
     $("#mode").textContent = mode === "edit" ? "edit mode" : "command mode";
+  }
+
+  setMode(mode) {
+    this.showMode(mode);
     if (mode === "command") {
       const view = this.views.get(this.active);
       if (view) view.node.focus({ preventScroll: true });
@@ -498,7 +502,13 @@ class NotebookPage {
       element("div", { class: "input" }, prompt, editorHost, rendered, runButton),
       outputsHost,
     );
-    node.addEventListener("mousedown", () => this.setActive(cellId));
+    node.addEventListener("mousedown", (event) => {
+      this.setActive(cellId);
+      // A click beside the editor (prompt, outputs) is command mode, as in JupyterLab;
+      // one on a control (a button, a widget) keeps its own focus.
+      const control = ".cm-editor, .source-plain, .rendered-markdown, input, textarea, select, button, .jupyter-widgets";
+      if (!event.target.closest(control)) this.setMode("command");
+    });
     rendered.addEventListener("dblclick", () => this.enterEdit(cellId));
     const plain = element("pre", { class: "source-plain" });
     plain.addEventListener("click", () => this.enterEdit(cellId));
@@ -541,9 +551,11 @@ class NotebookPage {
       keys: this.editorKeys,
       onFocus: () => {
         this.setActive(cellId);
-        this.mode = "edit";
-        document.body.dataset.mode = "edit";
-        $("#mode").textContent = "edit mode";
+        this.showMode("edit");
+      },
+      // Focus gone elsewhere (a button, the page): command mode, as in JupyterLab.
+      onBlur: () => {
+        if (!document.activeElement?.closest?.(".cm-editor")) this.showMode("command");
       },
       onCursor: ({ anchor, head }) => this.sendCursor({ cell_id: cellId, anchor, head }),
     });
