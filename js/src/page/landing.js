@@ -14,7 +14,9 @@ export async function showLanding({ wsUrl, token, pageHref }) {
   const control = await RuntimedClient.connect({ url: wsUrl, token, name: "runtimed-page" });
   const [{ rooms }, listing] = await Promise.all([
     control.request("list_rooms").finally(() => control.close()),
-    fetch(`/files?token=${encodeURIComponent(token)}`).then((r) => (r.ok ? r.json() : null)),
+    fetch("/files", { headers: { Authorization: `Bearer ${token}` } }).then((r) =>
+      r.ok ? r.json() : null,
+    ),
   ]);
 
   const roomList = element("ul", { class: "rooms", id: "rooms" });
