@@ -70,6 +70,9 @@ async def test_two_pages_typing_in_one_cell_keep_every_character(
             await browser.wait(page, "document.querySelector('.remote-cursor') !== null")
         await browser.call("screenshot", page="a", path=str(ARTIFACTS / "page-collab-a.png"))
         await browser.call("screenshot", page="b", path=str(ARTIFACTS / "page-collab-b.png"))
+        # Leaving the editor (Escape) takes the caret away from the other page.
+        await browser.call("press", page="b", key="Escape")
+        await browser.wait("a", "document.querySelector('.remote-cursor') === null")
         assert await browser.call("errors") == []
 
 

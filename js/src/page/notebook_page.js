@@ -21,6 +21,10 @@ import { showSvgAsImage, TrustView } from "./trust.js";
 import { WidgetBridge } from "./widgets.js";
 
 const NO_KERNEL = ["none", "dead", "shutdown"];
+// A page repeats its cursor while it edits; a caret not heard of for a while is
+// dropped (its page closed or lost its connection without saying so).
+const CURSOR_REFRESH_MS = 10000;
+const CURSOR_TTL_MS = 30000;
 
 export class NotebookPage {
   constructor(client, { token }) {
@@ -48,6 +52,8 @@ export class NotebookPage {
     this.deleted = []; // [{index, cell}] for Z
     this.savedPath = isPathId(client.notebookId) ? client.notebookId : null;
     this.peers = new Map(); // peer_id -> {cell_id, head, name, color}
+    this.peersSeen = new Map(); // peer_id -> performance.now() of its last cursor
+    this.lastCursor = null; // ours, while editing
     this.keys = new CommandKeys(this);
     this.help = new HelpOverlay();
     this.editorKeys = [
@@ -71,6 +77,8 @@ export class NotebookPage {
     client.on("doc", () => this.scheduleRender());
     client.on("broadcast", (message) => this.onBroadcast(message));
     client.on("presence", (message) => this.onPresence(message));
+    setInterval(() => this.refreshPresence(), CURSOR_REFRESH_MS);
+    addEventListener("pagehide", () => client.sendPresence({ cursor: null }));
     client.on("close", () => {
       this.setStatus("disconnected");
       report("The connection to the daemon closed: reload the page to reconnect.");
@@ -154,10 +162,26 @@ export class NotebookPage {
     if (!peerId) return;
     if (cursor?.cell_id) {
       this.peers.set(peerId, { ...cursor, name: name ?? peerId, color: colorOf(peerId) });
+      this.peersSeen.set(peerId, performance.now());
     } else {
       this.peers.delete(peerId);
+      this.peersSeen.delete(peerId);
     }
     this.showCursors();
+  }
+
+  /** Repeat our cursor while editing; forget carets whose page went quiet. */
+  refreshPresence() {
+    if (this.mode === "edit" && this.lastCursor) {
+      this.client.sendPresence({ cursor: this.lastCursor, name: "page" });
+    }
+    const now = performance.now();
+    const quiet = [...this.peersSeen].filter(([, seen]) => now - seen > CURSOR_TTL_MS);
+    for (const [peerId] of quiet) {
+      this.peers.delete(peerId);
+      this.peersSeen.delete(peerId);
+    }
+    if (quiet.length) this.showCursors();
   }
 
   showCursors() {
@@ -169,6 +193,7 @@ export class NotebookPage {
 
   /** Tell the other pages where this one's cursor is, at most once a frame. */
   sendCursor(cursor) {
+    this.lastCursor = cursor;
     const pending = this._cursor !== null;
     this._cursor = cursor;
     if (pending) return;
@@ -249,6 +274,7 @@ export class NotebookPage {
       const view = this.views.get(this.active);
       if (view) view.node.focus({ preventScroll: true });
       else document.activeElement?.blur?.();
+      this.lastCursor = null;
       this.client.sendPresence({ cursor: null });
     }
   }
