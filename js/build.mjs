@@ -27,6 +27,8 @@ await esbuild.build({
   outdir: here("../runtimed/web/dist"),
   bundle: true,
   format: "esm",
+  splitting: true, // what the page imports lazily (KaTeX) becomes its own chunk
+  chunkNames: "chunk-[hash]",
   target: "es2022",
   minify: true,
   sourcemap: true,

@@ -8,7 +8,6 @@
 import "katex/dist/katex.min.css";
 import { MimeModel } from "@jupyterlab/rendermime";
 import { WIDGET_MIMETYPE, WidgetRenderer } from "@jupyter-widgets/html-manager/lib/output_renderers.js";
-import renderMathInElement from "katex/contrib/auto-render";
 import { Widget } from "@lumino/widgets";
 import { marked } from "marked";
 
@@ -25,9 +24,13 @@ const markdownParser = {
   render: async (source) => marked.parse(source, { gfm: true, async: false }),
 };
 
+// KaTeX's code (a quarter of a megabyte) is its own chunk, fetched at the first formula.
+let autoRender = null;
+
 const latexTypesetter = {
-  typeset(element) {
-    renderMathInElement(element, {
+  async typeset(element) {
+    autoRender ??= import("katex/contrib/auto-render").then((module) => module.default);
+    (await autoRender)(element, {
       delimiters: MATH_DELIMITERS,
       throwOnError: false,
       ignoredClasses: ["jp-RenderedText"],
