@@ -73,6 +73,15 @@ async def test_markdown_with_math_html_and_stderr(web: WebDaemon, browser: Brows
         )
         by_kind = {kind.rsplit(".", 1)[-1]: color for kind, color in colors}
         assert by_kind["stderr"] != by_kind["stdout"]
+        # A cell that raises is marked, beside its traceback.
+        failing = py.doc.add_cell(source="1 / 0")
+        await py.wait_synced()
+        msg_id = (await py.request("execute_cell", cell_id=failing))["msg_id"]
+        await py.wait_for(lambda c: done(c, msg_id), 60, "failing cell finished")
+        last_prompt = "[...document.querySelectorAll('.cell .prompt')].at(-1).textContent"
+        await browser.wait("r", f"{last_prompt} === '[2]: error'")
+        traceback = "[...document.querySelectorAll('.cell')].at(-1).innerText"
+        await browser.wait("r", f"{traceback}.includes('ZeroDivisionError')")
         await browser.call("screenshot", page="r", path=str(ARTIFACTS / "page-render.png"))
         assert await browser.call("errors") == []
         await py.request("shutdown_kernel")

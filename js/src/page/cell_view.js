@@ -20,6 +20,8 @@ export class CellView {
     this.renderedSource = null;
     this.markdown = null; // the rendermime widget showing a markdown cell
     this.cursorsKey = "[]";
+    this.count = null;
+    this.status = "";
     this.prompt = element("div", { class: "prompt" });
     this.plain = element("pre", { class: "source-plain" });
     this.editorHost = element("div", { class: "editor" }, this.plain);
@@ -56,8 +58,12 @@ export class CellView {
     this.node.classList.toggle("active", active);
     if (!this.editor) this.plain.textContent = cell.source;
     if (cell.cell_type === "code") {
-      this.prompt.textContent = prompt(cell.execution_count, status);
-      this.outputs.show(cell.outputs, trusted, widgetGeneration);
+      this.count = cell.execution_count;
+      this.status = status;
+      this.showPrompt();
+      this.outputs.show(cell.outputs, trusted, widgetGeneration).then((changed) => {
+        if (changed) this.showPrompt();
+      });
     } else if (cell.cell_type === "markdown") {
       const editing = this.editing || cell.source === "";
       this.node.classList.toggle("editing", editing);
@@ -70,6 +76,15 @@ export class CellView {
           .catch((error) => report(`markdown: ${error.message}`));
       }
     }
+  }
+
+  /** `[3]:`, `[*]:` while queued or running, and how a failed run ended: the status
+   * says so when the doc or the daemon told, else an error among the outputs does. */
+  showPrompt() {
+    const known = this.status && this.status !== "ok";
+    const status = known ? this.status : this.outputs.failed ? "error" : this.status;
+    this.prompt.textContent = prompt(this.count, status);
+    this.node.dataset.status = status;
   }
 
   /** The cell's CodeMirror, made now if it has none yet. */

@@ -29,7 +29,15 @@ export function docHandle(client) {
   return {
     isReady: () => true,
     doc: () => client.doc,
-    change: (callback) => client.change(callback),
+    change: (callback) => {
+      try {
+        client.change(callback);
+      } catch (error) {
+        // The cell went away under the keystroke (another peer deleted it): the edit
+        // has nowhere to go, and the page drops this editor at its next render.
+        console.warn("runtimed: an edit to a cell that no longer exists", error);
+      }
+    },
     on: (_event, callback) => {
       wrapped.set(callback, client.on("doc", () => callback()));
     },
