@@ -182,6 +182,17 @@ async def test_keyboard_model_end_to_end(web: WebDaemon, browser: Browser, tmp_p
             "outputs cleared",
         )
 
+        # Run above runs the cells before the selected one, Run below it and the rest.
+        await press("Escape", "ArrowDown", "ArrowDown", "ArrowDown")  # the last cell
+
+        def ran(c) -> list[bool]:
+            return [cell.execution_count is not None for cell in c.doc.get_cells() if cell.source]
+
+        await browser.call("click", page="k", selector="#run-above")
+        await py.wait_for(lambda c: ran(c) == [True, True, False], 60, "the cells above ran")
+        await browser.call("click", page="k", selector="#run-below")
+        await py.wait_for(lambda c: ran(c) == [True, True, True], 60, "the last cell ran")
+
         # H shows the help overlay, Escape hides it; Ctrl+S saves the file.
         await press("Escape", "h")
         await browser.wait("k", "!document.querySelector('#help').hidden")
