@@ -77,6 +77,7 @@ class Client:
         *,
         socket_path: str | os.PathLike[str] | None = None,
         path: str | None = None,
+        create: bool = False,
         snapshot: bool = True,
         name: str = "runtimed.client",
         timeout: float = 10.0,
@@ -86,6 +87,7 @@ class Client:
         self.notebook_id = notebook_id
         self.socket_path = Path(socket_path) if socket_path else default_socket_path()
         self.path = path
+        self.create = create  # a `path` that does not exist is created, not refused
         self.snapshot = snapshot
         self.name = name
         self.timeout = timeout
@@ -198,6 +200,8 @@ class Client:
             hello.update(channel="notebook", notebook_id=self.notebook_id, snapshot=self.snapshot)
             if self.path is not None:
                 hello["path"] = self.path
+            if self.create:
+                hello["create"] = True
         await self._write(self._conn.send(Handshake(hello)))
         reply = await self._next_event()
         if not isinstance(reply, Handshake):

@@ -90,6 +90,12 @@ class Settings:
     # A host other than loopback is refused unless ws_allow_remote is set.
     ws: tuple[str, int] | None = None
     ws_allow_remote: bool = False
+    # Autosave of a room's .ipynb: after this many seconds without change, and at most
+    # this long after the first unsaved change; a failed save is retried this often.
+    autosave: bool = True
+    autosave_quiet: float = 2.0
+    autosave_max_delay: float = 60.0
+    autosave_retry: float = 10.0
 
     @property
     def docs_dir(self) -> Path:

@@ -54,6 +54,7 @@ class HandshakeHello(msgspec.Struct, frozen=True, kw_only=True):
     notebook_id: str | None = None
     path: str | None = None
     snapshot: bool = False
+    create: bool = False
     client: ClientInfo | None = None
     protocol: int = PROTOCOL_VERSION
 
@@ -74,9 +75,9 @@ def parse_handshake(payload: dict[str, Any]) -> HandshakeHello:
             raise RequestError("bad_handshake", "notebook_id: the notebook channel needs one")
         if hello.path == "":
             raise RequestError("bad_handshake", "path: must not be empty")
-    elif hello.notebook_id is not None or hello.path is not None or hello.snapshot:
+    elif hello.notebook_id is not None or hello.path is not None or hello.snapshot or hello.create:
         raise RequestError(
-            "bad_handshake", "the control channel takes no notebook_id, path or snapshot"
+            "bad_handshake", "the control channel takes no notebook_id, path, snapshot or create"
         )
     return hello
 

@@ -9,25 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from notebook_doc import NotebookDoc, NotebookDocError, atomic_write, to_ipynb
+from notebook_doc import NotebookDoc, NotebookDocError
 
 from . import messages as m
+from . import notebook_file
+from .autosave import NotebookSaver, SaverHooks
 from .blob_store import BlobError, BlobStore
 from .capture import OutputCapture
 from .coalesce import Coalescer
-from .comm_mirror import CommMirror, resolve_blob, state_from_doc
+from .comm_mirror import CommMirror, state_from_doc
 from .comm_state import OUTPUT_MODEL, CommEntry, CommState, b64, to_wire
 from .config import Settings
 from .iopub import Execution, IopubRouter, RouterHooks
 from .kernel import KernelError, KernelEvent, KernelSession
-from .outputs import OutputLog, decode_output
+from .outputs import OutputLog
 from .peer import Peer
 from .persistence import DocPersister
 from .protocol import Broadcast, Presence, Snapshot, Sync
@@ -126,6 +127,30 @@ class NotebookRoom:
         self._close_timer: asyncio.TimerHandle | None = None
         self.on_idle: Callable[[NotebookRoom], None] | None = None
         self.closed = False
+        # The heads of a doc the room made up (no stored copy, no file): a room left
+        # like that is not stored when it closes.
+        self.fresh_heads: list[bytes] | None = None
+        self.saver = self._new_saver(ipynb_path) if ipynb_path is not None else None
+
+    def _new_saver(self, path: Path) -> NotebookSaver:
+        return NotebookSaver(
+            self.doc,
+            path,
+            notebook_id=self.notebook_id,
+            docs_dir=self.settings.docs_dir,
+            blobs=self.blobs,
+            hooks=SaverHooks(
+                doc_changed=self._doc_changed,
+                flush=self.coalescer.flush_now,
+                broadcast=self.broadcast,
+                persist=self.persister.save,
+            ),
+            autosave=self.settings.autosave,
+            quiet=self.settings.autosave_quiet,
+            max_delay=self.settings.autosave_max_delay,
+            retry=self.settings.autosave_retry,
+            log_=self.log,
+        )
 
     def _restore_comms(self) -> None:
         """Widgets saved with the doc (or imported from an .ipynb) are live state until a
@@ -164,6 +189,8 @@ class NotebookRoom:
         if len(self.comm_state):
             peer.send(self._comm_sync_event())
         peer.send(Broadcast("kernel_status", {"status": self.kernel_status}))
+        if self.saver is not None:
+            peer.send(Broadcast("save_state", self.saver.event()))
         self.log.info("peer_joined", peer_id=peer.id, peers=len(self.peers), name=peer.name)
 
     def snapshot(self) -> bytes:
@@ -236,6 +263,8 @@ class NotebookRoom:
             if peer is not origin:
                 peer.request_sync()
         self.persister.changed()
+        if self.saver is not None:
+            self.saver.changed()
 
     def _flush_writes(self) -> None:
         try:
@@ -597,16 +626,20 @@ class NotebookRoom:
         if target is None:
             raise RequestFailed("bad_request", "this notebook has no file: give save a path")
         target = self._checked_ipynb_path(target)
-        self.coalescer.flush_now()
-        nb = to_ipynb(
-            self.doc,
-            resolve_output=lambda h: decode_output(h, self.blobs, on_missing="placeholder"),
-            resolve_blob=lambda h: resolve_blob(self.blobs, h),
-        )
-        data = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
-        await asyncio.to_thread(atomic_write, target, data.encode())
-        if self.ipynb_path is None:
+        if self.saver is None:
             self.ipynb_path = target
+            self.saver = self._new_saver(target)
+        try:
+            if target == self.saver.path:
+                await self.saver.save()
+            else:  # "save as": the caller asked for that file to be replaced
+                self.coalescer.flush_now()
+                data = notebook_file.render(self.doc, self.blobs)
+                current = notebook_file.read(target)
+                expected = current.sha256 if current is not None else None
+                await asyncio.to_thread(notebook_file.write, target, data, expected=expected)
+        except (OSError, notebook_file.FileChanged) as exc:
+            raise RequestFailed("save_failed", f"could not save {target}: {exc}") from exc
         return {"path": str(target)}
 
     @staticmethod
@@ -627,7 +660,9 @@ class NotebookRoom:
         if self.kernel is not None and self.kernel_status not in ("dead", "shutdown"):
             return  # a running kernel keeps the room: its outputs still need a home
         loop = asyncio.get_running_loop()
-        self._close_timer = loop.call_later(self.settings.room_grace, self._idle)
+        untouched = self.doc.get_heads() == self.fresh_heads  # nothing to wait for
+        delay = 0 if untouched else self.settings.room_grace
+        self._close_timer = loop.call_later(delay, self._idle)
 
     def _cancel_close(self) -> None:
         if self._close_timer is not None:
@@ -659,7 +694,12 @@ class NotebookRoom:
         self.mirror.in_background = False  # the last flush writes what is left in place
         self.coalescer.flush_now()
         self.coalescer.cancel()
-        await self.persister.close()
+        if self.saver is not None:
+            await self.saver.close()
+        if self.doc.get_heads() == self.fresh_heads:
+            self.persister.cancel()  # a room made up and never used leaves nothing stored
+        else:
+            await self.persister.close()
         self.log.info("room_closed")
 
     def info(self) -> dict:
@@ -672,4 +712,5 @@ class NotebookRoom:
             "comms": len(self.comm_state),
             "cells": len(self.doc.cell_ids()),
             "path": str(self.ipynb_path) if self.ipynb_path else None,
+            "save_state": self.saver.info() if self.saver is not None else None,
         }

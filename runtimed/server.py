@@ -33,7 +33,7 @@ from notebook_doc import (
 )
 from notebook_doc import load_or_create as load_doc_file
 
-from . import __version__
+from . import __version__, notebook_file
 from . import messages as m
 from .blob_store import BlobStore
 from .config import Settings
@@ -224,37 +224,62 @@ class Daemon:
 
     # --- rooms -------------------------------------------------------------------------
 
-    async def open_room(self, notebook_id: str, ipynb_path: str | None) -> NotebookRoom:
+    async def open_room(
+        self, notebook_id: str, ipynb_path: str | None, *, create: bool = False
+    ) -> NotebookRoom:
         lock = self._room_locks.setdefault(notebook_id, asyncio.Lock())
         async with lock:
             room = self.rooms.get(notebook_id)
             if room is not None and not room.closed:
                 return room
-            room = self._load_room(notebook_id, ipynb_path)
+            room = self._load_room(notebook_id, ipynb_path, create=create)
             room.on_idle = self._close_idle_room
             self.rooms[notebook_id] = room
             return room
 
-    def _load_room(self, notebook_id: str, ipynb_path: str | None) -> NotebookRoom:
+    def _load_room(self, notebook_id: str, ipynb_path: str | None, *, create: bool) -> NotebookRoom:
+        """The room from its stored copy, else from its file, else new; a path with no
+        file fails unless the client asked to create it (no phantom notebooks)."""
         doc_path = self.settings.docs_dir / doc_filename(notebook_id)
         path = _checked_notebook_path(ipynb_path) if ipynb_path else None
+        current = _read_notebook_file(path) if path else None
+        if path is not None and current is None and not create:
+            raise RequestFailed(
+                "no_such_notebook",
+                f"{path} does not exist (to create it, say so: `create: true` in the "
+                "handshake, `--create` on the command line)",
+            )
         room_log = self.log.bind(notebook_id=notebook_id)
         if doc_path.exists():
             doc, warning = load_doc_file(doc_path, notebook_id)
             if warning:
                 room_log.warning("doc_quarantined", detail=warning)
             if not warning:
-                return self._room(notebook_id, doc, doc_path, path)
-        doc = self._doc_from_ipynb(notebook_id, path) if path and path.exists() else None
-        if doc is None:
-            doc = NotebookDoc.new(notebook_id)
-        room = self._room(notebook_id, doc, doc_path, path)
+                room = self._room(notebook_id, doc, doc_path, path)
+                if room.saver is not None:
+                    room.saver.opened(current)
+                return room
+        if current is not None:
+            assert path is not None
+            doc = self._doc_from_ipynb(notebook_id, current, path)
+            room = self._room(notebook_id, doc, doc_path, path)
+            if room.saver is not None:
+                room.saver.loaded(current)
+        else:
+            room = self._room(notebook_id, NotebookDoc.new(notebook_id), doc_path, path)
+            if path is None:
+                room.fresh_heads = room.doc.get_heads()
+                return room
+            if room.saver is not None:
+                room.saver.changed()  # the file the client asked for
         room.persister.changed()
         return room
 
-    def _doc_from_ipynb(self, notebook_id: str, path: Path) -> NotebookDoc:
+    def _doc_from_ipynb(
+        self, notebook_id: str, version: notebook_file.FileVersion, path: Path
+    ) -> NotebookDoc:
         try:
-            return from_ipynb(path.read_bytes(), notebook_id=notebook_id, store_blob=self.blobs.put)
+            return from_ipynb(version.data, notebook_id=notebook_id, store_blob=self.blobs.put)
         except (OSError, IpynbError) as exc:
             raise RequestFailed("bad_notebook", f"cannot open {path}: {exc}") from exc
 
@@ -382,7 +407,9 @@ class _Session:
         try:
             hello = m.parse_handshake(event.payload)
             if hello.channel == "notebook":
-                self.room = await self.daemon.open_room(hello.notebook_id, hello.path)
+                self.room = await self.daemon.open_room(
+                    hello.notebook_id, hello.path, create=hello.create
+                )
         except (m.RequestError, RequestFailed) as exc:
             self.fatal(exc.code, exc.message)
             return False
@@ -445,7 +472,16 @@ def _checked_notebook_path(raw: str) -> Path:
         raise RequestFailed("bad_path", f"notebook path {raw!r} does not end in .ipynb")
     if path.exists() and not path.is_file():
         raise RequestFailed("bad_path", f"notebook path {raw!r} is not a file")
+    if not path.parent.is_dir():
+        raise RequestFailed("bad_path", f"directory {str(path.parent)!r} does not exist")
     return path
+
+
+def _read_notebook_file(path: Path) -> notebook_file.FileVersion | None:
+    try:
+        return notebook_file.read(path)
+    except OSError as exc:
+        raise RequestFailed("bad_notebook", f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 async def _socket_answers(path: Path) -> bool:

@@ -1,0 +1,264 @@
+"""Autosave: a room opened from an .ipynb keeps that file up to date, never over an
+edit made on disk.
+
+A save waits for `autosave_quiet` seconds without change, but a doc that keeps
+changing is written at least every `autosave_max_delay` seconds (as Jupyter's
+autosave). Before writing, the file is compared (by content hash) with the version
+the room last read or wrote: a file changed behind our back is merged into the doc
+first (`disk_sync`), and the write itself refuses to replace a file that changed
+again meanwhile. Every state change is told to the room's peers as a `save_state`
+broadcast; a failed save is also an `error` broadcast, and is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from notebook_doc import IpynbError, NotebookDoc, atomic_write
+
+from . import notebook_file
+from .blob_store import BlobStore
+from .disk_sync import NoBase, conflict_copy_path, merge_disk_version
+from .stored import FileRecord, read_record, write_record
+
+log = structlog.get_logger(__name__)
+
+# A save that found the file changed again while writing tries this often, then fails.
+WRITE_ATTEMPTS = 3
+
+
+@dataclass(slots=True)
+class SaverHooks:
+    """What the saver asks of its room; all cheap, on the event loop."""
+
+    doc_changed: Callable[[], None]  # a disk version was merged: sync peers
+    flush: Callable[[], None]  # settle pending kernel writes before rendering
+    broadcast: Callable[..., None]
+    persist: Callable[[], Awaitable[bool]]  # the stored copy, before the record names it
+
+
+class NotebookSaver:
+    """Owns one room's .ipynb: when to write it, what is on disk, and the save state."""
+
+    def __init__(
+        self,
+        doc: NotebookDoc,
+        path: Path,
+        *,
+        notebook_id: str,
+        docs_dir: Path,
+        blobs: BlobStore,
+        hooks: SaverHooks,
+        autosave: bool,
+        quiet: float,
+        max_delay: float,
+        retry: float,
+        log_: Any = None,
+    ) -> None:
+        self.doc = doc
+        self.path = path
+        self.notebook_id = notebook_id
+        self.docs_dir = docs_dir
+        self.blobs = blobs
+        self.hooks = hooks
+        self.autosave = autosave
+        self.quiet = quiet
+        self.max_delay = max_delay
+        self.retry = retry
+        self.log = log_ or log
+        record = read_record(docs_dir, notebook_id)
+        usable = record is not None and record.path == str(path)
+        self.base: list[bytes] | None = record.heads if usable and record else None
+        self.file_hash: str | None = record.sha256 if usable and record else None
+        self.state = "saved"
+        self.reason: str | None = None
+        self._dirty_since: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.saves = 0
+
+    # --- what the room tells us --------------------------------------------------------
+
+    def loaded(self, version: notebook_file.FileVersion) -> None:
+        """The doc was just built from this file version: it is the base."""
+        self.base = self.doc.get_heads()
+        self.file_hash = version.sha256
+
+    def opened(self, current: notebook_file.FileVersion | None) -> None:
+        """A room opened from its stored copy: take in what changed on disk meanwhile.
+
+        A stored copy without a record (kept by an older daemon) has no base: the file
+        wins outright, as an edit on top of the stored doc.
+        """
+        if self.file_hash is None and self.base is None:
+            self.base = self.doc.get_heads()
+        self.sync_from_disk(current)
+        if not self._is_saved():
+            self.changed()
+
+    def changed(self) -> None:
+        """The doc changed: save after a quiet spell, and never later than max_delay."""
+        if self._is_saved():
+            return
+        if self.state == "saved":
+            self._set_state("modified")
+        if not self.autosave:
+            return
+        now = time.monotonic()
+        if self._dirty_since is None:
+            self._dirty_since = now
+        delay = min(self.quiet, self._dirty_since + self.max_delay - now)
+        self._arm(max(0.0, delay))
+
+    def info(self) -> dict[str, Any]:
+        return {"state": self.state, "reason": self.reason, "autosave": self.autosave}
+
+    def event(self) -> dict[str, Any]:
+        """The `save_state` broadcast's fields."""
+        return {"path": str(self.path), **self.info()}
+
+    # --- disk -> doc -------------------------------------------------------------------
+
+    def sync_from_disk(self, current: notebook_file.FileVersion | None) -> bool:
+        """Bring a file changed behind our back into the doc; True if the doc changed.
+
+        Unchanged (same hash as last read or written) or missing files do nothing.
+        """
+        if current is None or current.sha256 == self.file_hash:
+            return False
+        try:
+            merged = merge_disk_version(self.doc, self.base, current.data, self.blobs)
+        except (NoBase, IpynbError) as exc:
+            self._keep_both(current, str(exc))
+            return False
+        self.log.info("disk_version_merged", path=str(self.path), changed=merged.changed)
+        self.base, self.file_hash = merged.disk_heads, current.sha256
+        if merged.changed:
+            self.hooks.doc_changed()
+        return merged.changed
+
+    def _keep_both(self, current: notebook_file.FileVersion, why: str) -> None:
+        """The disk version goes beside the file; the room's version stays and will be
+        written in its place."""
+        copy = conflict_copy_path(self.path, time.strftime("%Y%m%dT%H%M%S"))
+        mode = Path(self.path).stat().st_mode & 0o7777 if self.path.exists() else None
+        atomic_write(copy, current.data, mode=mode)
+        self.file_hash = current.sha256
+        self.base = None
+        message = (
+            f"{self.path} changed on disk and could not be merged with the room ({why}): "
+            f"the disk version is kept as {copy}, the room's version will be saved"
+        )
+        self.log.warning("disk_version_kept_beside", path=str(self.path), copy=str(copy), why=why)
+        self.hooks.broadcast("error", code="disk_conflict", message=message)
+
+    # --- doc -> disk -------------------------------------------------------------------
+
+    async def save(self) -> None:
+        """Merge any disk edit, then write the doc if the file does not hold it yet.
+
+        Raises OSError (after saying so to the peers) when the disk refuses; a retry
+        is scheduled when autosave is on.
+        """
+        self._cancel_timer()
+        self._dirty_since = None
+        async with self._lock:
+            try:
+                await self._save_once()
+            except OSError as exc:
+                self._failed(f"could not save {self.path}: {exc.strerror or exc}")
+                raise
+
+    async def _save_once(self) -> None:
+        for _attempt in range(WRITE_ATTEMPTS):
+            current = await asyncio.to_thread(notebook_file.read, self.path)
+            self.sync_from_disk(current)
+            if self._is_saved() and current is not None:
+                self._set_state("saved")
+                return
+            self._set_state("saving")
+            self.hooks.flush()
+            heads = self.doc.get_heads()
+            snapshot = self.doc.fork()  # rendered in a worker; the room keeps writing
+            previous = current.data if current is not None else None
+            data = await asyncio.to_thread(notebook_file.render, snapshot, self.blobs, previous)
+            expected = current.sha256 if current is not None else None
+            try:
+                written = await asyncio.to_thread(
+                    notebook_file.write, self.path, data, expected=expected
+                )
+            except notebook_file.FileChanged:
+                self.log.info("file_changed_while_saving", path=str(self.path))
+                continue
+            self.base, self.file_hash = heads, written
+            await self.hooks.persist()  # the stored copy holds `heads` before the record says so
+            await asyncio.to_thread(
+                write_record,
+                self.docs_dir,
+                self.notebook_id,
+                FileRecord(str(self.path), written, heads),
+            )
+            self.saves += 1
+            self.log.info("notebook_saved", path=str(self.path), bytes=len(data))
+            self._set_state("saved" if self._is_saved() else "saving")
+            if not self._is_saved():
+                self.changed()
+            return
+        raise OSError(f"the file kept changing on disk ({WRITE_ATTEMPTS} attempts)")
+
+    def _is_saved(self) -> bool:
+        return self.file_hash is not None and self.doc.get_heads() == self.base
+
+    def _failed(self, reason: str) -> None:
+        self.log.error("notebook_save_failed", path=str(self.path), reason=reason)
+        self.hooks.broadcast("error", code="save_failed", message=reason)
+        self._set_state("failed", reason)
+        if self.autosave:
+            self._arm(self.retry)
+
+    def _set_state(self, state: str, reason: str | None = None) -> None:
+        if (state, reason) == (self.state, self.reason):
+            return
+        self.state, self.reason = state, reason
+        self.hooks.broadcast("save_state", **self.event())
+
+    # --- timing --------------------------------------------------------------------------
+
+    def _arm(self, delay: float) -> None:
+        self._cancel_timer()
+        self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        self._timer = None
+        task = asyncio.get_running_loop().create_task(self._background_save())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _background_save(self) -> None:
+        with contextlib.suppress(OSError):  # said and retried by save()
+            await self.save()
+
+    async def close(self) -> None:
+        """The room closes: wait for saves in flight, then a last one (autosave only)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._cancel_timer()
+        if self.autosave:
+            # On failure the stored copy keeps the change; the error was broadcast and logged.
+            with contextlib.suppress(OSError):
+                await self.save()
+            self._cancel_timer()
