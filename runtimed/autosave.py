@@ -80,6 +80,7 @@ class NotebookSaver:
         self.file_hash: str | None = record.sha256 if usable and record else None
         self.state = "saved"
         self.reason: str | None = None
+        self.kept_copy: Path | None = None  # the last disk version kept beside the file
         self._dirty_since: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._lock = asyncio.Lock()
@@ -120,7 +121,12 @@ class NotebookSaver:
         self._arm(max(0.0, delay))
 
     def info(self) -> dict[str, Any]:
-        return {"state": self.state, "reason": self.reason, "autosave": self.autosave}
+        return {
+            "state": self.state,
+            "reason": self.reason,
+            "autosave": self.autosave,
+            "kept_copy": str(self.kept_copy) if self.kept_copy is not None else None,
+        }
 
     def event(self) -> dict[str, Any]:
         """The `save_state` broadcast's fields."""
@@ -154,6 +160,7 @@ class NotebookSaver:
         atomic_write(copy, current.data, mode=mode)
         self.file_hash = current.sha256
         self.base = None
+        self.kept_copy = copy
         message = (
             f"{self.path} changed on disk and could not be merged with the room ({why}): "
             f"the disk version is kept as {copy}, the room's version will be saved"

@@ -473,7 +473,9 @@ def _checked_notebook_path(raw: str) -> Path:
     if path.exists() and not path.is_file():
         raise RequestFailed("bad_path", f"notebook path {raw!r} is not a file")
     if not path.parent.is_dir():
-        raise RequestFailed("bad_path", f"directory {str(path.parent)!r} does not exist")
+        raise RequestFailed(
+            "bad_path", f"notebook path {raw!r}: directory {str(path.parent)!r} does not exist"
+        )
     return path
 
 
