@@ -326,8 +326,10 @@ class NotebookRoom:
             self.coalescer.poke()
 
     def _execution_count(self, cell_id: str, count: int) -> None:
+        """The kernel started running the cell (execute_input)."""
         try:
-            if self.doc.set_execution_count(cell_id, count):
+            changed = self.doc.set_execution_count(cell_id, count)
+            if self.doc.set_execution_status(cell_id, "running") or changed:
                 self._doc_changed()
         except NotebookDocError as exc:
             self.log.info("execution_count_dropped", cell_id=cell_id, reason=str(exc))
@@ -337,15 +339,36 @@ class NotebookRoom:
         # execution_done then finds its outputs and widget states in place.
         if execution.cell_id is not None and execution.log is not None:
             self._dirty_cells[execution.cell_id] = execution.log
+        outcome = execution.outcome()
+        self._set_execution_status(execution.cell_id, outcome["status"])
         self.coalescer.flush_now()
         self.broadcast(
             "execution_done",
             cell_id=execution.cell_id,
             msg_id=execution.msg_id,
             execution_count=execution.execution_count,
+            **outcome,
         )
         if execution.comm_messages >= self.settings.reconcile_threshold:
             self.schedule_reconcile(f"burst of {execution.comm_messages} comm messages")
+
+    def _set_execution_status(self, cell_id: str | None, status: str) -> None:
+        if cell_id is None:
+            return
+        try:
+            if self.doc.set_execution_status(cell_id, status):
+                self._doc_changed()
+        except NotebookDocError as exc:  # the cell was deleted meanwhile
+            self.log.info("execution_status_dropped", cell_id=cell_id, reason=str(exc))
+
+    def _abort_executions(self) -> None:
+        """The kernel went away (restart, shutdown, death): whatever was queued or
+        running ends as aborted, in the doc and for the clients."""
+        pending = list(self.router.executions.values())
+        self.router.executions.clear()
+        for execution in pending:
+            execution.reply = {"status": "aborted"}
+            self._execution_done(execution)
 
     # --- kernel ------------------------------------------------------------------------
 
@@ -375,7 +398,7 @@ class NotebookRoom:
         self.capture.clear()
         self.mirror.cleared()
         self.coalescer.flush_now()
-        self.router.executions.clear()
+        self._abort_executions()
         self.broadcast("comm_sync", comms=[])
 
     # --- reconcile with the kernel's widget state ---------------------------------------
@@ -473,7 +496,10 @@ class NotebookRoom:
         self._set_kernel_status("starting")
         try:
             kernel = await starter(
-                on_iopub=self.router.on_batch, on_event=self._on_kernel_event, **kwargs
+                on_iopub=self.router.on_batch,
+                on_event=self._on_kernel_event,
+                on_reply=self.router.on_reply,
+                **kwargs,
             )
         except KernelError as exc:
             self._set_kernel_status("dead")
@@ -561,6 +587,7 @@ class NotebookRoom:
         if cell_id is not None:
             changed = self.doc.clear_outputs(cell_id)
             changed = self.doc.set_execution_count(cell_id, None) or changed
+            changed = self.doc.set_execution_status(cell_id, "queued") or changed
             if changed:
                 self._doc_changed()
         self.broadcast("execution_started", cell_id=cell_id, msg_id=msg_id, execution_count=None)
