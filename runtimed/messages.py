@@ -109,6 +109,7 @@ class LaunchKernel(RequestParams):
 
 class AttachKernel(RequestParams):
     connection_file: str
+    replace: bool = False  # shut down a kernel this room launched, to attach instead
 
 
 class ExecuteCell(RequestParams):
@@ -180,6 +181,17 @@ class Gc(RequestParams):
     """Delete blobs that no notebook refers to (and older than `min_age` seconds)."""
 
     min_age: Annotated[float, msgspec.Meta(ge=0)] = 3600.0
+    drop_missing: bool = False  # also forget stored copies whose .ipynb is gone
+
+
+class ListStored(RequestParams):
+    """The stored copies in the data dir: notebook, .ipynb path, size, open or not."""
+
+
+class Forget(RequestParams):
+    """Delete one notebook's stored copy (refused while its room is open)."""
+
+    notebook_id: str
 
 
 NOTEBOOK_ACTIONS: Final[Mapping[str, type[RequestParams]]] = MappingProxyType(
@@ -207,6 +219,8 @@ CONTROL_ACTIONS: Final[Mapping[str, type[RequestParams]]] = MappingProxyType(
         "list_rooms": ListRooms,
         "shutdown_daemon": ShutdownDaemon,
         "gc": Gc,
+        "list_stored": ListStored,
+        "forget": Forget,
     }
 )
 

@@ -126,6 +126,8 @@ class NotebookRoom:
         self._storage_retry: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self.on_idle: Callable[[NotebookRoom], None] | None = None
+        # Which open room bridges the kernel of a connection file (the daemon knows).
+        self.kernel_bridged_in: Callable[[str], str | None] = lambda _file: None
         self.closed = False
         # The heads of a doc the room made up (no stored copy, no file): a room left
         # like that is not stored when it closes.
@@ -556,6 +558,23 @@ class NotebookRoom:
         path = Path(req.connection_file).expanduser()
         if not path.is_file():
             raise RequestFailed("bad_request", f"connection file {str(path)!r} does not exist")
+        elsewhere = self.kernel_bridged_in(str(path))
+        if elsewhere is not None:
+            raise RequestFailed(
+                "kernel_in_use",
+                f"the kernel of {path.name} is already bridged into {elsewhere}: one room "
+                "per kernel (open that notebook instead)",
+            )
+        kernel = self.kernel
+        if kernel is not None and kernel.owned and self.kernel_status not in ("dead", "shutdown"):
+            if not req.replace:
+                raise RequestFailed(
+                    "kernel_running",
+                    f"this notebook runs a kernel it launched ({kernel.kernel_name}, "
+                    f"{self.kernel_status}); attaching shuts it down and its state is lost: "
+                    "ask again with replace (runtimed attach --replace)",
+                )
+            self.log.warning("launched_kernel_replaced", kernel=kernel.kernel_name)
         async with self._kernel_lock:
             kernel = await self._start_kernel(KernelSession.attach, connection_file=str(path))
         # Widgets made before we arrived: show them now, from the kernel's own state.

@@ -33,7 +33,7 @@ from notebook_doc import (
 )
 from notebook_doc import load_or_create as load_doc_file
 
-from . import __version__, notebook_file
+from . import __version__, notebook_file, stored
 from . import messages as m
 from .blob_store import BlobStore
 from .config import Settings
@@ -109,18 +109,20 @@ class Daemon:
         try:
             self._remove_stale_temp_files()
             self._server = await self._listen_unix(self.settings.socket_path)
-            self.log.info(
-                "listening",
-                socket=str(self.settings.socket_path),
-                data_dir=str(self.settings.data_dir),
-                version=__version__,
-            )
             try:
                 if self.settings.ws is not None:
                     self.web = await WebListener.start(self)
-                    self.log.info("web_listening", host=self.web.host, port=self.web.port)
                 if ready is not None:
-                    ready()
+                    ready()  # the banner comes first in a foreground log
+                self.log.info(
+                    "listening",
+                    socket=str(self.settings.socket_path),
+                    data_dir=str(self.settings.data_dir),
+                    version=__version__,
+                    autosave=self.settings.autosave,
+                )
+                if self.web is not None:
+                    self.log.info("web_listening", host=self.web.host, port=self.web.port)
                 await self._stop.wait()
             finally:
                 await self._shutdown()
@@ -234,6 +236,7 @@ class Daemon:
                 return room
             room = self._load_room(notebook_id, ipynb_path, create=create)
             room.on_idle = self._close_idle_room
+            room.kernel_bridged_in = self.kernel_bridged_in
             self.rooms[notebook_id] = room
             return room
 
@@ -321,10 +324,12 @@ class Daemon:
                     "notebook_id": r.notebook_id,
                     "kernel_name": r.kernel.kernel_name,
                     "status": r.kernel_status,
+                    "attached": not r.kernel.owned,  # left running when the daemon stops
                 }
                 for r in self.rooms.values()
                 if r.kernel is not None
             ],
+            "web": None if self.web is None else {"host": self.web.host, "port": self.web.port},
         }
 
     def collect_garbage(self, min_age: float) -> dict:
@@ -344,6 +349,45 @@ class Daemon:
                 ) from exc
         report = collect_garbage(docs, self.blobs, min_age=min_age)
         return {"notebooks": len(docs), **asdict(report)}
+
+    # --- stored copies -------------------------------------------------------------------
+
+    def stored_copies(self) -> list[dict]:
+        return [
+            {**copy.to_json(), "open": copy.notebook_id in self.rooms}
+            for copy in stored.list_stored(self.settings.docs_dir)
+        ]
+
+    def forget(self, notebook_id: str) -> dict:
+        if notebook_id in self.rooms:
+            raise RequestFailed(
+                "notebook_open", f"{notebook_id} is open: close its clients first, then forget it"
+            )
+        freed = stored.forget(self.settings.docs_dir, notebook_id)
+        if not freed:
+            raise RequestFailed("no_such_notebook", f"no stored copy of {notebook_id}")
+        return {"notebook_id": notebook_id, "bytes_freed": freed}
+
+    def drop_missing(self) -> list[str]:
+        """Forget the stored copies of closed notebooks whose .ipynb is gone."""
+        dropped = []
+        for copy in stored.list_stored(self.settings.docs_dir):
+            gone = copy.path is not None and not Path(copy.path).exists()
+            if gone and copy.notebook_id is not None and copy.notebook_id not in self.rooms:
+                stored.forget(self.settings.docs_dir, copy.notebook_id)
+                dropped.append(copy.notebook_id)
+        return dropped
+
+    def kernel_bridged_in(self, connection_file: str) -> str | None:
+        """The open room whose kernel uses this connection file, if any."""
+        wanted = os.path.realpath(connection_file)
+        for room in self.rooms.values():
+            kernel = room.kernel
+            if kernel is None or kernel.connection_file is None or room.closed:
+                continue
+            if os.path.realpath(kernel.connection_file) == wanted:
+                return room.notebook_id
+        return None
 
     # --- shutdown ----------------------------------------------------------------------
 
@@ -451,7 +495,12 @@ class _Session:
             asyncio.get_running_loop().call_soon(daemon.request_shutdown)
             return {"stopping": True}
         if isinstance(action, m.Gc):
-            return daemon.collect_garbage(action.min_age)
+            dropped = daemon.drop_missing() if action.drop_missing else []
+            return {**daemon.collect_garbage(action.min_age), "stored_dropped": dropped}
+        if isinstance(action, m.ListStored):
+            return {"stored": daemon.stored_copies()}
+        if isinstance(action, m.Forget):
+            return daemon.forget(action.notebook_id)
         raise RequestFailed("unknown_action", f"{type(action).__name__} is not a control action")
 
     def fatal(self, code: str, message: str) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hmac
 import http
 import ipaddress
@@ -198,7 +199,13 @@ class WebListener:
                 logger=logging.getLogger("runtimed.websocket.wire"),
             )
         except OSError as exc:
-            raise WebListenerError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+            hint = ""
+            if exc.errno == errno.EADDRINUSE:
+                hint = (
+                    f" (something else uses port {port}: pick another with --ws {host}:PORT, "
+                    f"or --ws {host}:0 for any free port)"
+                )
+            raise WebListenerError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from exc
         listener = cls(daemon, server, token, host)
         return listener
 
