@@ -201,10 +201,7 @@ class WebListener:
         except OSError as exc:
             hint = ""
             if exc.errno == errno.EADDRINUSE:
-                hint = (
-                    f" (something else uses port {port}: pick another with --ws {host}:PORT, "
-                    f"or --ws {host}:0 for any free port)"
-                )
+                hint = f" (something else uses port {port}: pick another, --ws {host}:PORT)"
             raise WebListenerError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from exc
         listener = cls(daemon, server, token, host)
         return listener

@@ -98,8 +98,14 @@ def test_status_cat_ls_and_stop_round_trip(settings: Settings, served, tmp_path:
     assert not settings.socket_path.exists()
 
 
-def test_sigterm_saves_rooms_and_removes_the_socket(settings: Settings, served) -> None:
-    cli(settings, "cat", "some-notebook")
+def test_sigterm_saves_rooms_and_removes_the_socket(
+    settings: Settings, served, tmp_path: Path
+) -> None:
+    notebook = tmp_path / "some.ipynb"
+    notebook.write_text(
+        json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []})
+    )
+    cli(settings, "cat", str(notebook))
     served.send_signal(signal.SIGTERM)
     assert served.wait(30) == 0
     assert not settings.socket_path.exists()
