@@ -604,10 +604,14 @@ def _print_rooms(rooms: list[dict[str, Any]]) -> None:
 
 def _room_line(room: dict[str, Any]) -> str:
     kernel = f"{room['kernel_name']} ({room['kernel_status']})" if room["kernel_name"] else "-"
-    return (
+    line = (
         f"{room['notebook_id']}  peers={room['peers']} cells={room['cells']} "
         f"comms={room['comms']} kernel={kernel}"
     )
+    save = room.get("save_state")
+    if save:
+        line += f" {save['state']}" + (f": {save['reason']}" if save.get("reason") else "")
+    return line
 
 
 def _cat(args: argparse.Namespace) -> int:

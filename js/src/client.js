@@ -45,6 +45,7 @@ export class RuntimedClient {
     token,
     notebookId = null,
     path = null,
+    create = false,
     name = "runtimed-js",
     WebSocket: Socket = globalThis.WebSocket,
     timeout = 15000,
@@ -52,7 +53,7 @@ export class RuntimedClient {
     const client = new RuntimedClient({ notebookId, timeout });
     const address = new URL(url);
     if (token) address.searchParams.set("token", token);
-    await client._open(new Socket(address.href), { path, name });
+    await client._open(new Socket(address.href), { path, name, create });
     return client;
   }
 
@@ -62,6 +63,7 @@ export class RuntimedClient {
     this.doc = A.init();
     this.syncState = A.initSyncState();
     this.kernelStatus = null;
+    this.saveState = null; // the last save_state broadcast (rooms with a file)
     this.commSync = null; // the last comm_sync broadcast's comms (the legacy widget view)
     this.handshake = null;
     this.closed = false;
@@ -166,7 +168,7 @@ export class RuntimedClient {
 
   // --- the connection ---------------------------------------------------------------
 
-  _open(ws, { path, name }) {
+  _open(ws, { path, name, create }) {
     this._ws = ws;
     ws.binaryType = "arraybuffer";
     return new Promise((resolve, reject) => {
@@ -190,6 +192,7 @@ export class RuntimedClient {
                 protocol: PROTOCOL_VERSION,
                 client: { name },
                 ...(path ? { path } : {}),
+                ...(create ? { create: true } : {}),
               };
         ws.send(encoder.encode(JSON.stringify(hello)));
       };
@@ -278,6 +281,7 @@ export class RuntimedClient {
 
   _broadcast(message) {
     if (message.event === "kernel_status") this.kernelStatus = message.status;
+    if (message.event === "save_state") this.saveState = message;
     if (message.event === "comm_sync") this.commSync = message.comms;
     this._emit("broadcast", message);
   }

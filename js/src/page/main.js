@@ -13,6 +13,9 @@ import { WidgetBridge } from "./widgets.js";
 const query = new URLSearchParams(location.search);
 const token = query.get("token") ?? "";
 const notebookId = query.get("notebook");
+const createNotebook = query.get("create") === "1";
+// A file room's id is its absolute .ipynb path: open that file.
+const notebookPath = notebookId?.startsWith("/") && notebookId.endsWith(".ipynb") ? notebookId : null;
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
 
 const $ = (selector) => document.querySelector(selector);
@@ -33,9 +36,10 @@ function report(message) {
   setTimeout(() => line.remove(), 10000);
 }
 
-function pageHref(id) {
+function pageHref(id, create = false) {
   const params = new URLSearchParams({ token });
   if (id) params.set("notebook", id);
+  if (create) params.set("create", "1");
   return `/?${params}`;
 }
 
@@ -53,17 +57,22 @@ async function showRooms() {
     const kernel = room.kernel_name ? `${room.kernel_name} (${room.kernel_status})` : "no kernel";
     list.append(element("li", {}, link, ` — ${room.cells} cells, ${kernel}`));
   }
-  const input = element("input", { name: "notebook", placeholder: "notebook id", required: "" });
+  const input = element("input", {
+    name: "notebook",
+    placeholder: "/path/to/notebook.ipynb or an id",
+    required: "",
+  });
   const form = element(
     "form",
     {
       onsubmit: (event) => {
         event.preventDefault();
-        location.href = pageHref(input.value);
+        location.href = pageHref(input.value, event.submitter?.value === "new");
       },
     },
     input,
-    element("button", { type: "submit" }, "Open"),
+    element("button", { type: "submit", value: "open" }, "Open"),
+    element("button", { type: "submit", value: "new", id: "new" }, "New"),
   );
   $("#cells").append(rooms.length ? list : element("p", {}, "No open rooms."), form);
 }
@@ -96,8 +105,10 @@ class NotebookPage {
       element("button", { id: "interrupt", onclick: () => this.act("interrupt_kernel") }, "Interrupt"),
       element("button", { id: "restart", onclick: () => this.act("restart_kernel") }, "Restart"),
       element("button", { id: "add-cell", onclick: () => this.addCell() }, "+ Code cell"),
+      element("span", { id: "save-status", class: "save-status" }),
     );
     this.setStatus(this.client.kernelStatus ?? "none");
+    this.setSaveState(this.client.saveState);
     this.render();
   }
 
@@ -112,7 +123,17 @@ class NotebookPage {
 
   onBroadcast(message) {
     if (message.event === "kernel_status") this.setStatus(message.status);
+    if (message.event === "save_state") this.setSaveState(message);
     if (message.event === "error") report(`${message.code}: ${message.message}`);
+  }
+
+  /** saved / modified / saving / failed (with the reason), for a notebook with a file. */
+  setSaveState(state) {
+    const badge = $("#save-status");
+    if (!state) return;
+    badge.dataset.state = state.state;
+    badge.textContent = state.state === "failed" ? `save failed: ${state.reason}` : state.state;
+    badge.title = state.path;
   }
 
   setStatus(status) {
@@ -165,8 +186,8 @@ class NotebookPage {
       if (view.source !== document.activeElement && view.source.value !== cell.source) {
         view.source.value = cell.source;
       }
-      const count = cell.execution_count;
-      view.prompt.textContent = cell.cell_type === "code" ? `[${count ?? " "}]:` : "";
+      view.prompt.textContent = cell.cell_type === "code" ? prompt(cell) : "";
+      view.node.dataset.status = cell.execution_status ?? "";
       const expected = previous ? previous.nextSibling : container.firstChild;
       if (expected !== view.node) container.insertBefore(view.node, expected);
       previous = view.node;
@@ -205,6 +226,14 @@ class NotebookPage {
   }
 }
 
+/** `[3]:` after a run, `[*]:` while queued or running, and how a failed run ended. */
+function prompt(cell) {
+  const status = cell.execution_status;
+  if (status === "queued" || status === "running") return "[*]:";
+  const shown = `[${cell.execution_count ?? " "}]:`;
+  return status === "aborted" || status === "error" ? `${shown} ${status}` : shown;
+}
+
 async function main() {
   if (!token) {
     report("This page needs the token: open the URL that `runtimed serve --ws` printed.");
@@ -212,12 +241,15 @@ async function main() {
   }
   if (!notebookId) {
     await showRooms();
+    window.runtimed = { ready: true };
     return;
   }
   const client = await RuntimedClient.connect({
     url: wsUrl,
     token,
     notebookId,
+    path: notebookPath,
+    create: createNotebook,
     name: "runtimed-page",
   });
   const page = new NotebookPage(client);
