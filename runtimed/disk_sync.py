@@ -15,6 +15,7 @@ the room's version and puts the disk version beside the file as a copy.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -54,20 +55,34 @@ def merge_disk_version(
         branch = doc.fork(heads=base)
     except InvalidArgument as exc:
         raise NoBase(str(exc)) from exc
-    if not apply_notebook(branch, disk, blobs):
+    if not apply_notebook(branch, disk, blobs, by_position=_has_no_ids(data)):
         return Merged(base, False)
     before = doc.get_heads()
     doc.merge(branch)
     return Merged(branch.get_heads(), doc.get_heads() != before)
 
 
-def apply_notebook(doc: NotebookDoc, disk: NotebookDoc, blobs: BlobStore) -> bool:
-    """Edit `doc` until its cells and metadata equal `disk`'s; True if anything changed."""
+def apply_notebook(
+    doc: NotebookDoc, disk: NotebookDoc, blobs: BlobStore, *, by_position: bool = False
+) -> bool:
+    """Edit `doc` until its cells and metadata equal `disk`'s; True if anything changed.
+
+    `by_position`: the file has no cell ids (nbformat before 4.5), so its cells are
+    matched with the doc's by their place, not by id.
+    """
     changed = doc.set_metadata(disk.get_metadata())
     # The file names a cell by its exported id (the doc's id, or a stand-in for an id
     # nbformat would refuse).
-    current = {export_cell_id(cell.id): cell for cell in doc.get_cells()}
+    mine = doc.get_cells()
+    current = {export_cell_id(cell.id): cell for cell in mine}
     wanted = disk.get_cells()
+    if by_position:
+        wanted = [
+            dataclasses.replace(cell, id=export_cell_id(mine[index].id))
+            if index < len(mine)
+            else cell
+            for index, cell in enumerate(wanted)
+        ]
     keep = {cell.id for cell in wanted}
     for exported, cell in current.items():
         if exported not in keep:
@@ -176,6 +191,14 @@ def _longest_increasing(values: list[int]) -> set[int]:
         result.add(values[at])
         at = previous[at]
     return result
+
+
+def _has_no_ids(data: bytes) -> bool:
+    try:
+        cells = json.loads(data).get("cells", [])
+    except (ValueError, AttributeError):
+        return False
+    return any(isinstance(cell, dict) and "id" not in cell for cell in cells)
 
 
 def conflict_copy_path(path: Path, stamp: str) -> Path:

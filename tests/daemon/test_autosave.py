@@ -138,6 +138,33 @@ async def test_cells_moved_and_removed_on_disk(running: RunningDaemon, tmp_path:
         await eventually(lambda: file_sources(path) == ["d", "a", "c", "e"], timeout=15)
 
 
+async def test_a_file_without_cell_ids_is_matched_by_position(
+    running: RunningDaemon, tmp_path: Path
+) -> None:
+    path = tmp_path / "old.ipynb"
+    old = {"nbformat": 4, "nbformat_minor": 4, "metadata": {}}
+
+    def cell(source: str) -> dict:
+        return {
+            "cell_type": "code",
+            "source": source,
+            "metadata": {},
+            "outputs": [],
+            "execution_count": None,
+        }
+
+    path.write_text(json.dumps({**old, "cells": [cell("a = 1"), cell("b = 1")]}))
+    async with open_file(running, path) as client:
+        ids = client.doc.cell_ids()
+        path.write_text(json.dumps({**old, "cells": [cell("a = 1"), cell("b = 'disk'")]}))
+        client.doc.set_source(ids[0], "a = 'client'")
+        await client.wait_synced()
+        expected = ["a = 'client'", "b = 'disk'"]
+        await client.wait_for(lambda c: doc_sources(c) == expected, timeout=15)
+        assert client.doc.cell_ids() == ids  # the same cells, edited: not replaced
+        await eventually(lambda: file_sources(path) == expected, timeout=15)
+
+
 async def test_file_replaced_while_the_daemon_is_down(
     running: RunningDaemon, tmp_path: Path
 ) -> None:
