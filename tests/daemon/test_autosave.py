@@ -53,8 +53,28 @@ def open_file(running: RunningDaemon, path: Path, **kwargs: object) -> Client:
     return running.client(str(path), path=str(path), **kwargs)
 
 
-def stored_copies(settings: Settings) -> list[Path]:
-    return sorted(settings.docs_dir.glob("*")) if settings.docs_dir.exists() else []
+async def add_cell_then_stop(running: RunningDaemon, path: Path, source: str) -> None:
+    """A client adds a cell; the daemon stops (and so saves the file)."""
+    async with open_file(running, path) as client:
+        client.doc.add_cell(source=source)
+        await client.wait_synced()
+    await running.stop()
+
+
+async def both_hold(client: Client, path: Path, expected: list[str]) -> None:
+    """The doc (as this client sees it) and the file end with these sources."""
+    await client.wait_for(lambda c: doc_sources(c) == expected, timeout=15)
+    await eventually(lambda: file_sources(path) == expected, timeout=15)
+
+
+async def nothing_left(running: RunningDaemon) -> None:
+    """No room, and nothing stored in the data dir."""
+    assert running.daemon is not None
+    await eventually(lambda: not running.daemon.rooms, what="rooms closed")
+    async with running.client() as control:
+        assert (await control.request("list_rooms"))["rooms"] == []
+    docs = running.settings.docs_dir
+    assert not docs.exists() or not list(docs.glob("*"))
 
 
 async def test_edits_reach_the_file_within_the_autosave_bound(
@@ -109,8 +129,7 @@ async def test_disk_edit_and_a_client_edit_both_end_in_doc_and_file(
         client.doc.set_source("c1", "first = 'client'")
         await client.wait_synced()
         expected = ["first = 'client'", "second = 'disk'", "third = 3"]
-        await client.wait_for(lambda c: doc_sources(c) == expected, timeout=15)
-        await eventually(lambda: file_sources(path) == expected, timeout=15)
+        await both_hold(client, path, expected)
 
 
 async def test_concurrent_edits_to_one_cell_merge_as_text(
@@ -123,8 +142,7 @@ async def test_concurrent_edits_to_one_cell_merge_as_text(
         client.doc.set_source("c1", "line 1 (client)\nline 2\nline 3")
         await client.wait_synced()
         expected = ["line 1 (client)\nline 2 (disk)\nline 3"]
-        await client.wait_for(lambda c: doc_sources(c) == expected, timeout=15)
-        await eventually(lambda: file_sources(path) == expected, timeout=15)
+        await both_hold(client, path, expected)
 
 
 async def test_cells_moved_and_removed_on_disk(running: RunningDaemon, tmp_path: Path) -> None:
@@ -134,8 +152,7 @@ async def test_cells_moved_and_removed_on_disk(running: RunningDaemon, tmp_path:
         write_notebook(path, ["d", "a", "c"], ids=["d", "a", "c"])
         client.doc.add_cell(source="e", cell_id="e")
         await client.wait_synced()
-        await client.wait_for(lambda c: doc_sources(c) == ["d", "a", "c", "e"], timeout=15)
-        await eventually(lambda: file_sources(path) == ["d", "a", "c", "e"], timeout=15)
+        await both_hold(client, path, ["d", "a", "c", "e"])
 
 
 async def test_a_file_without_cell_ids_is_matched_by_position(
@@ -160,9 +177,8 @@ async def test_a_file_without_cell_ids_is_matched_by_position(
         client.doc.set_source(ids[0], "a = 'client'")
         await client.wait_synced()
         expected = ["a = 'client'", "b = 'disk'"]
-        await client.wait_for(lambda c: doc_sources(c) == expected, timeout=15)
         assert client.doc.cell_ids() == ids  # the same cells, edited: not replaced
-        await eventually(lambda: file_sources(path) == expected, timeout=15)
+        await both_hold(client, path, expected)
 
 
 async def test_file_replaced_while_the_daemon_is_down(
@@ -170,10 +186,7 @@ async def test_file_replaced_while_the_daemon_is_down(
 ) -> None:
     path = tmp_path / "replaced.ipynb"
     write_notebook(path, ["old = 1"])
-    async with open_file(running, path) as client:
-        client.doc.add_cell(source="old = 2")
-        await client.wait_synced()
-    await running.stop()
+    await add_cell_then_stop(running, path, "old = 2")
     assert file_sources(path) == ["old = 1", "old = 2"]
     write_notebook(path, ["new = 1", "new = 2", "new = 3"])  # git pull, another editor
     await running.start()
@@ -187,10 +200,7 @@ async def test_an_unmergeable_disk_version_is_kept_beside_the_file(
 ) -> None:
     path = tmp_path / "conflict.ipynb"
     write_notebook(path, ["mine = 1"])
-    async with open_file(running, path) as client:
-        client.doc.add_cell(source="mine = 2")
-        await client.wait_synced()
-    await running.stop()
+    await add_cell_then_stop(running, path, "mine = 2")
     # The record of the last written version names history the doc does not have.
     [record] = running.settings.docs_dir.glob("*.file.json")
     raw = json.loads(record.read_text())
@@ -219,21 +229,21 @@ async def test_a_typo_fails_and_leaves_nothing_behind(
     assert caught.value.code in ("no_such_notebook", "bad_path")
     assert str(path) in caught.value.message
     assert not path.exists()
-    async with running.client() as control:
-        assert (await control.request("list_rooms"))["rooms"] == []
-    assert stored_copies(running.settings) == []
+    await nothing_left(running)
 
 
 async def test_create_makes_the_file_with_the_umask_mode(
     running: RunningDaemon, tmp_path: Path
 ) -> None:
     path = tmp_path / "new.ipynb"
-    old = os.umask(0o027)
-    os.umask(old)
-    async with open_file(running, path, create=True):
-        await eventually(lambda: path.exists())
+    old = os.umask(0o027)  # the in-process daemon's umask too
+    try:
+        async with open_file(running, path, create=True):
+            await eventually(lambda: path.exists())
+    finally:
+        os.umask(old)
     assert file_sources(path) == []
-    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~old
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
 async def test_an_untitled_room_that_was_never_used_leaves_no_stored_copy(
@@ -241,10 +251,7 @@ async def test_an_untitled_room_that_was_never_used_leaves_no_stored_copy(
 ) -> None:
     async with running.client("scratch-typo"):
         pass
-    async with running.client() as control:
-        await eventually(lambda: not running.daemon.rooms)
-        assert (await control.request("list_rooms"))["rooms"] == []
-    assert stored_copies(running.settings) == []
+    await nothing_left(running)
 
 
 async def test_saving_keeps_the_mode_and_writes_through_a_symlink(

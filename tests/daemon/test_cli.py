@@ -27,6 +27,15 @@ def cli(settings: Settings, *args: str, check: bool = True) -> subprocess.Comple
     )
 
 
+def wait_for_socket(proc: subprocess.Popen[str], settings: Settings, log: Path) -> None:
+    """Until the daemon's socket exists (or the daemon died: its log says why)."""
+    deadline = time.monotonic() + 30
+    while not settings.socket_path.exists():
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "daemon did not create its socket"
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def served(settings: Settings, tmp_path: Path):
     log_file = (tmp_path / "daemon.log").open("w+")
@@ -46,11 +55,7 @@ def served(settings: Settings, tmp_path: Path):
         text=True,
     )
     proc.log_file = log_file  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 30
-    while not settings.socket_path.exists():
-        assert proc.poll() is None, (tmp_path / "daemon.log").read_text()
-        assert time.monotonic() < deadline, "daemon did not create its socket"
-        time.sleep(0.05)
+    wait_for_socket(proc, settings, tmp_path / "daemon.log")
     yield proc
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)

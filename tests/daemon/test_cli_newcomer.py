@@ -19,7 +19,7 @@ import pytest
 from runtimed.cli import _parser, main
 from runtimed.client import Client
 from runtimed.config import Settings
-from tests.daemon.test_cli import RUNTIMED, cli
+from tests.daemon.test_cli import RUNTIMED, cli, wait_for_socket
 
 
 def free_port() -> int:
@@ -52,11 +52,7 @@ def daemon(settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[str]
     )
     proc.port = port  # type: ignore[attr-defined]
     proc.err = err  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 30
-    while not settings.socket_path.exists():
-        assert proc.poll() is None, (tmp_path / "serve.err").read_text()
-        assert time.monotonic() < deadline, "daemon did not create its socket"
-        time.sleep(0.05)
+    wait_for_socket(proc, settings, tmp_path / "serve.err")
     yield proc
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
