@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,8 @@ class NotebookSaver:
         self._timer: asyncio.TimerHandle | None = None
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._seen: tuple[int, int, int] | None = None  # the file's stat at our last look
+        self._watch: asyncio.TimerHandle | None = None
         self.saves = 0
 
     # --- what the room tells us --------------------------------------------------------
@@ -133,6 +135,21 @@ class NotebookSaver:
         return {"path": str(self.path), **self.info()}
 
     # --- disk -> doc -------------------------------------------------------------------
+
+    def watch(self, interval: float) -> None:
+        """Look at the file's stat every `interval` seconds: a file changed on disk comes
+        into the doc soon, even while nobody edits in the room (the hash decides)."""
+        self._seen = _stat(self.path)
+        loop = asyncio.get_running_loop()
+
+        def look() -> None:
+            seen = _stat(self.path)
+            if seen != self._seen and seen is not None and not self._lock.locked():
+                self._seen = seen
+                self._spawn(self._refresh())
+            self._watch = loop.call_later(interval, look)
+
+        self._watch = loop.call_later(interval, look)
 
     def sync_from_disk(self, current: notebook_file.FileVersion | None) -> bool:
         """Bring a file changed behind our back into the doc; True if the doc changed.
@@ -207,6 +224,7 @@ class NotebookSaver:
                 self.log.info("file_changed_while_saving", path=str(self.path))
                 continue
             self.base, self.file_hash = heads, written
+            self._seen = _stat(self.path)
             await self.hooks.persist()  # the stored copy holds `heads` before the record says so
             await asyncio.to_thread(
                 write_record,
@@ -251,9 +269,21 @@ class NotebookSaver:
 
     def _fire(self) -> None:
         self._timer = None
-        task = asyncio.get_running_loop().create_task(self._background_save())
+        self._spawn(self._background_save())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _refresh(self) -> None:
+        """The file changed on disk: merge it now; with autosave, save the merge too."""
+        if self.autosave:
+            await self._background_save()
+            return
+        async with self._lock:
+            with contextlib.suppress(OSError):
+                self.sync_from_disk(await asyncio.to_thread(notebook_file.read, self.path))
 
     async def _background_save(self) -> None:
         with contextlib.suppress(OSError):  # said and retried by save()
@@ -261,6 +291,8 @@ class NotebookSaver:
 
     async def close(self) -> None:
         """The room closes: wait for saves in flight, then a last one (autosave only)."""
+        if self._watch is not None:
+            self._watch.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._cancel_timer()
@@ -269,3 +301,12 @@ class NotebookSaver:
             with contextlib.suppress(OSError):
                 await self.save()
             self._cancel_timer()
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    """What changes when the file is written or replaced (cheap: no read)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size, info.st_ino)

@@ -96,6 +96,9 @@ class Settings:
     autosave_quiet: float = 2.0
     autosave_max_delay: float = 60.0
     autosave_retry: float = 10.0
+    # A room's .ipynb is looked at (stat) this often, so an edit made on disk shows up
+    # while nobody edits in the room; 0 turns that off (then: at open and each save).
+    file_watch_interval: float = 2.0
 
     @property
     def docs_dir(self) -> Path:

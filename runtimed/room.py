@@ -135,7 +135,7 @@ class NotebookRoom:
         self.saver = self._new_saver(ipynb_path) if ipynb_path is not None else None
 
     def _new_saver(self, path: Path) -> NotebookSaver:
-        return NotebookSaver(
+        saver = NotebookSaver(
             self.doc,
             path,
             notebook_id=self.notebook_id,
@@ -153,6 +153,9 @@ class NotebookRoom:
             retry=self.settings.autosave_retry,
             log_=self.log,
         )
+        if self.settings.file_watch_interval > 0:
+            saver.watch(self.settings.file_watch_interval)
+        return saver
 
     def _restore_comms(self) -> None:
         """Widgets saved with the doc (or imported from an .ipynb) are live state until a

@@ -132,6 +132,42 @@ async def test_disk_edit_and_a_client_edit_both_end_in_doc_and_file(
         await both_hold(client, path, expected)
 
 
+async def test_a_disk_edit_shows_up_while_nobody_edits(
+    running: RunningDaemon, tmp_path: Path
+) -> None:
+    path = tmp_path / "watched.ipynb"
+    write_notebook(path, ["x = 1"], ids=["c1"])
+    async with open_file(running, path) as client, open_file(running, path) as other:
+        write_notebook(path, ["x = 'vim'"], ids=["c1"])
+        for peer in (client, other):
+            await peer.wait_for(lambda c: doc_sources(c) == ["x = 'vim'"], timeout=15)
+
+
+async def test_no_autosave_writes_only_on_request(settings: Settings, tmp_path: Path) -> None:
+    manual = RunningDaemon(dataclasses.replace(settings, autosave=False))
+    await manual.start()
+    path = tmp_path / "manual.ipynb"
+    write_notebook(path, ["x = 1"], ids=["c1"])
+    try:
+        async with open_file(manual, path) as client:
+            client.doc.add_cell(source="y = 2")
+            await client.wait_synced()
+            await client.wait_for(lambda c: save_state(c) == "modified")
+            [joined] = [b for b in client.broadcasts if b.event == "save_state"][:1]
+            assert joined.fields["autosave"] is False
+            # A disk edit still comes in; the room's own change still waits.
+            write_notebook(path, ["x = 'disk'"], ids=["c1"])
+            await client.wait_for(lambda c: doc_sources(c) == ["x = 'disk'", "y = 2"])
+            assert file_sources(path) == ["x = 'disk'"]
+            await client.request("save")
+            assert file_sources(path) == ["x = 'disk'", "y = 2"]
+            client.doc.add_cell(source="z = 3")
+            await client.wait_synced()
+    finally:
+        await manual.stop()
+    assert file_sources(path) == ["x = 'disk'", "y = 2"]  # not on stop either
+
+
 async def test_concurrent_edits_to_one_cell_merge_as_text(
     running: RunningDaemon, tmp_path: Path
 ) -> None:
