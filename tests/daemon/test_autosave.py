@@ -290,6 +290,18 @@ async def test_an_untitled_room_that_was_never_used_leaves_no_stored_copy(
     await nothing_left(running)
 
 
+async def test_a_failed_attach_leaves_no_room_and_no_stored_copy(
+    running: RunningDaemon, tmp_path: Path
+) -> None:
+    junk = tmp_path / "kernel-junk.json"
+    junk.write_text("{not a connection file")
+    async with running.client("attach-typo", create=True) as client:
+        with pytest.raises(ClientError) as caught:
+            await client.request("attach_kernel", connection_file=str(junk))
+        assert caught.value.code == "bad_connection_file"
+    await nothing_left(running)
+
+
 async def test_saving_keeps_the_mode_and_writes_through_a_symlink(
     running: RunningDaemon, tmp_path: Path
 ) -> None:
