@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class SaverHooks:
     flush: Callable[[], None]  # settle pending kernel writes before rendering
     broadcast: Callable[..., None]
     persist: Callable[[], Awaitable[bool]]  # the stored copy, before the record names it
+    saved: Callable[[dict[str, Any]], bool]  # a notebook was written (trust signs it)
 
 
 class NotebookSaver:
@@ -88,6 +90,7 @@ class NotebookSaver:
         self._seen: tuple[int, int, int] | None = None  # the file's stat at our last look
         self._watch: asyncio.TimerHandle | None = None
         self.saves = 0
+        self.signed = False  # what `saved` said of the last notebook written
 
     # --- what the room tells us --------------------------------------------------------
 
@@ -208,13 +211,15 @@ class NotebookSaver:
             self.sync_from_disk(current)
             if self._is_saved() and current is not None:
                 self._set_state("saved")
+                self.signed = self.hooks.saved(json.loads(current.data))  # it holds the doc
                 return
             self._set_state("saving")
             self.hooks.flush()
             heads = self.doc.get_heads()
             snapshot = self.doc.fork()  # rendered in a worker; the room keeps writing
             previous = current.data if current is not None else None
-            data = await asyncio.to_thread(notebook_file.render, snapshot, self.blobs, previous)
+            nb = await asyncio.to_thread(notebook_file.render, snapshot, self.blobs, previous)
+            data = notebook_file.encode(nb)
             expected = current.sha256 if current is not None else None
             try:
                 written = await asyncio.to_thread(
@@ -233,6 +238,7 @@ class NotebookSaver:
                 FileRecord(str(self.path), written, heads),
             )
             self.saves += 1
+            self.signed = self.hooks.saved(nb)
             self.log.info("notebook_saved", path=str(self.path), bytes=len(data))
             self._set_state("saved" if self._is_saved() else "saving")
             if not self._is_saved():

@@ -250,6 +250,15 @@ def _parser() -> argparse.ArgumentParser:
     cat.add_argument("--json", action="store_true", help="the raw doc as JSON")
     cat.set_defaults(func=_cat)
 
+    trust = command(
+        "trust",
+        "trust a notebook's outputs, as `jupyter trust` does",
+        "  runtimed trust analysis.ipynb",
+        autostarts,
+    )
+    trust.add_argument("notebook", help="an .ipynb path")
+    trust.set_defaults(func=_trust)
+
     watch = command(
         "watch",
         "print a notebook's live events until Ctrl+C",
@@ -650,6 +659,22 @@ async def _output(client: Client, entry: str) -> dict[str, Any]:
         return output
     except (ClientError, ValueError) as exc:
         return {"output_type": "stream", "text": f"[output unavailable: {exc}]"}
+
+
+def _trust(args: argparse.Namespace) -> int:
+    """Signs the notebook, as the daemon holds it, in runtimed's trust store."""
+    notebook_id, path = notebook_ref(args.notebook)
+    if path is None or not Path(path).is_file():
+        print(f"runtimed: {args.notebook!r} is not an .ipynb file", file=sys.stderr)
+        return 2
+
+    async def go() -> dict[str, Any]:
+        async with _connected(args, notebook_id, path=path) as client:
+            return await client.request("trust")
+
+    asyncio.run(go())
+    print(f"trusted {path}")
+    return 0
 
 
 def _watch(args: argparse.Namespace) -> int:

@@ -107,3 +107,8 @@ class Settings:
     @property
     def blobs_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def trust_dir(self) -> Path:
+        """The notebook-signing secret and signature store (notebook trust)."""
+        return self.data_dir / "trust"

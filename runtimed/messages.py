@@ -161,6 +161,14 @@ class Resync(RequestParams):
     """Restart this peer's Automerge sync from a fresh SyncState."""
 
 
+class Trust(RequestParams):
+    """The user vouches for the notebook as the room holds it; result as TrustInfo."""
+
+
+class TrustInfo(RequestParams):
+    """Whether the room is trusted; result `{trusted, untrusted_cells, comms_trusted}`."""
+
+
 class Ping(RequestParams):
     """Liveness check of the daemon."""
 
@@ -209,6 +217,8 @@ NOTEBOOK_ACTIONS: Final[Mapping[str, type[RequestParams]]] = MappingProxyType(
         "kernel_info": KernelInfo,
         "get_blob": GetBlob,
         "resync": Resync,
+        "trust": Trust,
+        "trust_info": TrustInfo,
     }
 )
 

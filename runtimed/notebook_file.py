@@ -1,11 +1,11 @@
 """The user's .ipynb on disk: what we write into it, and how, without losing theirs.
 
-`render` is the one place a room's doc becomes .ipynb bytes and `write` the one place
-they reach the file: whoever needs to change what a saved notebook holds (signing it,
-say) hooks there. `write` goes through a symlink to its target, keeps the file's mode
-and owner (a new file gets the umask's mode), replaces it atomically, and refuses when
-the file is not the version the caller last saw: an edit made on disk is never
-overwritten.
+`render` is the one place a room's doc becomes an .ipynb, `encode` its bytes and
+`write` the one place they reach the file: whoever needs to change what a saved
+notebook holds hooks there (the room signs each notebook it wrote: `SaverHooks.saved`).
+`write` goes through a symlink to its target, keeps the file's mode and owner (a new
+file gets the umask's mode), replaces it atomically, and refuses when the file is not
+the version the caller last saw: an edit made on disk is never overwritten.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from notebook_doc import NotebookDoc, atomic_write, to_ipynb
 from notebook_doc.ipynb import WIDGET_STATE_MIME
@@ -53,9 +54,9 @@ def read(path: Path) -> FileVersion | None:
     return FileVersion(data, content_hash(data))
 
 
-def render(doc: NotebookDoc, blobs: BlobStore, previous: bytes | None = None) -> bytes:
-    """The .ipynb bytes of `doc`, outputs and widget state (`metadata.widgets`) resolved
-    from the blob store; an unreadable blob becomes a placeholder, not a failed save.
+def render(doc: NotebookDoc, blobs: BlobStore, previous: bytes | None = None) -> dict[str, Any]:
+    """The .ipynb of `doc`, outputs and widget state (`metadata.widgets`) resolved from
+    the blob store; an unreadable blob becomes a placeholder, not a failed save.
 
     A doc with no live widgets (its kernel stopped, and took them along) keeps the
     widget state the `previous` file version saved: the outputs still show them.
@@ -68,6 +69,11 @@ def render(doc: NotebookDoc, blobs: BlobStore, previous: bytes | None = None) ->
     saved = _widget_state(previous) if previous is not None else None
     if saved is not None and WIDGET_STATE_MIME not in nb["metadata"].get("widgets", {}):
         nb["metadata"].setdefault("widgets", {})[WIDGET_STATE_MIME] = saved
+    return nb
+
+
+def encode(nb: dict[str, Any]) -> bytes:
+    """The bytes of a notebook as Jupyter writes them (indent 1, UTF-8, final newline)."""
     return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
 

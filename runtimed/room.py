@@ -40,10 +40,13 @@ from .reconcile import (
     WidgetControl,
 )
 from .reconcile import plan as reconcile_plan
+from .trust import Notary, RoomTrust
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_KERNEL = "python3"
+# Trust is recomputed at most this often (seconds) while the doc changes.
+TRUST_REFRESH = 0.1
 
 
 class RequestFailed(Exception):
@@ -66,7 +69,9 @@ class NotebookRoom:
         settings: Settings,
         blobs: BlobStore,
         doc_path: Path,
+        notary: Notary,
         ipynb_path: Path | None = None,
+        signed: bool = False,
     ) -> None:
         self.notebook_id = notebook_id
         self.doc = doc
@@ -85,13 +90,16 @@ class NotebookRoom:
             schedule=self.coalescer.poke,
             on_storage_error=self._storage_failed,
         )
+        self.trust = RoomTrust(notary, doc, blobs, signed=signed)
         self.persister = DocPersister(
             doc,
             doc_path,
             debounce=settings.save_debounce,
             max_interval=settings.save_max_interval,
             on_error=lambda message: self.broadcast("error", code="save_failed", message=message),
+            before_save=self.trust.sign,  # a failure is logged; the save goes on
         )
+        self._trust_timer: asyncio.TimerHandle | None = None
         self.capture = OutputCapture(blobs)
         self.router = IopubRouter(
             self.comm_state,
@@ -142,10 +150,11 @@ class NotebookRoom:
             docs_dir=self.settings.docs_dir,
             blobs=self.blobs,
             hooks=SaverHooks(
-                doc_changed=self._doc_changed,
+                doc_changed=self._disk_merged,
                 flush=self.coalescer.flush_now,
                 broadcast=self.broadcast,
                 persist=self.persister.save,
+                saved=lambda nb: self.trust.sign_saved(nb),
             ),
             autosave=self.settings.autosave,
             quiet=self.settings.autosave_quiet,
@@ -178,7 +187,7 @@ class NotebookRoom:
     # --- peers -----------------------------------------------------------------------
 
     def join(self, peer: Peer, *, snapshot: bool) -> None:
-        """Welcome a peer in the spec's order: SNAPSHOT, SYNC, comm_sync, kernel_status."""
+        """Welcome a peer in the spec's order: SNAPSHOT, SYNC, comm_sync, trust, kernel_status."""
         self._cancel_close()
         self.peers[peer.id] = peer
         peer.log = peer.log.bind(room_id=self.room_id)
@@ -193,6 +202,7 @@ class NotebookRoom:
             peer.send(Sync(first))
         if len(self.comm_state):
             peer.send(self._comm_sync_event())
+        peer.send(Broadcast("trust", self.trust.state))
         peer.send(Broadcast("kernel_status", {"status": self.kernel_status}))
         if self.saver is not None:
             peer.send(Broadcast("save_state", self.saver.event()))
@@ -270,6 +280,28 @@ class NotebookRoom:
         self.persister.changed()
         if self.saver is not None:
             self.saver.changed()
+        # The daemon's own writes are trusted: only a peer's change, or any change while
+        # something is untrusted, can change what is.
+        untrusted = origin is not None or not self.trust.state["trusted"]
+        if untrusted and self._trust_timer is None and not self.closed:
+            loop = asyncio.get_running_loop()
+            self._trust_timer = loop.call_later(TRUST_REFRESH, self._refresh_trust)
+
+    def _refresh_trust(self) -> None:
+        """Tell peers when which outputs and widgets are trusted has changed."""
+        if self._trust_timer is not None:
+            self._trust_timer.cancel()
+            self._trust_timer = None
+        state = self.trust.refresh()
+        if state is not None:
+            self.log.info("trust_changed", trusted=state["trusted"])
+            self.broadcast("trust", **state)
+
+    def _disk_merged(self) -> None:
+        """An edit made on disk came in: peers sync, and what it brought is judged for
+        trust now (it is not the daemon's own write)."""
+        self._doc_changed()
+        self._refresh_trust()
 
     def _flush_writes(self) -> None:
         try:
@@ -320,7 +352,9 @@ class NotebookRoom:
 
     def _write_cell_outputs(self, cell_id: str, output_log: OutputLog) -> bool:
         try:
-            return self.doc.set_outputs(cell_id, output_log.entries())
+            entries = output_log.entries()
+            self.trust.produced(cell_id, entries)
+            return self.doc.set_outputs(cell_id, entries)
         except NotebookDocError as exc:  # the cell was deleted meanwhile
             self.log.info("outputs_dropped", cell_id=cell_id, reason=str(exc))
             return False
@@ -498,6 +532,8 @@ class NotebookRoom:
             self.kernel = None
         if len(self.comm_state):
             self._clear_comms()  # saved widgets belong to no kernel: a new one starts clean
+        self.trust.kernel_started()
+        self._refresh_trust()
         self._set_kernel_status("starting")
         try:
             kernel = await starter(
@@ -539,6 +575,8 @@ class NotebookRoom:
             m.KernelInfo: self._kernel_info,
             m.GetBlob: self._get_blob,
             m.Resync: self._resync,
+            m.Trust: self._trust,
+            m.TrustInfo: self._trust_info,
         }
 
     async def _launch_kernel(self, peer: Peer, req: m.LaunchKernel) -> dict:
@@ -681,15 +719,36 @@ class NotebookRoom:
         try:
             if target == self.saver.path:
                 await self.saver.save()
+                signed = self.saver.signed
             else:  # "save as": the caller asked for that file to be replaced
                 self.coalescer.flush_now()
-                data = notebook_file.render(self.doc, self.blobs)
+                nb = notebook_file.render(self.doc, self.blobs)
                 current = notebook_file.read(target)
                 expected = current.sha256 if current is not None else None
+                data = notebook_file.encode(nb)
                 await asyncio.to_thread(notebook_file.write, target, data, expected=expected)
+                signed = self.trust.sign_saved(nb)
         except (OSError, notebook_file.FileChanged) as exc:
             raise RequestFailed("save_failed", f"could not save {target}: {exc}") from exc
-        return {"path": str(target)}
+        return {"path": str(target), "signed": signed}
+
+    async def _trust(self, peer: Peer, req: m.Trust) -> dict:
+        self.coalescer.flush_now()
+        stored = self.trust.trust_all()
+        self.log.info("trusted", peer_id=peer.id, stored=stored)
+        self._refresh_trust()
+        if not stored:
+            raise RequestFailed(
+                "trust_store_failed",
+                "the notebook is trusted until the daemon stops: its signatures could not "
+                "be stored (see the daemon's log)",
+            )
+        return self.trust.state
+
+    async def _trust_info(self, peer: Peer, req: m.TrustInfo) -> dict:
+        self.coalescer.flush_now()
+        self._refresh_trust()
+        return self.trust.state
 
     @staticmethod
     def _checked_ipynb_path(path: Path) -> Path:
@@ -729,6 +788,8 @@ class NotebookRoom:
             return
         self.closed = True
         self._cancel_close()
+        if self._trust_timer is not None:
+            self._trust_timer.cancel()
         if self._storage_retry is not None:
             self._storage_retry.cancel()
         if self._reconcile_task is not None:

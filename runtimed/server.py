@@ -53,6 +53,7 @@ from .protocol import (
     Sync,
 )
 from .room import NotebookRoom, RequestFailed
+from .trust import Notary, notebook_bytes_signed
 from .websocket import WebListener
 
 log = structlog.get_logger(__name__)
@@ -89,6 +90,7 @@ class Daemon:
         self.settings = settings
         self.rooms: dict[str, NotebookRoom] = {}
         self.blobs = BlobStore(settings.blobs_dir)
+        self.notary = Notary(settings.trust_dir)
         self.started_at = time.time()
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._connections: set[asyncio.Task[None]] = set()
@@ -264,8 +266,8 @@ class Daemon:
                 return room
         if current is not None:
             assert path is not None
-            doc = self._doc_from_ipynb(notebook_id, current, path)
-            room = self._room(notebook_id, doc, doc_path, path)
+            doc, signed = self._doc_from_ipynb(notebook_id, current, path)
+            room = self._room(notebook_id, doc, doc_path, path, signed=signed)
             if room.saver is not None:
                 room.saver.loaded(current)
         else:
@@ -280,14 +282,23 @@ class Daemon:
 
     def _doc_from_ipynb(
         self, notebook_id: str, version: notebook_file.FileVersion, path: Path
-    ) -> NotebookDoc:
+    ) -> tuple[NotebookDoc, bool]:
+        """The file's doc, and whether its signature is in the trust store."""
+        data = version.data
         try:
-            return from_ipynb(version.data, notebook_id=notebook_id, store_blob=self.blobs.put)
+            doc = from_ipynb(data, notebook_id=notebook_id, store_blob=self.blobs.put)
         except (OSError, IpynbError) as exc:
             raise RequestFailed("bad_notebook", f"cannot open {path}: {exc}") from exc
+        return doc, notebook_bytes_signed(self.notary, data)
 
     def _room(
-        self, notebook_id: str, doc: NotebookDoc, doc_path: Path, path: Path | None
+        self,
+        notebook_id: str,
+        doc: NotebookDoc,
+        doc_path: Path,
+        path: Path | None,
+        *,
+        signed: bool = False,
     ) -> NotebookRoom:
         return NotebookRoom(
             notebook_id,
@@ -295,7 +306,9 @@ class Daemon:
             settings=self.settings,
             blobs=self.blobs,
             doc_path=doc_path,
+            notary=self.notary,
             ipynb_path=path,
+            signed=signed,
         )
 
     def _close_idle_room(self, room: NotebookRoom) -> None:

@@ -64,6 +64,7 @@ export class RuntimedClient {
     this.syncState = A.initSyncState();
     this.kernelStatus = null;
     this.saveState = null; // the last save_state broadcast (rooms with a file)
+    this.trust = null; // the last `trust` broadcast
     this.commSync = null; // the last comm_sync broadcast's comms (the legacy widget view)
     this.handshake = null;
     this.closed = false;
@@ -283,6 +284,7 @@ export class RuntimedClient {
     if (message.event === "kernel_status") this.kernelStatus = message.status;
     if (message.event === "save_state") this.saveState = message;
     if (message.event === "comm_sync") this.commSync = message.comms;
+    if (message.event === "trust") this.trust = message;
     this._emit("broadcast", message);
   }
 

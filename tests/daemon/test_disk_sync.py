@@ -49,7 +49,7 @@ def test_an_unchanged_disk_version_changes_nothing(blobs: BlobStore) -> None:
     cell = doc.add_cell(source="print('x' * 5000)")
     big = {"output_type": "stream", "name": "stdout", "text": "x" * 5000 + "\n"}
     doc.set_outputs(cell, [encode_output(big, blobs)])  # a manifest in the blob store
-    rendered = notebook_file.render(doc, blobs)
+    rendered = notebook_file.encode(notebook_file.render(doc, blobs))
     heads = doc.get_heads()
     merged = merge_disk_version(doc, heads, rendered, blobs)
     assert not merged.changed

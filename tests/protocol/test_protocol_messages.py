@@ -16,6 +16,7 @@ from runtimed.messages import (
     DaemonInfo,
     Execute,
     ExecuteCell,
+    Forget,
     Gc,
     GetBlob,
     GetComms,
@@ -24,6 +25,7 @@ from runtimed.messages import (
     KernelInfo,
     LaunchKernel,
     ListRooms,
+    ListStored,
     Ping,
     RequestError,
     RequestParams,
@@ -33,6 +35,8 @@ from runtimed.messages import (
     SendComm,
     ShutdownDaemon,
     ShutdownKernel,
+    Trust,
+    TrustInfo,
     error_response,
     handshake_ok,
     ok_response,
@@ -87,6 +91,17 @@ VALID_REQUESTS: list[tuple[str, str, dict[str, Any], RequestParams]] = [
     ("control", "shutdown_daemon", {}, ShutdownDaemon()),
     ("control", "gc", {}, Gc()),
     ("control", "gc", {"min_age": 0}, Gc(min_age=0)),
+    ("control", "gc", {"drop_missing": True}, Gc(drop_missing=True)),
+    ("control", "list_stored", {}, ListStored()),
+    ("control", "forget", {"notebook_id": "/a.ipynb"}, Forget(notebook_id="/a.ipynb")),
+    ("notebook", "trust", {}, Trust()),
+    ("notebook", "trust_info", {}, TrustInfo()),
+    (
+        "notebook",
+        "attach_kernel",
+        {"connection_file": "k.json", "replace": True},
+        AttachKernel(connection_file="k.json", replace=True),
+    ),
 ]
 
 

@@ -8,6 +8,7 @@ import "@jupyterlab/outputarea/style/base.css";
 import { RuntimedClient } from "../client.js";
 import { appendCell, cells as docCells, setSource } from "../notebook.js";
 import { BlobCache, CellOutputs } from "./outputs.js";
+import { showSvgAsImage, TrustView } from "./trust.js";
 import { WidgetBridge } from "./widgets.js";
 
 const query = new URLSearchParams(location.search);
@@ -87,6 +88,9 @@ class NotebookPage {
       fetchBlob: (hash) => this.blobs.get(hash),
       report,
     });
+    this.trust = new TrustView();
+    if (client.trust) this.setTrust(client.trust); // told during the join
+    showSvgAsImage(this.widgets.manager.renderMime);
     this.views = new Map(); // cell_id -> {node, source, prompt, outputs}
     this._renderPending = false;
     client.on("doc", () => this.scheduleRender());
@@ -105,6 +109,7 @@ class NotebookPage {
       element("button", { id: "interrupt", onclick: () => this.act("interrupt_kernel") }, "Interrupt"),
       element("button", { id: "restart", onclick: () => this.act("restart_kernel") }, "Restart"),
       element("button", { id: "add-cell", onclick: () => this.addCell() }, "+ Code cell"),
+      this.trust.badge,
       element("span", { id: "save-status", class: "save-status" }),
     );
     this.setStatus(this.client.kernelStatus ?? "none");
@@ -125,6 +130,15 @@ class NotebookPage {
     if (message.event === "kernel_status") this.setStatus(message.status);
     if (message.event === "save_state") this.setSaveState(message);
     if (message.event === "error") report(`${message.code}: ${message.message}`);
+    if (message.event === "trust") {
+      this.setTrust(message);
+      this.render();
+    }
+  }
+
+  setTrust(state) {
+    this.trust.update(state);
+    this.widgets.commsTrusted = this.trust.commsTrusted;
   }
 
   /** saved / modified / saving / failed (with the reason), for a notebook with a file. */
@@ -191,7 +205,7 @@ class NotebookPage {
       const expected = previous ? previous.nextSibling : container.firstChild;
       if (expected !== view.node) container.insertBefore(view.node, expected);
       previous = view.node;
-      view.outputs.show(cell.outputs);
+      view.outputs.show(cell.outputs, this.trust.cellTrusted(cell.id));
     }
   }
 
