@@ -207,6 +207,12 @@ def test_control_hello_and_defaults() -> None:
     assert hello.protocol == 1
 
 
+def test_create_is_false_unless_the_client_asks() -> None:
+    assert parse_handshake({"channel": "notebook", "notebook_id": "n"}).create is False
+    asked = {"channel": "notebook", "notebook_id": "/a.ipynb", "path": "/a.ipynb", "create": True}
+    assert parse_handshake(asked).create is True
+
+
 def test_unknown_hello_keys_are_ignored_for_newer_clients() -> None:
     hello = parse_handshake({"channel": "notebook", "notebook_id": "n", "peer_color": "red"})
     assert hello.notebook_id == "n"
@@ -225,6 +231,8 @@ def test_unknown_hello_keys_are_ignored_for_newer_clients() -> None:
         ({"channel": "notebook", "notebook_id": "n", "client": {"name": 1}}, "client.name"),
         ({"channel": "control", "notebook_id": "n"}, "control channel takes no notebook_id"),
         ({"channel": "control", "snapshot": True}, "control channel"),
+        ({"channel": "control", "create": True}, "control channel"),
+        ({"channel": "notebook", "notebook_id": "n", "create": "yes"}, "create: expected bool"),
     ],
 )
 def test_bad_hello_is_bad_handshake(payload: dict[str, Any], message: str) -> None:
