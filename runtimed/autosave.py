@@ -23,11 +23,12 @@ from typing import Any
 
 import structlog
 
-from notebook_doc import IpynbError, NotebookDoc, atomic_write
+from notebook_doc import NotebookDoc, NotebookDocError, atomic_write
 
 from . import notebook_file
 from .blob_store import BlobStore
 from .disk_sync import NoBase, conflict_copy_path, merge_disk_version
+from .outputs import OutputError
 from .stored import FileRecord, read_record, write_record
 
 log = structlog.get_logger(__name__)
@@ -107,7 +108,11 @@ class NotebookSaver:
         """
         if self.file_hash is None and self.base is None:
             self.base = self.doc.get_heads()
-        self.sync_from_disk(current)
+        try:
+            self.sync_from_disk(current)
+        except OSError as exc:  # the blob store's disk: the next save tries again
+            self._failed(f"could not bring in {self.path}: {exc.strerror or exc}")
+            return
         if not self._is_saved():
             self.changed()
 
@@ -163,7 +168,7 @@ class NotebookSaver:
             return False
         try:
             merged = merge_disk_version(self.doc, self.base, current.data, self.blobs)
-        except (NoBase, IpynbError) as exc:
+        except (NoBase, NotebookDocError, OutputError) as exc:  # IpynbError among them
             self._keep_both(current, str(exc))
             return False
         self.log.info("disk_version_merged", path=str(self.path), changed=merged.changed)

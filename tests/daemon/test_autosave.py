@@ -254,6 +254,23 @@ async def test_an_unmergeable_disk_version_is_kept_beside_the_file(
     await eventually(lambda: file_sources(path) == ["mine = 1", "mine = 2"])
 
 
+async def test_a_file_broken_on_disk_is_kept_beside_and_rewritten(
+    running: RunningDaemon, tmp_path: Path
+) -> None:
+    path = tmp_path / "broken.ipynb"
+    write_notebook(path, ["x = 1"])
+    async with open_file(running, path) as client:
+        path.write_text('{"cells": [')  # an editor's half-written save, say
+        await client.wait_for(
+            lambda c: any(b.fields.get("code") == "disk_conflict" for b in c.broadcasts),
+            timeout=15,
+        )
+        assert doc_sources(client) == ["x = 1"]
+    [copy] = tmp_path.glob("broken.disk-*.ipynb")
+    assert copy.read_text() == '{"cells": ['
+    await eventually(lambda: file_sources(path) == ["x = 1"])
+
+
 @pytest.mark.parametrize("name", ["nope.ipynb", "no/such/dir/x.ipynb"])
 async def test_a_typo_fails_and_leaves_nothing_behind(
     running: RunningDaemon, tmp_path: Path, name: str
