@@ -27,7 +27,14 @@ from notebook_doc import NotebookDoc, NotebookDocError, atomic_write
 
 from . import notebook_file
 from .blob_store import BlobStore
-from .disk_sync import NoBase, conflict_copy_path, merge_disk_version
+from .disk_sync import (
+    Merged,
+    NoBase,
+    apply_disk_version,
+    conflict_copy_path,
+    fork_at,
+    merge_branch,
+)
 from .outputs import OutputError
 from .stored import FileRecord, read_record, write_record
 
@@ -100,19 +107,20 @@ class NotebookSaver:
         self.base = self.doc.get_heads()
         self.file_hash = version.sha256
 
-    def opened(self, current: notebook_file.FileVersion | None) -> None:
-        """A room opened from its stored copy: take in what changed on disk meanwhile.
+    async def opened(self) -> None:
+        """The room just opened: take in what changed on disk since it last looked.
 
         A stored copy without a record (kept by an older daemon) has no base: the file
         wins outright, as an edit on top of the stored doc.
         """
         if self.file_hash is None and self.base is None:
             self.base = self.doc.get_heads()
-        try:
-            self.sync_from_disk(current)
-        except OSError as exc:  # the blob store's disk: the next save tries again
-            self._failed(f"could not bring in {self.path}: {exc.strerror or exc}")
-            return
+        async with self._lock:
+            try:
+                await self._sync_from_disk(await asyncio.to_thread(notebook_file.read, self.path))
+            except OSError as exc:  # the blob store's disk: the next save tries again
+                self._failed(f"could not bring in {self.path}: {exc.strerror or exc}")
+                return
         if not self._is_saved():
             self.changed()
 
@@ -159,23 +167,22 @@ class NotebookSaver:
 
         self._watch = loop.call_later(interval, look)
 
-    def sync_from_disk(self, current: notebook_file.FileVersion | None) -> bool:
-        """Bring a file changed behind our back into the doc; True if the doc changed.
-
-        Unchanged (same hash as last read or written) or missing files do nothing.
-        """
+    async def _sync_from_disk(self, current: notebook_file.FileVersion | None) -> None:
+        """Bring a file changed behind our back into the doc (the heavy part in a worker
+        thread, on a private branch). Unchanged or missing files do nothing."""
         if current is None or current.sha256 == self.file_hash:
-            return False
+            return
         try:
-            merged = merge_disk_version(self.doc, self.base, current.data, self.blobs)
+            branch = fork_at(self.doc, self.base)
+            changed = await asyncio.to_thread(apply_disk_version, branch, current.data, self.blobs)
         except (NoBase, NotebookDocError, OutputError) as exc:  # IpynbError among them
             self._keep_both(current, str(exc))
-            return False
+            return
+        merged = merge_branch(self.doc, branch) if changed else Merged(self.base or [], False)
         self.log.info("disk_version_merged", path=str(self.path), changed=merged.changed)
         self.base, self.file_hash = merged.disk_heads, current.sha256
         if merged.changed:
             self.hooks.doc_changed()
-        return merged.changed
 
     def _keep_both(self, current: notebook_file.FileVersion, why: str) -> None:
         """The disk version goes beside the file; the room's version stays and will be
@@ -213,7 +220,7 @@ class NotebookSaver:
     async def _save_once(self) -> None:
         for _attempt in range(WRITE_ATTEMPTS):
             current = await asyncio.to_thread(notebook_file.read, self.path)
-            self.sync_from_disk(current)
+            await self._sync_from_disk(current)
             if self._is_saved() and current is not None:
                 self._set_state("saved")
                 self.signed = self.hooks.saved(json.loads(current.data))  # it holds the doc
@@ -294,7 +301,7 @@ class NotebookSaver:
             return
         async with self._lock:
             with contextlib.suppress(OSError):
-                self.sync_from_disk(await asyncio.to_thread(notebook_file.read, self.path))
+                await self._sync_from_disk(await asyncio.to_thread(notebook_file.read, self.path))
 
     async def _background_save(self) -> None:
         with contextlib.suppress(OSError):  # said and retried by save()

@@ -41,22 +41,31 @@ class Merged:
     changed: bool
 
 
-def merge_disk_version(
-    doc: NotebookDoc, base: list[bytes] | None, data: bytes, blobs: BlobStore
-) -> Merged:
-    """Merge the .ipynb `data` into `doc` as an edit made since `base`.
+def fork_at(doc: NotebookDoc, base: list[bytes] | None) -> NotebookDoc:
+    """A private copy of `doc` as it was at `base`, to apply the disk version to.
 
-    Raises IpynbError when `data` is not a notebook, NoBase when `base` is unknown.
+    Raises NoBase when there is no base, or the doc does not know it.
     """
-    disk = from_ipynb(data, notebook_id=doc.notebook_id, store_blob=blobs.put)
     if base is None:
         raise NoBase("no record of the version last read or written")
     try:
-        branch = doc.fork(heads=base)
+        return doc.fork(heads=base)
     except InvalidArgument as exc:
         raise NoBase(str(exc)) from exc
-    if not apply_notebook(branch, disk, blobs, by_position=_has_no_ids(data)):
-        return Merged(base, False)
+
+
+def apply_disk_version(branch: NotebookDoc, data: bytes, blobs: BlobStore) -> bool:
+    """Edit `branch` into the .ipynb `data`; True if that changed it.
+
+    Touches only `branch` and the blob store, so it may run in a worker thread. Raises
+    IpynbError (or another NotebookDocError) when `data` is not a notebook it can take.
+    """
+    disk = from_ipynb(data, notebook_id=branch.notebook_id, store_blob=blobs.put)
+    return apply_notebook(branch, disk, blobs, by_position=_has_no_ids(data))
+
+
+def merge_branch(doc: NotebookDoc, branch: NotebookDoc) -> Merged:
+    """Take the edited branch into the live doc, as one more peer's changes."""
     before = doc.get_heads()
     doc.merge(branch)
     return Merged(branch.get_heads(), doc.get_heads() != before)

@@ -237,6 +237,8 @@ class Daemon:
             if room is not None and not room.closed:
                 return room
             room = self._load_room(notebook_id, ipynb_path, create=create)
+            if room.saver is not None:
+                await room.saver.opened()  # edits made on disk meanwhile, before anyone joins
             room.on_idle = self._close_idle_room
             room.kernel_bridged_in = self.kernel_bridged_in
             self.rooms[notebook_id] = room
@@ -260,10 +262,7 @@ class Daemon:
             if warning:
                 room_log.warning("doc_quarantined", detail=warning)
             if not warning:
-                room = self._room(notebook_id, doc, doc_path, path)
-                if room.saver is not None:
-                    room.saver.opened(current)
-                return room
+                return self._room(notebook_id, doc, doc_path, path)
         if current is not None:
             assert path is not None
             doc, signed = self._doc_from_ipynb(notebook_id, current, path)

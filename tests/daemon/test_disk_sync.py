@@ -11,13 +11,31 @@ import pytest
 from notebook_doc import IpynbError, NotebookDoc, from_ipynb
 from runtimed import notebook_file
 from runtimed.blob_store import BlobStore
-from runtimed.disk_sync import NoBase, _longest_increasing, apply_notebook, merge_disk_version
+from runtimed.disk_sync import (
+    Merged,
+    NoBase,
+    _longest_increasing,
+    apply_disk_version,
+    apply_notebook,
+    fork_at,
+    merge_branch,
+)
 from runtimed.outputs import encode_output
 
 
 @pytest.fixture
 def blobs(tmp_path: Path) -> BlobStore:
     return BlobStore(tmp_path / "blobs")
+
+
+def merge_disk_version(
+    doc: NotebookDoc, base: list[bytes] | None, data: bytes, blobs: BlobStore
+) -> Merged:
+    """What the room does: the disk version applied on a fork at base, merged back."""
+    branch = fork_at(doc, base)
+    if not apply_disk_version(branch, data, blobs):
+        return Merged(base or [], False)
+    return merge_branch(doc, branch)
 
 
 def notebook(cells: list[tuple[str, str, str]]) -> bytes:
