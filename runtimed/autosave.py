@@ -106,6 +106,17 @@ class NotebookSaver:
         """The doc was just built from this file version: it is the base."""
         self.base = self.doc.get_heads()
         self.file_hash = version.sha256
+        self._spawn(self._remember(self.base, version.sha256))
+
+    async def _remember(self, heads: list[bytes], sha256: str) -> None:
+        """Record the version the room read or wrote, so that after a restart it can still
+        tell an edit made on disk from its own. The stored copy holds `heads` first."""
+        await self.hooks.persist()
+        record = FileRecord(str(self.path), sha256, heads)
+        try:
+            await asyncio.to_thread(write_record, self.docs_dir, self.notebook_id, record)
+        except OSError as exc:  # a restart then keeps both versions rather than guess
+            self.log.warning("file_record_failed", path=str(self.path), error=str(exc))
 
     async def opened(self) -> None:
         """The room just opened: take in what changed on disk since it last looked.
@@ -242,13 +253,7 @@ class NotebookSaver:
                 continue
             self.base, self.file_hash = heads, written
             self._seen = _stat(self.path)
-            await self.hooks.persist()  # the stored copy holds `heads` before the record says so
-            await asyncio.to_thread(
-                write_record,
-                self.docs_dir,
-                self.notebook_id,
-                FileRecord(str(self.path), written, heads),
-            )
+            await self._remember(heads, written)
             self.saves += 1
             self.signed = self.hooks.saved(nb)
             self.log.info("notebook_saved", path=str(self.path), bytes=len(data))
