@@ -213,8 +213,10 @@ class NotebookSaver:
 
     # --- doc -> disk -------------------------------------------------------------------
 
-    async def save(self) -> None:
-        """Merge any disk edit, then write the doc if the file does not hold it yet.
+    async def save(self, *, rewrite: bool = False) -> None:
+        """Merge any disk edit, then write the doc if the file does not hold it yet
+        (with `rewrite`, a `save` request: also when the file holds it in another form,
+        an older nbformat say).
 
         Raises OSError (after saying so to the peers) when the disk refuses; a retry
         is scheduled when autosave is on.
@@ -223,16 +225,16 @@ class NotebookSaver:
         self._dirty_since = None
         async with self._lock:
             try:
-                await self._save_once()
+                await self._save_once(rewrite)
             except OSError as exc:
                 self._failed(f"could not save {self.path}: {exc.strerror or exc}")
                 raise
 
-    async def _save_once(self) -> None:
+    async def _save_once(self, rewrite: bool) -> None:
         for _attempt in range(WRITE_ATTEMPTS):
             current = await asyncio.to_thread(notebook_file.read, self.path)
             await self._sync_from_disk(current)
-            if self._is_saved() and current is not None:
+            if self._is_saved() and current is not None and not rewrite:
                 self._set_state("saved")
                 self.signed = self.hooks.saved(json.loads(current.data))  # it holds the doc
                 return
@@ -243,6 +245,11 @@ class NotebookSaver:
             previous = current.data if current is not None else None
             nb = await asyncio.to_thread(notebook_file.render, snapshot, self.blobs, previous)
             data = notebook_file.encode(nb)
+            if current is not None and data == current.data:  # nothing to rewrite
+                self.base, self.file_hash = heads, current.sha256
+                self._set_state("saved" if self._is_saved() else "saving")
+                self.signed = self.hooks.saved(nb)
+                return
             expected = current.sha256 if current is not None else None
             try:
                 written = await asyncio.to_thread(

@@ -25,6 +25,7 @@ from .config import (
 )
 from .lock import holder_pid
 from .log import configure_logging
+from .private_files import UnsafePathError
 from .service import ServiceError
 
 
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClientError as exc:
         print(f"runtimed: {exc.message} [{exc.code}]", file=sys.stderr)
         return 1
-    except ServiceError as exc:
+    except (ServiceError, UnsafePathError) as exc:
         print(f"runtimed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -309,12 +310,16 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"runtimed {__version__} listening on {settings.socket_path}", file=sys.stderr)
         print(f"data directory: {settings.data_dir}", file=sys.stderr)
         if settings.ws is not None:
-            token = read_token(token_path(settings.socket_path))
-            print(f"notebook page: {page_url(*settings.ws, token)}", file=sys.stderr, flush=True)
+            path = token_path(settings.socket_path)
+            if args.log_file is None:
+                page = page_url(*settings.ws, read_token(path))
+            else:  # stderr is the log (`runtimed start`): the token stays in its file
+                page = f"{page_url(*settings.ws, '').partition('?')[0]} (token in {path})"
+            print(f"notebook page: {page}", file=sys.stderr, flush=True)
 
     try:
         asyncio.run(run_daemon(settings, ready))
-    except (DaemonAlreadyRunning, WebListenerError) as exc:
+    except (DaemonAlreadyRunning, WebListenerError, UnsafePathError) as exc:
         print(f"runtimed: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -421,6 +426,8 @@ def _status(args: argparse.Namespace) -> int:
     print(f"kernels:  {len(info['kernels'])}")
     for kernel in info["kernels"]:
         print(f"  {kernel['kernel_name'] or '-'} ({kernel['status']})  {kernel['notebook_id']}")
+        if kernel.get("connection_file"):
+            print(f"    connection file: {kernel['connection_file']}")
     return 0
 
 

@@ -99,6 +99,14 @@ class Settings:
     # A room's .ipynb is looked at (stat) this often, so an edit made on disk shows up
     # while nobody edits in the room; 0 turns that off (then: at open and each save).
     file_watch_interval: float = 2.0
+    # WebSocket-port connections that have not sent their request yet: at most this
+    # many in all and per peer address; more are closed at once (each costs an fd).
+    ws_max_waiting: int = 128
+    ws_max_waiting_per_peer: int = 32
+    # Per daemon: open rooms and running kernels; past them, `too_many_rooms` (a
+    # refused hello) and `too_many_kernels` (a refused launch or attach).
+    max_rooms: int = 1024
+    max_kernels: int = 64
 
     @property
     def docs_dir(self) -> Path:

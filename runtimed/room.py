@@ -26,6 +26,7 @@ from .coalesce import Coalescer
 from .comm_mirror import CommMirror, state_from_doc
 from .comm_state import OUTPUT_MODEL, CommEntry, CommState, b64, to_wire
 from .config import Settings
+from .displays import FinishedCellUpdate
 from .iopub import Execution, IopubRouter, RouterHooks
 from .kernel import KernelError, KernelEvent, KernelSession
 from .outputs import OutputLog
@@ -117,6 +118,7 @@ class NotebookRoom:
                 private_comm_msg=self._private_comm_msg,
                 widget_opened=self._widget_opened,
                 loss_suspected=self._loss_suspected,
+                finished_cell_updated=self._finished_cell_updated,
             ),
             log_=self.log,
         )
@@ -126,6 +128,9 @@ class NotebookRoom:
         self._reconcile_task: asyncio.Task[None] | None = None
         self._reconcile_again: str | None = None
         self.reconciles = 0  # reconciles that changed something, for tests and benchmarks
+        # CommState known equal to the kernel's widgets: since a kernel we started (empty)
+        # or a reconcile, with no loss suspected since.
+        self.widgets_verified = False
         self._restore_comms()
         self._kernel_lock = asyncio.Lock()
         self._dirty_cells: dict[str, OutputLog] = {}
@@ -136,6 +141,8 @@ class NotebookRoom:
         self.on_idle: Callable[[NotebookRoom], None] | None = None
         # Which open room bridges the kernel of a connection file (the daemon knows).
         self.kernel_bridged_in: Callable[[str], str | None] = lambda _file: None
+        self.on_reconciled: Callable[[Plan], None] | None = None  # a plan that changed something
+        self.keep_open = False  # a Kernel Gateway kernel lives here, dead or alive
         self.closed = False
         # The heads of a doc the room made up (no stored copy, no file): a room left
         # like that is not stored when it closes.
@@ -364,6 +371,21 @@ class NotebookRoom:
             self._dirty_cells[execution.cell_id] = execution.log
             self.coalescer.poke()
 
+    def _finished_cell_updated(self, update: FinishedCellUpdate) -> None:
+        """A display update for a finished cell: written unless a client changed it since."""
+        if self._dirty_cells.get(update.cell_id) is update.log:
+            return  # an earlier update is not written yet: the doc lags behind on purpose
+        try:
+            current = self.doc.get_outputs(update.cell_id)
+        except NotebookDocError:
+            current = None
+        if current != update.before:
+            self.router.finished.forget(update.cell_id)
+            self.log.info("display_update_skipped", cell_id=update.cell_id)
+            return
+        self._dirty_cells[update.cell_id] = update.log
+        self.coalescer.poke()
+
     def _execution_count(self, cell_id: str, count: int) -> None:
         """The kernel started running the cell (execute_input)."""
         try:
@@ -389,6 +411,7 @@ class NotebookRoom:
             **outcome,
         )
         if execution.comm_messages >= self.settings.reconcile_threshold:
+            self.widgets_verified = False
             self.schedule_reconcile(f"burst of {execution.comm_messages} comm messages")
 
     def _set_execution_status(self, cell_id: str | None, status: str) -> None:
@@ -421,7 +444,8 @@ class NotebookRoom:
         if event.kind in ("restarting", "died", "shutdown"):
             self._clear_comms()
         if event.kind == "restarted" and self.control is not None:
-            self.control.open()
+            self.widgets_verified = True  # a fresh process: no widgets, CommState cleared
+            self.control.reset()
         status = {"started": "idle", "restarted": "idle"}.get(event.kind, event.kind)
         if event.kind == "died":
             status = "dead"
@@ -433,8 +457,10 @@ class NotebookRoom:
 
     def _clear_comms(self) -> None:
         """Restart, shutdown and death drop every comm from both stores, and say so."""
+        self.widgets_verified = False
         self.comm_state.clear()
         self.capture.clear()
+        self.router.finished.clear()
         self.mirror.cleared()
         self.coalescer.flush_now()
         self._abort_executions()
@@ -455,7 +481,16 @@ class NotebookRoom:
 
     def _loss_suspected(self, reason: str) -> None:
         self.log.info("loss_suspected", reason=reason)
+        self.widgets_verified = False
         self.schedule_reconcile(reason)
+
+    def comms_verified(self) -> bool:
+        """CommState is known to equal the kernel's widgets: the kernel started here
+        without any, or a reconcile matched them, and nothing can have been lost since
+        (no loss suspected, no burst under way)."""
+        limit = self.settings.reconcile_threshold
+        running = self.router.executions.values()
+        return self.widgets_verified and all(e.comm_messages < limit for e in running)
 
     def schedule_reconcile(self, reason: str) -> None:
         """Reconcile soon, once; a request during a running one queues one more."""
@@ -519,6 +554,9 @@ class NotebookRoom:
             self.reconciles += 1
             self.log.info("reconciled", **plan.summary())
             self.coalescer.flush_now()
+            if self.on_reconciled is not None:
+                self.on_reconciled(plan)
+        self.widgets_verified = True
         return plan
 
     def _require_kernel(self) -> KernelSession:
@@ -547,14 +585,23 @@ class NotebookRoom:
             self.broadcast("error", code=exc.code, message=exc.message)
             raise RequestFailed(exc.code, exc.message) from exc
         self.kernel = kernel
-        self.control = WidgetControl(kernel.send_comm, self._apply_kernel_widgets, log_=self.log)
-        self.control.open()
+        self.widgets_verified = kernel.owned  # a kernel we started has no widgets yet
+
+        async def widget_comms() -> dict:
+            content = {"target_name": WIDGET_TARGET}
+            return (await kernel.request("comm_info_request", content, timeout=10))["content"]
+
+        self.control = WidgetControl(
+            kernel.send_comm, widget_comms, self._apply_kernel_widgets, log_=self.log
+        )
         self._set_kernel_status(kernel.status if kernel.status != "starting" else "idle")
         return kernel
 
     # --- requests ----------------------------------------------------------------------
 
-    async def handle_request(self, peer: Peer, request: Any) -> dict:
+    async def handle_request(self, peer: Peer | None, request: Any) -> dict:
+        """Carry out a room action; `peer` is None for the daemon's own callers (the
+        Kernel Gateway API), which no action needs to answer."""
         handler = self._request_handlers().get(type(request))
         if handler is None:
             raise RequestFailed("unknown_action", f"{type(request).__name__} is not a room action")
@@ -645,6 +692,8 @@ class NotebookRoom:
         output_log = OutputLog(self.blobs) if cell_id is not None else None
         self.router.executions[msg_id] = Execution(msg_id, cell_id, output_log)
         if cell_id is not None:
+            self.router.finished.forget(cell_id)
+            self._dirty_cells.pop(cell_id, None)
             changed = self.doc.clear_outputs(cell_id)
             changed = self.doc.set_execution_count(cell_id, None) or changed
             changed = self.doc.set_execution_status(cell_id, "queued") or changed
@@ -698,7 +747,11 @@ class NotebookRoom:
 
     async def _kernel_info(self, peer: Peer, req: m.KernelInfo) -> dict:
         kernel = self._require_kernel()
-        return {"status": self.kernel_status, "kernel_info": kernel.kernel_info}
+        return {
+            "status": self.kernel_status,
+            "kernel_info": kernel.kernel_info,
+            "connection_file": kernel.connection_file,
+        }
 
     async def _get_blob(self, peer: Peer, req: m.GetBlob) -> dict:
         try:
@@ -718,7 +771,7 @@ class NotebookRoom:
             self.saver = self._new_saver(target)
         try:
             if target == self.saver.path:
-                await self.saver.save()
+                await self.saver.save(rewrite=True)
                 signed = self.saver.signed
             else:  # "save as": the caller asked for that file to be replaced
                 self.coalescer.flush_now()
@@ -762,8 +815,13 @@ class NotebookRoom:
 
     # --- lifetime ----------------------------------------------------------------------
 
+    def release(self) -> None:
+        """Nothing but peers keeps the room open any more: it closes once idle."""
+        self.keep_open = False
+        self._maybe_schedule_close()
+
     def _maybe_schedule_close(self) -> None:
-        if self.peers or self.closed or self._close_timer is not None:
+        if self.peers or self.keep_open or self.closed or self._close_timer is not None:
             return
         if self.kernel is not None and self.kernel_status not in ("dead", "shutdown"):
             return  # a running kernel keeps the room: its outputs still need a home

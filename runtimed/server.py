@@ -38,8 +38,10 @@ from . import messages as m
 from .blob_store import BlobStore
 from .config import Settings
 from .gc import collect_garbage
+from .limits import KernelSlots, check_room_limit, raise_fd_limit
 from .lock import DaemonAlreadyRunning, DaemonLock
 from .peer import FrameTransport, Peer
+from .private_files import check_private_dir
 from .protocol import (
     NEED_DATA,
     PROTOCOL_VERSION,
@@ -99,12 +101,14 @@ class Daemon:
         self._server: asyncio.AbstractServer | None = None
         self.web: WebListener | None = None
         self._lock = DaemonLock(settings.socket_path)
+        self.kernel_slots = KernelSlots(settings.max_kernels)
         self.log = log.bind(pid=os.getpid())
 
     # --- listening -------------------------------------------------------------------
 
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
         """Listen, run until asked to stop, then shut down in order."""
+        fd_limit, _hard = raise_fd_limit()  # idle sockets must not starve `runtimed status`
         self.settings.docs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         # The lock, held until we are gone, decides who serves this socket, not a probe.
         self._lock.acquire()
@@ -121,6 +125,7 @@ class Daemon:
                     socket=str(self.settings.socket_path),
                     data_dir=str(self.settings.data_dir),
                     version=__version__,
+                    fd_limit=fd_limit,
                     autosave=self.settings.autosave,
                 )
                 if self.web is not None:
@@ -143,8 +148,7 @@ class Daemon:
         self._stop.set()
 
     async def _listen_unix(self, path: Path) -> asyncio.AbstractServer:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(path.parent, 0o700)
+        check_private_dir(path.parent)  # the lock made it, or found it private
         if path.exists() or path.is_symlink():
             if not stat.S_ISSOCK(path.lstat().st_mode):
                 raise RuntimeError(f"{path} exists and is not a socket: refusing to replace it")
@@ -236,6 +240,7 @@ class Daemon:
             room = self.rooms.get(notebook_id)
             if room is not None and not room.closed:
                 return room
+            check_room_limit(self.rooms.values(), self.settings.max_rooms)
             room = self._load_room(notebook_id, ipynb_path, create=create)
             if room.saver is not None:
                 await room.saver.opened()  # edits made on disk meanwhile, before anyone joins
@@ -336,6 +341,7 @@ class Daemon:
                     "notebook_id": r.notebook_id,
                     "kernel_name": r.kernel.kernel_name,
                     "status": r.kernel_status,
+                    "connection_file": r.kernel.connection_file,
                     "attached": not r.kernel.owned,  # left running when the daemon stops
                 }
                 for r in self.rooms.values()
@@ -354,7 +360,8 @@ class Daemon:
             if path.name in open_rooms:
                 continue
             try:
-                docs.append(NotebookDoc.load(path.read_bytes()))
+                # gc only reads: the file's name stands in for an id the doc lacks (v1).
+                docs.append(NotebookDoc.load(path.read_bytes(), notebook_id=path.stem))
             except (OSError, NotebookDocError) as exc:
                 raise RequestFailed(
                     "gc_refused", f"{path} does not load ({exc}); no blob was deleted"
@@ -483,7 +490,10 @@ class _Session:
     async def _request(self, req: Request) -> None:
         try:
             action = m.parse_request(req, channel=self.channel or "control")
-            if self.room is not None:
+            if isinstance(action, m.LaunchKernel | m.AttachKernel) and self.room is not None:
+                with self.daemon.kernel_slots.claim(self.room, self.daemon.rooms.values()):
+                    result = await self.room.handle_request(self.peer, action)
+            elif self.room is not None:
                 result = await self.room.handle_request(self.peer, action)
             else:
                 result = await self._control(action)
@@ -531,8 +541,12 @@ def _checked_notebook_path(raw: str) -> Path:
         raise RequestFailed("bad_path", f"notebook path {raw!r} must be absolute")
     if path.suffix != ".ipynb":
         raise RequestFailed("bad_path", f"notebook path {raw!r} does not end in .ipynb")
-    if path.exists() and not path.is_file():
-        raise RequestFailed("bad_path", f"notebook path {raw!r} is not a file")
+    try:
+        if path.exists() and not path.is_file():
+            raise RequestFailed("bad_path", f"notebook path {raw!r} is not a file")
+    except OSError as exc:  # too long for the file system, say
+        shown = raw if len(raw) <= 200 else raw[:200] + "…"
+        raise RequestFailed("bad_path", f"notebook path {shown!r}: {exc.strerror}") from None
     if not path.parent.is_dir():
         raise RequestFailed(
             "bad_path", f"notebook path {raw!r}: directory {str(path.parent)!r} does not exist"

@@ -85,6 +85,8 @@ VALID_REQUESTS: list[tuple[str, str, dict[str, Any], RequestParams]] = [
     ("notebook", "kernel_info", {}, KernelInfo()),
     ("notebook", "get_blob", {"hash": HASH}, GetBlob(hash=HASH)),
     ("notebook", "resync", {}, Resync()),
+    ("notebook", "trust", {}, Trust()),
+    ("notebook", "trust_info", {}, TrustInfo()),
     ("control", "ping", {}, Ping()),
     ("control", "daemon_info", {}, DaemonInfo()),
     ("control", "list_rooms", {}, ListRooms()),

@@ -80,6 +80,7 @@ async def test_attach_a_kernel_found_by_runtimed_kernels(
                 "notebook_id": "attached-nb",
                 "kernel_name": "python3",
                 "status": "idle",
+                "connection_file": live["path"],
                 "attached": True,
             }
         ]

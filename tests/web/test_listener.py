@@ -99,7 +99,6 @@ async def test_the_websocket_shares_rooms_with_the_unix_socket(web: WebDaemon) -
         ("/ws", {}),
         ("/ws?token=wrong", {}),
         ("/ws", {"Authorization": "Bearer wrong"}),
-        ("/?notebook=x", {}),
         ("/blob/" + "a" * 64, {}),
     ],
 )

@@ -9,10 +9,11 @@ import { RuntimedClient } from "../client.js";
 import { appendCell, cells as docCells, setSource } from "../notebook.js";
 import { BlobCache, CellOutputs } from "./outputs.js";
 import { showSvgAsImage, TrustView } from "./trust.js";
+import { takeToken } from "./token.js";
 import { WidgetBridge } from "./widgets.js";
 
+const token = takeToken();
 const query = new URLSearchParams(location.search);
-const token = query.get("token") ?? "";
 const notebookId = query.get("notebook");
 const createNotebook = query.get("create") === "1";
 // A file room's id is its absolute .ipynb path: open that file.
@@ -38,7 +39,7 @@ function report(message) {
 }
 
 function pageHref(id, create = false) {
-  const params = new URLSearchParams({ token });
+  const params = new URLSearchParams();
   if (id) params.set("notebook", id);
   if (create) params.set("create", "1");
   return `/?${params}`;

@@ -26,7 +26,8 @@ export class BlobCache {
   }
 
   async _fetch(hash) {
-    const response = await fetch(`/blob/${hash}?token=${encodeURIComponent(this.token)}`);
+    const headers = { Authorization: `Bearer ${this.token}` };
+    const response = await fetch(`/blob/${hash}`, { headers });
     if (!response.ok) throw new Error(`blob ${hash}: HTTP ${response.status}`);
     const type = response.headers.get("Content-Type") ?? "";
     if (/^application\/(.*\+)?json/.test(type)) return { json: true, value: await response.json() };
