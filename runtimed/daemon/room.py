@@ -510,6 +510,7 @@ class NotebookRoom:
                 kernel_name=name,
                 cwd=cwd,
                 startup_timeout=self.settings.kernel_startup_timeout,
+                shutdown_timeout=self.settings.kernel_shutdown_timeout,
             )
             return {"kernel_name": kernel.kernel_name, "status": self.kernel_status}
 
