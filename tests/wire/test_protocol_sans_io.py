@@ -6,7 +6,7 @@ import pytest
 
 import runtimed.wire.protocol
 from runtimed.wire import Broadcast
-from tests.protocol.protocol_helpers import connected_pair
+from tests.wire.protocol_helpers import connected_pair
 
 
 def test_one_broadcast_sent_to_many_peers_is_encoded_once(
