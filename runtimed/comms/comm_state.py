@@ -249,26 +249,6 @@ class CommState:
         self._next_seq = max(self._next_seq, entry.seq + 1)
         self._track_capture(entry)
 
-    def open_from_message(self, content: Any, buffers: Sequence[bytes] = ()) -> CommEntry:
-        """Apply a raw `comm_open` content; CommMessageError when it is malformed."""
-        opened = parse_comm_open(content, buffers)
-        return self.on_comm_open(
-            opened.comm_id,
-            opened.target_name,
-            opened.data,
-            buffer_paths=opened.buffer_paths,
-            buffers=opened.buffers,
-        )
-
-    def update_from_message(self, content: Any, buffers: Sequence[bytes] = ()) -> CommEntry | None:
-        """Apply a raw `comm_msg` content; None when it carries no state or the comm is unknown."""
-        update = parse_comm_update(content, buffers)
-        if update is None:
-            return None
-        return self.on_comm_update(
-            update.comm_id, update.state, buffer_paths=update.buffer_paths, buffers=update.buffers
-        )
-
     def set_outputs(self, comm_id: str, outputs: Sequence[str]) -> CommEntry | None:
         """Replace an Output widget's captured outputs (hashes the router stored)."""
         entry = self._entries.get(comm_id)

@@ -38,7 +38,6 @@ from ..blob_store import BlobStore
 from ..config import Settings
 from ..errors import RequestFailed, RuntimedError
 from ..gc import collect_garbage
-from ..kernel import KernelError
 from ..private_files import check_private_dir
 from ..service.lock import DaemonAlreadyRunning, DaemonLock
 from ..trust import Notary, notebook_bytes_signed
@@ -407,7 +406,7 @@ class _Session:
             hello = m.parse_handshake(event.payload)
             if hello.channel == "notebook":
                 self.room = await self.daemon.open_room(hello.notebook_id, hello.path)
-        except (RuntimedError, m.RequestError) as exc:
+        except RuntimedError as exc:
             self.fatal(exc.code, exc.message)
             return False
         self.channel = hello.channel
@@ -432,7 +431,7 @@ class _Session:
             else:
                 result = await self._control(action)
             response = m.ok_response(req.id, result)
-        except (RuntimedError, m.RequestError, KernelError) as exc:  # each with its own code
+        except RuntimedError as exc:  # every documented code reaches the client as itself
             response = m.error_response(req.id, exc.code, exc.message)
         except Exception as exc:  # a bug of ours must not end the connection
             self.peer.log.exception("request_failed", action=req.action)
