@@ -124,12 +124,14 @@ async def test_landing_lists_rooms_and_notebooks_on_disk(
         rooms = await browser.call("eval", page="l", js=inner_text("#rooms"))
         assert "untitled-room" in rooms
         await browser.call("screenshot", page="l", path=str(ARTIFACTS / "page-landing.png"))
-        # A file's link opens it as a room whose id is its path, shown as a path.
+        # A file's link opens it, in the same tab (which keeps the token: token.js), as a
+        # room whose id is its path, shown as a path.
         href = await browser.call("eval", page="l", js="document.querySelector('#files a').href")
-        await browser.call("open", page="f", url=href)
+        assert "token" not in href
+        await browser.call("eval", page="l", js="document.querySelector('#files a').click()")
         title = str(folder.resolve() / "analysis.ipynb")
-        await browser.wait("f", f"{inner_text('#title code')} === {json.dumps(title)}")
-        await browser.wait("f", "document.querySelector('.rendered-markdown h1') !== null")
+        await browser.wait("l", f"{inner_text('#title code')} === {json.dumps(title)}")
+        await browser.wait("l", "document.querySelector('.rendered-markdown h1') !== null")
         assert await browser.call("errors") == []
 
 
