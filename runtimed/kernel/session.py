@@ -1,7 +1,8 @@
 """KernelSession: one Jupyter kernel, launched or attached, and its lifecycle.
 
-The session speaks Jupyter messages and keeps the kernel's state (starting, idle,
-busy, restarting, dead, shutdown); a `KernelTransport` carries the messages and an
+The session speaks Jupyter messages and keeps the kernel's lifecycle state (starting,
+idle once it answers, restarting, dead, shutdown; busy and idle from IOPub are the
+room's, read once by its router); a `KernelTransport` carries the messages and an
 `Inbox` routes what comes back. Each connection's tasks (the transport's readers, the
 liveness watch) belong to one anyio task group, run by the session's one runner task;
 readiness comes through `start()`, deadlines are cancel scopes.
@@ -37,7 +38,6 @@ EventSink = Callable[[KernelEvent], None]
 IOPUB_PROBE = 1.0  # how long a kernel_info round waits for IOPub to show it is subscribed
 HEARTBEAT_TIMEOUT = 3.0
 _FINAL = frozenset({"dead", "shutdown"})
-_NOT_RUNNING = _FINAL | {"starting", "restarting"}
 _CONNECTED = "connected"  # a pending-reply key that no msg_id can take
 
 
@@ -68,7 +68,6 @@ class KernelSession(KernelRequests):
         self._inbox = Inbox(
             on_iopub=on_iopub,
             on_reply=on_reply,
-            on_status=self._on_status,
             on_input_request=self._answer_input,
             logger=self._log,
         )
@@ -289,10 +288,6 @@ class KernelSession(KernelRequests):
     @relay.setter
     def relay(self, sink: RelaySink | None) -> None:
         self._inbox.relay = sink
-
-    def _on_status(self, state: str) -> None:
-        if self.status not in _NOT_RUNNING:
-            self.status = state
 
     def _answer_input(self, msg: dict) -> None:
         self._log.warning("kernel asked for input; answered with an empty string")
