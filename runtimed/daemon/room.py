@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from notebook_doc import NotebookDoc, NotebookDocError, atomic_write, to_ipynb
+from notebook_doc import NotebookDoc, NotebookDocError
 
-from ..blob_store import BlobError, BlobStore
+from ..blob_store import BlobStore
 from ..comms.coalesce import Coalescer
-from ..comms.comm_state import b64, parse_comm_update
-from ..comms.mirror import resolve_blob
 from ..comms.reconcile import (
     WIDGET_TARGET,
     KernelWidget,
@@ -34,10 +31,9 @@ from ..comms.store import CommStore
 from ..config import Settings
 from ..errors import RequestFailed
 from ..kernel import KernelError, KernelEvent, KernelSession
-from ..outputs import FinishedCellUpdate, OutputLog, decode_output
+from ..outputs import FinishedCellUpdate, OutputLog
 from ..trust import Notary, RoomTrust
 from ..wire import Broadcast, Presence, Snapshot, Sync
-from ..wire import messages as m
 from .iopub import (
     ControlMessage,
     Effect,
@@ -53,10 +49,10 @@ from .iopub import (
 )
 from .peer import Peer
 from .persistence import DocPersister
+from .room_requests import RoomRequests
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_KERNEL = "python3"
 # Trust is recomputed at most this often (seconds) while the doc changes.
 TRUST_REFRESH = 0.1
 
@@ -109,7 +105,7 @@ class NotebookRoom:
         # or a reconcile, with no loss suspected since.
         self.widgets_verified = False
         self.comms.restore_saved()
-        self._kernel_lock = asyncio.Lock()
+        self.kernel_lock = asyncio.Lock()
         self._dirty_cells: dict[str, OutputLog] = {}
         self._snapshot: tuple[list[bytes], bytes] | None = None
         self._storage_error: str | None = None  # the last blob-store failure, until a flush works
@@ -118,6 +114,7 @@ class NotebookRoom:
         self.on_idle: Callable[[NotebookRoom], None] | None = None
         self.on_reconciled: Callable[[Plan], None] | None = None  # a plan that changed something
         self.keep_open = False  # a Kernel Gateway kernel lives here, dead or alive
+        self.requests = RoomRequests(self)
         self.closed = False
 
     # --- peers -----------------------------------------------------------------------
@@ -210,9 +207,9 @@ class NotebookRoom:
         untrusted = origin is not None or not self.trust.state["trusted"]
         if untrusted and self._trust_timer is None and not self.closed:
             loop = asyncio.get_running_loop()
-            self._trust_timer = loop.call_later(TRUST_REFRESH, self._refresh_trust)
+            self._trust_timer = loop.call_later(TRUST_REFRESH, self.refresh_trust)
 
-    def _refresh_trust(self) -> None:
+    def refresh_trust(self) -> None:
         """Tell peers when which outputs and widgets are trusted has changed."""
         if self._trust_timer is not None:
             self._trust_timer.cancel()
@@ -404,10 +401,10 @@ class NotebookRoom:
         while reason is not None:
             self.log.info("reconcile", reason=reason)
             self._reconcile_again = None
-            await self._reconcile_now()
+            await self.reconcile_now()
             reason = self._reconcile_again
 
-    async def _reconcile_now(self) -> dict:
+    async def reconcile_now(self) -> dict:
         """One round trip to the kernel; what changed, or why it could not be done."""
         if self.control is None:
             return {"available": False, "reason": "no kernel"}
@@ -433,19 +430,19 @@ class NotebookRoom:
         self.widgets_verified = True
         return plan
 
-    def _require_kernel(self) -> KernelSession:
+    def require_kernel(self) -> KernelSession:
         if self.kernel is None or self.kernel_status in ("dead", "shutdown"):
             raise RequestFailed("no_kernel", "no kernel is running: send launch_kernel first")
         return self.kernel
 
-    async def _start_kernel(self, starter: Callable[..., Any], **kwargs: Any) -> KernelSession:
+    async def start_kernel(self, starter: Callable[..., Any], **kwargs: Any) -> KernelSession:
         if self.kernel is not None:
             await self.kernel.shutdown()
             self.kernel = None
         if len(self.comms):
             self._clear_comms()  # saved widgets belong to no kernel: a new one starts clean
         self.trust.kernel_started()
-        self._refresh_trust()
+        self.refresh_trust()
         self._set_kernel_status("starting")
         try:
             kernel = await starter(
@@ -471,78 +468,12 @@ class NotebookRoom:
     # --- requests ----------------------------------------------------------------------
 
     async def handle_request(self, peer: Peer | None, request: Any) -> dict:
-        """Carry out a room action; `peer` is None for the daemon's own callers (the
-        Kernel Gateway API), which no action needs to answer."""
-        handler = self._request_handlers().get(type(request))
-        if handler is None:
-            raise RequestFailed("unknown_action", f"{type(request).__name__} is not a room action")
-        return await handler(peer, request)
+        """Carry out a room action (room_requests.py); `peer` is None for the daemon's own
+        callers (the Kernel Gateway API), which no action needs to answer."""
+        return await self.requests.handle(peer, request)
 
-    def _request_handlers(self) -> dict[type, Callable[..., Any]]:
-        return {
-            m.LaunchKernel: self._launch_kernel,
-            m.AttachKernel: self._attach_kernel,
-            m.ExecuteCell: self._execute_cell,
-            m.Execute: self._execute,
-            m.SendComm: self._send_comm,
-            m.InterruptKernel: self._interrupt_kernel,
-            m.RestartKernel: self._restart_kernel,
-            m.ShutdownKernel: self._shutdown_kernel,
-            m.GetComms: self._get_comms,
-            m.Save: self._save,
-            m.KernelInfo: self._kernel_info,
-            m.GetBlob: self._get_blob,
-            m.Resync: self._resync,
-            m.Trust: self._trust,
-            m.TrustInfo: self._trust_info,
-        }
-
-    async def _launch_kernel(self, peer: Peer, req: m.LaunchKernel) -> dict:
-        async with self._kernel_lock:
-            if self.kernel is not None and self.kernel_status not in ("dead", "shutdown"):
-                return {"kernel_name": self.kernel.kernel_name, "status": self.kernel_status}
-            name = req.kernel_name or self._default_kernel_name()
-            cwd = req.cwd or (str(self.ipynb_path.parent) if self.ipynb_path else None)
-            if cwd is not None and not Path(cwd).is_dir():
-                raise RequestFailed("bad_request", f"cwd {cwd!r} is not a directory")
-            kernel = await self._start_kernel(
-                KernelSession.launch,
-                kernel_name=name,
-                cwd=cwd,
-                startup_timeout=self.settings.kernel_startup_timeout,
-                shutdown_timeout=self.settings.kernel_shutdown_timeout,
-            )
-            return {"kernel_name": kernel.kernel_name, "status": self.kernel_status}
-
-    async def _attach_kernel(self, peer: Peer, req: m.AttachKernel) -> dict:
-        path = Path(req.connection_file).expanduser()
-        if not path.is_file():
-            raise RequestFailed("bad_request", f"connection file {str(path)!r} does not exist")
-        async with self._kernel_lock:
-            kernel = await self._start_kernel(KernelSession.attach, connection_file=str(path))
-        # Widgets made before we arrived: show them now, from the kernel's own state.
-        widgets = await self._reconcile_now()
-        return {"kernel_name": kernel.kernel_name, "status": self.kernel_status, **widgets}
-
-    def _default_kernel_name(self) -> str:
-        spec = self.doc.get_metadata().get("kernelspec")
-        name = spec.get("name") if isinstance(spec, dict) else None
-        return name if isinstance(name, str) and name else DEFAULT_KERNEL
-
-    async def _execute_cell(self, peer: Peer, req: m.ExecuteCell) -> dict:
-        cell = self.doc.get_cell(req.cell_id)
-        if cell is None:
-            raise RequestFailed("no_such_cell", f"no cell with id {req.cell_id!r}")
-        if cell.cell_type != "code":
-            raise RequestFailed("bad_request", f"cell {req.cell_id!r} is {cell.cell_type}")
-        return self._run(self._require_kernel(), cell.source, req.cell_id)
-
-    async def _execute(self, peer: Peer, req: m.Execute) -> dict:
-        if req.cell_id is not None and self.doc.get_cell(req.cell_id) is None:
-            raise RequestFailed("no_such_cell", f"no cell with id {req.cell_id!r}")
-        return self._run(self._require_kernel(), req.code, req.cell_id)
-
-    def _run(self, kernel: KernelSession, code: str, cell_id: str | None) -> dict:
+    def start_execution(self, kernel: KernelSession, code: str, cell_id: str | None) -> dict:
+        """Send an execute request; its cell's outputs and count are cleared at once."""
         msg_id = kernel.execute(code)
         output_log = OutputLog(self.blobs) if cell_id is not None else None
         self.router.started(Execution(msg_id, cell_id, output_log))
@@ -554,109 +485,6 @@ class NotebookRoom:
                 self._doc_changed()
         self.broadcast("execution_started", cell_id=cell_id, msg_id=msg_id, execution_count=None)
         return {"msg_id": msg_id}
-
-    async def _send_comm(self, peer: Peer, req: m.SendComm) -> dict:
-        kernel = self._require_kernel()
-        if req.comm_id not in self.comms:
-            raise RequestFailed("no_such_comm", f"no live comm with id {req.comm_id!r}")
-        buffers = list(req.buffers or [])
-        # Validated first (bad_comm_message), applied only once the kernel took it, so
-        # the stores never hold a change the kernel did not get. ipywidgets echoes it
-        # back (echo_update), broadcast in kernel order, merging to the same state.
-        update = parse_comm_update({"comm_id": req.comm_id, "data": req.data}, buffers)
-        msg_id = kernel.send_comm(req.comm_id, req.data, buffers=buffers)
-        if update is not None:
-            self.comms.client_update(update)
-        return {"msg_id": msg_id}
-
-    async def _interrupt_kernel(self, peer: Peer, req: m.InterruptKernel) -> dict:
-        await self._require_kernel().interrupt()
-        return {"status": self.kernel_status}
-
-    async def _restart_kernel(self, peer: Peer, req: m.RestartKernel) -> dict:
-        async with self._kernel_lock:
-            kernel = self._require_kernel()
-            try:
-                await kernel.restart()
-            except KernelError as exc:
-                raise RequestFailed(exc.code, exc.message) from exc
-            return {"status": self.kernel_status}
-
-    async def _shutdown_kernel(self, peer: Peer, req: m.ShutdownKernel) -> dict:
-        async with self._kernel_lock:
-            if self.kernel is None:
-                raise RequestFailed("no_kernel", "no kernel to shut down")
-            await self.kernel.shutdown()
-            self.kernel = None
-            return {"status": self.kernel_status}
-
-    async def _resync(self, peer: Peer, req: m.Resync) -> dict:
-        self._require_kernel()
-        return await self._reconcile_now()
-
-    async def _get_comms(self, peer: Peer, req: m.GetComms) -> dict:
-        return {"comms": self.comms.snapshot()}
-
-    async def _kernel_info(self, peer: Peer, req: m.KernelInfo) -> dict:
-        kernel = self._require_kernel()
-        return {
-            "status": self.kernel_status,
-            "kernel_info": kernel.kernel_info,
-            "connection_file": kernel.connection_file,
-        }
-
-    async def _get_blob(self, peer: Peer, req: m.GetBlob) -> dict:
-        try:
-            info = self.blobs.info(req.hash)
-            data = self.blobs.get(req.hash)
-        except BlobError as exc:
-            raise RequestFailed(exc.code, exc.message) from exc
-        return {"hash": req.hash, "media_type": info.media_type, "data": b64([data])[0]}
-
-    async def _save(self, peer: Peer, req: m.Save) -> dict:
-        target = Path(req.path).expanduser() if req.path else self.ipynb_path
-        if target is None:
-            raise RequestFailed("bad_request", "this notebook has no file: give save a path")
-        target = self._checked_ipynb_path(target)
-        self.coalescer.flush_now()
-        nb = to_ipynb(
-            self.doc,
-            resolve_output=lambda h: decode_output(h, self.blobs, on_missing="placeholder"),
-            resolve_blob=lambda h: resolve_blob(self.blobs, h),
-        )
-        data = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
-        await asyncio.to_thread(atomic_write, target, data.encode())
-        if self.ipynb_path is None:
-            self.ipynb_path = target
-        return {"path": str(target), "signed": self.trust.sign_saved(nb)}
-
-    async def _trust(self, peer: Peer, req: m.Trust) -> dict:
-        self.coalescer.flush_now()
-        stored = self.trust.trust_all()
-        self.log.info("trusted", peer_id=peer.id, stored=stored)
-        self._refresh_trust()
-        if not stored:
-            raise RequestFailed(
-                "trust_store_failed",
-                "the notebook is trusted until the daemon stops: its signatures could not "
-                "be stored (see the daemon's log)",
-            )
-        return self.trust.state
-
-    async def _trust_info(self, peer: Peer, req: m.TrustInfo) -> dict:
-        self.coalescer.flush_now()
-        self._refresh_trust()
-        return self.trust.state
-
-    @staticmethod
-    def _checked_ipynb_path(path: Path) -> Path:
-        if not path.is_absolute():
-            raise RequestFailed("bad_path", f"{str(path)!r} is not an absolute path")
-        if path.suffix != ".ipynb":
-            raise RequestFailed("bad_path", f"{str(path)!r} does not end in .ipynb")
-        if not path.parent.is_dir():
-            raise RequestFailed("bad_path", f"directory {str(path.parent)!r} does not exist")
-        return path
 
     # --- lifetime ----------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ from ..wire import (
 )
 from ..wire import messages as m
 from .limits import KernelSlots, check_room_limit, raise_fd_limit
+from .paths import checked_ipynb_path
 from .peer import FrameTransport, Peer
 from .room import NotebookRoom
 from .websocket import WebListener
@@ -245,7 +246,7 @@ class Daemon:
 
     def _load_room(self, notebook_id: str, ipynb_path: str | None) -> NotebookRoom:
         doc_path = self.settings.docs_dir / doc_filename(notebook_id)
-        path = _checked_notebook_path(ipynb_path) if ipynb_path else None
+        path = checked_ipynb_path(ipynb_path) if ipynb_path else None
         room_log = self.log.bind(notebook_id=notebook_id)
         if doc_path.exists():
             doc, warning = load_doc_file(doc_path, notebook_id)
@@ -461,21 +462,6 @@ class _Session:
     def leave(self) -> None:
         if self.room is not None:
             self.room.leave(self.peer)
-
-
-def _checked_notebook_path(raw: str) -> Path:
-    path = Path(raw).expanduser()
-    if not path.is_absolute():
-        raise RequestFailed("bad_path", f"notebook path {raw!r} must be absolute")
-    if path.suffix != ".ipynb":
-        raise RequestFailed("bad_path", f"notebook path {raw!r} does not end in .ipynb")
-    try:
-        if path.exists() and not path.is_file():
-            raise RequestFailed("bad_path", f"notebook path {raw!r} is not a file")
-    except OSError as exc:  # too long for the file system, say
-        shown = raw if len(raw) <= 200 else raw[:200] + "…"
-        raise RequestFailed("bad_path", f"notebook path {shown!r}: {exc.strerror}") from None
-    return path
 
 
 async def _socket_answers(path: Path) -> bool:

@@ -21,7 +21,7 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from websockets.http11 import Response
 
 from .. import __version__
-from ..daemon.room import DEFAULT_KERNEL
+from ..daemon.room_requests import DEFAULT_KERNEL
 from ..errors import RequestFailed
 from ..wire import messages as m
 from .httpio import ApiError, BodyRequest, json_response, raw_response
