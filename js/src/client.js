@@ -63,6 +63,7 @@ export class RuntimedClient {
     this.doc = A.init();
     this.syncState = A.initSyncState();
     this.kernelStatus = null;
+    this.saveState = null; // the last save_state broadcast (rooms with a file)
     this.trust = null; // the last `trust` broadcast
     this.saveState = null; // the last save_state broadcast (rooms with a file)
     this.commSync = null; // the last comm_sync broadcast's comms (the legacy widget view)

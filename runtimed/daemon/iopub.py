@@ -40,6 +40,23 @@ class Execution:
     log: OutputLog | None
     execution_count: int | None = None
     comm_messages: int = 0
+    reply: dict | None = None  # the execute_reply's content, once it came
+    idle: bool = False  # the kernel published idle for it
+
+    def outcome(self) -> dict[str, Any]:
+        """How it ended, as `execution_done` says it: status ok, error (with ename and
+        evalue) or aborted (skipped after an earlier error, or cut off by the kernel)."""
+        reply = self.reply if self.reply is not None else {"status": "aborted"}
+        status = reply.get("status")
+        if status not in ("ok", "error", "aborted"):
+            status = "error"
+        if status != "error":
+            return {"status": status}
+        return {
+            "status": status,
+            "ename": str(reply.get("ename", "")),
+            "evalue": str(reply.get("evalue", "")),
+        }
 
 
 # --- effects: what the room does with a routed message ------------------------------
@@ -151,10 +168,13 @@ class IopubRouter:
         if execution.cell_id is not None:
             self.finished.forget(execution.cell_id)
 
-    def reset(self) -> None:
-        """The kernel went away: no execution will finish, no display id will update."""
+    def reset(self) -> list[Execution]:
+        """The kernel went away: no display id will update, and the executions still
+        pending (returned) will never finish."""
+        pending = list(self.executions.values())
         self.executions.clear()
         self.finished.clear()
+        return pending
 
     # --- routing -----------------------------------------------------------------------
 
@@ -181,11 +201,28 @@ class IopubRouter:
             raise TypeError("execution_state is not a string")
         effects.append(KernelStatus(state))
         if state == "idle":
-            execution = self.executions.pop(parent_id(msg), None)
+            execution = self.executions.get(parent_id(msg))
             if execution is not None:
-                if execution.cell_id is not None and execution.log is not None:
-                    self.finished.keep(execution.cell_id, execution.log)
-                effects.append(ExecutionDone(execution))
+                execution.idle = True
+                self._maybe_done(execution, effects)
+
+    def route_reply(self, msg: dict) -> list[Effect]:
+        """A shell reply: an execute_reply says how its execution ended. The execution
+        is done once the kernel is idle too (the two come on different channels)."""
+        effects: list[Effect] = []
+        execution = self.executions.get(parent_id(msg))
+        if msg.get("msg_type") == "execute_reply" and execution is not None:
+            content = msg.get("content")
+            execution.reply = content if isinstance(content, dict) else {}
+            self._maybe_done(execution, effects)
+        return effects
+
+    def _maybe_done(self, execution: Execution, effects: list[Effect]) -> None:
+        if execution.idle and execution.reply is not None:
+            self.executions.pop(execution.msg_id, None)
+            if execution.cell_id is not None and execution.log is not None:
+                self.finished.keep(execution.cell_id, execution.log)
+            effects.append(ExecutionDone(execution))
 
     def _execute_input(self, msg: dict, effects: list[Effect]) -> None:
         execution = self.executions.get(parent_id(msg))

@@ -7,9 +7,9 @@ from pathlib import Path
 from ..errors import RequestFailed
 
 
-def checked_ipynb_path(raw: str | Path, *, to_write: bool = False) -> Path:
-    """An absolute `.ipynb` path that is a file if it exists; `to_write`: its directory
-    exists too. Anything else is `bad_path`, with the reason (and the file system's)."""
+def checked_ipynb_path(raw: str | Path) -> Path:
+    """An absolute `.ipynb` path in a directory that exists, a file if it exists itself.
+    Anything else is `bad_path`, with the reason (and the file system's)."""
     path = Path(raw).expanduser()
     shown = str(raw) if len(str(raw)) <= 200 else str(raw)[:200] + "…"
     if not path.is_absolute():
@@ -19,8 +19,11 @@ def checked_ipynb_path(raw: str | Path, *, to_write: bool = False) -> Path:
     try:
         if path.exists() and not path.is_file():
             raise RequestFailed("bad_path", f"notebook path {shown!r} is not a file")
-        if to_write and not path.parent.is_dir():
-            raise RequestFailed("bad_path", f"directory {str(path.parent)!r} does not exist")
+        if not path.parent.is_dir():
+            directory = str(path.parent)
+            raise RequestFailed(
+                "bad_path", f"notebook path {shown!r}: directory {directory!r} does not exist"
+            )
     except OSError as exc:  # too long for the file system, say
         raise RequestFailed("bad_path", f"notebook path {shown!r}: {exc.strerror}") from None
     return path

@@ -34,6 +34,7 @@ from ..kernel import KernelError, KernelEvent, KernelSession
 from ..outputs import FinishedCellUpdate, OutputLog
 from ..trust import Notary, RoomTrust
 from ..wire import Broadcast, Presence, Snapshot, Sync
+from .autosave import NotebookSaver, SaverHooks
 from .iopub import (
     ControlMessage,
     Effect,
@@ -112,10 +113,40 @@ class NotebookRoom:
         self._storage_retry: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self.on_idle: Callable[[NotebookRoom], None] | None = None
+        # Which open room bridges the kernel of a connection file (the daemon knows).
+        self.kernel_bridged_in: Callable[[str], str | None] = lambda _file: None
         self.on_reconciled: Callable[[Plan], None] | None = None  # a plan that changed something
         self.keep_open = False  # a Kernel Gateway kernel lives here, dead or alive
         self.requests = RoomRequests(self)
         self.closed = False
+        # The heads of a doc the room made up (no stored copy, no file): a room left
+        # like that is not stored when it closes.
+        self.fresh_heads: list[bytes] | None = None
+        self.saver = self.new_saver(ipynb_path) if ipynb_path is not None else None
+
+    def new_saver(self, path: Path) -> NotebookSaver:
+        saver = NotebookSaver(
+            self.doc,
+            path,
+            notebook_id=self.notebook_id,
+            docs_dir=self.settings.docs_dir,
+            blobs=self.blobs,
+            hooks=SaverHooks(
+                doc_changed=self._disk_merged,
+                flush=self.coalescer.flush_now,
+                broadcast=self.broadcast,
+                persist=self.persister.save,
+                saved=lambda nb: self.trust.sign_saved(nb),
+            ),
+            autosave=self.settings.autosave,
+            quiet=self.settings.autosave_quiet,
+            max_delay=self.settings.autosave_max_delay,
+            retry=self.settings.autosave_retry,
+            log_=self.log,
+        )
+        if self.settings.file_watch_interval > 0:
+            saver.watch(self.settings.file_watch_interval)
+        return saver
 
     # --- peers -----------------------------------------------------------------------
 
@@ -137,6 +168,8 @@ class NotebookRoom:
             peer.send(self.comms.sync_event())
         peer.send(Broadcast("trust", self.trust.state))
         peer.send(Broadcast("kernel_status", {"status": self.kernel_status}))
+        if self.saver is not None:
+            peer.send(Broadcast("save_state", self.saver.event()))
         self.log.info("peer_joined", peer_id=peer.id, peers=len(self.peers), name=peer.name)
 
     def snapshot(self) -> bytes:
@@ -202,6 +235,8 @@ class NotebookRoom:
             if peer is not origin:
                 peer.request_sync()
         self.persister.changed()
+        if self.saver is not None:
+            self.saver.changed()
         # The daemon's own writes are trusted: only a peer's change, or any change while
         # something is untrusted, can change what is.
         untrusted = origin is not None or not self.trust.state["trusted"]
@@ -218,6 +253,12 @@ class NotebookRoom:
         if state is not None:
             self.log.info("trust_changed", trusted=state["trusted"])
             self.broadcast("trust", **state)
+
+    def _disk_merged(self) -> None:
+        """An edit made on disk came in: peers sync, and what it brought is judged for
+        trust now (it is not the daemon's own write)."""
+        self._doc_changed()
+        self.refresh_trust()
 
     def _flush_writes(self) -> None:
         flushed = self.comms.flush()
@@ -276,6 +317,11 @@ class NotebookRoom:
             for effect in self.router.route(msg):
                 self._apply(effect)
 
+    def _on_reply(self, msg: dict) -> None:
+        """A shell reply: an execute_reply may finish its execution."""
+        for effect in self.router.route_reply(msg):
+            self._apply(effect)
+
     def _apply(self, effect: Effect) -> None:
         match effect:
             case Send(event, comm_event):
@@ -322,8 +368,10 @@ class NotebookRoom:
         self.coalescer.poke()
 
     def _execution_count(self, cell_id: str, count: int) -> None:
+        """The kernel started running the cell (execute_input)."""
         try:
-            if self.doc.set_execution_count(cell_id, count):
+            changed = self.doc.set_execution_count(cell_id, count)
+            if self.doc.set_execution_status(cell_id, "running") or changed:
                 self._doc_changed()
         except NotebookDocError as exc:
             self.log.info("execution_count_dropped", cell_id=cell_id, reason=str(exc))
@@ -333,16 +381,35 @@ class NotebookRoom:
         # execution_done then finds its outputs and widget states in place.
         if execution.cell_id is not None and execution.log is not None:
             self._dirty_cells[execution.cell_id] = execution.log
+        outcome = execution.outcome()
+        self._set_execution_status(execution.cell_id, outcome["status"])
         self.coalescer.flush_now()
         self.broadcast(
             "execution_done",
             cell_id=execution.cell_id,
             msg_id=execution.msg_id,
             execution_count=execution.execution_count,
+            **outcome,
         )
         if execution.comm_messages >= self.settings.reconcile_threshold:
             self.widgets_verified = False
             self.schedule_reconcile(f"burst of {execution.comm_messages} comm messages")
+
+    def _set_execution_status(self, cell_id: str | None, status: str) -> None:
+        if cell_id is None:
+            return
+        try:
+            if self.doc.set_execution_status(cell_id, status):
+                self._doc_changed()
+        except NotebookDocError as exc:  # the cell was deleted meanwhile
+            self.log.info("execution_status_dropped", cell_id=cell_id, reason=str(exc))
+
+    def _abort_executions(self, pending: list[Execution]) -> None:
+        """The kernel went away (restart, shutdown, death): whatever was queued or
+        running ends as aborted, in the doc and for the clients."""
+        for execution in pending:
+            execution.reply = {"status": "aborted"}
+            self._execution_done(execution)
 
     # --- kernel ------------------------------------------------------------------------
 
@@ -371,8 +438,9 @@ class NotebookRoom:
         """Restart, shutdown and death drop every comm from both stores, and say so."""
         self.widgets_verified = False
         event = self.comms.clear()
-        self.router.reset()
+        pending = self.router.reset()
         self.coalescer.flush_now()
+        self._abort_executions(pending)
         self.send_all(event)
 
     # --- reconcile with the kernel's widget state ---------------------------------------
@@ -446,7 +514,10 @@ class NotebookRoom:
         self._set_kernel_status("starting")
         try:
             kernel = await starter(
-                on_iopub=self._on_iopub, on_event=self._on_kernel_event, **kwargs
+                on_iopub=self._on_iopub,
+                on_event=self._on_kernel_event,
+                on_reply=self._on_reply,
+                **kwargs,
             )
         except KernelError as exc:
             self._set_kernel_status("dead")
@@ -481,6 +552,7 @@ class NotebookRoom:
             self._dirty_cells.pop(cell_id, None)
             changed = self.doc.clear_outputs(cell_id)
             changed = self.doc.set_execution_count(cell_id, None) or changed
+            changed = self.doc.set_execution_status(cell_id, "queued") or changed
             if changed:
                 self._doc_changed()
         self.broadcast("execution_started", cell_id=cell_id, msg_id=msg_id, execution_count=None)
@@ -499,7 +571,9 @@ class NotebookRoom:
         if self.kernel is not None and self.kernel_status not in ("dead", "shutdown"):
             return  # a running kernel keeps the room: its outputs still need a home
         loop = asyncio.get_running_loop()
-        self._close_timer = loop.call_later(self.settings.room_grace, self._idle)
+        untouched = self.doc.get_heads() == self.fresh_heads  # nothing to wait for
+        delay = 0 if untouched else self.settings.room_grace
+        self._close_timer = loop.call_later(delay, self._idle)
 
     def _cancel_close(self) -> None:
         if self._close_timer is not None:
@@ -532,7 +606,12 @@ class NotebookRoom:
         await self.comms.drain()  # the last flush writes what is left in place
         self.coalescer.flush_now()
         self.coalescer.cancel()
-        await self.persister.close()
+        if self.saver is not None:
+            await self.saver.close()
+        if self.doc.get_heads() == self.fresh_heads:
+            self.persister.cancel()  # a room made up and never used leaves nothing stored
+        else:
+            await self.persister.close()
         self.log.info("room_closed")
 
     def info(self) -> dict:
@@ -545,4 +624,5 @@ class NotebookRoom:
             "comms": len(self.comms),
             "cells": len(self.doc.cell_ids()),
             "path": str(self.ipynb_path) if self.ipynb_path else None,
+            "save_state": self.saver.info() if self.saver is not None else None,
         }

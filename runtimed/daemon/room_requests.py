@@ -8,19 +8,15 @@ the client receives as is (docs/errors.md).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from notebook_doc import atomic_write, to_ipynb
-
 from ..comms.comm_state import b64, parse_comm_update
-from ..comms.mirror import resolve_blob
 from ..errors import RequestFailed
 from ..kernel import KernelSession
-from ..outputs import decode_output
 from ..wire import messages as m
+from . import notebook_file
 from .paths import checked_ipynb_path
 from .peer import Peer
 
@@ -85,6 +81,23 @@ class RoomRequests:
         path = Path(req.connection_file).expanduser()
         if not path.is_file():
             raise RequestFailed("bad_request", f"connection file {str(path)!r} does not exist")
+        elsewhere = room.kernel_bridged_in(str(path))
+        if elsewhere is not None:
+            raise RequestFailed(
+                "kernel_in_use",
+                f"the kernel of {path.name} is already bridged into {elsewhere}: one room "
+                "per kernel (open that notebook instead)",
+            )
+        kernel = room.kernel
+        if kernel is not None and kernel.owned and room.kernel_status not in ("dead", "shutdown"):
+            if not req.replace:
+                raise RequestFailed(
+                    "kernel_running",
+                    f"this notebook runs a kernel it launched ({kernel.kernel_name}, "
+                    f"{room.kernel_status}); attaching shuts it down and its state is lost: "
+                    "ask again with replace (runtimed attach --replace)",
+                )
+            room.log.warning("launched_kernel_replaced", kernel=kernel.kernel_name)
         async with room.kernel_lock:
             kernel = await room.start_kernel(KernelSession.attach, connection_file=str(path))
         # Widgets made before we arrived: show them now, from the kernel's own state.
@@ -177,18 +190,25 @@ class RoomRequests:
         target = req.path or room.ipynb_path
         if target is None:
             raise RequestFailed("bad_request", "this notebook has no file: give save a path")
-        target = checked_ipynb_path(target, to_write=True)
-        room.coalescer.flush_now()
-        nb = to_ipynb(
-            room.doc,
-            resolve_output=lambda h: decode_output(h, room.blobs, on_missing="placeholder"),
-            resolve_blob=lambda h: resolve_blob(room.blobs, h),
-        )
-        data = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
-        await asyncio.to_thread(atomic_write, target, data.encode())
-        if room.ipynb_path is None:
+        target = checked_ipynb_path(target)
+        if room.saver is None:
             room.ipynb_path = target
-        return {"path": str(target), "signed": room.trust.sign_saved(nb)}
+            room.saver = room.new_saver(target)
+        try:
+            if target == room.saver.path:
+                await room.saver.save(rewrite=True)
+                signed = room.saver.signed
+            else:  # "save as": the caller asked for that file to be replaced
+                room.coalescer.flush_now()
+                nb = notebook_file.render(room.doc, room.blobs)
+                current = notebook_file.read(target)
+                expected = current.sha256 if current is not None else None
+                data = notebook_file.encode(nb)
+                await asyncio.to_thread(notebook_file.write, target, data, expected=expected)
+                signed = room.trust.sign_saved(nb)
+        except (OSError, notebook_file.FileChanged) as exc:
+            raise RequestFailed("save_failed", f"could not save {target}: {exc}") from exc
+        return {"path": str(target), "signed": signed}
 
     async def _trust(self, peer: Peer | None, req: m.Trust) -> dict:
         room = self.room

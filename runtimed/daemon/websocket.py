@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hmac
 import http
 import ipaddress
@@ -49,11 +50,11 @@ from websockets.http11 import Request, Response
 
 from ..blob_store import HASH_RE, BlobError
 from ..config import token_path
-from ..file_list import list_notebooks
 from ..gateway import BodyConnection, Gateway, is_gateway_path
 from ..log_safety import Throttle, register_secret
 from ..private_files import open_private, read_private
 from ..wire import MAX_FRAME_SIZE, Connection, Framing, RemoteProtocolError, Role
+from .file_list import list_notebooks
 from .web_guard import (
     BLOB_CSP,
     COMMON_HEADERS,
@@ -270,7 +271,10 @@ class WebListener:
                 ),
             )
         except OSError as exc:
-            raise WebListenerError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+            hint = ""
+            if exc.errno == errno.EADDRINUSE:
+                hint = f" (something else uses port {port}: pick another, --ws {host}:PORT)"
+            raise WebListenerError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from exc
         listener = cls(daemon, server, token, host)
         return listener
 

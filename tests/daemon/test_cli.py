@@ -27,6 +27,15 @@ def cli(settings: Settings, *args: str, check: bool = True) -> subprocess.Comple
     )
 
 
+def wait_for_socket(proc: subprocess.Popen[str], settings: Settings, log: Path) -> None:
+    """Until the daemon's socket exists (or the daemon died: its log says why)."""
+    deadline = time.monotonic() + 30
+    while not settings.socket_path.exists():
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "daemon did not create its socket"
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def served(settings: Settings, tmp_path: Path):
     log_file = (tmp_path / "daemon.log").open("w+")
@@ -46,11 +55,7 @@ def served(settings: Settings, tmp_path: Path):
         text=True,
     )
     proc.log_file = log_file  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 30
-    while not settings.socket_path.exists():
-        assert proc.poll() is None, (tmp_path / "daemon.log").read_text()
-        assert time.monotonic() < deadline, "daemon did not create its socket"
-        time.sleep(0.05)
+    wait_for_socket(proc, settings, tmp_path / "daemon.log")
     yield proc
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -98,8 +103,14 @@ def test_status_cat_ls_and_stop_round_trip(settings: Settings, served, tmp_path:
     assert not settings.socket_path.exists()
 
 
-def test_sigterm_saves_rooms_and_removes_the_socket(settings: Settings, served) -> None:
-    cli(settings, "cat", "some-notebook")
+def test_sigterm_saves_rooms_and_removes_the_socket(
+    settings: Settings, served, tmp_path: Path
+) -> None:
+    notebook = tmp_path / "some.ipynb"
+    notebook.write_text(
+        json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []})
+    )
+    cli(settings, "cat", str(notebook))
     served.send_signal(signal.SIGTERM)
     assert served.wait(30) == 0
     assert not settings.socket_path.exists()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runtimed import file_list
-from runtimed.file_list import list_notebooks
+from runtimed.daemon import file_list
+from runtimed.daemon.file_list import list_notebooks
 
 
 def touch(path: Path) -> Path:
