@@ -73,10 +73,6 @@ class OutputCapture:
         self._logs.clear()
         self._dirty.clear()
 
-    @property
-    def pending(self) -> bool:
-        return bool(self._dirty)
-
     def take(self) -> list[CapturedOutputs]:
         """Everything changed since the last call, ready to publish."""
         taken = [

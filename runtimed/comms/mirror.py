@@ -207,10 +207,6 @@ class CommMirror:
         self._dirty = {entry.comm_id: _OPEN for entry in self.comm_state.get_all()}
         self._schedule()
 
-    @property
-    def pending(self) -> bool:
-        return bool(self._dirty) or self._clear_pending
-
     def _mark(self, comm_id: str, op: str) -> None:
         self._dirty[comm_id] = op
         self._schedule()

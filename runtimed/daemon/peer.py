@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import structlog
@@ -23,6 +23,7 @@ from ..wire import (
     Broadcast,
     Connection,
     ErrorInfo,
+    Framing,
     LocalProtocolError,
     Response,
     Snapshot,
@@ -43,6 +44,21 @@ class FrameTransport(Protocol):
         """Write one frame at once, between batches (an error frame before a close)."""
 
     def close(self) -> None: ...
+
+
+def fan_out(peers: Iterable[Peer], event: Broadcast, *, comm_event: bool = False) -> None:
+    """One broadcast to many peers: encoded and framed once per framing (not once per
+    peer), the same bytes queued for each; each writer sends its batch in one write."""
+    frames: dict[Framing, bytes] = {}
+    framing: Framing | None = None
+    frame = b""
+    for peer in peers:
+        if not peer.takes(comm_event):
+            continue
+        if peer.conn.framing is not framing:
+            framing = peer.conn.framing
+            frame = frames.get(framing) or frames.setdefault(framing, peer.encode(event))
+        peer.push(comm_event, frame)
 
 
 class Peer:
@@ -76,24 +92,33 @@ class Peer:
         self._sync_pending = False
         self._comm_resync = False
         self._wake = asyncio.Event()
+        self._woken = False
         self._closed = False
 
     # --- called by the room (never blocks) -----------------------------------------
 
     def send(self, event: object, *, comm_event: bool = False) -> None:
-        """Queue one event; `comm_event` marks live comm broadcasts that a comm_sync can replace."""
-        if self._closed:
-            return
-        if comm_event and self._comm_resync:
-            return  # the comm_sync built at write time will carry it
-        frame = self._encode(event)
+        """Queue one event; `comm_event` marks live comm broadcasts that a comm_sync can
+        replace. (A broadcast to many peers goes through `fan_out`, framed once.)"""
+        if self.takes(comm_event):
+            self.push(comm_event, self.encode(event))
+
+    def takes(self, comm_event: bool) -> bool:
+        """Whether a frame is wanted now: not after close, and no comm broadcast while a
+        comm_sync built at write time will carry it."""
+        return not (self._closed or (comm_event and self._comm_resync))
+
+    def push(self, comm_event: bool, frame: bytes) -> None:
+        """Queue an encoded frame and wake the writer (once per batch)."""
         self._queue.append((comm_event, frame))
         self._queued_bytes += len(frame)
         if self._queued_bytes > self.queue_limit:
             self._overflow()
-        self._wake.set()
+        if not self._woken:  # one wake-up per batch, however many frames join it
+            self._woken = True
+            self._wake.set()
 
-    def _encode(self, event: object) -> bytes:
+    def encode(self, event: object) -> bytes:
         """The event's frame; one that would break the 16 MiB cap becomes an error saying so."""
         try:
             return self.conn.send(event)
@@ -111,7 +136,9 @@ class Peer:
 
     def request_sync(self) -> None:
         self._sync_pending = True
-        self._wake.set()
+        if not self._woken:
+            self._woken = True
+            self._wake.set()
 
     def _overflow(self) -> None:
         kept = deque(item for item in self._queue if not item[0])
@@ -131,6 +158,7 @@ class Peer:
         while not self._closed:
             await self._wake.wait()
             self._wake.clear()
+            self._woken = False
             frames = self._take_batch()
             if not frames:
                 continue

@@ -48,7 +48,7 @@ from .iopub import (
     Send,
     WidgetOpened,
 )
-from .peer import Peer
+from .peer import Peer, fan_out
 from .persistence import DocPersister
 from .room_requests import RoomRequests
 
@@ -206,9 +206,8 @@ class NotebookRoom:
         self.send_all(Broadcast(event, fields))
 
     def send_all(self, message: Broadcast, *, comm_event: bool = False) -> None:
-        """One broadcast to every peer; `comm_event`: a comm_sync may replace it."""
-        for peer in self.peers.values():
-            peer.send(message, comm_event=comm_event)
+        """One broadcast to every peer, framed once; `comm_event`: a comm_sync may replace it."""
+        fan_out(self.peers.values(), message, comm_event=comm_event)
 
     def _repair(self, peer: Peer, problems: list[str], before: list[bytes]) -> None:
         """A client wrote something the schema forbids: put the doc back in shape, lost

@@ -16,10 +16,9 @@ import os
 import signal
 import stat
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -36,25 +35,18 @@ from notebook_doc import load_or_create as load_doc_file
 from .. import __version__
 from ..blob_store import BlobStore
 from ..config import Settings
-from ..errors import RequestFailed, RuntimedError
+from ..errors import RequestFailed
 from ..gc import collect_garbage
 from ..private_files import check_private_dir
 from ..service.lock import DaemonAlreadyRunning, DaemonLock
 from ..trust import Notary, notebook_bytes_signed
 from ..wire import (
-    NEED_DATA,
     PROTOCOL_VERSION,
-    Closed,
     Connection,
-    Handshake,
-    Presence,
-    RemoteProtocolError,
-    Request,
     Role,
-    Sync,
 )
-from ..wire import messages as m
 from . import notebook_file, stored
+from .connection import PeerSession, Receive, StreamTransport
 from .limits import KernelSlots, check_room_limit, raise_fd_limit
 from .paths import checked_ipynb_path
 from .peer import FrameTransport, Peer
@@ -64,28 +56,6 @@ from .websocket import WebListener
 log = structlog.get_logger(__name__)
 
 READ_CHUNK = 256 * 1024
-
-Receive = Callable[[], Awaitable[bytes]]
-"""A transport's read: the next bytes (b"" at the end); may raise RemoteProtocolError."""
-
-
-class StreamTransport:
-    """A peer's frames over an asyncio stream: one write and one drain per batch."""
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self.writer = writer
-
-    async def send_frames(self, frames: list[bytes]) -> None:
-        self.writer.write(b"".join(frames))
-        await self.writer.drain()
-
-    def send_now(self, frame: bytes) -> None:
-        with contextlib.suppress(Exception):
-            self.writer.write(frame)
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.writer.close()
 
 
 class Daemon:
@@ -195,13 +165,13 @@ class Daemon:
             stall_timeout=self.settings.peer_stall_timeout,
         )
         self._peers.add(peer)
-        session = _Session(self, peer)
+        session = PeerSession(self, peer)
         try:
             async with asyncio.TaskGroup() as tasks:
                 writer = tasks.create_task(peer.run_writer())
                 session.tasks = tasks
                 try:
-                    await self._read_loop(receive, conn, session)
+                    await session.read_loop(receive)
                 finally:
                     session.leave()
                     peer.close()
@@ -210,28 +180,6 @@ class Daemon:
             peer.log.info("connection_lost", error=str(group.exceptions[0]))
         finally:
             self._peers.discard(peer)
-
-    async def _read_loop(self, receive: Receive, conn: Connection, session: _Session) -> None:
-        # A connection that never completes its hello holds a slot for nothing.
-        hello_deadline = asyncio.get_running_loop().time() + self.settings.handshake_timeout
-        while not session.peer.closed:
-            try:
-                if session.channel is None:
-                    try:
-                        async with asyncio.timeout_at(hello_deadline):
-                            data = await receive()
-                    except TimeoutError:
-                        session.fatal("bad_handshake", "no handshake within the time allowed")
-                        return
-                else:
-                    data = await receive()
-                conn.receive_data(data)
-                while (event := conn.next_event()) is not NEED_DATA:
-                    if isinstance(event, Closed) or not await session.dispatch(event):
-                        return
-            except RemoteProtocolError as exc:
-                session.fatal(exc.code, exc.message)
-                return
 
     # --- rooms -------------------------------------------------------------------------
 
@@ -436,106 +384,6 @@ class Daemon:
         with contextlib.suppress(FileNotFoundError):
             self.settings.socket_path.unlink()
         self.log.info("stopped")
-
-
-class _Session:
-    """One connection's view: its channel, its room, and how its events are handled."""
-
-    def __init__(self, daemon: Daemon, peer: Peer) -> None:
-        self.daemon = daemon
-        self.peer = peer
-        self.channel: str | None = None
-        self.room: NotebookRoom | None = None
-        self.tasks: asyncio.TaskGroup | None = None
-
-    async def dispatch(self, event: Any) -> bool:
-        """Handle one event; False ends the connection."""
-        if isinstance(event, Handshake):
-            return await self._handshake(event)
-        if isinstance(event, Sync) and self.room is not None:
-            try:
-                self.room.receive_sync(self.peer, event.data)
-            except NotebookDocError as exc:
-                self.fatal("bad_sync", f"sync message rejected: {exc}")
-                return False
-            return True
-        if isinstance(event, Request):
-            assert self.tasks is not None
-            self.tasks.create_task(self._request(event))
-            return True
-        if isinstance(event, Presence) and self.room is not None:
-            self.room.relay_presence(self.peer, event.payload)
-            return True
-        self.fatal("bad_frame", f"{type(event).__name__} frame is not valid on this channel")
-        return False
-
-    async def _handshake(self, event: Handshake) -> bool:
-        try:
-            hello = m.parse_handshake(event.payload)
-            if hello.channel == "notebook":
-                self.room = await self.daemon.open_room(
-                    hello.notebook_id, hello.path, create=hello.create
-                )
-        except RuntimedError as exc:
-            self.fatal(exc.code, exc.message)
-            return False
-        self.channel = hello.channel
-        if hello.client is not None:
-            self.peer.name = hello.client.name
-        notebook_id = hello.notebook_id if self.room else None
-        self.peer.send(
-            Handshake(m.handshake_ok(daemon_version=__version__, notebook_id=notebook_id))
-        )
-        if self.room is not None:
-            self.room.join(self.peer, snapshot=hello.snapshot)
-        return True
-
-    async def _request(self, req: Request) -> None:
-        try:
-            action = m.parse_request(req, channel=self.channel or "control")
-            if isinstance(action, m.LaunchKernel | m.AttachKernel) and self.room is not None:
-                with self.daemon.kernel_slots.claim(self.room, self.daemon.rooms.values()):
-                    result = await self.room.handle_request(self.peer, action)
-            elif self.room is not None:
-                result = await self.room.handle_request(self.peer, action)
-            else:
-                result = await self._control(action)
-            response = m.ok_response(req.id, result)
-        except RuntimedError as exc:  # every documented code reaches the client as itself
-            response = m.error_response(req.id, exc.code, exc.message)
-        except Exception as exc:  # a bug of ours must not end the connection
-            self.peer.log.exception("request_failed", action=req.action)
-            response = m.error_response(req.id, "internal_error", f"{type(exc).__name__}: {exc}")
-        self.peer.send(response)
-
-    async def _control(self, action: Any) -> dict:
-        daemon = self.daemon
-        if isinstance(action, m.Ping):
-            return {"pong": True, "version": __version__}
-        if isinstance(action, m.DaemonInfo):
-            return daemon.daemon_info()
-        if isinstance(action, m.ListRooms):
-            return {"rooms": [room.info() for room in daemon.rooms.values()]}
-        if isinstance(action, m.ShutdownDaemon):
-            asyncio.get_running_loop().call_soon(daemon.request_shutdown)
-            return {"stopping": True}
-        if isinstance(action, m.Gc):
-            dropped = daemon.drop_missing() if action.drop_missing else []
-            return {**daemon.collect_garbage(action.min_age), "stored_dropped": dropped}
-        if isinstance(action, m.ListStored):
-            return {"stored": daemon.stored_copies()}
-        if isinstance(action, m.Forget):
-            return daemon.forget(action.notebook_id)
-        raise RequestFailed("unknown_action", f"{type(action).__name__} is not a control action")
-
-    def fatal(self, code: str, message: str) -> None:
-        """The spec's error frame, then close."""
-        self.peer.log.warning("protocol_error", code=code, message=message)
-        self.peer.abort(code, message)
-
-    def leave(self) -> None:
-        if self.room is not None:
-            self.room.leave(self.peer)
 
 
 def _read_notebook_file(path: Path) -> notebook_file.FileVersion | None:

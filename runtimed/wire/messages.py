@@ -154,7 +154,7 @@ class GetBlob(RequestParams):
 
 
 class Resync(RequestParams):
-    """Restart this peer's Automerge sync from a fresh SyncState."""
+    """Reconcile CommState and the doc with the kernel's own widget state (request_states)."""
 
 
 class Trust(RequestParams):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from notebook_doc import NotebookDoc, SyncState
-from runtimed.daemon.peer import Peer
+from runtimed.daemon.peer import Peer, fan_out
 from runtimed.wire import (
     NEED_DATA,
     Broadcast,
     Connection,
+    Framing,
     Handshake,
     Response,
     Role,
@@ -123,3 +124,49 @@ def test_other_local_protocol_errors_still_raise() -> None:
     peer = Peer(server_conn, Recorder(), queue_limit=10**9, stall_timeout=5)
     with pytest.raises(Exception, match="bad_event"):
         peer.send(Broadcast("comm", {"event": "clash"}))
+
+
+def test_a_broadcast_to_many_peers_is_framed_once_and_shared() -> None:
+    pairs = [connected() for _ in range(5)]
+    peers = [Peer(server, Recorder(), queue_limit=10**9, stall_timeout=5) for _, server in pairs]
+    closed = peers[4]
+    closed.close()
+    event = Broadcast("comm", {"msg_type": "comm_msg", "content": {"comm_id": "a"}})
+    fan_out(peers, event, comm_event=True)
+    batches = [peer._take_batch() for peer in peers[:4]]
+    assert all(len(batch) == 1 for batch in batches)
+    assert all(batch[0] is batches[0][0] for batch in batches)  # one frame, shared
+    for (client, _), batch in zip(pairs, batches, strict=False):
+        assert events(client, batch) == [event]
+    assert closed._take_batch() == []
+
+
+def test_fan_out_frames_for_each_framing_and_skips_a_peer_awaiting_comm_sync() -> None:
+    stream_client, stream_server = connected()
+    ws_client = Connection(Role.CLIENT, framing=Framing.MESSAGE)
+    ws_server = Connection(Role.SERVER, framing=Framing.MESSAGE)
+    ws_server.receive_data(ws_client.send(Handshake(HELLO)))
+    assert isinstance(ws_server.next_event(), Handshake)
+    ws_client.receive_data(ws_server.send(Handshake(REPLY)))
+    assert isinstance(ws_client.next_event(), Handshake)
+    stream = Peer(stream_server, Recorder(), queue_limit=10**9, stall_timeout=5)
+    web = Peer(ws_server, Recorder(), queue_limit=10**9, stall_timeout=5)
+    lagging_client, lagging_server = connected()
+    lagging = Peer(lagging_server, Recorder(), queue_limit=1, stall_timeout=5)
+    lagging.comm_sync_source = lambda: Broadcast("comm_sync", {"comms": []})
+    lagging.send(Broadcast("comm", {"msg_type": "comm_msg", "content": {}}), comm_event=True)
+    lagging.send(Broadcast("comm", {"msg_type": "comm_msg", "content": {}}), comm_event=True)
+
+    comm = Broadcast("comm", {"msg_type": "comm_msg", "content": {"comm_id": "b"}})
+    status = Broadcast("kernel_status", {"status": "idle"})
+    for event, is_comm in ((comm, True), (status, False)):
+        fan_out([stream, web, lagging], event, comm_event=is_comm)
+    assert events(stream_client, stream._take_batch()) == [comm, status]
+    for frame in web._take_batch():  # a WebSocket message carries exactly one frame
+        ws_client.receive_data(frame)
+    assert [ws_client.next_event(), ws_client.next_event()] == [comm, status]
+    # The lagging peer's comm events wait for the comm_sync built at write time.
+    assert events(lagging_client, lagging._take_batch()) == [
+        status,
+        Broadcast("comm_sync", {"comms": []}),
+    ]
