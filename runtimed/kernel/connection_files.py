@@ -116,13 +116,11 @@ def _mtime(path: Path) -> float:
 
 
 async def probe_kernel(path: Path, timeout: float = KERNEL_INFO_TIMEOUT) -> KernelFile:
-    """Read one connection file and ask its kernel for kernel_info."""
+    """Read one connection file (as `attach` would) and ask its kernel for kernel_info."""
     try:
-        info = json.loads(path.read_text())
-        if not isinstance(info, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as exc:
-        return KernelFile(str(path), "", False, f"unreadable connection file: {exc}")
+        info = load_connection_file(str(path))
+    except KernelError as exc:
+        return KernelFile(str(path), "", False, f"unreadable connection file: {exc.message}")
     name = info.get("kernel_name")
     kernel_name = name if isinstance(name, str) else ""
     try:
