@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ _CONNECTED = "connected"  # a pending-reply key that no msg_id can take
 
 
 class KernelSession(KernelRequests):
-    """One kernel and its channels. Build it with `launch` or `attach`, never directly."""
+    """One kernel and its channels. Build it with `launch`, `attach` or `connect`."""
 
     kernel_info: dict | None
 
@@ -200,7 +200,7 @@ class KernelSession(KernelRequests):
                 await self.aclose()
         self._started("started")
 
-    async def _start(self, starting: Any, timeout: float) -> None:
+    async def _start(self, starting: Awaitable[None], timeout: float) -> None:
         """Start (or restart) our process, then connect to it with a fresh client."""
         assert self._process is not None
         await starting
