@@ -82,8 +82,9 @@ class Settings:
     # An execution that carried at least this many comm messages is followed by a
     # reconcile with the kernel's own widget state once the kernel is idle.
     reconcile_threshold: int = 500
-    # Kernels that the daemon launched get this long to shut down before SIGKILL.
-    kernel_shutdown_timeout: float = 5.0
+    # Kernels that the daemon launched get this long to shut down: a shutdown_request,
+    # SIGTERM after half of it, SIGKILL at the end.
+    kernel_shutdown_timeout: float = 4.0
     # A launched kernel that has not answered kernel_info by then is killed: launch fails.
     kernel_startup_timeout: float = 60.0
     # The WebSocket listener as (host, port), None for none; port 0 picks a free one.

@@ -18,7 +18,14 @@ import structlog
 
 from ..comms.reconcile import CONTROL_TARGET, WIDGET_TARGET
 from ..comms.store import CommStore
-from ..outputs import FinishedCellUpdate, FinishedDisplays, OutputLog, display_id_from_iopub
+from ..kernel.decode import parent_id
+from ..outputs import (
+    FinishedCellUpdate,
+    FinishedDisplays,
+    OutputLog,
+    display_id_from_iopub,
+    display_update_from_iopub,
+)
 from ..wire import Broadcast
 
 log = structlog.get_logger(__name__)
@@ -243,14 +250,11 @@ class IopubRouter:
             effects.append(OutputsChanged(execution))
 
     def _update_display(self, msg: dict, effects: list[Effect]) -> None:
-        display_id = display_id_from_iopub(msg)
-        if not display_id:
-            raise ValueError("update_display_data without transient.display_id")
-        output = _display_output(msg["content"])
-        self._update_everywhere(display_id, output, effects)
-        effects.append(
-            Send(Broadcast("update_display", {"display_id": display_id, "output": output}))
-        )
+        update = display_update_from_iopub(msg)  # OutputError (a ValueError) if malformed
+        assert update is not None  # dispatched here by msg_type
+        self._update_everywhere(update.display_id, update.output, effects)
+        fields = {"display_id": update.display_id, "output": update.output}
+        effects.append(Send(Broadcast("update_display", fields)))
 
     def _update_everywhere(self, display_id: str, output: dict, effects: list[Effect]) -> None:
         """Every output carrying `display_id`: running and finished cells, Output widgets."""
@@ -307,9 +311,3 @@ def _display_output(content: dict) -> dict:
         "data": content.get("data", {}),
         "metadata": content.get("metadata", {}),
     }
-
-
-def parent_id(msg: dict) -> str:
-    """The msg_id of the request a kernel message answers ("" when none)."""
-    parent = msg.get("parent_header") or {}
-    return parent.get("msg_id", "") if isinstance(parent, dict) else ""

@@ -72,6 +72,7 @@ class RoomRequests:
                 kernel_name=name,
                 cwd=cwd,
                 startup_timeout=room.settings.kernel_startup_timeout,
+                shutdown_timeout=room.settings.kernel_shutdown_timeout,
             )
             return {"kernel_name": kernel.kernel_name, "status": room.kernel_status}
 

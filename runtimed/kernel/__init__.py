@@ -4,7 +4,9 @@
 - `transport`: the `KernelTransport` seam between the session and the channels;
 - `zmq_channels`: the ZMQ transport (one reader per socket, heartbeat);
 - `process`: a kernel process we own (start, restart, watch, stop);
+- `requests`: what the room asks of a kernel (requests, executions, comm messages);
 - `content`: the request contents we send, checked;
+- `inbox`: where received messages go (replies to their waiters, the rest onward);
 - `decode`: wire frames to message dicts;
 - `connection_files`: reading, placing and finding connection files.
 """

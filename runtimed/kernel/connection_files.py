@@ -8,12 +8,12 @@ nothing: each is sent a `kernel_info_request`, all at once, with a short deadlin
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import zmq.asyncio
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_core.paths import jupyter_runtime_dir
@@ -97,7 +97,15 @@ async def find_kernels(
     """Every `kernel-*.json` in the runtime dir, newest first, probed in parallel."""
     directory = directory or runtime_dir()
     files = sorted(directory.glob("kernel-*.json"), key=_mtime, reverse=True)
-    return list(await asyncio.gather(*(probe_kernel(path, timeout) for path in files)))
+    found: list[KernelFile | None] = [None] * len(files)
+
+    async def probe(index: int, path: Path) -> None:
+        found[index] = await probe_kernel(path, timeout)
+
+    async with anyio.create_task_group() as tg:
+        for index, path in enumerate(files):
+            tg.start_soon(probe, index, path)
+    return [kernel for kernel in found if kernel is not None]
 
 
 def _mtime(path: Path) -> float:
@@ -108,13 +116,11 @@ def _mtime(path: Path) -> float:
 
 
 async def probe_kernel(path: Path, timeout: float = KERNEL_INFO_TIMEOUT) -> KernelFile:
-    """Read one connection file and ask its kernel for kernel_info."""
+    """Read one connection file (as `attach` would) and ask its kernel for kernel_info."""
     try:
-        info = json.loads(path.read_text())
-        if not isinstance(info, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as exc:
-        return KernelFile(str(path), "", False, f"unreadable connection file: {exc}")
+        info = load_connection_file(str(path))
+    except KernelError as exc:
+        return KernelFile(str(path), "", False, f"unreadable connection file: {exc.message}")
     name = info.get("kernel_name")
     kernel_name = name if isinstance(name, str) else ""
     try:
@@ -133,7 +139,7 @@ async def _kernel_info(info: dict[str, Any], timeout: float) -> dict[str, Any]:
         client.load_connection_info(info)
         client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
         msg_id = client.kernel_info()
-        async with asyncio.timeout(timeout):
+        with anyio.fail_after(timeout):
             while True:
                 reply = await client.get_shell_msg()
                 if reply["parent_header"].get("msg_id") == msg_id:

@@ -37,7 +37,6 @@ class Inbox:
         *,
         on_iopub: IopubSink,
         on_reply: ReplySink | None,
-        on_status: Callable[[str], None],
         on_input_request: Callable[[dict], None],
         logger: Any = log,
     ) -> None:
@@ -46,7 +45,6 @@ class Inbox:
         self.iopub_seen = asyncio.Event()
         self._on_iopub = on_iopub
         self._on_reply = on_reply
-        self._on_status = on_status
         self._on_input_request = on_input_request
         self._pending: dict[str, asyncio.Future[dict]] = {}
         self._log = logger
@@ -91,11 +89,6 @@ class Inbox:
 
     def _iopub(self, batch: list[dict]) -> None:
         self.iopub_seen.set()
-        for msg in batch:
-            if msg["msg_type"] == "status":
-                state = msg["content"].get("execution_state")
-                if isinstance(state, str):
-                    self._on_status(state)
         self.call(self._on_iopub, batch)
         if self.relay is not None:  # after the room: its stores already hold the batch
             self.call(functools.partial(self.relay, "iopub"), batch)

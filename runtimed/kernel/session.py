@@ -1,7 +1,8 @@
 """KernelSession: one Jupyter kernel, launched or attached, and its lifecycle.
 
-The session speaks Jupyter messages and keeps the kernel's state (starting, idle,
-busy, restarting, dead, shutdown); a `KernelTransport` carries the messages and an
+The session speaks Jupyter messages and keeps the kernel's lifecycle state (starting,
+idle once it answers, restarting, dead, shutdown; busy and idle from IOPub are the
+room's, read once by its router); a `KernelTransport` carries the messages and an
 `Inbox` routes what comes back. Each connection's tasks (the transport's readers, the
 liveness watch) belong to one anyio task group, run by the session's one runner task;
 readiness comes through `start()`, deadlines are cancel scopes.
@@ -12,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import structlog
@@ -23,27 +24,25 @@ import zmq.asyncio
 from jupyter_client.asynchronous import AsyncKernelClient
 
 from .connection_files import load_connection_file
-from .content import comm_content, execute_content
 from .events import KernelError, KernelEvent, KernelEventKind
 from .inbox import Inbox, IopubSink, RelaySink, ReplySink
 from .process import DEFAULT_SHUTDOWN_WAIT, KernelProcess
+from .requests import KernelRequests
 from .transport import KernelTransport, SendChannel
 from .zmq_channels import ZmqChannels
 
 log = structlog.get_logger(__name__)
 
 EventSink = Callable[[KernelEvent], None]
-Channel = Literal["shell", "control"]
 
 IOPUB_PROBE = 1.0  # how long a kernel_info round waits for IOPub to show it is subscribed
 HEARTBEAT_TIMEOUT = 3.0
 _FINAL = frozenset({"dead", "shutdown"})
-_NOT_RUNNING = _FINAL | {"starting", "restarting"}
 _CONNECTED = "connected"  # a pending-reply key that no msg_id can take
 
 
-class KernelSession:
-    """One kernel and its channels. Build it with `launch` or `attach`, never directly."""
+class KernelSession(KernelRequests):
+    """One kernel and its channels. Build it with `launch`, `attach` or `connect`."""
 
     kernel_info: dict | None
 
@@ -69,7 +68,6 @@ class KernelSession:
         self._inbox = Inbox(
             on_iopub=on_iopub,
             on_reply=on_reply,
-            on_status=self._on_status,
             on_input_request=self._answer_input,
             logger=self._log,
         )
@@ -159,22 +157,50 @@ class KernelSession:
             await self.aclose()
             raise KernelError("bad_connection_file", f"{connection_file}: {exc}") from None
         self.connection_file = connection_file
-        self._emit("starting")
         transport = ZmqChannels(client, heartbeat_timeout=heartbeat_timeout, logger=self._log)
+        await self._open(transport, timeout, f"kernel at {connection_file}")
+        return self
+
+    @classmethod
+    async def connect(
+        cls,
+        transport: KernelTransport,
+        *,
+        kernel_id: str,
+        kernel_name: str = "",
+        on_iopub: IopubSink,
+        on_event: EventSink,
+        on_reply: ReplySink | None = None,
+        timeout: float = 10,
+    ) -> KernelSession:
+        """Bridge a kernel reached through any transport (not owned: never restarted)."""
+        self = cls(
+            kernel_id=kernel_id,
+            kernel_name=kernel_name,
+            process=None,
+            on_iopub=on_iopub,
+            on_event=on_event,
+            on_reply=on_reply,
+        )
+        await self._open(transport, timeout, f"kernel {kernel_id}")
+        return self
+
+    async def _open(self, transport: KernelTransport, timeout: float, where: str) -> None:
+        """Connect a kernel we do not own; on failure nothing is left running."""
+        self._emit("starting")
         ready = False
         try:
             await self._connect(transport, timeout)
             ready = True
         except KernelError as exc:
             self._report_died(exc.message)
-            raise KernelError(exc.code, f"kernel at {connection_file}: {exc.message}") from None
+            raise KernelError(exc.code, f"{where}: {exc.message}") from None
         finally:
             if not ready:
                 await self.aclose()
         self._started("started")
-        return self
 
-    async def _start(self, starting: Any, timeout: float) -> None:
+    async def _start(self, starting: Awaitable[None], timeout: float) -> None:
         """Start (or restart) our process, then connect to it with a fresh client."""
         assert self._process is not None
         await starting
@@ -263,10 +289,6 @@ class KernelSession:
     def relay(self, sink: RelaySink | None) -> None:
         self._inbox.relay = sink
 
-    def _on_status(self, state: str) -> None:
-        if self.status not in _NOT_RUNNING:
-            self.status = state
-
     def _answer_input(self, msg: dict) -> None:
         self._log.warning("kernel asked for input; answered with an empty string")
         self._send("stdin", "input_reply", {"value": ""}, parent=msg)
@@ -321,68 +343,6 @@ class KernelSession:
         if self._transport is None:
             raise KernelError("kernel_restarting", "the kernel is restarting")
         self._transport.send_message(channel, msg)
-
-    def send_shell(
-        self,
-        msg_type: str,
-        content: dict,
-        *,
-        metadata: dict | None = None,
-        buffers: list[bytes] | None = None,
-    ) -> str:
-        """Queue a shell message; its reply goes to `on_reply`."""
-        return self._send("shell", msg_type, content, metadata=metadata, buffers=buffers)
-
-    async def request(
-        self,
-        msg_type: str,
-        content: dict,
-        *,
-        channel: Channel = "shell",
-        timeout: float | None = 30,
-    ) -> dict:
-        """Send and await the reply whose parent is this message (None: no timeout)."""
-        if channel not in ("shell", "control"):
-            raise KernelError("bad_message", f"requests go on shell or control, not {channel!r}")
-        msg_id = self._send(channel, msg_type, content)
-        waiter = self._inbox.expect(msg_id)
-        try:
-            with anyio.fail_after(timeout):
-                return await waiter
-        except TimeoutError:
-            raise KernelError(
-                "kernel_timeout", f"no reply to {msg_type} within {timeout:g} s"
-            ) from None
-        finally:
-            self._inbox.forget(msg_id)
-
-    def execute(
-        self,
-        code: str,
-        *,
-        silent: bool = False,
-        store_history: bool = True,
-        allow_stdin: bool = False,
-    ) -> str:
-        """Queue an execute_request; outputs arrive on IOPub, the reply on `on_reply`."""
-        content = execute_content(
-            code, silent=silent, store_history=store_history, allow_stdin=allow_stdin
-        )
-        return self.send_shell("execute_request", content)
-
-    def send_comm(
-        self,
-        comm_id: str,
-        data: dict,
-        *,
-        buffers: list[bytes] | None = None,
-        msg_type: str = "comm_msg",
-        metadata: dict | None = None,
-        target_name: str | None = None,
-    ) -> str:
-        """Send a comm_open / comm_msg / comm_close to the kernel (a client moved a widget)."""
-        content = comm_content(msg_type, comm_id, data, target_name)
-        return self.send_shell(msg_type, content, metadata=metadata, buffers=buffers)
 
     # ------------------------------------------------------------------ lifecycle
 

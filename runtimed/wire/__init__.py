@@ -1,8 +1,9 @@
 """The socket protocol (docs/protocol.md), sans-I/O: events, framing and typed messages.
 
 `events` holds the frozen event types, `protocol` the `Connection` state machine that
-turns bytes into events and back, `messages` the validated handshake and request
-structs. Nothing in this package opens a socket, runs an event loop or reads a clock.
+cuts bytes into frames and keeps the handshake's state, `frames` what each frame's
+payload means, `messages` the validated handshake and request structs. Nothing in
+this package opens a socket, runs an event loop or reads a clock.
 """
 
 from .events import (

@@ -26,30 +26,28 @@ import struct
 from collections import deque
 from typing import Any, Final
 
-import msgspec
-
 from .events import (
-    CHANNELS,
     MAX_FRAME_SIZE,
     NEED_DATA,
     PREAMBLE,
     PROTOCOL_VERSION,
     Broadcast,
     Closed,
-    ErrorInfo,
     Event,
     FrameType,
     Framing,
     Handshake,
     LocalProtocolError,
     NeedData,
-    Presence,
     RemoteProtocolError,
-    Request,
-    Response,
     Role,
-    Snapshot,
-    Sync,
+)
+from .frames import (
+    decode_json_object,
+    decode_typed,
+    encode_json,
+    encode_typed,
+    handshake_problem,
 )
 
 _LENGTH: Final = struct.Struct(">I")
@@ -64,147 +62,6 @@ _SENDERS: Final[dict[FrameType, frozenset[Role]]] = {
     FrameType.PRESENCE: frozenset(Role),
     FrameType.SNAPSHOT: frozenset({Role.SERVER}),
 }
-
-
-# ------------------------------------------------------------------------------ JSON
-
-_json_encoder: Final = msgspec.json.Encoder()
-_json_object_decoder: Final = msgspec.json.Decoder(dict[str, Any])
-
-
-def _encode_json(value: dict[str, Any]) -> bytes:
-    try:
-        return _json_encoder.encode(value)
-    except (TypeError, ValueError, RecursionError, msgspec.EncodeError) as exc:
-        raise LocalProtocolError("bad_event", f"payload is not JSON-serializable: {exc}") from exc
-
-
-def _decode_json_object(body: bytes, code: str, what: str) -> dict[str, Any]:
-    """Decode a JSON object; any failure (bad UTF-8, depth, syntax) is the peer's fault."""
-    try:
-        return _json_object_decoder.decode(body)
-    except UnicodeDecodeError as exc:
-        raise RemoteProtocolError(code, f"{what}: invalid UTF-8 ({exc.reason})") from None
-    except RecursionError:
-        raise RemoteProtocolError(code, f"{what}: JSON nested too deeply") from None
-    except (msgspec.DecodeError, ValueError) as exc:
-        raise RemoteProtocolError(code, f"{what}: invalid JSON object ({exc})") from None
-
-
-def _is_request_id(value: object) -> bool:
-    return isinstance(value, int | str) and not isinstance(value, bool)
-
-
-def _handshake_problem(payload: object, sender: Role) -> str | None:
-    """What is wrong with a handshake frame's shape, if anything (None: nothing).
-
-    Shared by both directions so we never send what the peer's Connection rejects.
-    Only the shape is checked; `messages.parse_handshake` validates the hello's fields.
-    """
-    if not isinstance(payload, dict):
-        return "the handshake must be a JSON object"
-    if sender is Role.CLIENT:
-        channel = payload.get("channel")
-        if channel not in CHANNELS:  # a tuple: membership by ==, safe for unhashable values
-            return f'"channel" must be "notebook" or "control", got {channel!r}'
-    elif not isinstance(payload.get("ok"), bool):
-        return 'the handshake reply needs a boolean "ok"'
-    return None
-
-
-# ------------------------------------------------------------------ typed frame bodies
-
-
-class _LastEncoded:
-    """The room sends one event object to every peer in turn: encode it once.
-
-    Identity, not equality, is the key (events hold dicts), and the event is kept
-    alive with its bytes so its id cannot be reused while cached.
-    """
-
-    event: Event | None = None
-    encoded: tuple[FrameType, bytes] = (FrameType.SYNC, b"")
-
-
-def _encode_typed(event: Event) -> tuple[FrameType, bytes]:
-    """The type byte and payload for an event after the handshake."""
-    if event is _LastEncoded.event:
-        return _LastEncoded.encoded
-    encoded = _encode_typed_uncached(event)
-    if isinstance(event, Broadcast | Presence):
-        _LastEncoded.event, _LastEncoded.encoded = event, encoded
-    return encoded
-
-
-def _encode_typed_uncached(event: Event) -> tuple[FrameType, bytes]:
-    match event:
-        case Sync(data) | Snapshot(data) if isinstance(data, bytes | bytearray | memoryview):
-            frame_type = FrameType.SYNC if isinstance(event, Sync) else FrameType.SNAPSHOT
-            return frame_type, bytes(data)
-        case Request(req_id, str() as action, dict() as params) if (
-            _is_request_id(req_id) and "id" not in params and "action" not in params
-        ):
-            return FrameType.REQUEST, _encode_json({"id": req_id, "action": action, **params})
-        case Response():
-            return FrameType.RESPONSE, _encode_json(_response_body(event))
-        case Broadcast(str() as name, dict() as fields) if "event" not in fields:
-            return FrameType.BROADCAST, _encode_json({"event": name, **fields})
-        case Presence(dict() as payload):
-            return FrameType.PRESENCE, _encode_json(payload)
-    raise LocalProtocolError("bad_event", f"not a well-formed frame event: {event!r}")
-
-
-def _response_body(response: Response) -> dict[str, Any]:
-    if response.id is None or _is_request_id(response.id):
-        match response:
-            case Response(resp_id, True, None | dict() as result, None):
-                return {"id": resp_id, "ok": True, "result": {} if result is None else result}
-            case Response(resp_id, False, None, ErrorInfo(str() as code, str() as message)):
-                return {"id": resp_id, "ok": False, "error": {"code": code, "message": message}}
-    raise LocalProtocolError(
-        "bad_event", f"need ok=True with a result or ok=False with an error: {response!r}"
-    )
-
-
-def _decode_typed(frame_type: FrameType, body: bytes) -> Event:
-    """The event a typed frame's payload stands for; a malformed payload is a bad frame."""
-    if frame_type is FrameType.SYNC:
-        return Sync(body)
-    if frame_type is FrameType.SNAPSHOT:
-        return Snapshot(body)
-    obj = _decode_json_object(body, "bad_frame", f"{frame_type.name} payload")
-    match frame_type:
-        case FrameType.PRESENCE:
-            return Presence(obj)
-        case FrameType.REQUEST:
-            req_id, action = obj.pop("id", None), obj.pop("action", None)
-            if not _is_request_id(req_id) or not isinstance(action, str):
-                raise RemoteProtocolError(
-                    "bad_frame", 'a REQUEST needs an "id" (integer or string) and a string "action"'
-                )
-            return Request(req_id, action, obj)
-        case FrameType.BROADCAST:
-            name = obj.pop("event", None)
-            if not isinstance(name, str):
-                raise RemoteProtocolError("bad_frame", 'a BROADCAST needs a string "event"')
-            return Broadcast(name, obj)
-    return _decode_response(obj)
-
-
-def _decode_response(obj: dict[str, Any]) -> Response:
-    resp_id = obj.get("id", ...)
-    if not (resp_id is None or _is_request_id(resp_id)):
-        raise RemoteProtocolError("bad_frame", 'a RESPONSE needs an "id" (integer, string or null)')
-    match obj:
-        case {"ok": True, "result": dict() as result}:
-            return Response(resp_id, True, result=result)
-        case {"ok": False, "error": {"code": str() as code, "message": str() as message}}:
-            return Response(resp_id, False, error=ErrorInfo(code, message))
-    raise RemoteProtocolError(
-        "bad_frame",
-        'a RESPONSE needs "ok": true with a "result" object, '
-        'or "ok": false with an "error" {"code", "message"}',
-    )
 
 
 # ------------------------------------------------------------------------ connection
@@ -309,7 +166,7 @@ class Connection:
             raise RemoteProtocolError(
                 "bad_frame", f"a {self._peer.name.lower()} may not send {frame_type.name} frames"
             )
-        return _decode_typed(frame_type, frame[1:])
+        return decode_typed(frame_type, frame[1:])
 
     def _starved(self, code: str, truncated: str) -> Event | NeedData:
         """No whole unit is buffered: wait for more, or end cleanly or as truncated."""
@@ -364,8 +221,8 @@ class Connection:
             )
 
     def _receive_handshake(self, frame: bytes) -> Handshake:
-        payload = _decode_json_object(frame, "bad_handshake", "handshake")
-        problem = _handshake_problem(payload, self._peer)
+        payload = decode_json_object(frame, "bad_handshake", "handshake")
+        problem = handshake_problem(payload, self._peer)
         if problem is not None:
             raise RemoteProtocolError("bad_handshake", problem)
         self._reading = _Reading.FRAMES
@@ -391,7 +248,7 @@ class Connection:
         return self._typed_frame(event)
 
     def _typed_frame(self, event: Event) -> bytes:
-        frame_type, payload = _encode_typed(event)
+        frame_type, payload = encode_typed(event)
         if self.role not in _SENDERS[frame_type]:
             raise LocalProtocolError(
                 "wrong_direction", f"a {self.role.name.lower()} may not send {frame_type.name}"
@@ -403,10 +260,10 @@ class Connection:
             raise LocalProtocolError("bad_event", "the handshake was already sent")
         if self.role is Role.SERVER and self._reading in (_Reading.PREAMBLE, _Reading.HANDSHAKE):
             raise LocalProtocolError("handshake_pending", "reply only after the client's hello")
-        problem = _handshake_problem(payload, self.role)
+        problem = handshake_problem(payload, self.role)
         if problem is not None:
             raise LocalProtocolError("bad_handshake", problem)
-        data = self._frame(_encode_json(payload))
+        data = self._frame(encode_json(payload))
         self._sent_handshake = True
         if self.role is Role.SERVER:
             self._handshake_ok = payload["ok"]
@@ -429,7 +286,7 @@ class Connection:
             data = self._typed_frame(Broadcast("error", fields))
         else:
             refusal = {"ok": False, "error": {"code": code, "message": message}}
-            data = self._frame(_encode_json(refusal))
+            data = self._frame(encode_json(refusal))
         self._closing = True
         return data
 

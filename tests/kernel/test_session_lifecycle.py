@@ -196,9 +196,15 @@ async def test_pending_requests_fail_when_the_kernel_dies(
     kernel: KernelSession, recorder: Recorder
 ) -> None:
     pid = await kernel_pid(kernel, recorder)
-    kernel.execute("import time; time.sleep(60)")
+    msg_id = kernel.execute("import time; time.sleep(60)")
     waiting = asyncio.ensure_future(kernel.request("kernel_info_request", {}, timeout=60))
-    await recorder.wait_for(lambda: kernel.status == "busy" or None, "the kernel to be busy")
+    await recorder.wait_for(
+        lambda: any(
+            m["msg_type"] == "status" and m["content"]["execution_state"] == "busy"
+            for m in recorder.children_of(msg_id)
+        ),
+        "the kernel to be busy",
+    )
     os.kill(pid, signal.SIGKILL)
 
     with pytest.raises(KernelError) as dead:

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-import runtimed.wire.protocol
+import runtimed.wire.frames
 from runtimed.wire import Broadcast
-from tests.protocol.protocol_helpers import connected_pair
+from tests.wire.protocol_helpers import connected_pair
 
 
 def test_one_broadcast_sent_to_many_peers_is_encoded_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    protocol = runtimed.wire.protocol
+    frames = runtimed.wire.frames
     calls = 0
-    real = protocol._encode_json
+    real = frames.encode_json
 
     def counting(value: dict) -> bytes:
         nonlocal calls
         calls += 1
         return real(value)
 
-    monkeypatch.setattr(protocol, "_encode_json", counting)
+    monkeypatch.setattr(frames, "encode_json", counting)
     servers = [connected_pair()[1] for _ in range(5)]
     calls = 0  # the handshakes above encoded JSON too
     event = Broadcast("comm", {"msg_type": "comm_msg", "content": {"value": 1}})
