@@ -48,17 +48,26 @@ class FrameTransport(Protocol):
 
 def fan_out(peers: Iterable[Peer], event: Broadcast, *, comm_event: bool = False) -> None:
     """One broadcast to many peers: encoded and framed once per framing (not once per
-    peer), the same bytes queued for each; each writer sends its batch in one write."""
+    peer), the same bytes queued for each; each writer sends its batch in one write.
+    The per-peer step is `Peer.push`, inlined: it runs for every delivered frame."""
     frames: dict[Framing, bytes] = {}
     framing: Framing | None = None
-    frame = b""
+    item = (comm_event, b"")
+    size = 0
     for peer in peers:
-        if not peer.takes(comm_event):
+        if peer._closed or (comm_event and peer._comm_resync):
             continue
         if peer.conn.framing is not framing:
             framing = peer.conn.framing
             frame = frames.get(framing) or frames.setdefault(framing, peer.encode(event))
-        peer.push(comm_event, frame)
+            item, size = (comm_event, frame), len(frame)
+        peer._queue.append(item)
+        peer._queued_bytes += size
+        if peer._queued_bytes > peer.queue_limit:
+            peer._overflow()
+        if not peer._woken:
+            peer._woken = True
+            peer._wake.set()
 
 
 class Peer:
@@ -182,7 +191,7 @@ class Peer:
                 data = self.sync_source(self.sync_state)
             if data is not None:
                 frames.append(self.conn.send(Sync(data)))
-        frames.extend(frame for _, frame in self._queue)
+        frames.extend([frame for _, frame in self._queue])
         self._queue.clear()
         self._queued_bytes = 0
         if self._comm_resync and self.comm_sync_source is not None:
