@@ -78,7 +78,7 @@ from .schema import (
     read_str_list,
     require_obj,
 )
-from .sync import SyncState
+from .sync import SyncState, changes_message
 
 __all__ = ["NotebookDoc"]
 
@@ -220,6 +220,30 @@ class NotebookDoc:
             raise SyncMessageError(f"sync message does not apply: {exc}") from exc
         return self._doc.get_heads() != before
 
+    # ------------------------------------------------------------ raw changes
+
+    def get_changes_since(self, heads: list[bytes]) -> list[bytes]:
+        """Every change that is not an ancestor of one of `heads` (unknown hashes are
+        ignored): what a peer that has `heads` may lack."""
+        return [change.bytes for change in self._doc.get_changes(list(heads))]
+
+    def apply_changes(self, changes: list[bytes]) -> bool:
+        """Apply raw changes (from `get_changes_since` on a doc sharing this history);
+        True if the doc changed. Changes it has already are ignored; bytes that are not
+        changes raise SyncMessageError and leave the doc untouched."""
+        return self.receive_sync_message(SyncState(), changes_message(changes))
+
+    def has_change(self, change_hash: bytes) -> bool:
+        """Whether a change with this hash is in the doc's history."""
+        return (
+            bool(self._doc.get_heads())
+            and len(self._doc.get_changes([change_hash])) < self.change_count()
+        )
+
+    def change_count(self) -> int:
+        """How many changes the history holds (walks the whole history)."""
+        return len(self._doc.get_changes([]))
+
     # ---------------------------------------------------------------------- cells
 
     def add_cell(
@@ -264,6 +288,45 @@ class NotebookDoc:
                     outputs=cell.outputs,
                 )
         return ids
+
+    def restore_cell(self, cell: CellSnapshot) -> None:
+        """Add a cell exactly as `cell` describes it, position included (compaction)."""
+        new = NewCell(cell.cell_type, cell.source, cell.id, cell.metadata, cell.execution_count)
+        _check_new_cell(dataclasses.replace(new, outputs=list(cell.outputs)))
+        if not is_valid_position(cell.position):
+            raise InvalidArgument(f"position {cell.position!r} is not a lowercase hex position")
+        with transaction(self._doc) as tx:
+            cells = _cells(tx)
+            if get(tx, cells, cell.id) is not None:
+                raise InvalidArgument(f"a cell with id {cell.id!r} already exists")
+            create_cell(
+                tx,
+                cells,
+                cell_id=cell.id,
+                cell_type=cell.cell_type,
+                position=cell.position,
+                source=cell.source,
+                metadata=cell.metadata,
+                execution_count=cell.execution_count,
+                outputs=list(cell.outputs),
+            )
+
+    def set_position(self, cell_id: str, position: str) -> bool:
+        """Put a cell at a given fractional position (compaction carries moves so)."""
+        if not is_valid_position(position):
+            raise InvalidArgument(f"position {position!r} is not a lowercase hex position")
+        return self._put_cell_str(cell_id, "position", position)
+
+    def set_cell_type(self, cell_id: str, cell_type: str) -> bool:
+        return self._put_cell_str(cell_id, "cell_type", check_cell_type(cell_type))
+
+    def _put_cell_str(self, cell_id: str, key: str, value: str) -> bool:
+        with transaction(self._doc) as tx:
+            cell = _cell(tx, _cells(tx), cell_id)
+            if get_scalar(tx, cell, key) == (ScalarType.Str, value):
+                return False
+            tx.put(cell, key, ScalarType.Str, value)
+            return True
 
     def delete_cell(self, cell_id: str) -> None:
         """Remove a cell; CellNotFound if there is none."""

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -440,10 +441,23 @@ def _print_rooms(rooms: list[dict[str, Any]]) -> None:
 
 def _room_line(room: dict[str, Any]) -> str:
     kernel = f"{room['kernel_name']} ({room['kernel_status']})" if room["kernel_name"] else "-"
-    return (
+    line = (
         f"{room['notebook_id']}  peers={room['peers']} cells={room['cells']} "
         f"comms={room['comms']} kernel={kernel}"
     )
+    history = room.get("history")
+    if history is not None:
+        line += f" epoch={room['epoch']} history={history['changes']} changes"
+        if history["bytes"] is not None:
+            line += f"/{history['bytes']} B"
+    last = room.get("last_compaction")
+    if last:
+        when = time.strftime("%H:%M:%S", time.localtime(last["at"]))
+        line += (
+            f" last_compaction={when} ({last['reason']}, {last['bytes_before']} -> "
+            f"{last['bytes_after']} B, {last['duration'] * 1000:.0f} ms)"
+        )
+    return line
 
 
 def _cat(args: argparse.Namespace) -> int:
@@ -515,6 +529,14 @@ def _cell_sources(client: Client) -> dict[str, str]:
 
 
 def _print_event(name: str, fields: dict[str, Any]) -> None:
+    if name == "compaction":
+        print(
+            f"compaction: epoch {fields.get('previous_epoch')} -> {fields.get('epoch')} "
+            f"({fields.get('reason')}): {fields.get('changes')} changes, "
+            f"{fields.get('bytes_before')} -> {fields.get('bytes_after')} bytes",
+            flush=True,
+        )
+        return
     print(f"{name}: {json.dumps(fields, ensure_ascii=False)[:300]}", flush=True)
 
 

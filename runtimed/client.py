@@ -46,6 +46,7 @@ from .protocol import (
     Response,
     Role,
     Snapshot,
+    Switch,
     Sync,
 )
 
@@ -101,6 +102,8 @@ class Client:
         self.comms_from_sync: list[dict] | None = None  # the last comm_sync's comms
         self.kernel_status: str | None = None
         self.joined = False
+        self.epoch: int | None = None  # the room's epoch this client is in (compaction)
+        self._compaction: dict[str, Any] | None = None  # a notice whose SNAPSHOT is next
         self._pushed_heads: set[bytes] = set()  # the doc's heads at our last sync message
         self._daemon_heads: set[bytes] = set()  # the heads the daemon's last message named
         self._conn = Connection(Role.CLIENT)
@@ -215,6 +218,7 @@ class Client:
             await self.aclose()
             raise self._version_mismatch(daemon_protocol)
         self.handshake = reply.payload
+        self.epoch = reply.payload.get("epoch")
 
     def _version_mismatch(self, daemon_protocol: object) -> ClientError:
         """Both versions, and what to run: the older side is the one to replace."""
@@ -346,13 +350,17 @@ class Client:
                     self._changed.notify_all()
         except (ClientError, ProtocolError, OSError) as exc:
             error = exc if isinstance(exc, ClientError) else ClientError("closed", str(exc))
+            # The daemon's fatal error frame, if one came, says why better than the close.
+            error = self._closed_error or error
             self._closed_error = error
             self._fail_pending(error)
             async with self._changed:
                 self._changed.notify_all()
 
     async def _handle(self, event: Any) -> None:
-        if isinstance(event, Snapshot):
+        if isinstance(event, Snapshot) and self._compaction is not None:
+            self._switch_epoch(event.data)
+        elif isinstance(event, Snapshot):
             # On join: the room's doc. Later (we fell too far behind for one sync
             # message): merged in, so our own unsent changes survive; sync starts over.
             snapshot = NotebookDoc.load(event.data)
@@ -374,8 +382,42 @@ class Client:
         elif isinstance(event, Presence):
             self.presence.append(event.payload)
 
+    def _switch_epoch(self, snapshot: bytes) -> None:
+        """Move to the compacted doc (docs/protocol.md, Compaction), in one step: our late
+        changes go out in SWITCH before any frame of the new epoch, then the new doc
+        replaces ours. The daemon carries the late changes and syncs them back."""
+        notice, self._compaction = self._compaction, None
+        assert notice is not None
+        assert self._writer is not None
+        heads = [bytes.fromhex(head) for head in notice.get("heads", [])]
+        changes = self.doc.get_changes_since(heads)
+        self._writer.write(b"".join(self._switch_frames(notice["epoch"], changes)))
+        self.doc = NotebookDoc.load(snapshot)
+        self.sync_state = SyncState()
+        self.epoch = notice["epoch"]
+        self._pushed_heads = set()
+        self._daemon_heads = set()
+
+    def _switch_frames(self, epoch: int, changes: list[bytes]) -> list[bytes]:
+        """SWITCH frames holding whole changes each under the frame cap; the last says so."""
+        budget = (self._conn.max_frame_size - 1024) * 3 // 4  # base64 grows by 4/3
+        batches: list[list[bytes]] = [[]]
+        size = 0
+        for change in changes:
+            if batches[-1] and size + len(change) > budget:
+                batches.append([])
+                size = 0
+            batches[-1].append(change)
+            size += len(change)
+        return [
+            self._conn.send(Switch(epoch, tuple(batch), more=index < len(batches) - 1))
+            for index, batch in enumerate(batches)
+        ]
+
     def _on_broadcast(self, event: Broadcast) -> None:
         self.broadcasts.append(event)
+        if event.event == "compaction":
+            self._compaction = event.fields
         if event.event == "comm_sync":
             self.comms_from_sync = event.fields.get("comms", [])
         elif event.event == "kernel_status":

@@ -74,6 +74,7 @@ class Peer:
         self._queue: deque[tuple[bool, bytes]] = deque()  # (droppable comm event, frame)
         self._queued_bytes = 0
         self._sync_pending = False
+        self._sync_after_queue = False  # the next sync message goes after the queued frames
         self._comm_resync = False
         self._wake = asyncio.Event()
         self._closed = False
@@ -113,6 +114,16 @@ class Peer:
         self._sync_pending = True
         self._wake.set()
 
+    def restart_sync(self, *events: object) -> None:
+        """Queue `events`, then restart sync from a fresh state: every later sync message
+        goes out after them (a compaction's notice and SNAPSHOT come before the new doc's
+        first sync message)."""
+        for event in events:
+            self.send(event)
+        self.sync_state = SyncState()
+        self._sync_after_queue = True
+        self.request_sync()
+
     def _overflow(self) -> None:
         kept = deque(item for item in self._queue if not item[0])
         dropped = len(self._queue) - len(kept)
@@ -146,6 +157,11 @@ class Peer:
         # The sync message goes first: a broadcast about a doc change (execution_done
         # after outputs, say) must not overtake the change itself.
         frames: list[bytes] = []
+        if self._sync_after_queue:
+            self._sync_after_queue = False
+            frames.extend(frame for _, frame in self._queue)
+            self._queue.clear()
+            self._queued_bytes = 0
         if self._sync_pending and self.sync_source is not None:
             self._sync_pending = False
             data = self.sync_source(self.sync_state)

@@ -45,6 +45,7 @@ class DocPersister:
         self._saving: set[asyncio.Task[None]] = set()
         self._saved_heads: list[bytes] | None = None
         self.saves = 0
+        self.saved_bytes: int | None = None  # the size of the last save (the history's cost)
         self.last_error: str | None = None
 
     def changed(self) -> None:
@@ -88,6 +89,7 @@ class DocPersister:
                 self._timer = loop.call_later(self.max_interval, self._fire)
                 return False
         self._saved_heads = heads
+        self.saved_bytes = len(data)
         self.saves += 1
         self.last_error = None
         log.debug("saved", path=str(self.path), bytes=len(data))

@@ -21,6 +21,8 @@ Rules a reader of the spec should know are enforced here:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import struct
 from collections import deque
@@ -31,7 +33,7 @@ import msgspec
 
 PREAMBLE: Final = b"\xc0\xde\x01\xac"
 """The magic a stream client sends first, followed by one `PROTOCOL_VERSION` byte."""
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
 MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
 CHANNELS: Final = ("notebook", "control")
 
@@ -47,6 +49,7 @@ class FrameType(enum.IntEnum):
     BROADCAST = 3
     PRESENCE = 4
     SNAPSHOT = 5
+    SWITCH = 6
 
 
 class Role(enum.Enum):
@@ -67,6 +70,7 @@ _SENDERS: Final[dict[FrameType, frozenset[Role]]] = {
     FrameType.BROADCAST: frozenset({Role.SERVER}),
     FrameType.PRESENCE: frozenset(Role),
     FrameType.SNAPSHOT: frozenset({Role.SERVER}),
+    FrameType.SWITCH: frozenset({Role.CLIENT}),
 }
 
 
@@ -152,11 +156,23 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class Switch:
+    """A client's move to a compacted doc: the epoch it switches to and its late changes
+    against the previous epoch (raw Automerge changes); `more` means more SWITCH follow."""
+
+    epoch: int
+    changes: tuple[bytes, ...] = ()
+    more: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Closed:
     """The peer ended the stream cleanly, at a frame boundary."""
 
 
-Event: TypeAlias = Handshake | Sync | Request | Response | Broadcast | Presence | Snapshot | Closed
+Event: TypeAlias = (
+    Handshake | Sync | Request | Response | Broadcast | Presence | Snapshot | Switch | Closed
+)
 
 
 class NeedData(enum.Enum):
@@ -253,6 +269,11 @@ def _encode_typed_uncached(event: Event) -> tuple[FrameType, bytes]:
             return FrameType.BROADCAST, _encode_json({"event": name, **fields})
         case Presence(dict() as payload):
             return FrameType.PRESENCE, _encode_json(payload)
+        case Switch(int() as epoch, tuple() as changes, bool() as more) if all(
+            isinstance(change, bytes) for change in changes
+        ):
+            body = {"epoch": epoch, "changes": [_b64encode(c) for c in changes], "more": more}
+            return FrameType.SWITCH, _encode_json(body)
     raise LocalProtocolError("bad_event", f"not a well-formed frame event: {event!r}")
 
 
@@ -278,6 +299,8 @@ def _decode_typed(frame_type: FrameType, body: bytes) -> Event:
     match frame_type:
         case FrameType.PRESENCE:
             return Presence(obj)
+        case FrameType.SWITCH:
+            return _decode_switch(obj)
         case FrameType.REQUEST:
             req_id, action = obj.pop("id", None), obj.pop("action", None)
             if not _is_request_id(req_id) or not isinstance(action, str):
@@ -291,6 +314,30 @@ def _decode_typed(frame_type: FrameType, body: bytes) -> Event:
                 raise RemoteProtocolError("bad_frame", 'a BROADCAST needs a string "event"')
             return Broadcast(name, obj)
     return _decode_response(obj)
+
+
+def _decode_switch(obj: dict[str, Any]) -> Switch:
+    match obj:
+        case {"epoch": int() as epoch, "changes": list() as changes} if (
+            not isinstance(epoch, bool)
+            and all(isinstance(c, str) for c in changes)
+            and isinstance(obj.get("more", False), bool)
+        ):
+            try:
+                raw = tuple(base64.b64decode(c, validate=True) for c in changes)
+            except binascii.Error as exc:
+                message = f"SWITCH changes: bad base64 ({exc})"
+                raise RemoteProtocolError("bad_switch", message) from None
+            return Switch(epoch, raw, obj.get("more", False))
+    raise RemoteProtocolError(
+        "bad_switch",
+        'a SWITCH needs an integer "epoch", a "changes" list of base64 strings '
+        'and an optional boolean "more"',
+    )
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _decode_response(obj: dict[str, Any]) -> Response:

@@ -24,13 +24,14 @@ from .capture import OutputCapture
 from .coalesce import Coalescer
 from .comm_mirror import CommMirror, resolve_blob, state_from_doc
 from .comm_state import OUTPUT_MODEL, CommEntry, CommState, b64, to_wire
+from .compaction import Compactor
 from .config import Settings
 from .iopub import Execution, IopubRouter, RouterHooks
 from .kernel import KernelError, KernelEvent, KernelSession
 from .outputs import OutputLog, decode_output
 from .peer import Peer
 from .persistence import DocPersister
-from .protocol import Broadcast, Presence, Snapshot, Sync
+from .protocol import Broadcast, Presence, Snapshot, Switch, Sync
 from .reconcile import (
     WIDGET_TARGET,
     KernelWidget,
@@ -126,6 +127,7 @@ class NotebookRoom:
         self._close_timer: asyncio.TimerHandle | None = None
         self.on_idle: Callable[[NotebookRoom], None] | None = None
         self.closed = False
+        self.compactor = Compactor(self)
 
     def _restore_comms(self) -> None:
         """Widgets saved with the doc (or imported from an .ipynb) are live state until a
@@ -152,7 +154,7 @@ class NotebookRoom:
         self._cancel_close()
         self.peers[peer.id] = peer
         peer.log = peer.log.bind(room_id=self.room_id)
-        peer.sync_source = self.doc.generate_sync_message
+        peer.sync_source = lambda state: self.doc.generate_sync_message(state)  # any epoch
         peer.comm_sync_source = self._comm_sync_event
         peer.snapshot_source = self.snapshot
         self.coalescer.flush_now()  # the peer's first view includes everything received
@@ -176,19 +178,36 @@ class NotebookRoom:
     def leave(self, peer: Peer) -> None:
         if self.peers.pop(peer.id, None) is None:
             return
+        self.compactor.peer_left(peer)
         self.log.info("peer_left", peer_id=peer.id, peers=len(self.peers))
         self._maybe_schedule_close()
 
     def receive_sync(self, peer: Peer, data: bytes) -> None:
         """Apply a peer's sync message; a bad one is that peer's error, not the room's."""
+        if self.compactor.switching(peer):  # sent against the previous epoch
+            if self.compactor.late_sync(peer, data):
+                self._doc_changed()
+            return
         before = self.doc.get_heads()
         changed = self.doc.receive_sync_message(peer.sync_state, data)
         if changed:
+            self.compactor.client_changed()
             problems = self.doc.validate()
             if problems:
                 self._repair(peer, problems, before)
             self._doc_changed(origin=peer)
         peer.request_sync()
+
+    def receive_switch(self, peer: Peer, event: Switch) -> None:
+        """A peer's move to the compacted doc (docs/protocol.md, Compaction)."""
+        if self.compactor.receive_switch(peer, event):
+            self._doc_changed()
+
+    def replace_doc(self, doc: NotebookDoc, snapshot: bytes) -> None:
+        """Compaction: `doc` (same content, no history; its save() is `snapshot`) is
+        the room's doc from now on, for every writer."""
+        self.doc = self.mirror.doc = self.persister.doc = doc
+        self._snapshot = (doc.get_heads(), snapshot)
 
     def relay_presence(self, peer: Peer, payload: dict) -> None:
         event = Presence({**payload, "peer_id": peer.id})
@@ -236,6 +255,7 @@ class NotebookRoom:
             if peer is not origin:
                 peer.request_sync()
         self.persister.changed()
+        self.compactor.changed()
 
     def _flush_writes(self) -> None:
         try:
@@ -348,6 +368,7 @@ class NotebookRoom:
         self.coalescer.flush_now()
         self.router.executions.clear()
         self.broadcast("comm_sync", comms=[])
+        self.compactor.comms_cleared()
 
     # --- reconcile with the kernel's widget state ---------------------------------------
 
@@ -479,6 +500,7 @@ class NotebookRoom:
             m.KernelInfo: self._kernel_info,
             m.GetBlob: self._get_blob,
             m.Resync: self._resync,
+            m.Compact: self._compact,
         }
 
     async def _launch_kernel(self, peer: Peer, req: m.LaunchKernel) -> dict:
@@ -577,6 +599,9 @@ class NotebookRoom:
         self._require_kernel()
         return await self._reconcile_now()
 
+    async def _compact(self, peer: Peer, req: m.Compact) -> dict:
+        return await self.compactor.compact_now()
+
     async def _get_comms(self, peer: Peer, req: m.GetComms) -> dict:
         return {"comms": [to_wire(e) for e in self.comm_state.get_all()]}
 
@@ -645,6 +670,7 @@ class NotebookRoom:
             return
         self.closed = True
         self._cancel_close()
+        self.compactor.close()
         if self._storage_retry is not None:
             self._storage_retry.cancel()
         if self._reconcile_task is not None:
@@ -672,4 +698,5 @@ class NotebookRoom:
             "comms": len(self.comm_state),
             "cells": len(self.doc.cell_ids()),
             "path": str(self.ipynb_path) if self.ipynb_path else None,
+            **self.compactor.info(),
         }

@@ -50,6 +50,7 @@ from .protocol import (
     RemoteProtocolError,
     Request,
     Role,
+    Switch,
     Sync,
 )
 from .room import NotebookRoom, RequestFailed
@@ -368,6 +369,9 @@ class _Session:
                 self.fatal("bad_sync", f"sync message rejected: {exc}")
                 return False
             return True
+        if isinstance(event, Switch) and self.room is not None:
+            self.room.receive_switch(self.peer, event)
+            return True
         if isinstance(event, Request):
             assert self.tasks is not None
             self.tasks.create_task(self._request(event))
@@ -390,8 +394,11 @@ class _Session:
         if hello.client is not None:
             self.peer.name = hello.client.name
         notebook_id = hello.notebook_id if self.room else None
+        epoch = self.room.compactor.epoch if self.room else None
         self.peer.send(
-            Handshake(m.handshake_ok(daemon_version=__version__, notebook_id=notebook_id))
+            Handshake(
+                m.handshake_ok(daemon_version=__version__, notebook_id=notebook_id, epoch=epoch)
+            )
         )
         if self.room is not None:
             self.room.join(self.peer, snapshot=hello.snapshot)

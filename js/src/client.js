@@ -12,7 +12,7 @@
 // type byte. Works in browsers (the global WebSocket) and in node (pass `ws`).
 import * as A from "@automerge/automerge";
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export const FrameType = Object.freeze({
   SYNC: 0,
   REQUEST: 1,
@@ -20,6 +20,7 @@ export const FrameType = Object.freeze({
   BROADCAST: 3,
   PRESENCE: 4,
   SNAPSHOT: 5,
+  SWITCH: 6,
 });
 
 const encoder = new TextEncoder();
@@ -61,6 +62,8 @@ export class RuntimedClient {
     this.timeout = timeout;
     this.doc = A.init();
     this.syncState = A.initSyncState();
+    this.epoch = null; // the room's epoch this client is in (compaction)
+    this._compaction = null; // a compaction notice whose SNAPSHOT comes next
     this.kernelStatus = null;
     this.commSync = null; // the last comm_sync broadcast's comms (the legacy widget view)
     this.handshake = null;
@@ -219,6 +222,7 @@ export class RuntimedClient {
             return;
           }
           this.handshake = reply;
+          this.epoch = reply.epoch ?? null;
           if (this.notebookId === null) joined();
           return;
         }
@@ -237,6 +241,10 @@ export class RuntimedClient {
     const body = frame.subarray(1);
     switch (type) {
       case FrameType.SNAPSHOT: {
+        if (this._compaction) {
+          this._switchEpoch(A.load(body));
+          return;
+        }
         // On join, before the first SYNC: start from the daemon's saved doc. Later (this
         // peer fell too far behind for one sync message): merge it, keeping our unsent
         // changes, and start sync over.
@@ -276,7 +284,26 @@ export class RuntimedClient {
     else pending.reject(new RuntimedError(response.error.code, response.error.message));
   }
 
+  /**
+   * Move to the compacted doc (docs/protocol.md, Compaction), in one step: our late
+   * changes go out in SWITCH before any frame of the new epoch, then the new doc
+   * replaces ours (never merged: it shares no history). The daemon carries the late
+   * changes and syncs them back.
+   */
+  _switchEpoch(snapshot) {
+    const notice = this._compaction;
+    this._compaction = null;
+    const known = notice.heads.filter((head) => A.hasHeads(this.doc, [head]));
+    const changes = A.getChangesSince(this.doc, known).map(toBase64);
+    this._sendJson(FrameType.SWITCH, { epoch: notice.epoch, changes });
+    this.doc = snapshot;
+    this.syncState = A.initSyncState();
+    this.epoch = notice.epoch;
+    this._emit("doc", this.doc);
+  }
+
   _broadcast(message) {
+    if (message.event === "compaction") this._compaction = message;
     if (message.event === "kernel_status") this.kernelStatus = message.status;
     if (message.event === "comm_sync") this.commSync = message.comms;
     this._emit("broadcast", message);

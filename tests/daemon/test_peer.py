@@ -19,7 +19,7 @@ from runtimed.protocol import (
 
 CAP = 64 * 1024
 HELLO = {"channel": "notebook", "notebook_id": "nb", "snapshot": False}
-REPLY = {"ok": True, "protocol": 1, "daemon_version": "0", "notebook_id": "nb"}
+REPLY = {"ok": True, "protocol": 2, "daemon_version": "0", "notebook_id": "nb"}
 
 
 class Recorder:

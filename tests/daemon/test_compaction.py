@@ -1,0 +1,207 @@
+"""Compaction over real Unix sockets: the switch, late edits, and every interleaving of
+docs/compaction.md that needs no kernel."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from notebook_doc import NotebookDoc, doc_filename
+from runtimed.client import Client, ClientError
+from runtimed.config import Settings
+from tests.conftest import RunningDaemon, eventually
+from tests.daemon.compaction_helpers import LateClient, NaiveClient, sources, switched
+
+
+def room_of(running: RunningDaemon, notebook_id: str):
+    assert running.daemon is not None
+    return running.daemon.rooms[notebook_id]
+
+
+async def converged(*clients: Client, what: str = "converged") -> None:
+    async def same() -> None:
+        await eventually(
+            lambda: all(c.doc.to_json() == clients[0].doc.to_json() for c in clients[1:]),
+            what=what,
+        )
+
+    await same()
+
+
+async def test_compact_moves_every_peer_and_keeps_the_content(running: RunningDaemon) -> None:
+    async with running.client("nb-c1") as a, running.client("nb-c1") as b:
+        cell = a.doc.add_cell(source="x = 1")
+        a.doc.set_cell_metadata(cell, {"tags": ["t"]})
+        a.doc.update_metadata("kernelspec", {"name": "python3"})
+        for i in range(30):
+            a.doc.set_source(cell, f"x = {i}")
+        await a.wait_synced()
+        await b.wait_for(lambda c: sources(c) == ["x = 29"], what="b sees a's edits")
+        room = room_of(running, "nb-c1")
+        before = room.doc.to_json()
+        old_doc = room.doc
+
+        result = await a.request("compact")
+
+        assert result["epoch"] == 1
+        assert room.doc is not old_doc
+        assert room.doc.to_json() == before
+        assert room.doc.change_count() < 5  # the history is gone
+        for client in (a, b):
+            await client.wait_for(lambda c: switched(c, 1), what="switched")
+            assert client.epoch == 1
+        # Editing goes on in the new epoch.
+        b.doc.set_source(cell, "x = 'after'")
+        await b.wait_synced()
+        await a.wait_for(lambda c: sources(c) == ["x = 'after'"], what="edit after switch")
+        await converged(a, b)
+        # A late joiner gets the new epoch.
+        async with running.client("nb-c1") as late:
+            assert late.epoch == 1
+            assert late.doc.to_json() == room.doc.to_json()
+    # The file is the new epoch, whole.
+    await running.stop()
+    path = running.settings.docs_dir / doc_filename("nb-c1")
+    saved = NotebookDoc.load(path.read_bytes())
+    assert sources_of(saved) == ["x = 'after'"]
+    assert saved.change_count() < 10
+
+
+def sources_of(doc: NotebookDoc) -> list[str]:
+    return [cell.source for cell in doc.get_cells()]
+
+
+async def test_an_unsent_edit_travels_in_the_switch(running: RunningDaemon) -> None:
+    async with running.client("nb-c2") as a, running.client("nb-c2") as b:
+        cell = a.doc.add_cell(source="hello world")
+        await a.wait_synced()
+        await b.wait_for(lambda c: sources(c) == ["hello world"], what="b synced")
+        b.doc.set_source(cell, "hello brave world")  # made, never pushed before the switch
+        await a.request("compact")
+        for client in (a, b):
+            await client.wait_for(
+                lambda c: sources(c) == ["hello brave world"], what="b's unsent edit carried"
+            )
+        late = [e for e in b.broadcasts if e.event == "switched"]
+        assert late[-1].fields["late_changes"] >= 1
+        await converged(a, b)
+
+
+async def test_late_sync_edits_are_carried(running: RunningDaemon) -> None:
+    """Interleavings 2, 3 and 4: late source edits (two on one cell), adds, deletes,
+    moves and metadata, sent as SYNC against the old epoch after the switch."""
+    async with (
+        running.client("nb-c3") as a,
+        LateClient("nb-c3", socket_path=running.settings.socket_path) as b,
+        LateClient("nb-c3", socket_path=running.settings.socket_path) as c,
+    ):
+        one = a.doc.add_cell(source="line one\nline two\n")
+        two = a.doc.add_cell(source="second")
+        three = a.doc.add_cell(source="third")
+        await a.wait_synced()
+        for client in (b, c):
+            await client.wait_for(lambda x: len(sources(x)) == 3, what="synced")
+        await a.request("compact")
+        await b.held.wait()
+        await c.held.wait()
+        # b and c have not seen the switch: they edit and sync against epoch 0.
+        b.doc.set_source(one, "line one!\nline two\n")
+        c.doc.set_source(one, "line one\nline two\nline three\n")
+        b.doc.delete_cell(two)
+        c.doc.move_cell(three, index=0)
+        new_cell = c.doc.add_cell(source="added late")
+        b.doc.update_metadata("late", {"by": "b"})
+        await asyncio.gather(b.push(), c.push())
+        room = room_of(running, "nb-c3")
+        await eventually(
+            lambda: room.doc.get_cell(new_cell) is not None and room.doc.get_cell(two) is None,
+            what="late edits carried",
+        )
+        # Meanwhile a, in the new epoch, edits the same cell.
+        await a.wait_for(lambda x: x.epoch == 1, what="a switched")
+        b.release()
+        c.release()
+        for client in (a, b, c):
+            await client.wait_for(lambda x: switched(x, 1) or x is a, what="switched")
+        want = ["third", "line one!\nline two\nline three\n", "added late"]
+        for client in (a, b, c):
+            await client.wait_for(lambda x: sources(x) == want, what=f"{client.name} converges")
+            assert client.doc.get_metadata()["late"] == {"by": "b"}
+        await converged(a, b, c)
+
+
+async def test_late_edit_placed_by_surrounding_text(running: RunningDaemon) -> None:
+    async with (
+        running.client("nb-c4") as a,
+        LateClient("nb-c4", socket_path=running.settings.socket_path) as b,
+    ):
+        cell = a.doc.add_cell(source="alpha beta gamma")
+        await a.wait_synced()
+        await b.wait_for(lambda x: sources(x) == ["alpha beta gamma"], what="synced")
+        await a.request("compact")
+        await b.held.wait()
+        await a.wait_for(lambda x: x.epoch == 1, what="a switched")
+        a.doc.set_source(cell, "START alpha beta gamma")  # new epoch, before b's late edit
+        await a.wait_synced()
+        b.doc.set_source(cell, "alpha beta gamma END")
+        await b.push()
+        await a.wait_for(
+            lambda x: sources(x) == ["START alpha beta gamma END"], what="both edits kept"
+        )
+        b.release()
+        await b.wait_for(lambda x: sources(x) == ["START alpha beta gamma END"], what="b")
+        await converged(a, b)
+
+
+async def test_a_client_that_merges_the_snapshot_gets_a_clear_error(
+    running: RunningDaemon,
+) -> None:
+    async with (
+        running.client("nb-c5") as a,
+        NaiveClient("nb-c5", socket_path=running.settings.socket_path) as naive,
+    ):
+        cell = a.doc.add_cell(source="x")
+        await a.wait_synced()
+        await naive.wait_for(lambda x: sources(x) == ["x"], what="synced")
+        await a.request("compact")
+        # Its next SYNC names the new epoch's changes without a SWITCH: refused, loudly.
+        naive.doc.set_source(cell, "edit inside the switch")
+        with pytest.raises(ClientError) as info:
+            await naive.wait_for(lambda x: False, timeout=15, what="dropped")
+        assert info.value.code == "compaction_missed"
+        assert "not applied" in info.value.message
+        await a.wait_for(lambda x: switched(x, 1), what="a switched")
+        # The room did not take the merged history.
+        room = room_of(running, "nb-c5")
+        assert sources_of(room.doc) == ["x"]
+        assert room.doc.change_count() < 5
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, compact_deadline=3.0, compact_interval=0.2)
+
+
+async def test_a_peer_that_never_switches_is_dropped_and_the_next_compaction_runs(
+    running: RunningDaemon,
+) -> None:
+    """Interleavings 7a and 8: a peer never confirms; a second compaction waits for it."""
+    async with (
+        running.client("nb-c6") as a,
+        LateClient("nb-c6", socket_path=running.settings.socket_path) as stuck,
+    ):
+        a.doc.add_cell(source="x")
+        await a.wait_synced()
+        await a.request("compact")
+        await stuck.held.wait()
+        # The second compaction waits for the first switch to end: the deadline drops
+        # the peer that never switched, then it runs.
+        result = await a.request("compact")
+        assert result["epoch"] == 2
+        await a.wait_for(lambda x: switched(x, 2), what="a on epoch 2")
+        stuck.release(forget=True)  # it reads on, and finds out why it was dropped
+        with pytest.raises(ClientError) as info:
+            await stuck.wait_for(lambda x: False, timeout=15, what="dropped")
+        assert info.value.code == "compaction_timeout"
