@@ -9,6 +9,7 @@ __all__ = ["SyncState", "changes_message", "sync_message_heads"]
 
 _SYNC_MESSAGE_TYPES = (0x42, 0x43)  # v1, and v2 (which adds capabilities after the rest)
 _HASH_SIZE = 32
+_CHUNK_MAGIC = b"\x85\x6f\x4a\x83"
 
 
 class SyncState:
@@ -65,5 +66,8 @@ def changes_message(changes: list[bytes]) -> bytes:
     for change in changes:
         if not isinstance(change, bytes | bytearray):
             raise SyncMessageError(f"a change is bytes, not {type(change).__name__}")
+        # A chunk: magic, 4-byte checksum, type (1 change, 2 compressed change).
+        if change[:4] != _CHUNK_MAGIC or len(change) < 9 or change[8] not in (1, 2):
+            raise SyncMessageError("not an Automerge change (bad chunk header)")
         parts += [_uleb(len(change)), bytes(change)]
     return b"".join(parts)
