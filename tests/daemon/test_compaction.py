@@ -205,3 +205,104 @@ async def test_a_peer_that_never_switches_is_dropped_and_the_next_compaction_run
         with pytest.raises(ClientError) as info:
             await stuck.wait_for(lambda x: False, timeout=15, what="dropped")
         assert info.value.code == "compaction_timeout"
+
+
+async def test_a_peer_that_disconnects_mid_switch_keeps_what_it_sent(
+    running: RunningDaemon,
+) -> None:
+    """Interleaving 7b: its late SYNC is carried; leaving ends its part of the switch."""
+    async with running.client("nb-c7") as a:
+        async with LateClient("nb-c7", socket_path=running.settings.socket_path) as b:
+            cell = a.doc.add_cell(source="x")
+            await a.wait_synced()
+            await b.wait_for(lambda x: sources(x) == ["x"], what="synced")
+            await a.request("compact")
+            await b.held.wait()
+            b.doc.set_source(cell, "x from b, late")
+            await b.push()
+            await a.wait_for(lambda x: sources(x) == ["x from b, late"], what="carried")
+        room = room_of(running, "nb-c7")
+        await eventually(lambda: room.info()["switching"] == 0, what="switch over")
+        result = await asyncio.wait_for(a.request("compact"), 2)  # not held back by b
+        assert result["epoch"] == 2
+
+
+class OldClient(Client):
+    protocol_version = 1
+
+
+async def test_a_client_of_the_older_protocol_gets_the_mismatch_error(
+    running: RunningDaemon,
+) -> None:
+    with pytest.raises(ClientError) as info:
+        async with OldClient("nb-c8", socket_path=running.settings.socket_path):
+            pass
+    assert info.value.code == "unsupported_version"
+    assert "client speaks protocol 1, the daemon" in info.value.message
+    assert "speaks 2" in info.value.message
+
+
+async def test_history_over_budget_is_compacted_at_a_quiet_moment(settings: Settings) -> None:
+    handle = RunningDaemon(
+        dataclasses.replace(settings, compact_changes=40, compact_quiet=0.3, compact_interval=0.5)
+    )
+    await handle.start()
+    try:
+        async with handle.client("nb-c9") as a, handle.client("nb-c9") as b:
+            cell = a.doc.add_cell(source="")
+            for i in range(60):
+                a.doc.set_source(cell, f"typing {i}")
+                await a.push()
+            await a.wait_synced()
+            for client in (a, b):
+                await client.wait_for(lambda x: x.epoch == 1, 15, what="compacted by budget")
+            await converged(a, b)
+            assert sources(b) == ["typing 59"]
+            info = room_of(handle, "nb-c9").info()
+            assert info["last_compaction"]["reason"] == "history over budget"
+            assert info["last_compaction"]["changes"] >= 40
+            assert info["history"]["changes"] < 40
+    finally:
+        await handle.stop()
+
+
+async def test_the_off_switch_stops_automatic_compaction(settings: Settings) -> None:
+    handle = RunningDaemon(dataclasses.replace(settings, compaction=False, compact_changes=10))
+    await handle.start()
+    try:
+        async with handle.client("nb-c10") as a:
+            cell = a.doc.add_cell(source="")
+            for i in range(30):
+                a.doc.set_source(cell, f"typing {i}")
+                await a.push()
+            await a.wait_synced()
+            room = room_of(handle, "nb-c10")
+            await eventually(lambda: room.info()["history"]["changes"] >= 30, what="counted")
+            assert room.compactor.epoch == 0
+            assert room.compactor.over_budget()  # over budget, and yet nothing is planned
+            assert room.compactor._timer is None
+            assert (await a.request("compact"))["epoch"] == 1  # the request still works
+    finally:
+        await handle.stop()
+
+
+async def test_a_file_with_history_over_budget_is_compacted_on_load(settings: Settings) -> None:
+    doc = NotebookDoc.new("nb-c11")
+    cell = doc.add_cell(source="")
+    for i in range(150):
+        doc.set_source(cell, f"v{i}")
+    settings.docs_dir.mkdir(parents=True)
+    path = settings.docs_dir / doc_filename("nb-c11")
+    path.write_bytes(doc.save())
+    handle = RunningDaemon(dataclasses.replace(settings, compact_changes=100))
+    await handle.start()
+    try:
+        async with handle.client("nb-c11") as a:
+            room = room_of(handle, "nb-c11")
+            await eventually(lambda: room.compactor.epoch == 1, what="compacted on load")
+            assert room.info()["last_compaction"]["reason"] == "history over budget on load"
+            await a.wait_for(lambda x: x.epoch == 1, what="client moved")
+            assert sources(a) == ["v149"]
+        await eventually(lambda: NotebookDoc.load(path.read_bytes()).change_count() < 5)
+    finally:
+        await handle.stop()
