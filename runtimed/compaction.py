@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from notebook_doc import NotebookDoc, NotebookDocError, SyncState, sync_message_heads
-from notebook_doc.compaction import build_fresh, carry, read_content
+from notebook_doc.compaction import (
+    Content,
+    build_fresh,
+    carry,
+    read_content,
+    read_content_since,
+)
 
 from .protocol import Broadcast, Snapshot, Switch
 
@@ -164,29 +170,29 @@ class Compactor:
             started = time.perf_counter()
             room.coalescer.flush_now()
             old = room.doc
-            heads = old.get_heads()
-            before = read_content(old)
-            new = await asyncio.to_thread(build_fresh, before)
+            content, versions = await _read_in_slices(old)
+            built = await asyncio.to_thread(_build, content)
             if room.closed or room.doc is not old:
                 return None
-            if old.get_heads() != heads:  # what arrived while the thread worked
-                carry(new, before, read_content(old), comms=True)
-            snapshot = new.save()
-            self.fresh_bytes = len(snapshot)
+            # What changed while we read and built (widget states, outputs, edits).
+            carry(built.doc, content, read_content_since(old, content, versions), comms=True)
+            self.fresh_bytes = len(built.snapshot)
             if not force and not self.over_budget():
-                room.log.info("compaction_skipped", changes=self.changes, fresh_bytes=len(snapshot))
+                room.log.info(
+                    "compaction_skipped", changes=self.changes, fresh_bytes=len(built.snapshot)
+                )
                 return None
-            report = self._switch_to(new, snapshot, reason, started)
-        await room.persister.save()  # the new epoch replaces the file (atomic rename)
+            report = self._switch_to(built, reason, started)
+        # The new epoch replaces the file (atomic rename), from the snapshot's bytes.
+        await room.persister.save((built.snapshot_heads, built.snapshot))
         return report
 
-    def _switch_to(
-        self, new: NotebookDoc, snapshot: bytes, reason: str, started: float
-    ) -> CompactionReport:
+    def _switch_to(self, built: _Built, reason: str, started: float) -> CompactionReport:
         room = self.room
         old = room.doc
         old_heads = old.get_heads()
-        room.replace_doc(new, snapshot)
+        snapshot = built.snapshot
+        room.replace_doc(built.doc, (built.snapshot_heads, snapshot))
         self.epoch += 1
         report = CompactionReport(
             epoch=self.epoch,
@@ -326,6 +332,44 @@ class Compactor:
             "last_compaction": None if last is None else dataclasses.asdict(last),
             "switching": 0 if self._switch is None else len(self._switch.pending),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """The fresh doc the worker thread made, and its bytes for SNAPSHOT and the file."""
+
+    doc: NotebookDoc
+    snapshot_heads: list[bytes]
+    snapshot: bytes
+
+
+def _build(content: Content) -> _Built:
+    """The heavy part, in a worker thread: it touches only the doc it creates. The
+    binding holds the GIL for each call, so the bytes are the fresh doc's changes
+    joined (any Automerge load takes them), not one long `save()` that would hold it
+    for tens of milliseconds."""
+    fresh = build_fresh(content)
+    return _Built(fresh, fresh.get_heads(), fresh.save_changes())
+
+
+# Comms read per slice of the old doc's content; the loop runs between slices.
+READ_SLICE = 100
+
+
+async def _read_in_slices(doc: NotebookDoc) -> tuple[Content, dict[str, Any]]:
+    """The doc's content, comms a slice at a time. Comms may change between slices;
+    each comm's fingerprint is taken before it is read, so `read_content_since` later
+    re-reads every comm that moved after its fingerprint."""
+    versions = doc.comm_versions()
+    content = read_content(doc, comms=False)
+    ids = list(versions)
+    for start in range(0, len(ids), READ_SLICE):
+        await asyncio.sleep(0)
+        for comm_id in ids[start : start + READ_SLICE]:
+            comm = doc.get_raw_comm(comm_id)
+            if comm is not None:
+                content.comms[comm_id] = comm
+    return content, versions
 
 
 def _now() -> float:

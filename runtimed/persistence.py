@@ -65,16 +65,26 @@ class DocPersister:
         self._saving.add(task)
         task.add_done_callback(self._saving.discard)
 
-    async def save(self) -> bool:
-        """Write the doc now if it differs from the file; False if the write failed."""
+    async def save(self, saved: tuple[list[bytes], bytes] | None = None) -> bool:
+        """Write the doc now if it differs from the file; False if the write failed.
+
+        `saved`: (heads, bytes) of the doc saved at earlier heads, already made (a
+        compaction's snapshot): written as they are, and a doc that moved on since is
+        saved again after the usual debounce.
+        """
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._dirty_since = None
         heads = self.doc.get_heads()
-        if heads == self._saved_heads and self.path.exists():
+        if saved is not None:
+            heads, data = saved
+            if heads != self.doc.get_heads():
+                self.changed()
+        elif heads == self._saved_heads and self.path.exists():
             return True
-        data = self.doc.save()
+        else:
+            data = self.doc.save()
         async with self._lock:
             try:
                 await asyncio.to_thread(atomic_write, self.path, data)

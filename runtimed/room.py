@@ -203,11 +203,11 @@ class NotebookRoom:
         if self.compactor.receive_switch(peer, event):
             self._doc_changed()
 
-    def replace_doc(self, doc: NotebookDoc, snapshot: bytes) -> None:
-        """Compaction: `doc` (same content, no history; its save() is `snapshot`) is
-        the room's doc from now on, for every writer."""
+    def replace_doc(self, doc: NotebookDoc, snapshot: tuple[list[bytes], bytes]) -> None:
+        """Compaction: `doc` (same content, no history; `snapshot` its save() at some
+        heads) is the room's doc from now on, for every writer."""
         self.doc = self.mirror.doc = self.persister.doc = doc
-        self._snapshot = (doc.get_heads(), snapshot)
+        self._snapshot = snapshot
 
     def relay_presence(self, peer: Peer, payload: dict) -> None:
         event = Presence({**payload, "peer_id": peer.id})
