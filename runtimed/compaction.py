@@ -143,12 +143,20 @@ class Compactor:
         if wait > 0:
             self._timer = asyncio.get_running_loop().call_later(wait, self._due, reason)
             return
-        self._task = asyncio.get_running_loop().create_task(self._run(reason, force=False))
+        self._task = asyncio.get_running_loop().create_task(self._auto(reason))
 
-    async def compact_now(self) -> dict[str, Any]:
-        """The `compact` request: compact now, whatever the budget and the quiet."""
+    async def _auto(self, reason: str) -> None:
+        try:
+            await self._run(reason, force=False)
+        except (NotebookDocError, OSError) as exc:  # the room goes on with its old history
+            self.room.log.exception("compaction_failed", reason=reason, error=str(exc))
+
+    async def compact_now(self) -> dict[str, Any] | None:
+        """The `compact` request: compact now, whatever the budget and the quiet; None
+        when the room closed first."""
         report = await self._run("requested", force=True)
-        assert report is not None
+        if report is None:
+            return None
         return {
             "epoch": report.epoch,
             "changes": report.changes,

@@ -68,9 +68,8 @@ class DocPersister:
     async def save(self, saved: tuple[list[bytes], bytes] | None = None) -> bool:
         """Write the doc now if it differs from the file; False if the write failed.
 
-        `saved`: (heads, bytes) of the doc saved at earlier heads, already made (a
-        compaction's snapshot): written as they are, and a doc that moved on since is
-        saved again after the usual debounce.
+        `saved`: (heads, bytes) of the doc at some heads, already made (a compaction's
+        snapshot): written at once, then saved again the usual way after the debounce.
         """
         if self._timer is not None:
             self._timer.cancel()
@@ -79,8 +78,7 @@ class DocPersister:
         heads = self.doc.get_heads()
         if saved is not None:
             heads, data = saved
-            if heads != self.doc.get_heads():
-                self.changed()
+            self.changed()  # a save() form follows (smaller, and whatever came since)
         elif heads == self._saved_heads and self.path.exists():
             return True
         else:

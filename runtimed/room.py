@@ -600,7 +600,10 @@ class NotebookRoom:
         return await self._reconcile_now()
 
     async def _compact(self, peer: Peer, req: m.Compact) -> dict:
-        return await self.compactor.compact_now()
+        result = await self.compactor.compact_now()
+        if result is None:
+            raise RequestFailed("room_closed", "the room closed before it was compacted")
+        return result
 
     async def _get_comms(self, peer: Peer, req: m.GetComms) -> dict:
         return {"comms": [to_wire(e) for e in self.comm_state.get_all()]}

@@ -306,3 +306,23 @@ async def test_a_file_with_history_over_budget_is_compacted_on_load(settings: Se
         await eventually(lambda: NotebookDoc.load(path.read_bytes()).change_count() < 5)
     finally:
         await handle.stop()
+
+
+async def test_gc_keeps_every_blob_the_compacted_doc_refers_to(running: RunningDaemon) -> None:
+    blobs = running.daemon.blobs
+    manifest = blobs.put_json(
+        {"output_type": "stream", "name": "stdout", "text": "out\n"},
+        "application/x-nbformat-output+json",
+    )
+    orphan = blobs.put(b"nobody needs me")
+    async with running.client("nb-c12") as client:
+        cell = client.doc.add_cell(source="print('out')")
+        client.doc.set_outputs(cell, [manifest])
+        await client.wait_synced()
+        await client.request("compact")
+        async with running.client() as control:
+            report = await control.request("gc", min_age=0)
+        assert report["blobs_deleted"] == 1
+        assert blobs.has(manifest)
+        assert not blobs.has(orphan)
+        assert room_of(running, "nb-c12").doc.get_outputs(cell) == [manifest]
