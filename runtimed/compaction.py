@@ -69,6 +69,7 @@ class Compactor:
         self.epoch = 0
         self.changes = room.doc.change_count()  # history of the current epoch
         self.fresh_bytes: int | None = None  # a fresh doc's size, once one was built
+        self._first_save: int | None = None
         self.last: CompactionReport | None = None
         self._switch: _Switch | None = None
         self._last_client_change = float("-inf")
@@ -109,7 +110,13 @@ class Compactor:
     def over_budget(self) -> bool:
         if self.changes >= self.settings.compact_changes:
             return True
-        saved = self.room.persister.saved_bytes
+        persister = self.room.persister
+        saved = persister.saved_bytes
+        if self._first_save is not None and persister.saves > self._first_save and saved:
+            # The first save() after a compaction is the fresh doc in its compressed form
+            # (the snapshot is its changes joined, larger): the baseline for the ratio.
+            self._first_save = None
+            self.fresh_bytes = min(saved, self.fresh_bytes or saved)
         if self.changes < MIN_CHANGES or saved is None:
             return False
         return self.fresh_bytes is None or saved > self.settings.compact_ratio * self.fresh_bytes
@@ -193,6 +200,7 @@ class Compactor:
             report = self._switch_to(built, reason, started)
         # The new epoch replaces the file (atomic rename), from the snapshot's bytes.
         await room.persister.save((built.snapshot_heads, built.snapshot))
+        self._first_save = room.persister.saves  # the next save measures the fresh doc
         return report
 
     def _switch_to(self, built: _Built, reason: str, started: float) -> CompactionReport:

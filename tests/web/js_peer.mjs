@@ -3,6 +3,8 @@
 //   node js_peer.mjs view URL TOKEN NOTEBOOK            {view, comm_sync, kernel_status}
 //   node js_peer.mjs edit URL TOKEN NOTEBOOK CELL TEXT  set CELL's source, append a cell
 //   node js_peer.mjs run URL TOKEN NOTEBOOK CELL        execute_cell, wait for execution_done
+//   node js_peer.mjs compact URL TOKEN NOTEBOOK CELL    compact; edit CELL inside the switch
+//                                                        and add a cell after it
 //
 // Prints one JSON line; exits non-zero with the error on stderr.
 import { join } from "node:path";
@@ -45,6 +47,25 @@ const commands = {
     );
     const cell = view(client.doc).cells.find((c) => c.id === cellId);
     return { msg_id: msgId, events: broadcasts.map((b) => b.event), outputs: cell.outputs };
+  },
+  compact: async (cellId) => {
+    const events = [];
+    client.on("broadcast", (message) => {
+      events.push(message.event);
+      // Still in the old epoch: this edit goes out as a late SYNC and is carried.
+      if (message.event === "compaction") {
+        client.change((d) => setSource(d, cellId, "edited inside the switch"));
+      }
+    });
+    const { epoch } = await client.request("compact");
+    await client.waitFor(() => events.includes("switched"), { what: "switched" });
+    const added = client.change((d) => appendCell(d, { source: "added after the switch" }));
+    await client.waitFor(
+      (c) => view(c.doc).cells.some((cell) => cell.source === "edited inside the switch"),
+      { what: "the late edit back from the daemon" },
+    );
+    await client.waitSynced();
+    return { epoch, client_epoch: client.epoch, events, added, view: view(client.doc) };
   },
 };
 
