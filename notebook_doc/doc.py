@@ -43,6 +43,7 @@ from .cells import (
     format_execution_count,
     new_cell_id,
     read_cell,
+    restore_cell,
 )
 from .comms import (
     CommSnapshot,
@@ -307,17 +308,7 @@ class NotebookDoc:
             cells = _cells(tx)
             if get(tx, cells, cell.id) is not None:
                 raise InvalidArgument(f"a cell with id {cell.id!r} already exists")
-            create_cell(
-                tx,
-                cells,
-                cell_id=cell.id,
-                cell_type=cell.cell_type,
-                position=cell.position,
-                source=cell.source,
-                metadata=cell.metadata,
-                execution_count=cell.execution_count,
-                outputs=list(cell.outputs),
-            )
+            restore_cell(tx, cells, cell)
 
     def set_position(self, cell_id: str, position: str) -> bool:
         """Put a cell at a given fractional position (compaction carries moves so)."""
@@ -371,11 +362,7 @@ class NotebookDoc:
         return sorted(snapshots, key=lambda cell: (cell.position, cell.id))
 
     def get_cell(self, cell_id: str) -> CellSnapshot | None:
-        _check_id("cell_id", cell_id)
-        cells = self._container(CELLS)
-        if cells is None or get(self._doc, cells, cell_id) is None:
-            return None
-        return read_cell(self._doc, cells, cell_id)
+        return self._read_item(CELLS, "cell_id", cell_id, read_cell)
 
     def cell_ids(self) -> list[str]:
         """Cell ids in notebook order (cheaper than `get_cells`)."""
@@ -526,11 +513,7 @@ class NotebookDoc:
         return [read_raw_comm(self._doc, comms, key) for key in self._doc.keys(comms)]
 
     def get_raw_comm(self, comm_id: str) -> RawComm | None:
-        _check_id("comm_id", comm_id)
-        comms = self._container(COMMS)
-        if comms is None or get(self._doc, comms, comm_id) is None:
-            return None
-        return read_raw_comm(self._doc, comms, comm_id)
+        return self._read_item(COMMS, "comm_id", comm_id, read_raw_comm)
 
     def comm_versions(self) -> dict[str, tuple[Any, ...]]:
         """A cheap fingerprint of every comm: its map's id, its state string and its
@@ -551,11 +534,7 @@ class NotebookDoc:
         return versions
 
     def get_comm(self, comm_id: str) -> CommSnapshot | None:
-        _check_id("comm_id", comm_id)
-        comms = self._container(COMMS)
-        if comms is None or get(self._doc, comms, comm_id) is None:
-            return None
-        return read_comm(self._doc, comms, comm_id)
+        return self._read_item(COMMS, "comm_id", comm_id, read_comm)
 
     def get_comm_state_json(self, comm_id: str) -> str | None:
         """The raw stored state string (no parsing), or None when there is no such comm."""
@@ -604,6 +583,16 @@ class NotebookDoc:
     def _is_blank(self) -> bool:
         """Nothing synced in yet (an `empty` doc): readers see an empty notebook."""
         return not self._doc.keys(ROOT)
+
+    def _read_item(
+        self, container: str, name: str, key: str, read: Callable[[Reader, ObjId, str], T]
+    ) -> T | None:
+        """One cell or comm by id, read with `read`; None when there is none."""
+        _check_id(name, key)
+        items = self._container(container)
+        if items is None or get(self._doc, items, key) is None:
+            return None
+        return read(self._doc, items, key)
 
     def _container(self, key: str) -> ObjId | None:
         """A root map for readers; None on a blank doc, SchemaError when broken."""

@@ -15,6 +15,14 @@ from tests.conftest import RunningDaemon, eventually
 from tests.daemon.compaction_helpers import LateClient, NaiveClient, sources, switched
 
 
+async def shared_cell(a: Client, b: Client, source: str) -> str:
+    """A cell `a` adds and `b` has seen: both start from the same doc."""
+    cell = a.doc.add_cell(source=source)
+    await a.wait_synced()
+    await b.wait_for(lambda x: sources(x) == [source], what="both have the cell")
+    return cell
+
+
 def room_of(running: RunningDaemon, notebook_id: str):
     assert running.daemon is not None
     return running.daemon.rooms[notebook_id]
@@ -75,9 +83,7 @@ def sources_of(doc: NotebookDoc) -> list[str]:
 
 async def test_an_unsent_edit_travels_in_the_switch(running: RunningDaemon) -> None:
     async with running.client("nb-c2") as a, running.client("nb-c2") as b:
-        cell = a.doc.add_cell(source="hello world")
-        await a.wait_synced()
-        await b.wait_for(lambda c: sources(c) == ["hello world"], what="b synced")
+        cell = await shared_cell(a, b, "hello world")
         b.doc.set_source(cell, "hello brave world")  # made, never pushed before the switch
         await a.request("compact")
         for client in (a, b):
@@ -137,9 +143,7 @@ async def test_late_edit_placed_by_surrounding_text(running: RunningDaemon) -> N
         running.client("nb-c4") as a,
         LateClient("nb-c4", socket_path=running.settings.socket_path) as b,
     ):
-        cell = a.doc.add_cell(source="alpha beta gamma")
-        await a.wait_synced()
-        await b.wait_for(lambda x: sources(x) == ["alpha beta gamma"], what="synced")
+        cell = await shared_cell(a, b, "alpha beta gamma")
         await a.request("compact")
         await b.held.wait()
         await a.wait_for(lambda x: x.epoch == 1, what="a switched")
@@ -162,9 +166,7 @@ async def test_a_client_that_merges_the_snapshot_gets_a_clear_error(
         running.client("nb-c5") as a,
         NaiveClient("nb-c5", socket_path=running.settings.socket_path) as naive,
     ):
-        cell = a.doc.add_cell(source="x")
-        await a.wait_synced()
-        await naive.wait_for(lambda x: sources(x) == ["x"], what="synced")
+        cell = await shared_cell(a, naive, "x")
         await a.request("compact")
         # Its next SYNC names the new epoch's changes without a SWITCH: refused, loudly.
         naive.doc.set_source(cell, "edit inside the switch")
@@ -213,9 +215,7 @@ async def test_a_peer_that_disconnects_mid_switch_keeps_what_it_sent(
     """Interleaving 7b: its late SYNC is carried; leaving ends its part of the switch."""
     async with running.client("nb-c7") as a:
         async with LateClient("nb-c7", socket_path=running.settings.socket_path) as b:
-            cell = a.doc.add_cell(source="x")
-            await a.wait_synced()
-            await b.wait_for(lambda x: sources(x) == ["x"], what="synced")
+            cell = await shared_cell(a, b, "x")
             await a.request("compact")
             await b.held.wait()
             b.doc.set_source(cell, "x from b, late")
