@@ -154,6 +154,10 @@ async def test_late_edit_placed_by_surrounding_text(running: RunningDaemon) -> N
         await a.wait_for(
             lambda x: sources(x) == ["START alpha beta gamma END"], what="both edits kept"
         )
+        # Interleaving 10: a client joining during the switch starts in the new epoch.
+        async with running.client("nb-c4") as joiner:
+            assert joiner.epoch == 1
+            await joiner.wait_for(lambda x: x.doc.to_json() == a.doc.to_json(), what="joined")
         b.release()
         await b.wait_for(lambda x: sources(x) == ["START alpha beta gamma END"], what="b")
         await converged(a, b)
