@@ -79,6 +79,8 @@ class Compactor:
         self._lock = asyncio.Lock()  # one compaction at a time
         if room.persister.saved_bytes is None and room.persister.path.exists():
             room.persister.saved_bytes = room.persister.path.stat().st_size
+        # A save updates the history's size: a room that just went idle is checked too.
+        room.persister.on_saved = lambda: self._maybe_arm("history over budget")
         self._maybe_arm("history over budget on load")
 
     # --- what the room tells us ------------------------------------------------------
@@ -191,7 +193,7 @@ class Compactor:
                 return None
             # What changed while we read and built (widget states, outputs, edits).
             carry(built.doc, content, read_content_since(old, content, versions), comms=True)
-            self.fresh_bytes = len(built.snapshot)
+            self.fresh_bytes = built.saved_size or len(built.snapshot)
             if not force and not self.over_budget():
                 room.log.info(
                     "compaction_skipped", changes=self.changes, fresh_bytes=len(built.snapshot)
@@ -200,7 +202,8 @@ class Compactor:
             report = self._switch_to(built, reason, started)
         # The new epoch replaces the file (atomic rename), from the snapshot's bytes.
         await room.persister.save((built.snapshot_heads, built.snapshot))
-        self._first_save = room.persister.saves  # the next save measures the fresh doc
+        if built.saved_size is None:
+            self._first_save = room.persister.saves  # the next save measures the fresh doc
         return report
 
     def _switch_to(self, built: _Built, reason: str, started: float) -> CompactionReport:
@@ -357,15 +360,22 @@ class _Built:
     doc: NotebookDoc
     snapshot_heads: list[bytes]
     snapshot: bytes
+    saved_size: int | None  # the size of its save(), when that was cheap to learn
+
+
+# Below this many bytes of changes, a fresh doc's save() is quick (well under 5 ms).
+CHEAP_SAVE: Final = 16 * 1024
 
 
 def _build(content: Content) -> _Built:
     """The heavy part, in a worker thread: it touches only the doc it creates. The
     binding holds the GIL for each call, so the bytes are the fresh doc's changes
     joined (any Automerge load takes them), not one long `save()` that would hold it
-    for tens of milliseconds."""
+    for tens of milliseconds; a small doc's save() size is measured, the ratio's base."""
     fresh = build_fresh(content)
-    return _Built(fresh, fresh.get_heads(), fresh.save_changes())
+    snapshot = fresh.save_changes()
+    saved_size = len(fresh.save()) if len(snapshot) < CHEAP_SAVE else None
+    return _Built(fresh, fresh.get_heads(), snapshot, saved_size)
 
 
 # Comms read per slice of the old doc's content; the loop runs between slices.

@@ -46,6 +46,7 @@ class DocPersister:
         self._saved_heads: list[bytes] | None = None
         self.saves = 0
         self.saved_bytes: int | None = None  # the size of the last save (the history's cost)
+        self.on_saved: Callable[[], None] | None = None  # after each save that worked
         self.last_error: str | None = None
 
     def changed(self) -> None:
@@ -99,6 +100,8 @@ class DocPersister:
         self._saved_heads = heads
         self.saved_bytes = len(data)
         self.saves += 1
+        if self.on_saved is not None:
+            self.on_saved()
         self.last_error = None
         log.debug("saved", path=str(self.path), bytes=len(data))
         return True
