@@ -330,3 +330,31 @@ async def test_gc_keeps_every_blob_the_compacted_doc_refers_to(running: RunningD
         assert blobs.has(manifest)
         assert not blobs.has(orphan)
         assert room_of(running, "nb-c12").doc.get_outputs(cell) == [manifest]
+
+
+async def test_a_saved_file_over_twice_a_fresh_doc_is_compacted_once_idle(
+    settings: Settings,
+) -> None:
+    """The ratio budget: few changes for the count, but a file that grew past
+    `compact_ratio` times the fresh doc; checked after the save, with nobody writing."""
+    handle = RunningDaemon(
+        dataclasses.replace(
+            settings, compact_changes=10**6, compact_quiet=0.1, compact_interval=0.2
+        )
+    )
+    await handle.start()
+    try:
+        async with handle.client("nb-c13") as a:
+            cell = a.doc.add_cell(source="")
+            for i in range(120):
+                a.doc.set_source(cell, f"{i} " * 40)  # every character rewritten
+                await a.push()
+            await a.wait_synced()
+            await a.wait_for(lambda x: x.epoch == 1, 15, what="compacted by the ratio")
+            info = room_of(handle, "nb-c13").info()
+            assert (
+                info["last_compaction"]["bytes_before"] > 2 * info["last_compaction"]["bytes_after"]
+            )
+            assert sources(a) == ["119 " * 40]
+    finally:
+        await handle.stop()
