@@ -75,6 +75,7 @@ class Peer:
         self._queued_bytes = 0
         self._sync_pending = False
         self._sync_after_queue = False  # the next sync message goes after the queued frames
+        self._acks: list[bytes] = []  # sync answers made on receipt, sent before anything
         self._comm_resync = False
         self._wake = asyncio.Event()
         self._closed = False
@@ -113,6 +114,19 @@ class Peer:
     def request_sync(self) -> None:
         self._sync_pending = True
         self._wake.set()
+
+    def acknowledge_sync(self) -> None:
+        """Make the answer to a sync message that brought changes now, not at write time.
+
+        Generated later, it could come after the peer's next message, and when that one
+        says the peer has our heads Automerge sends nothing: the peer would never learn
+        that its changes arrived (a JS client's `waitSynced` would wait for ever)."""
+        if self._closed or self.sync_source is None:
+            return
+        data = self.sync_source(self.sync_state)
+        if data is not None:
+            self._acks.append(self._encode(Sync(data)))
+            self._wake.set()
 
     def restart_sync(self, *events: object) -> None:
         """Queue `events`, then restart sync from a fresh state: every later sync message
@@ -156,7 +170,8 @@ class Peer:
     def _take_batch(self) -> list[bytes]:
         # The sync message goes first: a broadcast about a doc change (execution_done
         # after outputs, say) must not overtake the change itself.
-        frames: list[bytes] = []
+        frames: list[bytes] = self._acks
+        self._acks = []
         if self._sync_after_queue:
             self._sync_after_queue = False
             frames.extend(frame for _, frame in self._queue)
