@@ -272,12 +272,18 @@ class Client:
 
     async def push(self) -> bool:
         """Send local doc changes to the daemon (after editing `client.doc`); True if sent."""
-        heads = set(self.doc.get_heads())
-        data = self.doc.generate_sync_message(self.sync_state)
-        self._pushed_heads = heads  # all of it is sent now, or the daemon has it already
-        if data is None:
-            return False
-        await self._write(self._conn.send(Sync(data)))
+        if self._writer is None:
+            raise ClientError("closed", "not connected")
+        # Made under the write lock: a message made before an epoch switch and written
+        # after its SWITCH would reach the daemon as one of the new epoch.
+        async with self._write_lock:
+            heads = set(self.doc.get_heads())
+            data = self.doc.generate_sync_message(self.sync_state)
+            self._pushed_heads = heads  # all of it is sent now, or the daemon has it already
+            if data is None:
+                return False
+            self._writer.write(self._conn.send(Sync(data)))
+            await self._writer.drain()
         return True
 
     async def send_presence(self, payload: dict) -> None:
