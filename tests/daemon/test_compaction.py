@@ -11,6 +11,7 @@ import pytest
 from notebook_doc import NotebookDoc, doc_filename
 from runtimed.client import Client, ClientError
 from runtimed.config import Settings
+from runtimed.protocol import Switch
 from tests.conftest import RunningDaemon, eventually
 from tests.daemon.compaction_helpers import LateClient, NaiveClient, sources, switched
 
@@ -358,3 +359,12 @@ async def test_a_saved_file_over_twice_a_fresh_doc_is_compacted_once_idle(
             assert sources(a) == ["119 " * 40]
     finally:
         await handle.stop()
+
+
+async def test_a_switch_with_no_compaction_pending_is_refused(running: RunningDaemon) -> None:
+    async with running.client("nb-c14") as a:
+        await a._write(a._conn.send(Switch(5)))
+        with pytest.raises(ClientError) as info:
+            await a.wait_for(lambda x: False, timeout=15, what="dropped")
+        assert info.value.code == "bad_switch"
+        assert "expected none" in info.value.message
