@@ -23,6 +23,8 @@ export const FrameType = Object.freeze({
   SWITCH: 6,
 });
 
+// Base64 bytes of changes per SWITCH frame: the 16 MiB frame cap, less room for the JSON.
+const SWITCH_BUDGET = 16 * 1024 * 1024 - 1024;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -295,7 +297,21 @@ export class RuntimedClient {
     this._compaction = null;
     const known = notice.heads.filter((head) => A.hasHeads(this.doc, [head]));
     const changes = A.getChangesSince(this.doc, known).map(toBase64);
-    this._sendJson(FrameType.SWITCH, { epoch: notice.epoch, changes });
+    // Whole changes per frame, under the 16 MiB cap; "more" on all but the last.
+    const batches = [[]];
+    let size = 0;
+    for (const change of changes) {
+      if (batches.at(-1).length && size + change.length > SWITCH_BUDGET) {
+        batches.push([]);
+        size = 0;
+      }
+      batches.at(-1).push(change);
+      size += change.length;
+    }
+    batches.forEach((batch, i) => {
+      const more = i < batches.length - 1;
+      this._sendJson(FrameType.SWITCH, { epoch: notice.epoch, changes: batch, more });
+    });
     this.doc = snapshot;
     this.syncState = A.initSyncState();
     this.epoch = notice.epoch;
