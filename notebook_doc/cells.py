@@ -19,7 +19,7 @@ from ._automerge import (
     update_json_map,
 )
 from .errors import InvalidArgument, SchemaError
-from .positions import is_valid_position
+from .positions import is_readable_position
 from .schema import BLOB_HASH, CELL_TYPES, read_str, read_str_list, require_obj
 
 __all__ = [
@@ -168,7 +168,7 @@ def read_cell(reader: Reader, cells: ObjId, cell_id: str) -> CellSnapshot:
     if cell_type not in CELL_TYPES:
         raise SchemaError(f"{where}.cell_type {cell_type!r} is not one of {sorted(CELL_TYPES)}")
     position = read_str(reader, cell, "position", where)
-    if not is_valid_position(position):
+    if not is_readable_position(position):
         raise SchemaError(f"{where}.position {position!r} is not a lowercase hex position")
     source = reader.text(require_obj(reader, cell, "source", ObjType.Text, f"{where}.source"))
     execution_count = _parse_execution_count(

@@ -18,6 +18,7 @@ from ._automerge import (
     ScalarType,
     Transaction,
     check_text,
+    get,
     get_obj,
     get_scalar,
     update_str_list,
@@ -36,10 +37,13 @@ __all__ = [
     "apply_comm_write",
     "check_blob_hash",
     "read_comm",
+    "read_comm_outputs",
     "read_raw_comm",
 ]
 
 _U64_MAX: Final = 2**64 - 1
+# Only an Output widget's comm has `outputs` (docs/schema.md); other comms may lack it.
+OUTPUT_MODEL: Final = "OutputModel"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +176,7 @@ def read_raw_comm(reader: Reader, comms: ObjId, comm_id: str) -> RawComm:
     comm = get_obj(reader, comms, comm_id, ObjType.Map)
     if comm is None:
         raise SchemaError(f"{where} is not a Map")
-    outputs = read_str_list(reader, comm, "outputs", where)
+    outputs = read_comm_outputs(reader, comm, where)
     for index, output in enumerate(outputs):
         if not BLOB_HASH.fullmatch(output):
             raise SchemaError(f"{where}.outputs[{index}] is not a 64-hex blob hash")
@@ -187,6 +191,14 @@ def read_raw_comm(reader: Reader, comms: ObjId, comm_id: str) -> RawComm:
     )
 
 
+def read_comm_outputs(reader: Reader, comm: ObjId, where: str) -> list[str]:
+    """A comm's `outputs`: the schema gives them to OutputModel comms only, so a comm
+    without the field reads as having none."""
+    if get(reader, comm, "outputs", f"{where}.outputs") is None:
+        return []
+    return read_str_list(reader, comm, "outputs", where)
+
+
 def _same_entry(reader: Reader, comm: ObjId, write: PutComm) -> bool:
     """Whether the stored comm already is exactly what `write` would create."""
     fields = {
@@ -199,12 +211,15 @@ def _same_entry(reader: Reader, comm: ObjId, write: PutComm) -> bool:
         return False
     seq = get_scalar(reader, comm, "seq")
     outputs = get_obj(reader, comm, "outputs", ObjType.List)
+    if write.model_name == OUTPUT_MODEL:
+        outputs_as_written = outputs is not None and reader.length(outputs) == 0
+    else:
+        outputs_as_written = get(reader, comm, "outputs") is None
     return (
         seq is not None
         and seq[0] in (ScalarType.Uint, ScalarType.Int)
         and seq[1] == write.seq
-        and outputs is not None
-        and reader.length(outputs) == 0
+        and outputs_as_written
     )
 
 
@@ -217,7 +232,8 @@ def _put(tx: Transaction, comms: ObjId, write: PutComm) -> None:
     tx.put(comm, "model_module", ScalarType.Str, write.model_module)
     tx.put(comm, "model_name", ScalarType.Str, write.model_name)
     tx.put(comm, "state", ScalarType.Str, write.state_json)
-    tx.put_object(comm, "outputs", ObjType.List)
+    if write.model_name == OUTPUT_MODEL:
+        tx.put_object(comm, "outputs", ObjType.List)
     tx.put(comm, "seq", ScalarType.Uint, write.seq)
 
 
@@ -241,8 +257,10 @@ def apply_comm_write(tx: Transaction, comms: ObjId, write: CommWrite) -> bool:
         where = f"comms[{write.comm_id!r}]"
         outputs = get_obj(tx, comm, "outputs", ObjType.List)
         if outputs is None:
+            if not new:
+                return True
             outputs = tx.put_object(comm, "outputs", ObjType.List)
-        update_str_list(tx, outputs, read_str_list(tx, comm, "outputs", where), new)
+        update_str_list(tx, outputs, read_comm_outputs(tx, comm, where), new)
         return True
     if get_scalar(tx, comm, "state") != (ScalarType.Str, write.state_json):
         tx.put(comm, "state", ScalarType.Str, check_state_json(write.state_json, write.comm_id))

@@ -67,7 +67,7 @@ from .errors import (
     SyncMessageError,
 )
 from .migrations import migrate, migrate_v1_to_v2, migrate_v2_to_v3
-from .positions import is_valid_position, keys_between
+from .positions import NoRoom, is_readable_position, keys_between, rekey_span
 from .repair import repair
 from .schema import (
     CELLS,
@@ -132,11 +132,15 @@ class NotebookDoc:
         return cls(doc, None)
 
     @classmethod
-    def load(cls, data: bytes, *, actor_id: bytes | None = None) -> NotebookDoc:
+    def load(
+        cls, data: bytes, *, actor_id: bytes | None = None, notebook_id: str | None = None
+    ) -> NotebookDoc:
         """Load saved bytes, migrating v1/v2 documents to v3.
 
-        Raises CorruptDocumentError (not Automerge), UnsupportedSchemaVersion (newer
-        than v3) or SchemaError (a field of the wrong type; the message lists them).
+        `notebook_id` is the room's id: a doc that has none (v1 docs could omit it) is
+        given it, in one change. Raises CorruptDocumentError (not Automerge),
+        UnsupportedSchemaVersion (newer than v3) or SchemaError (a field of the wrong
+        type; the message lists them).
         """
         if not isinstance(data, bytes | bytearray | memoryview):
             raise InvalidArgument(f"data must be bytes, not {type(data).__name__}")
@@ -148,6 +152,11 @@ class NotebookDoc:
             raise CorruptDocumentError(f"not an Automerge document: {exc}") from exc
         _set_actor(doc, actor_id)
         migrate(doc)
+        if notebook_id is not None and get(doc, ROOT, NOTEBOOK_ID) is None:
+            _check_id("notebook_id", notebook_id)
+            with transaction(doc) as tx:
+                tx.put(ROOT, NOTEBOOK_ID, ScalarType.Str, notebook_id)
+            log.info("gave the doc its room's notebook_id", notebook_id=notebook_id)
         notebook = cls(doc, read_str(doc, ROOT, NOTEBOOK_ID, "root"))
         problems = notebook.validate()
         if problems:
@@ -302,7 +311,7 @@ class NotebookDoc:
         """Add a cell exactly as `cell` describes it, position included (compaction)."""
         new = NewCell(cell.cell_type, cell.source, cell.id, cell.metadata, cell.execution_count)
         _check_new_cell(dataclasses.replace(new, outputs=list(cell.outputs)))
-        if not is_valid_position(cell.position):
+        if not is_readable_position(cell.position):
             raise InvalidArgument(f"position {cell.position!r} is not a lowercase hex position")
         with transaction(self._doc) as tx:
             cells = _cells(tx)
@@ -312,7 +321,7 @@ class NotebookDoc:
 
     def set_position(self, cell_id: str, position: str) -> bool:
         """Put a cell at a given fractional position (compaction carries moves so)."""
-        if not is_valid_position(position):
+        if not is_readable_position(position):
             raise InvalidArgument(f"position {position!r} is not a lowercase hex position")
         return self._put_cell_str(cell_id, "position", position)
 
@@ -558,9 +567,12 @@ class NotebookDoc:
         """Append a captured output's blob hash; False when there is no such comm."""
         check_blob_hash(output_hash)
         with transaction(self._doc) as tx:
-            outputs = _comm_outputs(tx, comm_id)
-            if outputs is None:
+            comm = _comm(tx, comm_id)
+            if comm is None:
                 return False
+            outputs = get_obj(tx, comm, "outputs", ObjType.List)
+            if outputs is None:
+                outputs = tx.put_object(comm, "outputs", ObjType.List)
             tx.insert(outputs, tx.length(outputs), ScalarType.Str, output_hash)
             return True
 
@@ -573,7 +585,8 @@ class NotebookDoc:
     def clear_comm_outputs(self, comm_id: str) -> bool:
         """False when there is no such comm or it has no outputs."""
         with transaction(self._doc) as tx:
-            outputs = _comm_outputs(tx, comm_id)
+            comm = _comm(tx, comm_id)
+            outputs = None if comm is None else get_obj(tx, comm, "outputs", ObjType.List)
             if outputs is None or tx.length(outputs) == 0:
                 return False
             for index in range(tx.length(outputs) - 1, -1, -1):
@@ -763,12 +776,9 @@ def _output_list(reader: Reader, cell_id: str) -> ObjId:
     return require_obj(reader, cell, "outputs", ObjType.List, f"cells[{cell_id!r}].outputs")
 
 
-def _comm_outputs(reader: Reader, comm_id: str) -> ObjId | None:
+def _comm(reader: Reader, comm_id: str) -> ObjId | None:
     _check_str("comm_id", comm_id)
-    comm = get_obj(reader, _comms(reader), comm_id, ObjType.Map)
-    if comm is None:
-        return None
-    return require_obj(reader, comm, "outputs", ObjType.List, f"comms[{comm_id!r}].outputs")
+    return get_obj(reader, _comms(reader), comm_id, ObjType.Map)
 
 
 def _order(reader: Reader, cells: ObjId) -> list[tuple[str, str]]:
@@ -801,19 +811,22 @@ def _positions_at(
     """Positions for `count` cells placed together at `slot` of `order`.
 
     When the neighbours leave no room (equal positions from concurrent inserts, or
-    positions another client wrote badly), every cell is renumbered in this same
-    transaction rather than failing.
+    foreign keys such as "8" and "80"), those neighbours get new keys in this same
+    transaction; a position that is not hex at all renumbers every cell.
     """
-    before = order[slot - 1][0] if slot > 0 else None
-    after = order[slot][0] if slot < len(order) else None
-    if all(p is None or is_valid_position(p) for p in (before, after)) and (
-        before is None or after is None or before < after
-    ):
-        return keys_between(before, after, count)
-    fresh = keys_between(None, None, len(order) + count)
-    kept = fresh[:slot] + fresh[slot + count :]
-    for (old, key), new in zip(order, kept, strict=True):
+    positions = [position for position, _ in order]
+    if not all(is_readable_position(position) for position in positions):
+        start, stop, keys = 0, len(order), keys_between(None, None, len(order) + count)
+    else:
+        before = positions[slot - 1] if slot > 0 else None
+        after = positions[slot] if slot < len(order) else None
+        try:
+            return keys_between(before, after, count)
+        except NoRoom:
+            start, stop, keys = rekey_span(positions, slot, count)
+    moved = keys[: slot - start] + keys[slot - start + count :]
+    for (old, key), new in zip(order[start:stop], moved, strict=True):
         if old != new:
             tx.put(_cell(tx, cells, key), "position", ScalarType.Str, new)
-    log.warning("renumbered cell positions", cells=len(order), neighbours=(before, after))
-    return fresh[slot : slot + count]
+    log.info("re-keyed cell positions", cells=stop - start, slot=slot)
+    return keys[slot - start : slot - start + count]

@@ -81,7 +81,7 @@ def load_or_create(
     except FileNotFoundError:
         return NotebookDoc.new(notebook_id), None
     try:
-        doc = NotebookDoc.load(data)
+        doc = NotebookDoc.load(data, notebook_id=notebook_id)
         if doc.notebook_id != notebook_id:
             raise SchemaError(f"file holds notebook {doc.notebook_id!r}, not {notebook_id!r}")
     except (CorruptDocumentError, SchemaError) as exc:

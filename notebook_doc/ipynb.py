@@ -14,7 +14,6 @@ import base64
 import binascii
 import hashlib
 import json
-import re
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -24,6 +23,7 @@ from .cells import CellSnapshot, NewCell, unique_ids
 from .comms import CommSnapshot, PutComm
 from .doc import NotebookDoc
 from .errors import IpynbError
+from .ipynb_fixes import CELL_ID, CURRENT_MINOR, fix_notebook
 from .schema import BLOB_HASH
 
 __all__ = ["from_ipynb", "to_ipynb"]
@@ -33,8 +33,7 @@ log = structlog.get_logger(__name__)
 WIDGET_STATE_MIME: Final = "application/vnd.jupyter.widget-state+json"
 WIDGET_TARGET: Final = "jupyter.widget"
 ATTACHMENTS: Final = "attachments"
-_NBFORMAT_ID: Final = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-_NBFORMAT_MINOR: Final = 5
+_NBFORMAT_MINOR: Final = CURRENT_MINOR
 
 OutputResolver = Callable[[str], dict[str, Any]]
 BlobResolver = Callable[[str], Any]
@@ -87,10 +86,12 @@ def _parse(nb: dict[str, Any] | str | bytes) -> dict[str, Any]:
     # nbformat's own validator crashes (KeyError, TypeError) on these shapes.
     if not isinstance(cells, list) or not all(isinstance(cell, dict) for cell in cells):
         raise IpynbError("invalid nbformat 4 notebook: 'cells' must be a list of objects")
-    if not isinstance(notebook.get("metadata"), dict):
+    fixes = fix_notebook(notebook)
+    if not isinstance(notebook["metadata"], dict):
         raise IpynbError("invalid nbformat 4 notebook: 'metadata' must be an object")
-    minor = notebook.get("nbformat_minor")
-    if isinstance(minor, int) and minor >= _NBFORMAT_MINOR:
+    if fixes:
+        log.warning("opened a notebook nbformat would warn about", fixes=fixes)
+    if notebook["nbformat_minor"] >= _NBFORMAT_MINOR:
         _repair_ids(cells)
     _validate(notebook, "invalid nbformat 4 notebook")
     return notebook
@@ -234,7 +235,7 @@ def _validate(notebook: dict[str, Any], what: str) -> None:
 
 def _export_id(cell_id: str) -> str:
     """The cell id, or a stable stand-in when it breaks nbformat's id pattern."""
-    if _NBFORMAT_ID.fullmatch(cell_id):
+    if CELL_ID.fullmatch(cell_id):
         return cell_id
     return hashlib.sha256(cell_id.encode("utf-8")).hexdigest()[:32]
 

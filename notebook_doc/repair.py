@@ -32,7 +32,7 @@ from ._automerge import (
 from .cells import read_cell, restore_cell
 from .comms import read_comm
 from .errors import NotebookDocError, SchemaError
-from .positions import is_valid_position, key_between
+from .positions import is_readable_position, key_between
 from .schema import (
     CELL_TYPES,
     CELLS,
@@ -172,7 +172,7 @@ def _str_field(tx: Transaction, cell: ObjId, key: str) -> str | None:
 
 def _sound_position(tx: Transaction, cell: ObjId, _: str) -> bool:
     position = _str_field(tx, cell, "position")
-    return position is not None and is_valid_position(position)
+    return position is not None and is_readable_position(position)
 
 
 def _sound_execution_count(tx: Transaction, cell: ObjId, _: str) -> bool:

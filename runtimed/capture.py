@@ -52,6 +52,15 @@ class OutputCapture:
         self._logs[comm_id] = OutputLog(self.blobs, entries, inline_limit=None)
         self._dirty.add(comm_id)
 
+    def update_display(self, display_id: str, output: dict[str, Any]) -> bool:
+        """An `update_display_data`: every captured output carrying `display_id`."""
+        changed = False
+        for comm_id, log in self._logs.items():
+            if log.update_display(display_id, output):
+                self._dirty.add(comm_id)
+                changed = True
+        return changed
+
     def owns(self, comm_id: str) -> bool:
         """Whether the daemon publishes this widget's outputs (so echoes must not undo it)."""
         return comm_id in self._logs

@@ -24,6 +24,7 @@ from .config import (
 )
 from .lock import holder_pid
 from .log import configure_logging
+from .private_files import UnsafePathError
 from .service import ServiceError
 
 
@@ -38,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClientError as exc:
         print(f"runtimed: {exc.message} [{exc.code}]", file=sys.stderr)
         return 1
-    except ServiceError as exc:
+    except (ServiceError, UnsafePathError) as exc:
         print(f"runtimed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -150,6 +151,12 @@ def _parser() -> argparse.ArgumentParser:
     cat.add_argument("--json", action="store_true")
     cat.set_defaults(func=_cat)
 
+    trust = sub.add_parser(
+        "trust", parents=[autostarts], help="trust a notebook's outputs, as `jupyter trust` does"
+    )
+    trust.add_argument("notebook", help="an .ipynb path")
+    trust.set_defaults(func=_trust)
+
     watch = sub.add_parser(
         "watch", parents=[autostarts], help="print a notebook's live events until Ctrl+C"
     )
@@ -195,12 +202,16 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"runtimed {__version__} listening on {settings.socket_path}", file=sys.stderr)
         print(f"data directory: {settings.data_dir}", file=sys.stderr)
         if settings.ws is not None:
-            token = read_token(token_path(settings.socket_path))
-            print(f"notebook page: {page_url(*settings.ws, token)}", file=sys.stderr, flush=True)
+            path = token_path(settings.socket_path)
+            if args.log_file is None:
+                page = page_url(*settings.ws, read_token(path))
+            else:  # stderr is the log (`runtimed start`): the token stays in its file
+                page = f"{page_url(*settings.ws, '').partition('?')[0]} (token in {path})"
+            print(f"notebook page: {page}", file=sys.stderr, flush=True)
 
     try:
         asyncio.run(run_daemon(settings, ready))
-    except (DaemonAlreadyRunning, WebListenerError) as exc:
+    except (DaemonAlreadyRunning, WebListenerError, UnsafePathError) as exc:
         print(f"runtimed: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -297,6 +308,8 @@ def _status(args: argparse.Namespace) -> int:
     print(f"kernels:  {len(info['kernels'])}")
     for kernel in info["kernels"]:
         print(f"  {kernel['kernel_name'] or '-'} ({kernel['status']})  {kernel['notebook_id']}")
+        if kernel.get("connection_file"):
+            print(f"    connection file: {kernel['connection_file']}")
     return 0
 
 
@@ -472,6 +485,22 @@ def _cat(args: argparse.Namespace) -> int:
         print(json.dumps(view, indent=2, ensure_ascii=False))
         return 0
     print(format_notebook(view))
+    return 0
+
+
+def _trust(args: argparse.Namespace) -> int:
+    """Signs the notebook, as the daemon holds it, in runtimed's trust store."""
+    notebook_id, path = notebook_ref(args.notebook)
+    if path is None or not Path(path).is_file():
+        print(f"runtimed: {args.notebook!r} is not an .ipynb file", file=sys.stderr)
+        return 2
+
+    async def go() -> dict[str, Any]:
+        async with _connected(args, notebook_id, path=path) as client:
+            return await client.request("trust")
+
+    asyncio.run(go())
+    print(f"trusted {path}")
     return 0
 
 

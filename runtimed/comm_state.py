@@ -80,7 +80,7 @@ def _require_data(content: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _buffer_map(
+def buffer_map(
     buffer_paths: Sequence[Sequence[str | int]], buffers: Sequence[bytes]
 ) -> dict[BufferPath, bytes]:
     """Pair each buffer with its path, refusing anything that would misplace a byte."""
@@ -105,8 +105,27 @@ def _buffer_paths_of(data: dict[str, Any], buffers: Sequence[bytes]) -> list[lis
     paths = data.get("buffer_paths", [])
     if not isinstance(paths, list):
         raise CommMessageError(f"buffer_paths must be a list, got {type(paths).__name__}")
-    _buffer_map(paths, buffers)
+    buffer_map(paths, buffers)
     return paths
+
+
+def merge_update(
+    state: dict[str, Any],
+    buffers: dict[BufferPath, bytes],
+    new_state: dict[str, Any],
+    new_buffers: dict[BufferPath, bytes],
+) -> dict[BufferPath, bytes]:
+    """ipywidgets' merge of one update into a state (changed in place) and its buffers
+    (returned): a key the update touches, by value or by a buffer under it, replaces
+    the whole old value, so the old buffers under that key go."""
+    touched = set(new_state) | {path[0] for path in new_buffers}
+    merged = {p: b for p, b in buffers.items() if p[0] not in touched}
+    merged.update(new_buffers)
+    for path in new_buffers:
+        if len(path) == 1 and path[0] not in new_state:
+            state.pop(path[0], None)  # its value is binary now
+    state.update(new_state)
+    return merged
 
 
 def parse_comm_open(content: Any, buffers: Sequence[bytes] = ()) -> CommOpen:
@@ -178,7 +197,7 @@ class CommState:
             model_module=_text(state, "_model_module"),
             model_name=_text(state, "_model_name"),
             state=state,
-            buffers=_buffer_map(buffer_paths, buffers),
+            buffers=buffer_map(buffer_paths, buffers),
             seq=self._next_seq,
         )
         self._next_seq += 1
@@ -194,23 +213,14 @@ class CommState:
         buffer_paths: Sequence[Sequence[str | int]] = (),
         buffers: Sequence[bytes] = (),
     ) -> CommEntry | None:
-        """Merge an update's top-level keys; None (and a log line) for an unknown comm.
-
-        A key the update touches, by value or by a buffer under it, replaces the whole
-        old value, so the old buffers under that key go.
-        """
-        new_buffers = _buffer_map(buffer_paths, buffers)
+        """Merge an update's top-level keys (`merge_update`); None (and a log line) for
+        an unknown comm."""
+        new_buffers = buffer_map(buffer_paths, buffers)
         entry = self._entries.get(comm_id)
         if entry is None:
             log.info("update for an unknown comm ignored", comm_id=comm_id)
             return None
-        touched = set(state) | {path[0] for path in new_buffers}
-        entry.buffers = {p: b for p, b in entry.buffers.items() if p[0] not in touched}
-        entry.buffers.update(new_buffers)
-        for path in new_buffers:
-            if len(path) == 1 and path[0] not in state:
-                entry.state.pop(path[0], None)  # its value is binary now
-        entry.state.update(state)
+        entry.buffers = merge_update(entry.state, entry.buffers, state, new_buffers)
         entry.model_module = _text(entry.state, "_model_module")
         entry.model_name = _text(entry.state, "_model_name")
         self._track_capture(entry)

@@ -101,6 +101,14 @@ class Settings:
     # A host other than loopback is refused unless ws_allow_remote is set.
     ws: tuple[str, int] | None = None
     ws_allow_remote: bool = False
+    # WebSocket-port connections that have not sent their request yet: at most this
+    # many in all and per peer address; more are closed at once (each costs an fd).
+    ws_max_waiting: int = 128
+    ws_max_waiting_per_peer: int = 32
+    # Per daemon: open rooms and running kernels; past them, `too_many_rooms` (a
+    # refused hello) and `too_many_kernels` (a refused launch or attach).
+    max_rooms: int = 1024
+    max_kernels: int = 64
 
     @property
     def docs_dir(self) -> Path:
@@ -109,3 +117,8 @@ class Settings:
     @property
     def blobs_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def trust_dir(self) -> Path:
+        """The notebook-signing secret and signature store (notebook trust)."""
+        return self.data_dir / "trust"

@@ -36,6 +36,15 @@ def runtime_dir() -> Path:
     return Path(jupyter_runtime_dir())
 
 
+def runtime_connection_file(kernel_id: str) -> Path:
+    """Where a kernel the daemon launches keeps its connection file: `kernel-<id>.json`
+    in Jupyter's runtime dir, so `jupyter console --existing` and other front ends find
+    it. jupyter_client writes it 0600 and removes it when the kernel shuts down."""
+    directory = runtime_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return directory / f"kernel-{kernel_id}.json"
+
+
 def resolve(ref: str, directory: Path | None = None) -> Path:
     """A connection file from a path, a file name in the runtime dir, or a kernel id
     (as `jupyter console --existing` takes them); FileNotFoundError says where we looked."""

@@ -16,7 +16,8 @@ import structlog
 
 from .capture import OutputCapture
 from .comm_state import OUTPUT_MODEL, CommMessageError, CommState, parse_comm_update
-from .outputs import OutputLog
+from .displays import FinishedCellUpdate, FinishedDisplays
+from .outputs import OutputLog, display_id_from_iopub
 from .reconcile import CONTROL_TARGET, WIDGET_TARGET
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class RouterHooks:
     private_comm_msg: Callable[[dict], None]
     widget_opened: Callable[[], None]
     loss_suspected: Callable[[str], None]
+    finished_cell_updated: Callable[[FinishedCellUpdate], None]
 
 
 @dataclass(slots=True)
@@ -77,6 +79,7 @@ class IopubRouter:
         self.capture = capture
         self.hooks = hooks
         self.executions: dict[str, Execution] = {}
+        self.finished = FinishedDisplays()
         self.stats = RouterStats()
         self.log = log_ or log
         self._handlers: dict[str, Callable[[dict], None]] = {
@@ -119,6 +122,8 @@ class IopubRouter:
         if state == "idle":
             execution = self.executions.pop(_parent_id(msg), None)
             if execution is not None:
+                if execution.cell_id is not None and execution.log is not None:
+                    self.finished.keep(execution.cell_id, execution.log)
                 self.hooks.execution_done(execution)
 
     def _execute_input(self, msg: dict) -> None:
@@ -132,6 +137,9 @@ class IopubRouter:
     # --- outputs -----------------------------------------------------------------------
 
     def _output(self, msg: dict) -> None:
+        display_id = display_id_from_iopub(msg)
+        if display_id is not None:  # showing a display id again updates where it shows
+            self._update_everywhere(display_id, _display_output(msg["content"]))
         parent = _parent_id(msg)
         capturing = self.comm_state.capture_target(parent) if parent else None
         if capturing is not None:
@@ -149,15 +157,19 @@ class IopubRouter:
         display_id = (content.get("transient") or {}).get("display_id")
         if not display_id:
             raise ValueError("update_display_data without transient.display_id")
-        output = {
-            "output_type": "display_data",
-            "data": content.get("data", {}),
-            "metadata": content.get("metadata", {}),
-        }
+        output = _display_output(content)
+        self._update_everywhere(display_id, output)
+        self.hooks.broadcast("update_display", display_id=display_id, output=output)
+
+    def _update_everywhere(self, display_id: str, output: dict) -> None:
+        """Every output carrying `display_id`: running and finished cells, Output widgets."""
         for execution in self.executions.values():
             if execution.log is not None and execution.log.update_display(display_id, output):
                 self.hooks.cell_outputs_changed(execution)
-        self.hooks.broadcast("update_display", display_id=display_id, output=output)
+        for update in self.finished.update(display_id, output):
+            self.hooks.finished_cell_updated(update)
+        if self.capture.update_display(display_id, output):
+            self.hooks.captured()
 
     # --- comms ---------------------------------------------------------------------------
 
@@ -223,6 +235,14 @@ class IopubRouter:
         if self.comm_state.on_comm_close(comm_id) is not None:
             self.mirror.closed(comm_id)
         self.hooks.comm_broadcast("comm_close", content, [])
+
+
+def _display_output(content: dict) -> dict:
+    return {
+        "output_type": "display_data",
+        "data": content.get("data", {}),
+        "metadata": content.get("metadata", {}),
+    }
 
 
 def _parent_id(msg: dict) -> str:

@@ -14,6 +14,7 @@ sent, `buffers` are `bytes`, and there is no replay (digest history) check.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import signal
@@ -32,6 +33,9 @@ from jupyter_client.kernelspec import NoSuchKernel
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.session import Session
 
+from .connection_files import runtime_connection_file
+from .log_safety import register_secret
+
 log = structlog.get_logger(__name__)
 
 KernelEventKind = Literal["starting", "started", "restarting", "restarted", "died", "shutdown"]
@@ -49,6 +53,10 @@ class KernelEvent:
 IopubSink = Callable[[list[dict]], None]
 EventSink = Callable[[KernelEvent], None]
 ReplySink = Callable[[dict], None]
+RelaySink = Callable[[str, list[dict]], None]
+"""`(channel, messages)`: IOPub batches, the shell/control/stdin messages whose parent
+came from another session (a front end relayed through `send_message`), and lifecycle
+events as `("event", [{"kind", "reason"}])`."""
 
 DELIM = b"<IDS|MSG>"
 MAX_BATCH = 1000  # messages handed over per drain, so one flood cannot starve the loop
@@ -176,6 +184,20 @@ async def pump_messages(
                 logger.exception("kernel message handler failed", messages=len(batch))
 
 
+def execute_content(
+    code: str, *, silent: bool = False, store_history: bool = True, allow_stdin: bool = False
+) -> dict[str, Any]:
+    """An execute_request's content (the daemon's own, and its test and bench clients')."""
+    return {
+        "code": code,
+        "silent": silent,
+        "store_history": store_history,
+        "user_expressions": {},
+        "allow_stdin": allow_stdin,
+        "stop_on_error": True,
+    }
+
+
 def _exit_reason(code: int | None) -> str:
     if code is not None and code < 0:
         try:
@@ -233,6 +255,7 @@ class KernelSession:
         self._on_iopub = on_iopub
         self._on_event = on_event
         self._on_reply = on_reply
+        self.relay: RelaySink | None = None
         self._log = log.bind(kernel_id=kernel_id, kernel_name=kernel_name)
         self._context = zmq.asyncio.Context()
         # Before any socket exists: an IOPub SUB must never drop (lessons.md).
@@ -268,7 +291,11 @@ class KernelSession:
         execute_reply of `execute()` and its execution_count.
         """
         kernel_id = str(uuid.uuid4())
-        manager = AsyncKernelManager(kernel_name=kernel_name, kernel_id=kernel_id)
+        manager = AsyncKernelManager(
+            kernel_name=kernel_name,
+            kernel_id=kernel_id,
+            connection_file=str(runtime_connection_file(kernel_id)),
+        )
         manager.shutdown_wait_time = SHUTDOWN_WAIT
         self = cls(
             kernel_id=kernel_id,
@@ -363,6 +390,7 @@ class KernelSession:
     def _connect(self, client: AsyncKernelClient) -> None:
         """Open our sockets on `client`'s ports and start one reader task per channel."""
         self._client = client
+        register_secret(client.session.key)  # signs every message: never in a log line
         identity = client.session.bsession  # stdin requests go to the shell's identity
         self._sockets = {
             "iopub": client.connect_iopub(),
@@ -374,8 +402,8 @@ class KernelSession:
         self._iopub_seen.clear()
         handlers = {
             "iopub": self._handle_iopub,
-            "shell": self._handle_replies,
-            "control": self._handle_replies,
+            "shell": functools.partial(self._handle_replies, "shell"),
+            "control": functools.partial(self._handle_replies, "control"),
             "stdin": self._handle_stdin,
         }
         for channel, handler in handlers.items():
@@ -525,12 +553,27 @@ class KernelSession:
                     if isinstance(state, str):
                         self.status = state
         self._call(self._on_iopub, batch)
+        if self.relay is not None:  # after the room: its stores already hold the batch
+            self._call(self._relay_batch("iopub"), batch)
 
-    def _handle_replies(self, batch: list[dict]) -> None:
+    def _relay_batch(self, channel: str) -> IopubSink:
+        relay = self.relay
+        assert relay is not None
+        return functools.partial(relay, channel)
+
+    def _relayed(self, msg: dict) -> bool:
+        """A message answering another session's request: the relay's, not ours."""
+        if self.relay is None or self._client is None:
+            return False
+        return msg["parent_header"].get("session") not in (None, self._client.session.session)
+
+    def _handle_replies(self, channel: str, batch: list[dict]) -> None:
         for msg in batch:
             waiter = self._pending.pop(_parent_id(msg), None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(msg)
+            elif self._relayed(msg):
+                self._call(self._relay_batch(channel), [msg])
             elif self._on_reply is not None:
                 self._call(self._on_reply, msg)
             else:
@@ -538,7 +581,9 @@ class KernelSession:
 
     def _handle_stdin(self, batch: list[dict]) -> None:
         for msg in batch:
-            if msg["msg_type"] == "input_request":
+            if self._relayed(msg):
+                self._call(self._relay_batch("stdin"), [msg])
+            elif msg["msg_type"] == "input_request":
                 self._log.warning("kernel asked for input; answered with an empty string")
                 self._send("stdin", "input_reply", {"value": ""}, parent=msg)
 
@@ -550,6 +595,8 @@ class KernelSession:
 
     def _emit(self, kind: KernelEventKind, reason: str = "") -> None:
         self._call(self._on_event, KernelEvent(kind, reason))
+        if self.relay is not None:
+            self._call(self._relay_batch("event"), [{"kind": kind, "reason": reason}])
 
     def _report_died(self, reason: str) -> None:
         if self.status in _FINAL:
@@ -597,6 +644,22 @@ class KernelSession:
             frames = [*session.serialize(msg), *(buffers or ())]
         except (TypeError, ValueError) as exc:
             raise KernelError("bad_message", f"cannot serialize {msg_type}: {exc}") from None
+        self._queue(channel, frames, msg_type)
+        return msg["header"]["msg_id"]
+
+    def send_message(self, channel: str, msg: dict[str, Any]) -> None:
+        """Sign and queue a message as another client wrote it (its own header and
+        msg_id), so the kernel's replies name that client's request as their parent."""
+        self._require_usable()
+        assert self._client is not None
+        session = self._client.session
+        try:
+            frames = [*session.serialize(msg), *(msg.get("buffers") or ())]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise KernelError("bad_message", f"cannot serialize the message: {exc}") from None
+        self._queue(channel, frames, msg["header"].get("msg_type", "message"))
+
+    def _queue(self, channel: str, frames: list[Any], msg_type: str) -> None:
         sock = self._sockets.get(channel)
         if sock is None:
             raise KernelError("kernel_restarting", "the kernel is restarting")
@@ -608,7 +671,6 @@ class KernelSession:
             ) from None
         except TypeError as exc:
             raise KernelError("bad_message", f"bad buffers for {msg_type}: {exc}") from None
-        return msg["header"]["msg_id"]
 
     def send_shell(
         self,
@@ -656,14 +718,9 @@ class KernelSession:
         """Queue an execute_request; outputs arrive on IOPub, the reply on `on_reply`."""
         if not isinstance(code, str):
             raise KernelError("bad_message", f"code must be a string, got {type(code).__name__}")
-        content = {
-            "code": code,
-            "silent": silent,
-            "store_history": store_history,
-            "user_expressions": {},
-            "allow_stdin": allow_stdin,
-            "stop_on_error": True,
-        }
+        content = execute_content(
+            code, silent=silent, store_history=store_history, allow_stdin=allow_stdin
+        )
         return self.send_shell("execute_request", content)
 
     def send_comm(

@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 
 from .config import lock_path
+from .private_files import UnsafePathError, ensure_private_dir, open_private, read_private
 
 
 class DaemonAlreadyRunning(RuntimeError):
@@ -34,9 +35,10 @@ class DaemonLock:
         """Take the lock and record our pid; raises DaemonAlreadyRunning if it is held."""
         if self._fd is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # O_CLOEXEC: kernels the daemon launches must not inherit (and outlive us holding) it.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        ensure_private_dir(self.path.parent)
+        # O_CLOEXEC (in open_private): kernels the daemon launches must not inherit (and
+        # outlive us holding) it; O_NOFOLLOW: a planted link must not make us truncate.
+        fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -65,8 +67,8 @@ class DaemonLock:
 def read_lock_pid(socket_path: Path) -> int | None:
     """The pid the socket's lock file records (possibly of a dead daemon), or None."""
     try:
-        text = lock_path(socket_path).read_text().strip()
-    except OSError:
+        text = read_private(lock_path(socket_path)).strip()
+    except (OSError, UnicodeDecodeError, UnsafePathError):
         return None
     return int(text) if text.isdigit() else None
 

@@ -7,13 +7,18 @@ every line of the daemon, ours or a library's, has one format and one destinatio
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Literal, TextIO
 
 import structlog
+
+from .log_safety import RepeatFilter, scrub
 
 LogFormat = Literal["console", "json"]
 
@@ -37,7 +42,7 @@ def configure_logging(
     handler: logging.Handler
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        handler = logging.handlers.RotatingFileHandler(
+        handler = PrivateRotatingFileHandler(
             log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
         )
         colors = False
@@ -62,9 +67,14 @@ def configure_logging(
                 structlog.stdlib.add_logger_name,
                 structlog.processors.format_exc_info,
             ],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                scrub,
+                renderer,
+            ],
         )
     )
+    handler.addFilter(RepeatFilter())
     structlog.configure(
         processors=[
             *shared,
@@ -77,7 +87,22 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     root = logging.getLogger()
+    for previous in root.handlers:
+        previous.close()  # a file handler it replaces lets go of its file
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.INFO))
     for name in OWN_LOGGERS:
         logging.getLogger(name).setLevel(numeric)
+
+
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log that only its owner can read: created 0600, tightened to 0600
+    if an older file of ours was looser, and never opened through a symbolic link."""
+
+    def _open(self) -> io.TextIOWrapper:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self.baseFilename, flags, 0o600)
+        st = os.fstat(fd)
+        if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+            os.fchmod(fd, 0o600)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)

@@ -168,6 +168,14 @@ class Compact(RequestParams):
     """Compact the room's doc now, whatever the budget (docs/compaction.md)."""
 
 
+class Trust(RequestParams):
+    """The user vouches for the notebook as the room holds it; result as TrustInfo."""
+
+
+class TrustInfo(RequestParams):
+    """Whether the room is trusted; result `{trusted, untrusted_cells, comms_trusted}`."""
+
+
 class Ping(RequestParams):
     """Liveness check of the daemon."""
 
@@ -206,6 +214,8 @@ NOTEBOOK_ACTIONS: Final[Mapping[str, type[RequestParams]]] = MappingProxyType(
         "get_blob": GetBlob,
         "resync": Resync,
         "compact": Compact,
+        "trust": Trust,
+        "trust_info": TrustInfo,
     }
 )
 

@@ -31,6 +31,7 @@ class DocPersister:
         debounce: float,
         max_interval: float,
         on_error: Callable[[str], None] | None = None,
+        before_save: Callable[[], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.doc = doc
@@ -38,6 +39,7 @@ class DocPersister:
         self.debounce = debounce
         self.max_interval = max_interval
         self._on_error = on_error
+        self._before_save = before_save
         self._clock = clock
         self._dirty_since: float | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -82,7 +84,9 @@ class DocPersister:
             self.changed()  # a save() form follows (smaller, and whatever came since)
         elif heads == self._saved_heads and self.path.exists():
             return True
-        else:
+        if self._before_save is not None:
+            self._before_save()  # e.g. trust signatures: stored before the doc they vouch for
+        if saved is None:
             data = self.doc.save()
         async with self._lock:
             try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,19 +139,26 @@ class WidgetControl:
     """The daemon's own `jupyter.widget.control` comm with one kernel.
 
     It is private: the router hands its messages here and they never reach CommState,
-    the doc or clients. Opening fails quietly on kernels without ipywidgets (the kernel
-    closes the comm); it is tried again once the kernel has shown it has widgets.
+    the doc or clients. It is opened only in a kernel that uses ipywidgets, at the
+    first reconcile after a `jupyter.widget` comm appeared, or after a
+    `comm_info_request` listed widget comms (an attached kernel): a kernel without
+    ipywidgets would log "No such comm target registered" to its stderr, which also
+    reorders its next cell's streams. Such a kernel sees no comm traffic from us.
     """
 
     def __init__(
         self,
         send_comm: Callable[..., str],
+        widget_comms: Callable[[], Awaitable[dict[str, Any]]],
         on_states: Callable[[list[KernelWidget]], Plan],
         *,
         timeout: float = 10.0,
         log_: Any = None,
     ) -> None:
         self._send_comm = send_comm
+        # The kernel's comm_info_reply content for target jupyter.widget.
+        self._widget_comms = widget_comms
+        self.widgets_in_use = False
         # Called in kernel order, at the reply's place in the IOPub stream: anything the
         # kernel published after its answer is newer and must not be undone.
         self._on_states = on_states
@@ -177,8 +184,15 @@ class WidgetControl:
     def owns(self, comm_id: str) -> bool:
         return comm_id == self.comm_id
 
+    def reset(self) -> None:
+        """The kernel restarted: nothing is open, and ipywidgets is not imported yet."""
+        self.comm_id = None
+        self.unavailable_reason = None
+        self.widgets_in_use = False
+
     def widgets_seen(self) -> None:
         """The kernel opened a widget: ipywidgets is there now, worth another try."""
+        self.widgets_in_use = True
         if self.unavailable_reason is not None:
             self.unavailable_reason = None
             self.comm_id = None
@@ -207,12 +221,27 @@ class WidgetControl:
         if self._reply is not None and not self._reply.done():
             self._reply.set_exception(ReconcileUnavailable(reason))
 
+    async def _ask_for_widget_comms(self) -> None:
+        """`comm_info_request`: the one question a kernel without ipywidgets can answer."""
+        reply = await self._widget_comms()
+        comms = reply.get("comms") if reply.get("status") == "ok" else None
+        if not isinstance(comms, dict):
+            raise ReconcileUnavailable("the kernel did not answer comm_info_request")
+        if not comms:
+            raise ReconcileUnavailable(
+                "no widget comms in the kernel (ipywidgets not in use): "
+                "the widget control comm stays closed"
+            )
+        self.widgets_in_use = True
+
     async def reconcile(self) -> Plan:
         """Ask for every widget's state and apply the difference; the plan that was applied.
 
         ReconcileUnavailable when the kernel cannot say (no ipywidgets, no answer).
         """
         async with self._lock:
+            if not self.widgets_in_use:
+                await self._ask_for_widget_comms()
             if self.unavailable_reason is not None:
                 raise ReconcileUnavailable(self.unavailable_reason)
             if self.comm_id is None:

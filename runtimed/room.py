@@ -26,6 +26,7 @@ from .comm_mirror import CommMirror, resolve_blob, state_from_doc
 from .comm_state import OUTPUT_MODEL, CommEntry, CommState, b64, to_wire
 from .compaction import Compactor
 from .config import Settings
+from .displays import FinishedCellUpdate
 from .iopub import Execution, IopubRouter, RouterHooks
 from .kernel import KernelError, KernelEvent, KernelSession
 from .outputs import OutputLog, decode_output
@@ -40,10 +41,13 @@ from .reconcile import (
     WidgetControl,
 )
 from .reconcile import plan as reconcile_plan
+from .trust import Notary, RoomTrust
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_KERNEL = "python3"
+# Trust is recomputed at most this often (seconds) while the doc changes.
+TRUST_REFRESH = 0.1
 
 
 class RequestFailed(Exception):
@@ -66,7 +70,9 @@ class NotebookRoom:
         settings: Settings,
         blobs: BlobStore,
         doc_path: Path,
+        notary: Notary,
         ipynb_path: Path | None = None,
+        signed: bool = False,
     ) -> None:
         self.notebook_id = notebook_id
         self.doc = doc
@@ -85,13 +91,16 @@ class NotebookRoom:
             schedule=self.coalescer.poke,
             on_storage_error=self._storage_failed,
         )
+        self.trust = RoomTrust(notary, doc, blobs, signed=signed)
         self.persister = DocPersister(
             doc,
             doc_path,
             debounce=settings.save_debounce,
             max_interval=settings.save_max_interval,
             on_error=lambda message: self.broadcast("error", code="save_failed", message=message),
+            before_save=self.trust.sign,  # a failure is logged; the save goes on
         )
+        self._trust_timer: asyncio.TimerHandle | None = None
         self.capture = OutputCapture(blobs)
         self.router = IopubRouter(
             self.comm_state,
@@ -109,6 +118,7 @@ class NotebookRoom:
                 private_comm_msg=self._private_comm_msg,
                 widget_opened=self._widget_opened,
                 loss_suspected=self._loss_suspected,
+                finished_cell_updated=self._finished_cell_updated,
             ),
             log_=self.log,
         )
@@ -118,6 +128,9 @@ class NotebookRoom:
         self._reconcile_task: asyncio.Task[None] | None = None
         self._reconcile_again: str | None = None
         self.reconciles = 0  # reconciles that changed something, for tests and benchmarks
+        # CommState known equal to the kernel's widgets: since a kernel we started (empty)
+        # or a reconcile, with no loss suspected since.
+        self.widgets_verified = False
         self._restore_comms()
         self._kernel_lock = asyncio.Lock()
         self._dirty_cells: dict[str, OutputLog] = {}
@@ -126,6 +139,8 @@ class NotebookRoom:
         self._storage_retry: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self.on_idle: Callable[[NotebookRoom], None] | None = None
+        self.on_reconciled: Callable[[Plan], None] | None = None  # a plan that changed something
+        self.keep_open = False  # a Kernel Gateway kernel lives here, dead or alive
         self.closed = False
         self.compactor = Compactor(self)
 
@@ -150,7 +165,7 @@ class NotebookRoom:
     # --- peers -----------------------------------------------------------------------
 
     def join(self, peer: Peer, *, snapshot: bool) -> None:
-        """Welcome a peer in the spec's order: SNAPSHOT, SYNC, comm_sync, kernel_status."""
+        """Welcome a peer in the spec's order: SNAPSHOT, SYNC, comm_sync, trust, kernel_status."""
         self._cancel_close()
         self.peers[peer.id] = peer
         peer.log = peer.log.bind(room_id=self.room_id)
@@ -165,6 +180,7 @@ class NotebookRoom:
             peer.send(Sync(first))
         if len(self.comm_state):
             peer.send(self._comm_sync_event())
+        peer.send(Broadcast("trust", self.trust.state))
         peer.send(Broadcast("kernel_status", {"status": self.kernel_status}))
         self.log.info("peer_joined", peer_id=peer.id, peers=len(self.peers), name=peer.name)
 
@@ -186,7 +202,7 @@ class NotebookRoom:
         """Apply a peer's sync message; a bad one is that peer's error, not the room's."""
         if self.compactor.switching(peer):  # sent against the previous epoch
             if self.compactor.late_sync(peer, data):
-                self._doc_changed()
+                self._late_change_carried(peer)
             return
         before = self.doc.get_heads()
         changed = self.doc.receive_sync_message(peer.sync_state, data)
@@ -203,12 +219,18 @@ class NotebookRoom:
     def receive_switch(self, peer: Peer, event: Switch) -> None:
         """A peer's move to the compacted doc (docs/protocol.md, Compaction)."""
         if self.compactor.receive_switch(peer, event):
-            self._doc_changed()
+            self._late_change_carried(peer)
+
+    def _late_change_carried(self, peer: Peer) -> None:
+        """A peer's late change, carried by the daemon: a peer's change for trust, and
+        every peer, that one included, has it to sync."""
+        self._doc_changed(origin=peer)
+        peer.request_sync()
 
     def replace_doc(self, doc: NotebookDoc, snapshot: tuple[list[bytes], bytes]) -> None:
         """Compaction: `doc` (same content, no history; `snapshot` its save() at some
         heads) is the room's doc from now on, for every writer."""
-        self.doc = self.mirror.doc = self.persister.doc = doc
+        self.doc = self.mirror.doc = self.persister.doc = self.trust.doc = doc
         self._snapshot = snapshot
 
     def relay_presence(self, peer: Peer, payload: dict) -> None:
@@ -258,6 +280,22 @@ class NotebookRoom:
                 peer.request_sync()
         self.persister.changed()
         self.compactor.changed()
+        # The daemon's own writes are trusted: only a peer's change, or any change while
+        # something is untrusted, can change what is.
+        untrusted = origin is not None or not self.trust.state["trusted"]
+        if untrusted and self._trust_timer is None and not self.closed:
+            loop = asyncio.get_running_loop()
+            self._trust_timer = loop.call_later(TRUST_REFRESH, self._refresh_trust)
+
+    def _refresh_trust(self) -> None:
+        """Tell peers when which outputs and widgets are trusted has changed."""
+        if self._trust_timer is not None:
+            self._trust_timer.cancel()
+            self._trust_timer = None
+        state = self.trust.refresh()
+        if state is not None:
+            self.log.info("trust_changed", trusted=state["trusted"])
+            self.broadcast("trust", **state)
 
     def _flush_writes(self) -> None:
         try:
@@ -308,7 +346,9 @@ class NotebookRoom:
 
     def _write_cell_outputs(self, cell_id: str, output_log: OutputLog) -> bool:
         try:
-            return self.doc.set_outputs(cell_id, output_log.entries())
+            entries = output_log.entries()
+            self.trust.produced(cell_id, entries)
+            return self.doc.set_outputs(cell_id, entries)
         except NotebookDocError as exc:  # the cell was deleted meanwhile
             self.log.info("outputs_dropped", cell_id=cell_id, reason=str(exc))
             return False
@@ -317,6 +357,21 @@ class NotebookRoom:
         if execution.cell_id is not None and execution.log is not None:
             self._dirty_cells[execution.cell_id] = execution.log
             self.coalescer.poke()
+
+    def _finished_cell_updated(self, update: FinishedCellUpdate) -> None:
+        """A display update for a finished cell: written unless a client changed it since."""
+        if self._dirty_cells.get(update.cell_id) is update.log:
+            return  # an earlier update is not written yet: the doc lags behind on purpose
+        try:
+            current = self.doc.get_outputs(update.cell_id)
+        except NotebookDocError:
+            current = None
+        if current != update.before:
+            self.router.finished.forget(update.cell_id)
+            self.log.info("display_update_skipped", cell_id=update.cell_id)
+            return
+        self._dirty_cells[update.cell_id] = update.log
+        self.coalescer.poke()
 
     def _execution_count(self, cell_id: str, count: int) -> None:
         try:
@@ -338,6 +393,7 @@ class NotebookRoom:
             execution_count=execution.execution_count,
         )
         if execution.comm_messages >= self.settings.reconcile_threshold:
+            self.widgets_verified = False
             self.schedule_reconcile(f"burst of {execution.comm_messages} comm messages")
 
     # --- kernel ------------------------------------------------------------------------
@@ -352,7 +408,8 @@ class NotebookRoom:
         if event.kind in ("restarting", "died", "shutdown"):
             self._clear_comms()
         if event.kind == "restarted" and self.control is not None:
-            self.control.open()
+            self.widgets_verified = True  # a fresh process: no widgets, CommState cleared
+            self.control.reset()
         status = {"started": "idle", "restarted": "idle"}.get(event.kind, event.kind)
         if event.kind == "died":
             status = "dead"
@@ -364,8 +421,10 @@ class NotebookRoom:
 
     def _clear_comms(self) -> None:
         """Restart, shutdown and death drop every comm from both stores, and say so."""
+        self.widgets_verified = False
         self.comm_state.clear()
         self.capture.clear()
+        self.router.finished.clear()
         self.mirror.cleared()
         self.coalescer.flush_now()
         self.router.executions.clear()
@@ -387,7 +446,16 @@ class NotebookRoom:
 
     def _loss_suspected(self, reason: str) -> None:
         self.log.info("loss_suspected", reason=reason)
+        self.widgets_verified = False
         self.schedule_reconcile(reason)
+
+    def comms_verified(self) -> bool:
+        """CommState is known to equal the kernel's widgets: the kernel started here
+        without any, or a reconcile matched them, and nothing can have been lost since
+        (no loss suspected, no burst under way)."""
+        limit = self.settings.reconcile_threshold
+        running = self.router.executions.values()
+        return self.widgets_verified and all(e.comm_messages < limit for e in running)
 
     def schedule_reconcile(self, reason: str) -> None:
         """Reconcile soon, once; a request during a running one queues one more."""
@@ -451,6 +519,9 @@ class NotebookRoom:
             self.reconciles += 1
             self.log.info("reconciled", **plan.summary())
             self.coalescer.flush_now()
+            if self.on_reconciled is not None:
+                self.on_reconciled(plan)
+        self.widgets_verified = True
         return plan
 
     def _require_kernel(self) -> KernelSession:
@@ -464,6 +535,8 @@ class NotebookRoom:
             self.kernel = None
         if len(self.comm_state):
             self._clear_comms()  # saved widgets belong to no kernel: a new one starts clean
+        self.trust.kernel_started()
+        self._refresh_trust()
         self._set_kernel_status("starting")
         try:
             kernel = await starter(
@@ -474,14 +547,23 @@ class NotebookRoom:
             self.broadcast("error", code=exc.code, message=exc.message)
             raise RequestFailed(exc.code, exc.message) from exc
         self.kernel = kernel
-        self.control = WidgetControl(kernel.send_comm, self._apply_kernel_widgets, log_=self.log)
-        self.control.open()
+        self.widgets_verified = kernel.owned  # a kernel we started has no widgets yet
+
+        async def widget_comms() -> dict:
+            content = {"target_name": WIDGET_TARGET}
+            return (await kernel.request("comm_info_request", content, timeout=10))["content"]
+
+        self.control = WidgetControl(
+            kernel.send_comm, widget_comms, self._apply_kernel_widgets, log_=self.log
+        )
         self._set_kernel_status(kernel.status if kernel.status != "starting" else "idle")
         return kernel
 
     # --- requests ----------------------------------------------------------------------
 
-    async def handle_request(self, peer: Peer, request: Any) -> dict:
+    async def handle_request(self, peer: Peer | None, request: Any) -> dict:
+        """Carry out a room action; `peer` is None for the daemon's own callers (the
+        Kernel Gateway API), which no action needs to answer."""
         handler = self._request_handlers().get(type(request))
         if handler is None:
             raise RequestFailed("unknown_action", f"{type(request).__name__} is not a room action")
@@ -503,6 +585,8 @@ class NotebookRoom:
             m.GetBlob: self._get_blob,
             m.Resync: self._resync,
             m.Compact: self._compact,
+            m.Trust: self._trust,
+            m.TrustInfo: self._trust_info,
         }
 
     async def _launch_kernel(self, peer: Peer, req: m.LaunchKernel) -> dict:
@@ -554,6 +638,8 @@ class NotebookRoom:
         output_log = OutputLog(self.blobs) if cell_id is not None else None
         self.router.executions[msg_id] = Execution(msg_id, cell_id, output_log)
         if cell_id is not None:
+            self.router.finished.forget(cell_id)
+            self._dirty_cells.pop(cell_id, None)
             changed = self.doc.clear_outputs(cell_id)
             changed = self.doc.set_execution_count(cell_id, None) or changed
             if changed:
@@ -612,7 +698,11 @@ class NotebookRoom:
 
     async def _kernel_info(self, peer: Peer, req: m.KernelInfo) -> dict:
         kernel = self._require_kernel()
-        return {"status": self.kernel_status, "kernel_info": kernel.kernel_info}
+        return {
+            "status": self.kernel_status,
+            "kernel_info": kernel.kernel_info,
+            "connection_file": kernel.connection_file,
+        }
 
     async def _get_blob(self, peer: Peer, req: m.GetBlob) -> dict:
         try:
@@ -637,7 +727,25 @@ class NotebookRoom:
         await asyncio.to_thread(atomic_write, target, data.encode())
         if self.ipynb_path is None:
             self.ipynb_path = target
-        return {"path": str(target)}
+        return {"path": str(target), "signed": self.trust.sign_saved(nb)}
+
+    async def _trust(self, peer: Peer, req: m.Trust) -> dict:
+        self.coalescer.flush_now()
+        stored = self.trust.trust_all()
+        self.log.info("trusted", peer_id=peer.id, stored=stored)
+        self._refresh_trust()
+        if not stored:
+            raise RequestFailed(
+                "trust_store_failed",
+                "the notebook is trusted until the daemon stops: its signatures could not "
+                "be stored (see the daemon's log)",
+            )
+        return self.trust.state
+
+    async def _trust_info(self, peer: Peer, req: m.TrustInfo) -> dict:
+        self.coalescer.flush_now()
+        self._refresh_trust()
+        return self.trust.state
 
     @staticmethod
     def _checked_ipynb_path(path: Path) -> Path:
@@ -651,8 +759,13 @@ class NotebookRoom:
 
     # --- lifetime ----------------------------------------------------------------------
 
+    def release(self) -> None:
+        """Nothing but peers keeps the room open any more: it closes once idle."""
+        self.keep_open = False
+        self._maybe_schedule_close()
+
     def _maybe_schedule_close(self) -> None:
-        if self.peers or self.closed or self._close_timer is not None:
+        if self.peers or self.keep_open or self.closed or self._close_timer is not None:
             return
         if self.kernel is not None and self.kernel_status not in ("dead", "shutdown"):
             return  # a running kernel keeps the room: its outputs still need a home
@@ -676,6 +789,8 @@ class NotebookRoom:
         self.closed = True
         self._cancel_close()
         self.compactor.close()
+        if self._trust_timer is not None:
+            self._trust_timer.cancel()
         if self._storage_retry is not None:
             self._storage_retry.cancel()
         if self._reconcile_task is not None:

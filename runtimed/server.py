@@ -38,8 +38,10 @@ from . import messages as m
 from .blob_store import BlobStore
 from .config import Settings
 from .gc import collect_garbage
+from .limits import KernelSlots, check_room_limit, raise_fd_limit
 from .lock import DaemonAlreadyRunning, DaemonLock
 from .peer import FrameTransport, Peer
+from .private_files import check_private_dir
 from .protocol import (
     NEED_DATA,
     PROTOCOL_VERSION,
@@ -54,6 +56,7 @@ from .protocol import (
     Sync,
 )
 from .room import NotebookRoom, RequestFailed
+from .trust import Notary, notebook_bytes_signed
 from .websocket import WebListener
 
 log = structlog.get_logger(__name__)
@@ -90,6 +93,7 @@ class Daemon:
         self.settings = settings
         self.rooms: dict[str, NotebookRoom] = {}
         self.blobs = BlobStore(settings.blobs_dir)
+        self.notary = Notary(settings.trust_dir)
         self.started_at = time.time()
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._connections: set[asyncio.Task[None]] = set()
@@ -98,12 +102,14 @@ class Daemon:
         self._server: asyncio.AbstractServer | None = None
         self.web: WebListener | None = None
         self._lock = DaemonLock(settings.socket_path)
+        self.kernel_slots = KernelSlots(settings.max_kernels)
         self.log = log.bind(pid=os.getpid())
 
     # --- listening -------------------------------------------------------------------
 
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
         """Listen, run until asked to stop, then shut down in order."""
+        fd_limit, _hard = raise_fd_limit()  # idle sockets must not starve `runtimed status`
         self.settings.docs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         # The lock, held until we are gone, decides who serves this socket, not a probe.
         self._lock.acquire()
@@ -115,6 +121,7 @@ class Daemon:
                 socket=str(self.settings.socket_path),
                 data_dir=str(self.settings.data_dir),
                 version=__version__,
+                fd_limit=fd_limit,
             )
             try:
                 if self.settings.ws is not None:
@@ -140,8 +147,7 @@ class Daemon:
         self._stop.set()
 
     async def _listen_unix(self, path: Path) -> asyncio.AbstractServer:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(path.parent, 0o700)
+        check_private_dir(path.parent)  # the lock made it, or found it private
         if path.exists() or path.is_symlink():
             if not stat.S_ISSOCK(path.lstat().st_mode):
                 raise RuntimeError(f"{path} exists and is not a socket: refusing to replace it")
@@ -231,6 +237,7 @@ class Daemon:
             room = self.rooms.get(notebook_id)
             if room is not None and not room.closed:
                 return room
+            check_room_limit(self.rooms.values(), self.settings.max_rooms)
             room = self._load_room(notebook_id, ipynb_path)
             room.on_idle = self._close_idle_room
             self.rooms[notebook_id] = room
@@ -246,21 +253,32 @@ class Daemon:
                 room_log.warning("doc_quarantined", detail=warning)
             if not warning:
                 return self._room(notebook_id, doc, doc_path, path)
-        doc = self._doc_from_ipynb(notebook_id, path) if path and path.exists() else None
+        doc, signed = (
+            self._doc_from_ipynb(notebook_id, path) if path and path.exists() else (None, False)
+        )
         if doc is None:
             doc = NotebookDoc.new(notebook_id)
-        room = self._room(notebook_id, doc, doc_path, path)
+        room = self._room(notebook_id, doc, doc_path, path, signed=signed)
         room.persister.changed()
         return room
 
-    def _doc_from_ipynb(self, notebook_id: str, path: Path) -> NotebookDoc:
+    def _doc_from_ipynb(self, notebook_id: str, path: Path) -> tuple[NotebookDoc, bool]:
+        """The file's doc, and whether its signature is in the trust store."""
         try:
-            return from_ipynb(path.read_bytes(), notebook_id=notebook_id, store_blob=self.blobs.put)
+            data = path.read_bytes()
+            doc = from_ipynb(data, notebook_id=notebook_id, store_blob=self.blobs.put)
         except (OSError, IpynbError) as exc:
             raise RequestFailed("bad_notebook", f"cannot open {path}: {exc}") from exc
+        return doc, notebook_bytes_signed(self.notary, data)
 
     def _room(
-        self, notebook_id: str, doc: NotebookDoc, doc_path: Path, path: Path | None
+        self,
+        notebook_id: str,
+        doc: NotebookDoc,
+        doc_path: Path,
+        path: Path | None,
+        *,
+        signed: bool = False,
     ) -> NotebookRoom:
         return NotebookRoom(
             notebook_id,
@@ -268,7 +286,9 @@ class Daemon:
             settings=self.settings,
             blobs=self.blobs,
             doc_path=doc_path,
+            notary=self.notary,
             ipynb_path=path,
+            signed=signed,
         )
 
     def _close_idle_room(self, room: NotebookRoom) -> None:
@@ -297,6 +317,7 @@ class Daemon:
                     "notebook_id": r.notebook_id,
                     "kernel_name": r.kernel.kernel_name,
                     "status": r.kernel_status,
+                    "connection_file": r.kernel.connection_file,
                 }
                 for r in self.rooms.values()
                 if r.kernel is not None
@@ -313,7 +334,8 @@ class Daemon:
             if path.name in open_rooms:
                 continue
             try:
-                docs.append(NotebookDoc.load(path.read_bytes()))
+                # gc only reads: the file's name stands in for an id the doc lacks (v1).
+                docs.append(NotebookDoc.load(path.read_bytes(), notebook_id=path.stem))
             except (OSError, NotebookDocError) as exc:
                 raise RequestFailed(
                     "gc_refused", f"{path} does not load ({exc}); no blob was deleted"
@@ -407,7 +429,10 @@ class _Session:
     async def _request(self, req: Request) -> None:
         try:
             action = m.parse_request(req, channel=self.channel or "control")
-            if self.room is not None:
+            if isinstance(action, m.LaunchKernel | m.AttachKernel) and self.room is not None:
+                with self.daemon.kernel_slots.claim(self.room, self.daemon.rooms.values()):
+                    result = await self.room.handle_request(self.peer, action)
+            elif self.room is not None:
                 result = await self.room.handle_request(self.peer, action)
             else:
                 result = await self._control(action)
@@ -450,8 +475,12 @@ def _checked_notebook_path(raw: str) -> Path:
         raise RequestFailed("bad_path", f"notebook path {raw!r} must be absolute")
     if path.suffix != ".ipynb":
         raise RequestFailed("bad_path", f"notebook path {raw!r} does not end in .ipynb")
-    if path.exists() and not path.is_file():
-        raise RequestFailed("bad_path", f"notebook path {raw!r} is not a file")
+    try:
+        if path.exists() and not path.is_file():
+            raise RequestFailed("bad_path", f"notebook path {raw!r} is not a file")
+    except OSError as exc:  # too long for the file system, say
+        shown = raw if len(raw) <= 200 else raw[:200] + "…"
+        raise RequestFailed("bad_path", f"notebook path {shown!r}: {exc.strerror}") from None
     return path
 
 

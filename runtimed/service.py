@@ -23,10 +23,13 @@ from typing import Any
 
 from .client import Client, ClientError
 from .lock import holder_pid, process_alive
+from .private_files import ensure_private_dir, open_private
 
 PROBE_TIMEOUT = 2.0
 POLL_INTERVAL = 0.05
 LOG_TAIL_LINES = 20
+# The detached daemon's stderr: the log file, 0600 when new, never through a symlink.
+LOG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
 
 
 class ServiceError(Exception):
@@ -120,17 +123,21 @@ def _spawn(
         argv += ["--data-dir", str(data_dir)]
     argv += serve_args
     # posix_spawn, not Popen: nothing in this process keeps a handle on the daemon.
-    return os.posix_spawn(
-        sys.executable,
-        argv,
-        os.environ,
-        file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 2, str(log_file), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
-        ],
-        setsid=True,
-    )
+    try:
+        return os.posix_spawn(
+            sys.executable,
+            argv,
+            os.environ,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 2, str(log_file), LOG_FLAGS, 0o600),
+            ],
+            setsid=True,
+        )
+    except OSError as exc:  # the log cannot be opened: a symbolic link, say
+        message = f"cannot start the daemon: {exc.strerror} (its log: {log_file})"
+        raise ServiceError(message) from exc
 
 
 def _reaped(pid: int) -> bool:
@@ -146,8 +153,8 @@ def _reaped(pid: int) -> bool:
 def _start_turn(socket_path: Path, deadline: float) -> Iterator[None]:
     """Concurrent starts on one socket take turns, so only the first spawns a daemon."""
     path = socket_path.with_name(socket_path.name + ".start")
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    ensure_private_dir(path.parent)
+    fd = open_private(path, os.O_RDWR | os.O_CREAT)
     try:
         while True:
             try:

@@ -9,12 +9,17 @@ request before the upgrade):
 - Plain HTTP: `/` (the notebook page), `/static/<file>` (its assets) and
   `/blob/<hash>` (a blob the doc refers to: output manifests, stream chunks, widget
   values).
+- The Kernel Gateway API (`/api…`, `/kernelspecs/…`, and the kernel WebSocket
+  `/api/kernels/<id>/channels`), answered by `runtimed.gateway` (docs/gateway.md).
 
-A browser lets any web site open a WebSocket to 127.0.0.1, so everything that reveals
-or changes a notebook (`/`, `/ws`, `/blob/`) demands the token, given as `?token=` or
-`Authorization: Bearer`, and refused with 401 before any upgrade. Static assets are
-the same for everyone and need none. The token is fresh at each start, written 0600
-beside the socket, and compared in constant time.
+A browser lets any web site open a WebSocket to 127.0.0.1, so every request first
+passes `web_guard`'s Host and Origin checks (403 otherwise: DNS rebinding, another
+site), and everything that reveals or changes a notebook (`/ws`, `/blob/`) demands the
+token, given as `?token=` or `Authorization: Bearer`, and refused with 401 before any
+upgrade. The page (`/`) and its assets are the same for everyone and need none: the
+page takes the token from its address and keeps it in memory (`js/src/page/token.js`).
+The token is fresh at each start, written 0600 beside the socket, and compared in
+constant time.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import mimetypes
 import os
 import re
 import secrets
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlsplit
@@ -41,7 +48,18 @@ from websockets.http11 import Request, Response
 
 from .blob_store import HASH_RE, BlobError
 from .config import token_path
+from .gateway import BodyConnection, Gateway, is_gateway_path
+from .log_safety import Throttle, register_secret
+from .private_files import open_private, read_private
 from .protocol import MAX_FRAME_SIZE, Connection, Framing, RemoteProtocolError, Role
+from .web_guard import (
+    BLOB_CSP,
+    COMMON_HEADERS,
+    PAGE_CSP,
+    ConnectionGate,
+    host_refusal,
+    origin_refusal,
+)
 
 if TYPE_CHECKING:
     from .server import Daemon
@@ -88,7 +106,7 @@ def write_token(path: Path) -> str:
     token = secrets.token_urlsafe(32)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = open_private(path, os.O_WRONLY, new=True)
     with os.fdopen(fd, "w") as file:
         file.write(token + "\n")
     return token
@@ -96,7 +114,7 @@ def write_token(path: Path) -> str:
 
 def read_token(path: Path) -> str:
     """The token a running daemon wrote beside its socket."""
-    return path.read_text().strip()
+    return read_private(path).strip()
 
 
 def page_url(host: str, port: int, token: str, notebook_id: str | None = None) -> str:
@@ -159,6 +177,42 @@ class WebSocketTransport:
         await self.ws.close()
 
 
+class GatedConnection(BodyConnection):
+    """A connection that holds a place in the gate until its HTTP request has arrived;
+    when the gate is full it is closed at once (idle sockets must not eat every fd).
+    Its parser reads request bodies too (the Kernel Gateway API POSTs JSON)."""
+
+    def __init__(
+        self,
+        *args: object,
+        gate: ConnectionGate,
+        on_refused: Callable[[str], None],
+        **kwargs: object,
+    ) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.gate = gate
+        self.on_refused = on_refused
+        self.waiting_peer: str | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        peer = str((transport.get_extra_info("peername") or ("?",))[0])
+        if self.gate.admit(peer):
+            self.waiting_peer = peer
+            return
+        transport.abort()
+        self.on_refused(peer)
+
+    def request_arrived(self) -> None:
+        if self.waiting_peer is not None:
+            self.gate.release(self.waiting_peer)
+            self.waiting_peer = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.request_arrived()
+        super().connection_lost(exc)
+
+
 class WebListener:
     """The daemon's WebSocket + HTTP port; `start` binds it, `close` stops accepting."""
 
@@ -167,7 +221,11 @@ class WebListener:
         self.server = server
         self.token = token
         self.host = host
+        self.gateway = Gateway(daemon)
         self.log = log.bind(host=host, port=self.port)
+        # Refusals are logged once per interval per kind: a flood must not fill the disk.
+        self.refusals = Throttle()
+        register_secret(token)
 
     @classmethod
     async def start(cls, daemon: Daemon) -> WebListener:
@@ -187,6 +245,13 @@ class WebListener:
             assert listener is not None
             return await listener._process_request(ws, request)
 
+        def refused(peer: str) -> None:
+            if listener is not None:
+                reason = "too many connections without a request"
+                listener.log_refusal("connection_refused", peer, "", reason)
+
+        gate = ConnectionGate(settings.ws_max_waiting, settings.ws_max_waiting_per_peer)
+
         try:
             server = await serve(
                 handler,
@@ -196,6 +261,10 @@ class WebListener:
                 max_size=MAX_FRAME_SIZE,
                 compression=None,  # loopback: deflate would only cost CPU
                 logger=logging.getLogger("runtimed.websocket.wire"),
+                open_timeout=settings.handshake_timeout,
+                create_connection=partial(  # type: ignore[arg-type]
+                    GatedConnection, gate=gate, on_refused=refused
+                ),
             )
         except OSError as exc:
             raise WebListenerError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
@@ -222,6 +291,9 @@ class WebListener:
     # --- WebSocket ----------------------------------------------------------------------
 
     async def _run_websocket(self, ws: ServerConnection) -> None:
+        if ws.request is not None and self.gateway.is_channels(ws.request):
+            await self.gateway.run_channels(ws)
+            return
         transport = WebSocketTransport(ws)
         conn = Connection(Role.SERVER, framing=Framing.MESSAGE)
         try:
@@ -233,14 +305,27 @@ class WebListener:
 
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         """Answer plain HTTP, or return None to let a WebSocket upgrade go ahead."""
+        if isinstance(ws, GatedConnection):
+            ws.request_arrived()
         url = urlsplit(request.path)
         path = url.path
+        refusal = host_refusal(
+            request.headers.get("Host"), allow_remote=self.daemon.settings.ws_allow_remote
+        ) or origin_refusal(request.headers.get("Origin"), request.headers.get("Host"))
+        if refusal is not None:
+            self.log_refusal("forbidden", str(ws.remote_address), path, refusal)
+            return _text(http.HTTPStatus.FORBIDDEN, f"forbidden: {refusal}\n")
         if path.startswith("/static/"):
             return await self._static(path.removeprefix("/static/"))
-        if path not in ("/", WS_PATH) and not path.startswith("/blob/"):
+        if is_gateway_path(path):
+            authorized = self._authorized(request, url.query)
+            return await self.gateway.process_request(request, authorized)
+        if path == "/":
+            return await self._static("index.html")
+        if path != WS_PATH and not path.startswith("/blob/"):
             return _text(http.HTTPStatus.NOT_FOUND, f"no such page: {path}\n")
         if not self._authorized(request, url.query):
-            self.log.warning("unauthorized", path=path, remote=str(ws.remote_address))
+            self.log_refusal("unauthorized", str(ws.remote_address), path, "no or wrong token")
             return _text(
                 http.HTTPStatus.UNAUTHORIZED,
                 "missing or wrong token: open the URL that `runtimed serve --ws` printed "
@@ -248,15 +333,19 @@ class WebListener:
             )
         if path == WS_PATH:
             return None
-        if path == "/":
-            return await self._static("index.html")
         return await self._blob(path.removeprefix("/blob/"))
+
+    def log_refusal(self, event: str, remote: str, path: str, reason: str) -> None:
+        """One warning per kind and interval, with how many were left out before it."""
+        dropped = self.refusals.passes(event)
+        if dropped is not None:
+            self.log.warning(event, path=path, remote=remote, reason=reason, left_out=dropped)
 
     def _authorized(self, request: Request, query: str) -> bool:
         given = parse_qs(query).get("token", [""])[0]
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            given = header.removeprefix("Bearer ").strip()
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        if scheme in ("Bearer", "token"):  # `token` is what jupyter_server's GatewayClient sends
+            given = value.strip()
         return hmac.compare_digest(given.encode(), self.token.encode())
 
     async def _static(self, name: str) -> Response:
@@ -289,20 +378,34 @@ class WebListener:
                 else http.HTTPStatus.INTERNAL_SERVER_ERROR
             )
             return _text(status, f"{exc.message}\n")
-        response = _response(http.HTTPStatus.OK, body, info.media_type)
         # Content-addressed, so never stale; sandboxed, so kernel HTML cannot run here.
-        response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
-        response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
-        return response
+        return _response(
+            http.HTTPStatus.OK,
+            body,
+            info.media_type,
+            cache="private, max-age=31536000, immutable",
+            csp=BLOB_CSP,
+        )
 
 
-def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
+def _response(
+    status: http.HTTPStatus,
+    body: bytes,
+    content_type: str,
+    *,
+    cache: str = "no-cache",
+    csp: str = PAGE_CSP,
+) -> Response:
+    """Every answer of the port, with one of each header (the page's policy unless a
+    blob's own)."""
     headers = Headers(
         [
             ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
-            ("X-Content-Type-Options", "nosniff"),
-            ("Cache-Control", "no-cache"),
+            ("Cache-Control", cache),
+            ("Content-Security-Policy", csp),
+            ("X-Frame-Options", "SAMEORIGIN" if csp == BLOB_CSP else "DENY"),
+            *COMMON_HEADERS,
             ("Connection", "close"),
         ]
     )

@@ -67,6 +67,7 @@ export class RuntimedClient {
     this.epoch = null; // the room's epoch this client is in (compaction)
     this._compaction = null; // a compaction notice whose SNAPSHOT comes next
     this.kernelStatus = null;
+    this.trust = null; // the last `trust` broadcast
     this.commSync = null; // the last comm_sync broadcast's comms (the legacy widget view)
     this.handshake = null;
     this.closed = false;
@@ -322,6 +323,7 @@ export class RuntimedClient {
     if (message.event === "compaction") this._compaction = message;
     if (message.event === "kernel_status") this.kernelStatus = message.status;
     if (message.event === "comm_sync") this.commSync = message.comms;
+    if (message.event === "trust") this.trust = message;
     this._emit("broadcast", message);
   }
 

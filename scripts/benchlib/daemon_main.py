@@ -3,7 +3,8 @@
 A separate process keeps the bench's clients off the daemon's event loop and CPU, and
 makes RSS and CPU time the daemon's alone. Extras for measuring, all optional:
 `--probe` runs a LoopProbe (SIGUSR1 writes its figures to `--stats` and resets it),
-`--profile` runs the daemon under cProfile and writes the stats on exit.
+`--profile` runs the daemon under cProfile and writes the stats on exit, `--ws-port`
+opens the WebSocket listener (and its Kernel Gateway API) on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def _write_stats(probe: LoopProbe, path: Path) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    settings = Settings(socket_path=Path(args.socket), data_dir=Path(args.data_dir))
+    ws = ("127.0.0.1", args.ws_port) if args.ws_port else None
+    settings = Settings(socket_path=Path(args.socket), data_dir=Path(args.data_dir), ws=ws)
     probe_task: asyncio.Task[None] | None = None
     if args.probe:
         probe = LoopProbe()
@@ -55,6 +57,7 @@ def main() -> None:
     parser.add_argument("--probe", action="store_true")
     parser.add_argument("--stats", default="")
     parser.add_argument("--profile", default="")
+    parser.add_argument("--ws-port", type=int, default=0, help="also listen on 127.0.0.1:PORT")
     args = parser.parse_args()
     configure_logging(level="info", stream=sys.stderr)
     if not args.profile:

@@ -1,14 +1,15 @@
 """A kernel WebSocket client of jupyter_server, the path JupyterLab uses (protocol v1).
 
 Just enough of the protocol to run code and count a burst's updates: the binary v1
-framing (offsets, channel, header, parent_header, metadata, content, buffers).
+framing (offsets, channel, header, parent_header, metadata, content, buffers), or the
+legacy JSON format when the server selects no subprotocol (as it does for kernels of
+a gateway: `--gateway-url`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import os
 import secrets
@@ -21,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+
+from runtimed.gateway import codec
+from runtimed.kernel import execute_content
 
 from .procs import KERNEL_NAME, child_env
 
@@ -51,19 +55,26 @@ def decode_v1(data: bytes) -> tuple[str, dict[str, Any], dict[str, Any], dict[st
     return part[0].decode(), json.loads(part[1]), json.loads(part[2]), json.loads(part[4])
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 class JupyterServer:
-    """`jupyter server` in a child process, one kernel in it, one WebSocket to that kernel."""
+    """`jupyter server` in a child process, one kernel in it, one WebSocket to that kernel.
 
-    def __init__(self, workdir: Path, *, rate_limited: bool) -> None:
+    With `gateway=(url, token)` the server hands its kernels to that Kernel Gateway
+    (the daemon's `--ws` port).
+    """
+
+    def __init__(
+        self, workdir: Path, *, rate_limited: bool, gateway: tuple[str, str] | None = None
+    ) -> None:
         self.workdir = workdir
         self.rate_limited = rate_limited
-        self.port = _free_port()
+        self.gateway = gateway
+        self.port = free_port()
         self.token = secrets.token_hex(16)
         self.proc: asyncio.subprocess.Process | None = None
         self.ws: ClientConnection | None = None
@@ -91,9 +102,14 @@ class JupyterServer:
             *(() if self.rate_limited else NO_RATE_LIMIT),
             *(("--allow-root",) if os.geteuid() == 0 else ()),
         ]
+        env = child_env()
+        if self.gateway is not None:
+            argv.append(f"--gateway-url={self.gateway[0]}")
+            env["JUPYTER_GATEWAY_AUTH_TOKEN"] = self.gateway[1]
+        self.workdir.mkdir(parents=True, exist_ok=True)
         with (self.workdir / "jupyter_server.log").open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, *argv, stdout=log, stderr=log, env=child_env()
+                sys.executable, *argv, stdout=log, stderr=log, env=env
             )
         deadline = time.monotonic() + 60
         while True:
@@ -111,26 +127,25 @@ class JupyterServer:
 
     async def execute(self, code: str) -> str:
         assert self.ws is not None
-        msg_id = uuid.uuid4().hex
-        header = {
-            "msg_id": msg_id,
-            "msg_type": "execute_request",
-            "username": "bench",
-            "session": self.session,
-            "date": dt.datetime.now(dt.UTC).isoformat(),
-            "version": "5.3",
-        }
-        content = {
-            "code": code,
-            "silent": False,
-            "store_history": False,
-            "user_expressions": {},
-            "allow_stdin": False,
-            "stop_on_error": True,
-        }
-        msg = {"header": header, "parent_header": {}, "metadata": {}, "content": content}
-        await self.ws.send(encode_v1("shell", msg))
-        return msg_id
+        content = execute_content(code, store_history=False)
+        msg = codec.new_message("execute_request", content, session=self.session)
+        await self.ws.send(self._encode("shell", msg))
+        return msg["header"]["msg_id"]
+
+    def _encode(self, channel: str, msg: dict[str, Any]) -> bytes | str:
+        assert self.ws is not None
+        if self.ws.subprotocol == SUBPROTOCOL:
+            return encode_v1(channel, msg)
+        return codec.encode(msg, channel)
+
+    def _decode(self, data: bytes | str) -> tuple[str, dict, dict, dict]:
+        """(channel, header, parent_header, content) in either format."""
+        assert self.ws is not None
+        if self.ws.subprotocol == SUBPROTOCOL:
+            assert isinstance(data, bytes)
+            return decode_v1(data)
+        channel, msg = codec.decode(data, codec.ALL_CHANNELS)
+        return channel, msg["header"], msg["parent_header"], msg["content"]
 
     async def run_to_idle(self, code: str) -> str:
         """Run code and return its stdout (setup code, not timed)."""
@@ -138,7 +153,7 @@ class JupyterServer:
         msg_id = await self.execute(code)
         text = []
         async for data in self.ws:
-            channel, header, parent, content = decode_v1(data)
+            channel, header, parent, content = self._decode(data)
             if channel != "iopub" or parent.get("msg_id") != msg_id:
                 continue
             if header["msg_type"] == "stream":
@@ -160,7 +175,7 @@ class JupyterServer:
             while True:
                 data = await asyncio.wait_for(self.ws.recv(), quiet)
                 last_at = time.perf_counter()
-                _channel, header, parent, content = decode_v1(data)
+                _channel, header, parent, content = self._decode(data)
                 if header["msg_type"] == "comm_msg" and content.get("comm_id") == comm_id:
                     value = content.get("data", {}).get("state", {}).get("value")
                     if value is not None:

@@ -116,8 +116,16 @@ class Helper:
 class DaemonProcess:
     """`benchlib.daemon_main` in a child process, on its own socket and data dir."""
 
-    def __init__(self, workdir: Path, *, probe: bool = False, profile: Path | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        probe: bool = False,
+        profile: Path | None = None,
+        ws_port: int = 0,
+    ) -> None:
         self.workdir = workdir
+        self.ws_port = ws_port
         self.socket_path = Path(f"/tmp/rtd-bench-{os.getpid()}-{id(self):x}.sock")
         self.data_dir = workdir / "data"
         self.stats_path = workdir / "loop-stats.json"
@@ -141,6 +149,8 @@ class DaemonProcess:
             argv += ["--probe", "--stats", str(self.stats_path)]
         if self.profile is not None:
             argv += ["--profile", str(self.profile)]
+        if self.ws_port:
+            argv += ["--ws-port", str(self.ws_port)]
         with self.log_path.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,

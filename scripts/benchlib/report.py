@@ -35,15 +35,23 @@ def _spread(s: Spread | None, unit: str = "") -> str:
     return f"{_num(s.median)}{unit} ({_num(s.min)}-{_num(s.max)})"
 
 
-def _row_cells(row: Row) -> list[str]:
+def _row_cells(row: Row, extra: bool = False) -> list[str]:
     ratio = row.ratio_spread
-    return [
+    cells = [
         row.label,
         _spread(row.spread, row.unit),
         f"{_spread(row.baseline_spread, row.unit)}"
         + (f" [{row.baseline_label}]" if row.baseline_label else ""),
         f"{_spread(ratio)}x" if ratio and ratio.n else "",
     ]
+    if extra:
+        cells.append(_spread(None if row.extra is None else Spread.of(row.extra), row.unit))
+    return cells
+
+
+def _header(result: CaseResult) -> list[str]:
+    extra = [result.extra_column] if result.extra_column else []
+    return ["figure", "runtimed", "baseline", "ratio", *extra]
 
 
 def _verdict(met: bool | None) -> str:
@@ -52,12 +60,13 @@ def _verdict(met: bool | None) -> str:
 
 def table(results: list[CaseResult]) -> str:
     """A plain-text table: median (min-max) over repeats, the baseline, the ratio."""
-    header = ["figure", "runtimed", "baseline", "ratio"]
     lines = []
     for result in results:
         lines.append("")
         lines.append(f"== {result.title}  ({result.seconds:.0f} s)")
-        cells = [header, *(_row_cells(row) for row in result.rows)]
+        header = _header(result)
+        extra = bool(result.extra_column)
+        cells = [header, *(_row_cells(row, extra) for row in result.rows)]
         widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
         for c in cells:
             lines.append("  " + "  ".join(x.ljust(w) for x, w in zip(c, widths, strict=True)))
@@ -100,8 +109,10 @@ def markdown(results: list[CaseResult], *, quick: bool, meta: dict[str, Any]) ->
             params = ", ".join(f"{k}={v}" for k, v in result.params.items())
             out += [f"Parameters: {params}. Took {result.seconds:.0f} s.", ""]
         if result.rows:
-            out += ["| figure | runtimed | baseline | ratio |", "|---|---|---|---|"]
-            out += ["| " + " | ".join(_row_cells(row)) + " |" for row in result.rows]
+            header = _header(result)
+            extra = bool(result.extra_column)
+            out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            out += ["| " + " | ".join(_row_cells(row, extra)) + " |" for row in result.rows]
             out.append("")
         for check in result.checks:
             out.append(f"- **{_verdict(check.met)}** {check.target}: {check.measured}")

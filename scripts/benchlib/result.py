@@ -33,6 +33,7 @@ class Row:
     values: list[float]
     baseline_label: str = ""
     baseline: list[float] | None = None
+    extra: list[float] | None = None  # the case's `extra_column`, measured in the same repeats
 
     @property
     def spread(self) -> Spread:
@@ -61,6 +62,9 @@ class Row:
             out["baseline_summary"] = Spread.of(self.baseline).as_dict()
             ratio = self.ratio_spread
             out["ratio"] = ratio.as_dict() if ratio else None
+        if self.extra is not None:
+            out["extra"] = self.extra
+            out["extra_summary"] = Spread.of(self.extra).as_dict()
         return out
 
 
@@ -79,6 +83,7 @@ class CaseResult:
     title: str
     params: dict[str, Any] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
+    extra_column: str = ""  # a third way measured beside runtimed and the baseline
     checks: list[Check] = field(default_factory=list)
     # Latency samples in ms, by series name, pooled over repeats: drawn in latency.png.
     samples: dict[str, list[float]] = field(default_factory=dict)
@@ -90,6 +95,7 @@ class CaseResult:
             "key": self.key,
             "title": self.title,
             "params": self.params,
+            **({"extra_column": self.extra_column} if self.extra_column else {}),
             "seconds": round(self.seconds, 1),
             "rows": [row.as_dict() for row in self.rows],
             "checks": [

@@ -156,3 +156,41 @@ async def test_a_kernel_without_ipywidgets_is_bridged_quietly(
         assert [e for e in actor.broadcasts if e.event == "error"] == []
         assert (await actor.request("get_comms"))["comms"] == []
         await actor.request("shutdown_kernel")
+
+
+async def test_a_fresh_kernel_sees_no_comm_traffic_until_it_uses_widgets(
+    running: RunningDaemon,
+) -> None:
+    """The control comm opens only once the kernel uses ipywidgets: before that the
+    kernel handles no comm message from the daemon (nothing to log to its stderr)."""
+    async with running.client("nb-quiet") as actor:
+        room = running.daemon.rooms["nb-quiet"]
+        answers: list[tuple[str, str]] = []  # (IOPub msg_type, the request it answers)
+        route = room.router.on_message
+
+        def record(msg: dict) -> None:
+            answers.append((msg["msg_type"], msg.get("parent_header", {}).get("msg_type", "")))
+            route(msg)
+
+        room.router.on_message = record  # type: ignore[method-assign]
+        await actor.request("launch_kernel")
+        await run(actor, "import sys\nprint('out')\nprint('err', file=sys.stderr)")
+        result = await actor.request("resync")
+        assert result["available"] is False
+        assert "no widget comms" in result["reason"]
+        comm_requests = {"comm_open", "comm_msg", "comm_close"}
+        assert [a for a in answers if a[1] in comm_requests] == []
+        assert not any(a[0] in comm_requests for a in answers)
+
+        await run(actor, "import ipywidgets\ns = ipywidgets.IntSlider(value=3)")
+        result = await actor.request("resync")  # it uses widgets now: the comm opens
+        assert result == {"available": True, "added": 0, "updated": 0, "removed": 0}
+        assert ("status", "comm_open") in answers
+        assert not any(a == ("stream", "comm_open") for a in answers)  # no complaint
+
+        await actor.request("restart_kernel")  # a fresh process: quiet again
+        answers.clear()
+        result = await actor.request("resync")
+        assert "no widget comms" in result["reason"]
+        assert not any(a[1] in comm_requests for a in answers)
+        await actor.request("shutdown_kernel")

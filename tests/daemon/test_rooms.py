@@ -44,8 +44,8 @@ async def test_late_joiner_converges_from_snapshot_and_from_plain_sync(
         expected = writer.doc.to_json()
     async with running.client("nb-late", snapshot=True) as snap:
         assert snap.doc.to_json() == expected  # loaded from SNAPSHOT before the client returns
-        kinds = [type(e).__name__ for e in snap.broadcasts]
-        assert kinds == ["Broadcast"]  # kernel_status only: no comms live
+        events = [e.event for e in snap.broadcasts]
+        assert events == ["trust", "kernel_status"]  # no comm_sync: no comms live
     async with running.client("nb-late", snapshot=False) as plain:
         await plain.wait_for(lambda c: c.doc.to_json() == expected, what="plain sync")
 

@@ -3,6 +3,8 @@
 //   node automerge_peer.mjs dump <file>           print the doc at <file> as the to_json() view
 //   node automerge_peer.mjs write <file>          write a schema v3 notebook the way a JS client would
 //   node automerge_peer.mjs write-counter <in> <out>  <in> plus a Counter (Python cannot read one)
+//   node automerge_peer.mjs write-variant <name> <file>  a doc written from docs/schema.md
+//                                                  alone, one legal variation per name
 //   node automerge_peer.mjs sync                  sync over stdio: one JSON request per line
 import * as A from "@automerge/automerge";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -38,18 +40,18 @@ function view(doc) {
     outputs: plain(cell.outputs),
     metadata: plain(cell.metadata),
   }));
-  const comms = Object.entries(doc.comms).map(([commId, comm]) => ({
+  const comms = Object.entries(doc.comms ?? {}).map(([commId, comm]) => ({
     comm_id: commId,
     target_name: plain(comm.target_name),
     model_module: plain(comm.model_module),
     model_name: plain(comm.model_name),
     state: JSON.parse(plain(comm.state)),
-    outputs: plain(comm.outputs),
+    outputs: plain(comm.outputs ?? []), // OutputModel comms only
     seq: plain(comm.seq),
   }));
   return {
-    notebook_id: plain(doc.notebook_id),
-    schema_version: plain(doc.schema_version),
+    notebook_id: plain(doc.notebook_id ?? null),
+    schema_version: plain(doc.schema_version ?? null),
     metadata: plain(doc.metadata),
     cells: cells.sort(byKey(["position", "id"])),
     comms: comms.sort(byKey(["seq", "comm_id"])),
@@ -101,6 +103,48 @@ function jsNotebook() {
   return doc;
 }
 
+/** Docs a client could write from docs/schema.md alone, each using one freedom it allows. */
+const VARIANTS = {
+  // Any lowercase hex is a position: keys ending in 0, equal as fractions, tied.
+  positions: () =>
+    A.change(A.init(), (d) => {
+      d.schema_version = new A.Uint(3);
+      d.notebook_id = S("js-positions");
+      d.metadata = {};
+      d.comms = {};
+      d.cells = {};
+      for (const [id, position] of [["a", "10"], ["b", "8"], ["c", "80"], ["d", "800"], ["e", "80"], ["f", "0"], ["g", "f0"]]) {
+        d.cells[id] = cell(id, "code", position, `# ${id}`, null, [], {});
+      }
+    }),
+  // v1: no schema_version (missing = 1), no notebook_id, cells an ordered List.
+  "v1-without-id": () =>
+    A.change(A.init(), (d) => {
+      d.metadata = { kernelspec: { name: "python3", display_name: "Python 3" } };
+      d.cells = [
+        { id: S("first"), cell_type: S("markdown"), source: "# v1", execution_count: S("null"), outputs: [], metadata: {} },
+        { id: S("second"), cell_type: S("code"), source: "1 + 1", execution_count: S("2"), outputs: [S(JSON.stringify({ output_type: "execute_result", execution_count: 2, data: { "text/plain": "2" }, metadata: {} }))], metadata: {} },
+      ];
+    }),
+  // A comm that is not an Output widget has no `outputs`; seq and version as plain Int.
+  "comm-without-outputs": () =>
+    A.change(A.init(), (d) => {
+      d.schema_version = 3;
+      d.notebook_id = S("js-comms");
+      d.metadata = {};
+      d.cells = {};
+      d.comms = {
+        slider: {
+          target_name: S("jupyter.widget"),
+          model_module: S("@jupyter-widgets/controls"),
+          model_name: S("IntSliderModel"),
+          state: S(JSON.stringify({ value: 7 })),
+        },
+      };
+      d.comms.slider.seq = 0;
+    }),
+};
+
 function respond(message) {
   process.stdout.write(JSON.stringify(message) + "\n");
 }
@@ -148,6 +192,8 @@ if (command === "dump") {
     d.metadata.clicks = new A.Counter(1);
   });
   writeFileSync(output, A.save(doc));
+} else if (command === "write-variant") {
+  writeFileSync(output, A.save(VARIANTS[file]()));
 } else if (command === "sync") {
   syncLoop();
 } else {

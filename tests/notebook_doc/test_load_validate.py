@@ -25,7 +25,7 @@ HASH = "c" * 64
 def sample(doc: NotebookDoc) -> str:
     cell_id = doc.add_cell(source="x = 1", cell_id="cell-1", metadata={"tags": ["t"]})
     doc.append_output(cell_id, HASH)
-    doc.put_comm("w1", "jupyter.widget", "m", "n", '{"value": 1}', 0)
+    doc.put_comm("w1", "jupyter.widget", "m", "OutputModel", '{"value": 1}', 0)
     doc.update_metadata("kernelspec", {"name": "python3"})
     return cell_id
 

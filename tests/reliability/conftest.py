@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -19,6 +20,13 @@ from runtimed.client import Client, ClientError
 from runtimed.config import Settings
 
 RUNNER = Path(__file__).with_name("daemon_process.py")
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (for a daemon started with `--ws`)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 class DaemonProcess:

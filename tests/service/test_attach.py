@@ -76,7 +76,12 @@ async def test_attach_a_kernel_found_by_runtimed_kernels(
 
         status = json.loads((await asyncio.to_thread(service.cli, "status", "--json")).stdout)
         assert status["kernels"] == [
-            {"notebook_id": "attached-nb", "kernel_name": "python3", "status": "idle"}
+            {
+                "notebook_id": "attached-nb",
+                "kernel_name": "python3",
+                "status": "idle",
+                "connection_file": live["path"],
+            }
         ]
 
     # Stopping the daemon releases an attached kernel; it does not kill it.

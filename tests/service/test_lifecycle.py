@@ -176,7 +176,9 @@ async def test_a_failed_autostart_shows_the_end_of_the_log(
     assert "NotADirectoryError" in caught.value.message
 
 
-def test_start_with_ws_serves_the_page_behind_its_token(service: Service) -> None:
+def test_start_with_ws_serves_the_page_and_keeps_its_token_out_of_the_log(
+    service: Service,
+) -> None:
     import socket as socket_module
     import urllib.error
     import urllib.request
@@ -189,8 +191,12 @@ def test_start_with_ws_serves_the_page_behind_its_token(service: Service) -> Non
     assert page.startswith(f"http://127.0.0.1:{port}/?token=")
     with urllib.request.urlopen(page, timeout=10) as response:
         assert response.status == 200
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10)
+    with pytest.raises(urllib.error.HTTPError) as refused:  # what the page reads: token only
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/blob/{'0' * 64}", timeout=10)
     assert refused.value.code == 401
     refused.value.close()
     service.cli("stop")
+    token = page.partition("?token=")[2]
+    log = service.log_file.read_text()
+    assert f"http://127.0.0.1:{port}/ (token in " in log  # the detached daemon's stderr
+    assert token not in log

@@ -4,6 +4,8 @@
 // storage). Page errors and console errors are collected and returned by "errors".
 //
 //   {"cmd": "open", "page": "a", "url": "..."}       load and wait for window.runtimed.ready
+//   {"cmd": "goto", "page": "a", "url": "..."}       load any page (JupyterLab), no waiting
+//   {"cmd": "reload", "page": "a"}                   reload the page
 //   {"cmd": "eval", "page": "a", "js": "..."}        the value of a JS expression
 //   {"cmd": "wait", "page": "a", "js": "...", "ms": 15000}   until the expression is truthy
 //   {"cmd": "click" | "fill", "page": "a", "selector": "...", "text": "..."}
@@ -23,13 +25,34 @@ const CHROMIUM_FLAGS = [
   "--disable-background-networking",
   "--disable-component-update",
   "--disable-sync",
+  // tests/web/test_guard.py: a name that resolves to this machine, for DNS rebinding.
+  "--host-resolver-rules=MAP rebind.test 127.0.0.1",
 ];
 
 const pages = new Map();
+
+// Polled from here through page.evaluate (DevTools evaluation, which the page's CSP
+// allows), not with page.waitForFunction: that compiles the predicate inside the page,
+// and the page's Content-Security-Policy forbids eval.
+async function until(page, js, ms) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    let value = false;
+    try {
+      value = await page.evaluate(js);
+    } catch (error) {
+      // A page that navigates (a reload) has no context for a moment: poll on.
+      if (!/context was destroyed|navigat/i.test(error.message)) throw error;
+    }
+    if (value) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${js}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 const errors = [];
 let browser = null;
 
-async function open({ page: name, url, timeout = 30000 }) {
+async function goto({ page: name, url, timeout = 30000 }) {
   browser ??= await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: CHROMIUM_FLAGS,
@@ -41,8 +64,13 @@ async function open({ page: name, url, timeout = 30000 }) {
     if (message.type() === "error") errors.push(`${name}: console: ${message.text()}`);
   });
   pages.set(name, page);
-  await page.goto(url);
-  await page.waitForFunction(() => window.runtimed !== undefined, null, { timeout });
+  await page.goto(url, { timeout });
+  return page;
+}
+
+async function open({ page: name, url, timeout = 30000 }) {
+  const page = await goto({ page: name, url, timeout });
+  await until(page, "window.runtimed !== undefined", timeout);
   const state = await page.evaluate(() => ({ ready: window.runtimed.ready, error: window.runtimed.error }));
   if (!state.ready) throw new Error(`the page did not open its notebook: ${state.error}`);
 }
@@ -61,11 +89,17 @@ async function drag({ page: name, selector, dx, steps = 12 }) {
 
 const commands = {
   open,
+  goto: async (command) => {
+    await goto(command);
+  },
+  reload: async ({ page, timeout = 60000 }) => {
+    await pages.get(page).reload({ timeout });
+  },
   drag,
   eval: ({ page, js }) => pages.get(page).evaluate(js),
   wait: async ({ page, js, ms = 15000 }) => {
     try {
-      await pages.get(page).waitForFunction(js, null, { timeout: ms, polling: 50 });
+      await until(pages.get(page), js, ms);
     } catch (error) {
       const shown = await pages.get(page).evaluate(() => document.body.innerText);
       throw new Error(`${error.message}; the page shows: ${shown}; errors: ${errors}`);

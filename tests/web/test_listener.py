@@ -64,9 +64,12 @@ async def test_a_notebook_session_over_websocket(web: WebDaemon) -> None:
         reply = await greet(ws, HELLO)
         assert reply["ok"]
         assert reply["notebook_id"] == "ws-nb"
-        frames = [await ws.recv() for _ in range(3)]  # one frame per binary message
-        assert [f[0] for f in frames] == [FrameType.SNAPSHOT, FrameType.SYNC, FrameType.BROADCAST]
-        assert json.loads(frames[2][1:]) == {"event": "kernel_status", "status": "none"}
+        frames = [await ws.recv() for _ in range(4)]  # one frame per binary message
+        assert [f[0] for f in frames] == [FrameType.SNAPSHOT, FrameType.SYNC] + [
+            FrameType.BROADCAST
+        ] * 2
+        assert json.loads(frames[2][1:])["event"] == "trust"
+        assert json.loads(frames[3][1:]) == {"event": "kernel_status", "status": "none"}
         await ws.send(bytes([FrameType.REQUEST]) + b'{"id": 7, "action": "get_comms"}')
         response = await ws.recv()
         assert response[0] == FrameType.RESPONSE
@@ -96,7 +99,6 @@ async def test_the_websocket_shares_rooms_with_the_unix_socket(web: WebDaemon) -
         ("/ws", {}),
         ("/ws?token=wrong", {}),
         ("/ws", {"Authorization": "Bearer wrong"}),
-        ("/?notebook=x", {}),
         ("/blob/" + "a" * 64, {}),
     ],
 )

@@ -8,10 +8,12 @@ import "@jupyterlab/outputarea/style/base.css";
 import { RuntimedClient } from "../client.js";
 import { appendCell, cells as docCells, setSource } from "../notebook.js";
 import { BlobCache, CellOutputs } from "./outputs.js";
+import { showSvgAsImage, TrustView } from "./trust.js";
+import { takeToken } from "./token.js";
 import { WidgetBridge } from "./widgets.js";
 
+const token = takeToken();
 const query = new URLSearchParams(location.search);
-const token = query.get("token") ?? "";
 const notebookId = query.get("notebook");
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
 
@@ -34,7 +36,7 @@ function report(message) {
 }
 
 function pageHref(id) {
-  const params = new URLSearchParams({ token });
+  const params = new URLSearchParams();
   if (id) params.set("notebook", id);
   return `/?${params}`;
 }
@@ -78,6 +80,9 @@ class NotebookPage {
       fetchBlob: (hash) => this.blobs.get(hash),
       report,
     });
+    this.trust = new TrustView();
+    if (client.trust) this.setTrust(client.trust); // told during the join
+    showSvgAsImage(this.widgets.manager.renderMime);
     this.views = new Map(); // cell_id -> {node, source, prompt, outputs}
     this._renderPending = false;
     client.on("doc", () => this.scheduleRender());
@@ -96,6 +101,7 @@ class NotebookPage {
       element("button", { id: "interrupt", onclick: () => this.act("interrupt_kernel") }, "Interrupt"),
       element("button", { id: "restart", onclick: () => this.act("restart_kernel") }, "Restart"),
       element("button", { id: "add-cell", onclick: () => this.addCell() }, "+ Code cell"),
+      this.trust.badge,
     );
     this.setStatus(this.client.kernelStatus ?? "none");
     this.render();
@@ -113,6 +119,15 @@ class NotebookPage {
   onBroadcast(message) {
     if (message.event === "kernel_status") this.setStatus(message.status);
     if (message.event === "error") report(`${message.code}: ${message.message}`);
+    if (message.event === "trust") {
+      this.setTrust(message);
+      this.render();
+    }
+  }
+
+  setTrust(state) {
+    this.trust.update(state);
+    this.widgets.commsTrusted = this.trust.commsTrusted;
   }
 
   setStatus(status) {
@@ -170,7 +185,7 @@ class NotebookPage {
       const expected = previous ? previous.nextSibling : container.firstChild;
       if (expected !== view.node) container.insertBefore(view.node, expected);
       previous = view.node;
-      view.outputs.show(cell.outputs);
+      view.outputs.show(cell.outputs, this.trust.cellTrusted(cell.id));
     }
   }
 

@@ -6,6 +6,7 @@
 import { OutputArea, OutputAreaModel } from "@jupyterlab/outputarea";
 import { Widget } from "@lumino/widgets";
 import { BLOB_HASH } from "../notebook.js";
+import { trustMark } from "./trust.js";
 
 /** Fetches blobs over HTTP from the daemon's port, each hash once. */
 export class BlobCache {
@@ -25,7 +26,8 @@ export class BlobCache {
   }
 
   async _fetch(hash) {
-    const response = await fetch(`/blob/${hash}?token=${encodeURIComponent(this.token)}`);
+    const headers = { Authorization: `Bearer ${this.token}` };
+    const response = await fetch(`/blob/${hash}`, { headers });
     if (!response.ok) throw new Error(`blob ${hash}: HTTP ${response.status}`);
     const type = response.headers.get("Content-Type") ?? "";
     if (/^application\/(.*\+)?json/.test(type)) return { json: true, value: await response.json() };
@@ -48,22 +50,25 @@ export async function resolveOutput(entry, blobs) {
   return output;
 }
 
-/** A cell's output area; `show(entries)` re-renders only when the entries changed.
- * Lumino attaches only to a node in the document, so the area attaches on first show. */
+/** A cell's output area; `show(entries, trusted)` re-renders only when either changed.
+ * Lumino attaches only to a node in the document, so the area attaches on first show.
+ * Untrusted outputs render as JupyterLab renders them for an untrusted notebook. */
 export class CellOutputs {
   constructor(host, { rendermime, blobs, widgets }) {
     this.blobs = blobs;
     this.widgets = widgets;
-    this.model = new OutputAreaModel({ trusted: true });
+    this.model = new OutputAreaModel({ trusted: false });
     this.area = new OutputArea({ model: this.model, rendermime });
     this.host = host;
+    this.mark = trustMark();
+    host.append(this.mark);
     this._shown = "[]";
     this._generation = 0;
   }
 
-  async show(entries) {
+  async show(entries, trusted) {
     if (!this.area.isAttached && this.host.isConnected) Widget.attach(this.area, this.host);
-    const key = JSON.stringify(entries);
+    const key = JSON.stringify([trusted, entries]);
     if (key === this._shown) return;
     this._shown = key;
     const generation = ++this._generation;
@@ -79,6 +84,8 @@ export class CellOutputs {
     await this.widgets.settled(); // a widget view needs its model registered first
     if (generation !== this._generation) return; // a newer list arrived meanwhile
     this.model.clear();
+    this.model.trusted = trusted;
+    this.mark.hidden = trusted || outputs.length === 0;
     this.model.fromJSON(outputs);
   }
 

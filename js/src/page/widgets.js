@@ -88,6 +88,9 @@ export class WidgetBridge {
     this.open = new Map();
     this._opening = new Set(); // doc comms whose {"$blob"} values are being fetched
     this._messageIds = 0;
+    // Saved widget state becomes live models only once the daemon trusts it; comms the
+    // kernel opens live (`comm` broadcasts) are its own and always are.
+    this.commsTrusted = false;
     client.on("broadcast", (message) => this._onBroadcast(message));
   }
 
@@ -109,6 +112,7 @@ export class WidgetBridge {
 
   /** Open, update and close models to match the doc's comms map. */
   syncFromDoc(doc) {
+    if (!this.commsTrusted) return;
     const live = new Set();
     for (const comm of docComms(doc)) {
       live.add(comm.comm_id);
@@ -168,7 +172,7 @@ export class WidgetBridge {
   }
 
   _onBroadcast(message) {
-    if (message.event === "comm_sync") this._applyCommSync(message.comms);
+    if (message.event === "comm_sync" && this.commsTrusted) this._applyCommSync(message.comms);
     else if (message.event === "comm") this._applyComm(message);
   }
 
