@@ -6,15 +6,15 @@ request before the upgrade):
 - `GET /ws` upgrades to a WebSocket that carries the runtimed protocol with MESSAGE
   framing: one typed frame per binary message, no preamble, no length prefix. Each
   connection is driven by `Daemon.run_connection`, exactly like a Unix-socket one.
-- Plain HTTP: `/` (the notebook page), `/static/<file>` (its assets) and
+- Plain HTTP: `/` (the notebook page), `/static/<file>` (its assets),
   `/blob/<hash>` (a blob the doc refers to: output manifests, stream chunks, widget
-  values).
+  values) and `/files` (the notebooks in the daemon's working directory).
 - The Kernel Gateway API (`/api…`, `/kernelspecs/…`, and the kernel WebSocket
   `/api/kernels/<id>/channels`), answered by `runtimed.gateway` (docs/gateway.md).
 
 A browser lets any web site open a WebSocket to 127.0.0.1, so every request first
 passes `web_guard`'s Host and Origin checks (403 otherwise: DNS rebinding, another
-site), and everything that reveals or changes a notebook (`/ws`, `/blob/`) demands the
+site), and everything that reveals or changes a notebook (`/ws`, `/blob/`, `/files`) demands the
 token, given as `?token=` or `Authorization: Bearer`, and refused with 401 before any
 upgrade. The page (`/`) and its assets are the same for everyone and need none: the
 page takes the token from its address and keeps it in memory (`js/src/page/token.js`).
@@ -29,6 +29,7 @@ import contextlib
 import hmac
 import http
 import ipaddress
+import json
 import logging
 import mimetypes
 import os
@@ -48,6 +49,7 @@ from websockets.http11 import Request, Response
 
 from .blob_store import HASH_RE, BlobError
 from .config import token_path
+from .file_list import list_notebooks
 from .gateway import BodyConnection, Gateway, is_gateway_path
 from .log_safety import Throttle, register_secret
 from .private_files import open_private, read_private
@@ -76,6 +78,7 @@ _STATIC_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".map": "application/json",
+    ".wasm": "application/wasm",  # compiled while it streams in
 }
 
 
@@ -322,7 +325,7 @@ class WebListener:
             return await self.gateway.process_request(request, authorized)
         if path == "/":
             return await self._static("index.html")
-        if path != WS_PATH and not path.startswith("/blob/"):
+        if path not in (WS_PATH, "/files") and not path.startswith("/blob/"):
             return _text(http.HTTPStatus.NOT_FOUND, f"no such page: {path}\n")
         if not self._authorized(request, url.query):
             self.log_refusal("unauthorized", str(ws.remote_address), path, "no or wrong token")
@@ -333,6 +336,9 @@ class WebListener:
             )
         if path == WS_PATH:
             return None
+        if path == "/files":
+            listing = await asyncio.to_thread(list_notebooks, Path.cwd())
+            return _response(http.HTTPStatus.OK, json.dumps(listing).encode(), "application/json")
         return await self._blob(path.removeprefix("/blob/"))
 
     def log_refusal(self, event: str, remote: str, path: str, reason: str) -> None:

@@ -48,6 +48,7 @@ export class RuntimedClient {
     token,
     notebookId = null,
     path = null,
+    create = false,
     name = "runtimed-js",
     WebSocket: Socket = globalThis.WebSocket,
     timeout = 15000,
@@ -55,7 +56,7 @@ export class RuntimedClient {
     const client = new RuntimedClient({ notebookId, timeout });
     const address = new URL(url);
     if (token) address.searchParams.set("token", token);
-    await client._open(new Socket(address.href), { path, name });
+    await client._open(new Socket(address.href), { path, name, create });
     return client;
   }
 
@@ -68,6 +69,7 @@ export class RuntimedClient {
     this._compaction = null; // a compaction notice whose SNAPSHOT comes next
     this.kernelStatus = null;
     this.trust = null; // the last `trust` broadcast
+    this.saveState = null; // the last save_state broadcast (rooms with a file)
     this.commSync = null; // the last comm_sync broadcast's comms (the legacy widget view)
     this.handshake = null;
     this.closed = false;
@@ -166,13 +168,18 @@ export class RuntimedClient {
     return result;
   }
 
+  /** Tell the room's other peers something transient (a cursor): a PRESENCE frame. */
+  sendPresence(value) {
+    this._sendJson(FrameType.PRESENCE, value);
+  }
+
   close() {
     this._ws?.close();
   }
 
   // --- the connection ---------------------------------------------------------------
 
-  _open(ws, { path, name }) {
+  _open(ws, { path, name, create }) {
     this._ws = ws;
     ws.binaryType = "arraybuffer";
     return new Promise((resolve, reject) => {
@@ -196,6 +203,7 @@ export class RuntimedClient {
                 protocol: PROTOCOL_VERSION,
                 client: { name },
                 ...(path ? { path } : {}),
+                ...(create ? { create: true } : {}),
               };
         ws.send(encoder.encode(JSON.stringify(hello)));
       };
@@ -322,6 +330,7 @@ export class RuntimedClient {
   _broadcast(message) {
     if (message.event === "compaction") this._compaction = message;
     if (message.event === "kernel_status") this.kernelStatus = message.status;
+    if (message.event === "save_state") this.saveState = message;
     if (message.event === "comm_sync") this.commSync = message.comms;
     if (message.event === "trust") this.trust = message;
     this._emit("broadcast", message);

@@ -10,6 +10,9 @@
 //   {"cmd": "wait", "page": "a", "js": "...", "ms": 15000}   until the expression is truthy
 //   {"cmd": "click" | "fill", "page": "a", "selector": "...", "text": "..."}
 //   {"cmd": "drag", "page": "a", "selector": "...", "dx": 120}   press, move in steps, release
+//   {"cmd": "press", "page": "a", "key": "Shift+Enter"}           one key, as a person presses it
+//   {"cmd": "type", "page": "a", "text": "...", "delay": 0}       keystrokes into the focused element
+//   {"cmd": "typeTogether", "typing": [{"page", "text", "delay"}]} several pages type at once
 //   {"cmd": "screenshot", "page": "a", "path": "..."}
 //   {"cmd": "errors"}   then {"cmd": "quit"}
 const path = require("node:path");
@@ -110,6 +113,17 @@ const commands = {
   },
   fill: async ({ page, selector, text }) => {
     await pages.get(page).locator(selector).first().fill(text);
+  },
+  press: async ({ page, key }) => {
+    await pages.get(page).keyboard.press(key);
+  },
+  type: async ({ page, text, delay = 0 }) => {
+    await pages.get(page).keyboard.type(text, { delay });
+  },
+  typeTogether: async ({ typing }) => {
+    await Promise.all(
+      typing.map(({ page, text, delay = 0 }) => pages.get(page).keyboard.type(text, { delay })),
+    );
   },
   screenshot: async ({ page, path: file }) => {
     await pages.get(page).screenshot({ path: file, fullPage: true });

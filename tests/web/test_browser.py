@@ -36,7 +36,7 @@ async def test_slider_moves_between_pages_and_the_kernel(web: WebDaemon, browser
         # slider appears, rendered by @jupyter-widgets/html-manager.
         await browser.call("open", page="a", url=web.page_url(NOTEBOOK))
         await browser.call("click", page="a", selector="#add-cell")
-        await browser.call("fill", page="a", selector="section.cell textarea", text=SLIDER_CELL)
+        await browser.call("fill", page="a", selector="section.cell .cm-content", text=SLIDER_CELL)
         await browser.call("click", page="a", selector="section.cell button.run")
         await page_shows(browser, "a", 10, timeout=60)
 

@@ -50,7 +50,9 @@ export async function resolveOutput(entry, blobs) {
   return output;
 }
 
-/** A cell's output area; `show(entries, trusted)` re-renders only when either changed.
+/** A cell's output area; `show(entries, trusted, widgetGeneration)` re-renders only when one
+ * changed (`widgetGeneration` moves when widget models close, so their views fall back)
+ * and resolves to whether it did.
  * Lumino attaches only to a node in the document, so the area attaches on first show.
  * Untrusted outputs render as JupyterLab renders them for an untrusted notebook. */
 export class CellOutputs {
@@ -64,12 +66,13 @@ export class CellOutputs {
     host.append(this.mark);
     this._shown = "[]";
     this._generation = 0;
+    this.failed = false; // an error output is among them (the prompt marks the cell)
   }
 
-  async show(entries, trusted) {
+  async show(entries, trusted, widgetGeneration = 0) {
     if (!this.area.isAttached && this.host.isConnected) Widget.attach(this.area, this.host);
-    const key = JSON.stringify([trusted, entries]);
-    if (key === this._shown) return;
+    const key = JSON.stringify([trusted, widgetGeneration, entries]);
+    if (key === this._shown) return false;
     this._shown = key;
     const generation = ++this._generation;
     const outputs = await Promise.all(
@@ -82,11 +85,13 @@ export class CellOutputs {
       ),
     );
     await this.widgets.settled(); // a widget view needs its model registered first
-    if (generation !== this._generation) return; // a newer list arrived meanwhile
+    if (generation !== this._generation) return false; // a newer list arrived meanwhile
     this.model.clear();
     this.model.trusted = trusted;
     this.mark.hidden = trusted || outputs.length === 0;
+    this.failed = outputs.some((output) => output.output_type === "error");
     this.model.fromJSON(outputs);
+    return true;
   }
 
   dispose() {

@@ -10,6 +10,7 @@ import { PROTOCOL_VERSION } from "@jupyter-widgets/base";
 // lib/htmlmanager, not the package index: the index pulls in the AMD embed loader,
 // which needs webpack globals, and the page loads no third-party widget modules.
 import { HTMLManager } from "@jupyter-widgets/html-manager/lib/htmlmanager.js";
+import { Widget } from "@lumino/widgets";
 import { fromBase64, toBase64 } from "../client.js";
 import { comms as docComms } from "../notebook.js";
 
@@ -78,11 +79,16 @@ class DaemonComm {
 }
 
 export class WidgetBridge {
-  constructor(client, { fetchBlob, report = console.warn }) {
+  constructor(client, { fetchBlob, report = console.warn, onClose = () => {} }) {
     this.client = client;
     this.fetchBlob = fetchBlob;
     this.report = report;
+    this.onClose = onClose;
     this.manager = new HTMLManager();
+    // Bumped whenever models close, so outputs showing them render again (read only).
+    this.generation = 0;
+    this._saved = Promise.resolve(null); // widget state as it was before models closed
+    this._frozen = null; // {saved, manager}: the read-only models built from _saved
     // comm_id -> {comm, model: Promise, docState: the state JSON last seen in the doc, or
     // null while the doc has not had this comm yet (a live comm_open can come first)}
     this.open = new Map();
@@ -217,8 +223,35 @@ export class WidgetBridge {
   _close(commId) {
     const entry = this.open.get(commId);
     if (!entry) return;
+    this._remember();
     this.open.delete(commId);
     entry.comm.closedByKernel();
+    this.generation += 1;
+    this.onClose();
+  }
+
+  /** Keep the state of every model still open (the manager reads its list right now). */
+  _remember() {
+    const before = this._saved;
+    const now = this.manager.get_state({ drop_defaults: false });
+    this._saved = Promise.all([before, now])
+      .then(([old, current]) => ({ ...current, state: { ...old?.state, ...current.state } }))
+      .catch(() => before);
+  }
+
+  /** Show a closed model's last state in `host`, read only; false when none was seen. */
+  async savedView(modelId, host) {
+    const saved = await this._saved;
+    if (!saved?.state?.[modelId]) return false;
+    if (this._frozen?.saved !== saved) {
+      const manager = new HTMLManager();
+      this._frozen = { saved, manager, ready: manager.set_state(saved) };
+    }
+    const { manager, ready } = this._frozen;
+    await ready;
+    const view = await manager.create_view(await manager.get_model(modelId));
+    Widget.attach(view.luminoWidget, host);
+    return true;
   }
 }
 
