@@ -120,7 +120,7 @@ async def test_the_page_follows_a_compaction(web: WebDaemon, browser: Browser) -
         typed = "# typed after the compaction"
         await browser.call("click", page="c", selector="#add-cell")
         await browser.call(
-            "fill", page="c", selector="section.cell:last-of-type textarea", text=typed
+            "fill", page="c", selector="section.cell:last-of-type .cm-content", text=typed
         )
         await py.wait_for(
             lambda c: any(cell.source == typed for cell in c.doc.get_cells()), 20, "page edit"
