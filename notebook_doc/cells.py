@@ -14,6 +14,7 @@ from ._automerge import (
     ScalarType,
     Transaction,
     check_text,
+    get_scalar,
     insert_text,
     read_json,
     update_json_map,
@@ -23,6 +24,7 @@ from .positions import is_readable_position
 from .schema import BLOB_HASH, CELL_TYPES, read_str, read_str_list, require_obj
 
 __all__ = [
+    "EXECUTION_STATUSES",
     "CellSnapshot",
     "NewCell",
     "check_cell_type",
@@ -47,6 +49,12 @@ class CellSnapshot:
     execution_count: int | None
     outputs: list[str]
     metadata: dict[str, Any]
+    # Optional (absent in docs written before it, and never in an .ipynb): how the
+    # cell's last run stands, one of EXECUTION_STATUSES; None when unknown.
+    execution_status: str | None = None
+
+
+EXECUTION_STATUSES = frozenset({"queued", "running", "ok", "error", "aborted"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,4 +191,14 @@ def read_cell(reader: Reader, cells: ObjId, cell_id: str) -> CellSnapshot:
         execution_count=execution_count,
         outputs=read_str_list(reader, cell, "outputs", where),
         metadata=read_json(reader, (ObjType.Map, metadata_obj), f"{where}.metadata"),
+        execution_status=_read_execution_status(reader, cell),
     )
+
+
+def _read_execution_status(reader: Reader, cell: ObjId) -> str | None:
+    """Lenient: the field is optional, and a value this version does not know (or of the
+    wrong type) reads as unknown rather than breaking the cell."""
+    stored = get_scalar(reader, cell, "execution_status")
+    if stored is None or stored[0] != ScalarType.Str or stored[1] not in EXECUTION_STATUSES:
+        return None
+    return str(stored[1])

@@ -35,6 +35,7 @@ from ._automerge import (
     update_str_list,
 )
 from .cells import (
+    EXECUTION_STATUSES,
     CellSnapshot,
     NewCell,
     check_cell_type,
@@ -173,9 +174,18 @@ class NotebookDoc:
         milliseconds with the GIL held: for a fresh doc with a short history."""
         return b"".join(change.bytes for change in self._doc.get_changes([]))
 
-    def fork(self, *, actor_id: bytes | None = None) -> NotebookDoc:
-        """An independent copy with its own actor id."""
-        doc = self._doc.fork()
+    def fork(
+        self, *, actor_id: bytes | None = None, heads: list[bytes] | None = None
+    ) -> NotebookDoc:
+        """An independent copy with its own actor id; with `heads`, of the doc as it was
+        then (InvalidArgument when this doc does not know those changes)."""
+        if heads is None:
+            doc = self._doc.fork()
+        else:
+            try:
+                doc = self._doc.fork(list(heads))
+            except Exception as exc:  # the binding raises bare Exception
+                raise InvalidArgument(f"cannot fork at unknown heads: {exc}") from exc
         _set_actor(doc, actor_id)
         return NotebookDoc(doc, self._notebook_id)
 
@@ -398,6 +408,26 @@ class NotebookDoc:
             if get_scalar(tx, cell, "execution_count") == (ScalarType.Str, stored):
                 return False
             tx.put(cell, "execution_count", ScalarType.Str, stored)
+            return True
+
+    def set_execution_status(self, cell_id: str, status: str | None) -> bool:
+        """Record how the cell's run stands (queued, running, ok, error, aborted); None
+        removes the field. False when unchanged."""
+        if status is not None and status not in EXECUTION_STATUSES:
+            raise InvalidArgument(
+                f"execution_status {status!r} is not one of {sorted(EXECUTION_STATUSES)}"
+            )
+        with transaction(self._doc) as tx:
+            cell = _cell(tx, _cells(tx), cell_id)
+            stored = get_scalar(tx, cell, "execution_status")
+            if status is None:
+                if stored is None:
+                    return False
+                tx.delete(cell, "execution_status")
+                return True
+            if stored == (ScalarType.Str, status):
+                return False
+            tx.put(cell, "execution_status", ScalarType.Str, status)
             return True
 
     def get_outputs(self, cell_id: str) -> list[str]:

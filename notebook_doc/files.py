@@ -34,17 +34,29 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
+def atomic_write(
+    path: str | os.PathLike[str],
+    data: bytes,
+    *,
+    mode: int | None = None,
+    owner: tuple[int, int] | None = None,
+) -> None:
     """Replace `path` with `data` so a crash leaves either the old file or the new one.
 
     Temp file in the same directory, fsync, rename over, fsync the directory. On any
-    failure the temp file is removed and the previous file is untouched.
+    failure the temp file is removed and the previous file is untouched. The file is
+    0600 unless `mode` is given; `owner` (uid, gid) is applied as far as we may.
     """
     target = Path(path)
     fd, tmp_name = tempfile.mkstemp(
         dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX
     )
     try:
+        if owner is not None and owner != (os.geteuid(), os.getegid()):
+            with contextlib.suppress(PermissionError):  # only root gives files away
+                os.fchown(fd, *owner)
+        if mode is not None:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(data)
             tmp.flush()

@@ -233,7 +233,7 @@ def _validate(notebook: dict[str, Any], what: str) -> None:
         raise IpynbError(f"{what}: {exc.message}") from exc
 
 
-def _export_id(cell_id: str) -> str:
+def export_cell_id(cell_id: str) -> str:
     """The cell id, or a stable stand-in when it breaks nbformat's id pattern."""
     if CELL_ID.fullmatch(cell_id):
         return cell_id
@@ -242,7 +242,7 @@ def _export_id(cell_id: str) -> str:
 
 def _export_cell(cell: CellSnapshot, resolve_output: OutputResolver | None) -> dict[str, Any]:
     exported: dict[str, Any] = {
-        "id": _export_id(cell.id),
+        "id": export_cell_id(cell.id),
         "cell_type": cell.cell_type,
         "metadata": dict(cell.metadata),
         "source": cell.source,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .cli_view import format_notebook, format_stored
 from .client import Client, ClientError
 from .config import (
     Settings,
@@ -50,23 +52,65 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="runtimed",
         description="Bridge Jupyter kernels to collaborative Automerge notebooks.",
+        epilog="`runtimed COMMAND --help` describes a command, with examples.",
     )
     parser.add_argument("--version", action="version", version=f"runtimed {__version__}")
     parser.add_argument(
         "--socket", type=Path, default=None, help=f"socket path (default {default_socket_path()})"
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    # Global options work after the subcommand too: `runtimed serve --socket X`.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--socket", type=Path, default=argparse.SUPPRESS, help="socket path")
     # Commands that need a daemon start one when none answers (`runtimed start`).
-    autostarts = argparse.ArgumentParser(add_help=False)
+    autostarts = argparse.ArgumentParser(add_help=False, parents=[common])
     autostarts.add_argument(
         "--no-autostart",
         dest="autostart",
         action="store_false",
         help="fail instead of starting a daemon when none is running",
     )
+    creates = argparse.ArgumentParser(add_help=False)
+    creates.add_argument(
+        "--create",
+        action="store_true",
+        help="create the notebook when it does not exist (else that is an error)",
+    )
 
-    serve = sub.add_parser("serve", help="run the daemon in the foreground")
-    serve.add_argument("--data-dir", type=Path, default=None, help=f"default {default_data_dir()}")
+    def command(name: str, summary: str, examples: str, *parents: argparse.ArgumentParser):
+        return sub.add_parser(
+            name,
+            parents=list(parents) or [common],
+            help=summary,
+            description=summary[:1].upper() + summary[1:] + ".",
+            epilog="examples:\n" + examples,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    daemon_options = argparse.ArgumentParser(add_help=False, parents=[common])
+    daemon_options.add_argument(
+        "--data-dir", type=Path, default=None, help=f"default {default_data_dir()}"
+    )
+    daemon_options.add_argument(
+        "--ws",
+        type=ws_address,
+        default=None,
+        metavar="HOST:PORT",
+        help="also serve browsers: WebSocket + notebook page (e.g. 127.0.0.1:8765)",
+    )
+    daemon_options.add_argument(
+        "--no-autosave",
+        dest="autosave",
+        action="store_false",
+        help="do not write notebooks' .ipynb files on their own (only on a `save` request)",
+    )
+
+    serve = command(
+        "serve",
+        "run the daemon in the foreground",
+        "  runtimed serve\n  runtimed serve --ws 127.0.0.1:8765 --log-level debug",
+        daemon_options,
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", default="console", choices=["console", "json"])
     serve.add_argument(
@@ -75,68 +119,114 @@ def _parser() -> argparse.ArgumentParser:
     # Settings() and not Settings: a slotted dataclass has no class-level defaults.
     serve.add_argument("--room-grace", type=float, default=Settings().room_grace)
     serve.add_argument(
-        "--ws",
-        type=ws_address,
-        default=None,
-        metavar="HOST:PORT",
-        help="also serve browsers: WebSocket + notebook page (e.g. 127.0.0.1:8765)",
-    )
-    serve.add_argument(
         "--ws-allow-remote", action="store_true", help="allow --ws on a non-loopback address"
     )
     serve.set_defaults(func=_serve)
 
-    start = sub.add_parser("start", help="start the daemon in the background")
-    start.add_argument("--data-dir", type=Path, default=None, help=f"default {default_data_dir()}")
+    start = command(
+        "start",
+        "start the daemon in the background",
+        "  runtimed start\n  runtimed start --ws 127.0.0.1:8765",
+        daemon_options,
+    )
     start.add_argument("--log-file", type=Path, default=None, help=f"default {default_log_path()}")
     start.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for it")
-    start.add_argument(
-        "--ws", type=ws_address, default=None, metavar="HOST:PORT", help="as for serve"
-    )
     start.set_defaults(func=_start)
 
-    status = sub.add_parser("status", help="is the daemon running? what does it hold?")
+    status = command(
+        "status",
+        "say whether the daemon runs, and what it holds",
+        "  runtimed status\n  runtimed status --json",
+    )
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=_status)
 
-    stop = sub.add_parser("stop", help="stop the daemon gracefully (rooms saved, kernels shut)")
+    stop = command(
+        "stop",
+        "stop the daemon gracefully (notebooks saved, launched kernels shut down)",
+        "  runtimed stop",
+    )
     stop.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for it")
     stop.set_defaults(func=_stop)
 
-    logs = sub.add_parser("logs", help="show the background daemon's log")
+    logs = command(
+        "logs", "show the background daemon's log", "  runtimed logs -n 200\n  runtimed logs -f"
+    )
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     logs.add_argument("-n", "--lines", type=int, default=50, help="how many last lines")
     logs.add_argument("--log-file", type=Path, default=None, help=f"default {default_log_path()}")
     logs.set_defaults(func=_logs)
 
-    kernels = sub.add_parser("kernels", help="list running kernels that can be attached")
+    kernels = command(
+        "kernels",
+        "list running kernels that can be attached",
+        "  runtimed kernels\n  runtimed kernels --json",
+    )
     kernels.add_argument("--json", action="store_true")
     kernels.add_argument("--timeout", type=float, default=2.0, help="seconds to wait per kernel")
     kernels.set_defaults(func=_kernels)
 
-    attach = sub.add_parser(
-        "attach", parents=[autostarts], help="bridge a running kernel into a notebook room"
+    attach = command(
+        "attach",
+        "bridge a running kernel into a notebook room",
+        "  runtimed attach kernel-5f1c.json --notebook analysis.ipynb\n"
+        "  runtimed attach 5f1c --notebook scratch --create --replace",
+        autostarts,
+        creates,
     )
     attach.add_argument("connection_file", help="a kernel connection file: path, name or kernel id")
     attach.add_argument("--notebook", required=True, help="notebook id or .ipynb path")
+    attach.add_argument(
+        "--replace",
+        action="store_true",
+        help="shut down a kernel the notebook launched, to attach this one instead",
+    )
     attach.set_defaults(func=_attach)
 
-    service = sub.add_parser("service", help="a systemd user unit that runs it at login")
+    service = command(
+        "service",
+        "a systemd user unit that runs the daemon at login",
+        "  runtimed service install\n  runtimed service uninstall",
+    )
     service_sub = service.add_subparsers(title="actions", metavar="ACTION", required=True)
-    install = service_sub.add_parser("install", help="write the unit file")
+    install = service_sub.add_parser(
+        "install", parents=[common], help="write the unit file", description="Write the unit."
+    )
     install.add_argument(
         "--data-dir", type=Path, default=None, help=f"default {default_data_dir()}"
     )
     install.set_defaults(func=_service_install)
-    uninstall = service_sub.add_parser("uninstall", help="remove the unit file")
+    uninstall = service_sub.add_parser(
+        "uninstall", parents=[common], help="remove the unit file", description="Remove it."
+    )
     uninstall.set_defaults(func=_service_uninstall)
 
-    ls = sub.add_parser("ls", parents=[autostarts], help="list open notebook rooms")
+    ls = command(
+        "ls",
+        "list open notebook rooms (--stored: the stored copies in the data dir)",
+        "  runtimed ls\n  runtimed ls --stored",
+        autostarts,
+    )
     ls.add_argument("--json", action="store_true")
+    ls.add_argument(
+        "--stored", action="store_true", help="list stored copies with their paths and sizes"
+    )
     ls.set_defaults(func=_ls)
 
-    gc = sub.add_parser(
-        "gc", parents=[autostarts], help="delete stored blobs that no notebook refers to"
+    forget = command(
+        "forget",
+        "delete a notebook's stored copy (never its .ipynb); refused while it is open",
+        "  runtimed forget analysis.ipynb\n  runtimed forget scratch",
+        autostarts,
+    )
+    forget.add_argument("notebook", help="notebook id or .ipynb path (as `ls --stored` shows)")
+    forget.set_defaults(func=_forget)
+
+    gc = command(
+        "gc",
+        "delete stored blobs that no notebook refers to",
+        "  runtimed gc\n  runtimed gc --min-age 0 --drop-missing",
+        autostarts,
     )
     gc.add_argument(
         "--min-age",
@@ -144,23 +234,41 @@ def _parser() -> argparse.ArgumentParser:
         default=3600.0,
         help="keep blobs younger than this many seconds (default 3600)",
     )
+    gc.add_argument(
+        "--drop-missing",
+        action="store_true",
+        help="also forget the stored copies of notebooks whose .ipynb is gone",
+    )
     gc.set_defaults(func=_gc)
 
-    cat = sub.add_parser("cat", parents=[autostarts], help="print a notebook's cells and comms")
+    cat = command(
+        "cat",
+        "print a notebook's cells, outputs and widget values",
+        "  runtimed cat analysis.ipynb\n  runtimed cat analysis.ipynb --json",
+        autostarts,
+        creates,
+    )
     cat.add_argument("notebook", help="notebook id (an .ipynb path is made absolute)")
-    cat.add_argument("--json", action="store_true")
+    cat.add_argument("--json", action="store_true", help="the raw doc as JSON")
     cat.set_defaults(func=_cat)
 
-    trust = sub.add_parser(
-        "trust", parents=[autostarts], help="trust a notebook's outputs, as `jupyter trust` does"
+    trust = command(
+        "trust",
+        "trust a notebook's outputs, as `jupyter trust` does",
+        "  runtimed trust analysis.ipynb",
+        autostarts,
     )
     trust.add_argument("notebook", help="an .ipynb path")
     trust.set_defaults(func=_trust)
 
-    watch = sub.add_parser(
-        "watch", parents=[autostarts], help="print a notebook's live events until Ctrl+C"
+    watch = command(
+        "watch",
+        "print a notebook's live events until Ctrl+C",
+        "  runtimed watch analysis.ipynb\n  runtimed watch demo.ipynb --create",
+        autostarts,
+        creates,
     )
-    watch.add_argument("notebook")
+    watch.add_argument("notebook", help="notebook id or .ipynb path")
     watch.set_defaults(func=_watch)
     return parser
 
@@ -196,6 +304,7 @@ def _serve(args: argparse.Namespace) -> int:
         room_grace=args.room_grace,
         ws=args.ws,
         ws_allow_remote=args.ws_allow_remote,
+        autosave=args.autosave,
     )
 
     def ready() -> None:
@@ -234,6 +343,7 @@ async def _connected(
         notebook_id,
         socket_path=_socket(args),
         path=path,
+        create=getattr(args, "create", False),
         name=name,
         autostart=getattr(args, "autostart", False),
     )
@@ -256,6 +366,8 @@ def _start(args: argparse.Namespace) -> int:
 
     log_file = args.log_file or default_log_path()
     serve_args = ["--ws", f"{args.ws[0]}:{args.ws[1]}"] if args.ws else []
+    if not args.autosave:
+        serve_args.append("--no-autosave")
     started = start_daemon(
         _socket(args),
         log_file=log_file,
@@ -302,6 +414,13 @@ def _status(args: argparse.Namespace) -> int:
     print(f"runtimed {info['version']} is running (pid {info['pid']}), up {_age(info['uptime'])}")
     print(f"socket:   {info['socket']}")
     print(f"data dir: {info['data_dir']}")
+    web = info.get("web")
+    if web:
+        from .websocket import page_url, read_token
+
+        print(
+            f"page:     {page_url(web['host'], web['port'], read_token(token_path(socket_path)))}"
+        )
     print(f"rooms:    {len(info['rooms'])}")
     for room in info["rooms"]:
         print(f"  {_room_line(room)}")
@@ -331,10 +450,17 @@ def _stop(args: argparse.Namespace) -> int:
     if info is None:
         print("runtimed is not running")
         return 0
-    print(
+    attached = [k for k in info["kernels"] if k.get("attached")]
+    closed = len(info["kernels"]) - len(attached)
+    line = (
         f"runtimed (pid {info['pid']}) stopped: {len(info['rooms'])} room(s) saved, "
-        f"{len(info['kernels'])} kernel(s) closed"
+        f"{closed} kernel(s) shut down"
     )
+    if attached:
+        line += f", {len(attached)} attached kernel(s) left running"
+    print(line)
+    for kernel in attached:
+        print(f"  left running: {kernel['kernel_name'] or '-'} ({kernel['notebook_id']})")
     return 0
 
 
@@ -383,10 +509,13 @@ def _attach(args: argparse.Namespace) -> int:
         print(f"runtimed: {exc}", file=sys.stderr)
         return 1
     notebook_id, path = notebook_ref(args.notebook)
+    _require_known(args, notebook_id, path)
 
     async def go() -> dict[str, Any]:
         async with _connected(args, notebook_id, path=path) as client:
-            return await client.request("attach_kernel", connection_file=str(connection_file))
+            return await client.request(
+                "attach_kernel", connection_file=str(connection_file), replace=args.replace
+            )
 
     result = asyncio.run(go())
     kernel = result.get("kernel_name") or "kernel"
@@ -422,6 +551,10 @@ def _service_uninstall(args: argparse.Namespace) -> int:
 
 
 def _ls(args: argparse.Namespace) -> int:
+    if args.stored:
+        copies = _control(args, "list_stored")["stored"]
+        print(json.dumps(copies, indent=2) if args.json else format_stored(copies))
+        return 0
     rooms = _control(args, "list_rooms")["rooms"]
     if args.json:
         print(json.dumps(rooms, indent=2))
@@ -433,15 +566,49 @@ def _ls(args: argparse.Namespace) -> int:
 def _gc(args: argparse.Namespace) -> int:
     async def go() -> dict[str, Any]:
         async with _connected(args) as client:
-            return await client.request("gc", min_age=args.min_age)
+            return await client.request("gc", min_age=args.min_age, drop_missing=args.drop_missing)
 
     report = asyncio.run(go())
+    for notebook_id in report.get("stored_dropped", []):
+        print(f"forgot the stored copy of {notebook_id} (its file is gone)")
     print(
         f"{report['notebooks']} notebook(s) read: {report['blobs_deleted']} blob(s) deleted "
         f"({report['bytes_freed']} bytes), {report['blobs_kept']} kept, "
         f"{report['temp_files_deleted']} stale temp file(s) removed"
     )
     return 0
+
+
+def _forget(args: argparse.Namespace) -> int:
+    notebook_id, _path = notebook_ref(args.notebook)
+
+    async def go() -> dict[str, Any]:
+        async with _connected(args) as client:
+            return await client.request("forget", notebook_id=notebook_id)
+
+    result = asyncio.run(go())
+    print(f"forgot the stored copy of {notebook_id} ({result['bytes_freed']} bytes)")
+    return 0
+
+
+def _require_known(args: argparse.Namespace, notebook_id: str, path: str | None) -> None:
+    """A bare name that is neither open nor stored is a typo, unless --create says not.
+    (A path is checked by the daemon: it must exist.)"""
+    if path is not None or args.create:
+        return
+
+    async def go() -> bool:
+        async with _connected(args) as client:
+            rooms = (await client.request("list_rooms"))["rooms"]
+            copies = (await client.request("list_stored"))["stored"]
+        return any(r["notebook_id"] == notebook_id for r in [*rooms, *copies])
+
+    if not asyncio.run(go()):
+        raise ClientError(
+            "no_such_notebook",
+            f"no notebook {notebook_id!r} is open or stored (a file? give its path, ending "
+            "in .ipynb; a new untitled notebook? add --create)",
+        )
 
 
 def _print_rooms(rooms: list[dict[str, Any]]) -> None:
@@ -458,6 +625,9 @@ def _room_line(room: dict[str, Any]) -> str:
         f"{room['notebook_id']}  peers={room['peers']} cells={room['cells']} "
         f"comms={room['comms']} kernel={kernel}"
     )
+    save = room.get("save_state")
+    if save:
+        line += f" {save['state']}" + (f": {save['reason']}" if save.get("reason") else "")
     history = room.get("history")
     if history is not None:
         line += f" epoch={room['epoch']} history={history['changes']} changes"
@@ -475,17 +645,40 @@ def _room_line(room: dict[str, Any]) -> str:
 
 def _cat(args: argparse.Namespace) -> int:
     notebook_id, path = notebook_ref(args.notebook)
+    _require_known(args, notebook_id, path)
 
-    async def go() -> dict[str, Any]:
+    async def go() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         async with _connected(args, notebook_id, path=path) as client:
-            return client.doc.to_json()
+            view = client.doc.to_json()
+            entries = [entry for cell in view["cells"] for entry in cell["outputs"]]
+            outputs = {} if args.json else {e: await _output(client, e) for e in entries}
+            return view, outputs
 
-    view = asyncio.run(go())
+    view, outputs = asyncio.run(go())
     if args.json:
         print(json.dumps(view, indent=2, ensure_ascii=False))
         return 0
-    print(format_notebook(view))
+    print(format_notebook(view, outputs))
     return 0
+
+
+async def _output(client: Client, entry: str) -> dict[str, Any]:
+    """A doc output entry as nbformat: inline JSON, or a manifest fetched by hash."""
+    try:
+        if not entry.startswith("{"):
+            entry = base64.b64decode((await client.request("get_blob", hash=entry))["data"])
+        output = json.loads(entry)
+        if output.get("output_type") == "stream" and isinstance(output.get("text"), list):
+            parts = []
+            for part in output["text"]:
+                if isinstance(part, dict):
+                    blob = await client.request("get_blob", hash=part["$blob"])
+                    part = json.loads(base64.b64decode(blob["data"]))
+                parts.append(part)
+            output["text"] = "".join(parts)
+        return output
+    except (ClientError, ValueError) as exc:
+        return {"output_type": "stream", "text": f"[output unavailable: {exc}]"}
 
 
 def _trust(args: argparse.Namespace) -> int:
@@ -504,27 +697,9 @@ def _trust(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_notebook(view: dict[str, Any]) -> str:
-    """A notebook as plain text: cells in order, then live comms."""
-    lines = [f"# {view['notebook_id']}"]
-    for cell in view["cells"]:
-        count = cell.get("execution_count")
-        label = f"[{count if count is not None else ' '}]" if cell["cell_type"] == "code" else ""
-        lines.append(f"--- {cell['cell_type']} {cell['id']} {label}".rstrip())
-        lines.append(cell["source"])
-        for output in cell.get("outputs", []):
-            lines.append(f"  => {output if len(output) < 200 else output[:200] + '…'}")
-    comms = view.get("comms") or []
-    if comms:
-        lines.append(f"--- {len(comms)} comm(s)")
-        for comm in comms:
-            name = f"{comm['model_module']}.{comm['model_name']}".strip(".")
-            lines.append(f"  {comm['comm_id']} seq={comm['seq']} {name or comm['target_name']}")
-    return "\n".join(lines)
-
-
 def _watch(args: argparse.Namespace) -> int:
     notebook_id, path = notebook_ref(args.notebook)
+    _require_known(args, notebook_id, path)
 
     async def go() -> None:
         async with _connected(args, notebook_id, path=path, name="runtimed-watch") as client:

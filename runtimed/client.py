@@ -4,7 +4,7 @@
         await client.request("launch_kernel")
         cell = client.doc.add_cell(source="1 + 1")
         await client.push()
-        await client.request("execute_cell", cell_id=cell)
+        outcome = await client.run_cell(cell)   # {"status": "ok", ...} once it ended
 
 The client is a thin loop around the same sans-I/O `protocol.Connection` the daemon
 uses. Local edits go through `client.doc` (a `NotebookDoc`), then `push()` syncs them.
@@ -78,6 +78,7 @@ class Client:
         *,
         socket_path: str | os.PathLike[str] | None = None,
         path: str | None = None,
+        create: bool = False,
         snapshot: bool = True,
         name: str = "runtimed.client",
         timeout: float = 10.0,
@@ -87,6 +88,7 @@ class Client:
         self.notebook_id = notebook_id
         self.socket_path = Path(socket_path) if socket_path else default_socket_path()
         self.path = path
+        self.create = create  # a `path` that does not exist is created, not refused
         self.snapshot = snapshot
         self.name = name
         self.timeout = timeout
@@ -201,6 +203,8 @@ class Client:
             hello.update(channel="notebook", notebook_id=self.notebook_id, snapshot=self.snapshot)
             if self.path is not None:
                 hello["path"] = self.path
+            if self.create:
+                hello["create"] = True
         await self._write(self._conn.send(Handshake(hello)))
         reply = await self._next_event()
         if not isinstance(reply, Handshake):
@@ -269,6 +273,31 @@ class Client:
             error = response.error
             raise ClientError(error.code if error else "error", error.message if error else "")
         return response.result or {}
+
+    async def run_cell(self, cell_id: str, *, timeout: float = 60.0) -> dict[str, Any]:
+        """Run a cell as the doc holds it (local edits pushed first) and wait for its end.
+
+        Returns the `execution_done` broadcast's fields: `status` ("ok", "error" with
+        `ename` and `evalue`, or "aborted"), `execution_count`, `msg_id`. By then the
+        cell's outputs and the widgets it touched are in `self.doc`.
+        """
+        await self.wait_synced()
+        finished = self.subscribe()
+        try:
+            msg_id = (await self.request("execute_cell", cell_id=cell_id))["msg_id"]
+            ended: list[dict[str, Any]] = []
+
+            def done(client: Client) -> bool:
+                while not finished.empty():
+                    event = finished.get_nowait()
+                    if event.event == "execution_done" and event.fields.get("msg_id") == msg_id:
+                        ended.append(event.fields)
+                return bool(ended)
+
+            await self.wait_for(done, timeout, f"cell {cell_id} did not finish in {timeout:g} s")
+            return ended[0]
+        finally:
+            self._subscribers.remove(finished)
 
     async def push(self) -> bool:
         """Send local doc changes to the daemon (after editing `client.doc`); True if sent."""

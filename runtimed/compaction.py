@@ -188,7 +188,7 @@ class Compactor:
             room.coalescer.flush_now()
             old = room.doc
             content, versions = await _read_in_slices(old)
-            built = await asyncio.to_thread(_build, content)
+            built = await asyncio.to_thread(_build, content, self._base_copy(old))
             if room.closed or room.doc is not old:
                 return None
             # What changed while we read and built (widget states, outputs, edits).
@@ -206,12 +206,23 @@ class Compactor:
             self._first_save = room.persister.saves  # the next save measures the fresh doc
         return report
 
+    def _base_copy(self, doc: NotebookDoc) -> NotebookDoc | None:
+        """The doc as the room's .ipynb last had it (the autosave's merge base), for the
+        fresh doc to hold that version too: a later disk edit still merges against it."""
+        saver = self.room.saver
+        if saver is None or saver.base is None:
+            return None
+        try:
+            return doc.fork(heads=saver.base)
+        except NotebookDocError:  # a base this doc does not know: the saver copes alone
+            return None
+
     def _switch_to(self, built: _Built, reason: str, started: float) -> CompactionReport:
         room = self.room
         old = room.doc
         old_heads = old.get_heads()
         snapshot = built.snapshot
-        room.replace_doc(built.doc, (built.snapshot_heads, snapshot))
+        room.replace_doc(built.doc, (built.snapshot_heads, snapshot), base=built.base_heads)
         self.epoch += 1
         report = CompactionReport(
             epoch=self.epoch,
@@ -361,21 +372,31 @@ class _Built:
     snapshot_heads: list[bytes]
     snapshot: bytes
     saved_size: int | None  # the size of its save(), when that was cheap to learn
+    base_heads: list[bytes] | None  # where it holds the .ipynb's version (a saver's base)
 
 
 # Below this many bytes of changes, a fresh doc's save() is quick (well under 5 ms).
 CHEAP_SAVE: Final = 16 * 1024
 
 
-def _build(content: Content) -> _Built:
-    """The heavy part, in a worker thread: it touches only the doc it creates. The
-    binding holds the GIL for each call, so the bytes are the fresh doc's changes
-    joined (any Automerge load takes them), not one long `save()` that would hold it
-    for tens of milliseconds; a small doc's save() size is measured, the ratio's base."""
-    fresh = build_fresh(content)
+def _build(content: Content, base: NotebookDoc | None) -> _Built:
+    """The heavy part, in a worker thread: it touches only the doc it creates and
+    `base`, a copy nobody else holds. The binding holds the GIL for each call, so the
+    bytes are the fresh doc's changes joined (any Automerge load takes them), not one
+    long `save()` that would hold it for tens of milliseconds; a small doc's save()
+    size is measured, the ratio's base. With `base` (the doc as the .ipynb last had
+    it), the fresh doc holds that version first, then what changed since."""
+    if base is None:
+        fresh = build_fresh(content)
+        base_heads = None
+    else:
+        base_content = read_content(base)
+        fresh = build_fresh(base_content)
+        base_heads = fresh.get_heads()
+        carry(fresh, base_content, content, comms=True)
     snapshot = fresh.save_changes()
     saved_size = len(fresh.save()) if len(snapshot) < CHEAP_SAVE else None
-    return _Built(fresh, fresh.get_heads(), snapshot, saved_size)
+    return _Built(fresh, fresh.get_heads(), snapshot, saved_size, base_heads)
 
 
 # Comms read per slice of the old doc's content; the loop runs between slices.

@@ -101,6 +101,15 @@ class Settings:
     # A host other than loopback is refused unless ws_allow_remote is set.
     ws: tuple[str, int] | None = None
     ws_allow_remote: bool = False
+    # Autosave of a room's .ipynb: after this many seconds without change, and at most
+    # this long after the first unsaved change; a failed save is retried this often.
+    autosave: bool = True
+    autosave_quiet: float = 2.0
+    autosave_max_delay: float = 60.0
+    autosave_retry: float = 10.0
+    # A room's .ipynb is looked at (stat) this often, so an edit made on disk shows up
+    # while nobody edits in the room; 0 turns that off (then: at open and each save).
+    file_watch_interval: float = 2.0
     # WebSocket-port connections that have not sent their request yet: at most this
     # many in all and per peer address; more are closed at once (each costs an fd).
     ws_max_waiting: int = 128

@@ -35,6 +35,23 @@ class Execution:
     log: OutputLog | None
     execution_count: int | None = None
     comm_messages: int = 0
+    reply: dict | None = None  # the execute_reply's content, once it came
+    idle: bool = False  # the kernel published idle for it
+
+    def outcome(self) -> dict[str, Any]:
+        """How it ended, as `execution_done` says it: status ok, error (with ename and
+        evalue) or aborted (skipped after an earlier error, or cut off by the kernel)."""
+        reply = self.reply if self.reply is not None else {"status": "aborted"}
+        status = reply.get("status")
+        if status not in ("ok", "error", "aborted"):
+            status = "error"
+        if status != "error":
+            return {"status": status}
+        return {
+            "status": status,
+            "ename": str(reply.get("ename", "")),
+            "evalue": str(reply.get("evalue", "")),
+        }
 
 
 @dataclass(slots=True)
@@ -120,11 +137,28 @@ class IopubRouter:
             raise TypeError("execution_state is not a string")
         self.hooks.kernel_status(state)
         if state == "idle":
-            execution = self.executions.pop(_parent_id(msg), None)
+            execution = self.executions.get(_parent_id(msg))
             if execution is not None:
-                if execution.cell_id is not None and execution.log is not None:
-                    self.finished.keep(execution.cell_id, execution.log)
-                self.hooks.execution_done(execution)
+                execution.idle = True
+                self._maybe_done(execution)
+
+    def on_reply(self, msg: dict) -> None:
+        """A shell reply: an execute_reply says how its execution ended. The execution
+        is done once the kernel is idle too (the two come on different channels)."""
+        if msg.get("msg_type") != "execute_reply":
+            return
+        execution = self.executions.get(_parent_id(msg))
+        if execution is not None:
+            content = msg.get("content")
+            execution.reply = content if isinstance(content, dict) else {}
+            self._maybe_done(execution)
+
+    def _maybe_done(self, execution: Execution) -> None:
+        if execution.idle and execution.reply is not None:
+            self.executions.pop(execution.msg_id, None)
+            if execution.cell_id is not None and execution.log is not None:
+                self.finished.keep(execution.cell_id, execution.log)
+            self.hooks.execution_done(execution)
 
     def _execute_input(self, msg: dict) -> None:
         execution = self.executions.get(_parent_id(msg))

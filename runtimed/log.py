@@ -27,6 +27,8 @@ LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 3
 # Our own loggers follow the requested level; libraries stay at INFO or above.
 OWN_LOGGERS = ("runtimed", "notebook_doc")
+# One line per HTTP request or WebSocket connection: only at debug.
+ACCESS_LOGGERS = ("runtimed.websocket.wire",)
 
 
 def configure_logging(
@@ -93,6 +95,9 @@ def configure_logging(
     root.setLevel(max(numeric, logging.INFO))
     for name in OWN_LOGGERS:
         logging.getLogger(name).setLevel(numeric)
+    for name in ACCESS_LOGGERS:
+        quiet = numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING)
+        logging.getLogger(name).setLevel(quiet)
 
 
 class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):

@@ -54,6 +54,7 @@ class HandshakeHello(msgspec.Struct, frozen=True, kw_only=True):
     notebook_id: str | None = None
     path: str | None = None
     snapshot: bool = False
+    create: bool = False
     client: ClientInfo | None = None
     protocol: int = PROTOCOL_VERSION
 
@@ -74,9 +75,9 @@ def parse_handshake(payload: dict[str, Any]) -> HandshakeHello:
             raise RequestError("bad_handshake", "notebook_id: the notebook channel needs one")
         if hello.path == "":
             raise RequestError("bad_handshake", "path: must not be empty")
-    elif hello.notebook_id is not None or hello.path is not None or hello.snapshot:
+    elif hello.notebook_id is not None or hello.path is not None or hello.snapshot or hello.create:
         raise RequestError(
-            "bad_handshake", "the control channel takes no notebook_id, path or snapshot"
+            "bad_handshake", "the control channel takes no notebook_id, path, snapshot or create"
         )
     return hello
 
@@ -113,6 +114,7 @@ class LaunchKernel(RequestParams):
 
 class AttachKernel(RequestParams):
     connection_file: str
+    replace: bool = False  # shut down a kernel this room launched, to attach instead
 
 
 class ExecuteCell(RequestParams):
@@ -196,6 +198,17 @@ class Gc(RequestParams):
     """Delete blobs that no notebook refers to (and older than `min_age` seconds)."""
 
     min_age: Annotated[float, msgspec.Meta(ge=0)] = 3600.0
+    drop_missing: bool = False  # also forget stored copies whose .ipynb is gone
+
+
+class ListStored(RequestParams):
+    """The stored copies in the data dir: notebook, .ipynb path, size, open or not."""
+
+
+class Forget(RequestParams):
+    """Delete one notebook's stored copy (refused while its room is open)."""
+
+    notebook_id: str
 
 
 NOTEBOOK_ACTIONS: Final[Mapping[str, type[RequestParams]]] = MappingProxyType(
@@ -226,6 +239,8 @@ CONTROL_ACTIONS: Final[Mapping[str, type[RequestParams]]] = MappingProxyType(
         "list_rooms": ListRooms,
         "shutdown_daemon": ShutdownDaemon,
         "gc": Gc,
+        "list_stored": ListStored,
+        "forget": Forget,
     }
 )
 

@@ -110,6 +110,12 @@ class DocPersister:
         log.debug("saved", path=str(self.path), bytes=len(data))
         return True
 
+    def cancel(self) -> None:
+        """Drop a pending save (the doc is not to be stored)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     async def close(self) -> bool:
         """Final save on shutdown or room close; waits for saves in flight."""
         if self._saving:

@@ -201,7 +201,10 @@ class WidgetControl:
         """A message on our comm: the reply to request_states, or the kernel closing it."""
         content = msg.get("content") or {}
         if msg.get("msg_type") == "comm_close":
-            self._unavailable("the kernel closed the widget control comm (no ipywidgets?)")
+            self._unavailable(
+                "ipywidgets is not imported in the kernel yet, so it has no widget control "
+                "comm; reconcile waits for the first widget"
+            )
             return
         data = content.get("data") or {}
         if data.get("method") != "update_states" or self._reply is None or self._reply.done():

@@ -9,27 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from notebook_doc import NotebookDoc, NotebookDocError, atomic_write, to_ipynb
+from notebook_doc import NotebookDoc, NotebookDocError
 
 from . import messages as m
+from . import notebook_file
+from .autosave import NotebookSaver, SaverHooks
 from .blob_store import BlobError, BlobStore
 from .capture import OutputCapture
 from .coalesce import Coalescer
-from .comm_mirror import CommMirror, resolve_blob, state_from_doc
+from .comm_mirror import CommMirror, state_from_doc
 from .comm_state import OUTPUT_MODEL, CommEntry, CommState, b64, to_wire
 from .compaction import Compactor
 from .config import Settings
 from .displays import FinishedCellUpdate
 from .iopub import Execution, IopubRouter, RouterHooks
 from .kernel import KernelError, KernelEvent, KernelSession
-from .outputs import OutputLog, decode_output
+from .outputs import OutputLog
 from .peer import Peer
 from .persistence import DocPersister
 from .protocol import Broadcast, Presence, Snapshot, Switch, Sync
@@ -139,10 +140,40 @@ class NotebookRoom:
         self._storage_retry: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self.on_idle: Callable[[NotebookRoom], None] | None = None
+        # Which open room bridges the kernel of a connection file (the daemon knows).
+        self.kernel_bridged_in: Callable[[str], str | None] = lambda _file: None
         self.on_reconciled: Callable[[Plan], None] | None = None  # a plan that changed something
         self.keep_open = False  # a Kernel Gateway kernel lives here, dead or alive
         self.closed = False
         self.compactor = Compactor(self)
+        # The heads of a doc the room made up (no stored copy, no file): a room left
+        # like that is not stored when it closes.
+        self.fresh_heads: list[bytes] | None = None
+        self.saver = self._new_saver(ipynb_path) if ipynb_path is not None else None
+
+    def _new_saver(self, path: Path) -> NotebookSaver:
+        saver = NotebookSaver(
+            self.doc,
+            path,
+            notebook_id=self.notebook_id,
+            docs_dir=self.settings.docs_dir,
+            blobs=self.blobs,
+            hooks=SaverHooks(
+                doc_changed=self._disk_merged,
+                flush=self.coalescer.flush_now,
+                broadcast=self.broadcast,
+                persist=self.persister.save,
+                saved=lambda nb: self.trust.sign_saved(nb),
+            ),
+            autosave=self.settings.autosave,
+            quiet=self.settings.autosave_quiet,
+            max_delay=self.settings.autosave_max_delay,
+            retry=self.settings.autosave_retry,
+            log_=self.log,
+        )
+        if self.settings.file_watch_interval > 0:
+            saver.watch(self.settings.file_watch_interval)
+        return saver
 
     def _restore_comms(self) -> None:
         """Widgets saved with the doc (or imported from an .ipynb) are live state until a
@@ -182,6 +213,8 @@ class NotebookRoom:
             peer.send(self._comm_sync_event())
         peer.send(Broadcast("trust", self.trust.state))
         peer.send(Broadcast("kernel_status", {"status": self.kernel_status}))
+        if self.saver is not None:
+            peer.send(Broadcast("save_state", self.saver.event()))
         self.log.info("peer_joined", peer_id=peer.id, peers=len(self.peers), name=peer.name)
 
     def snapshot(self) -> bytes:
@@ -227,11 +260,21 @@ class NotebookRoom:
         self._doc_changed(origin=peer)
         peer.request_sync()
 
-    def replace_doc(self, doc: NotebookDoc, snapshot: tuple[list[bytes], bytes]) -> None:
+    def replace_doc(
+        self,
+        doc: NotebookDoc,
+        snapshot: tuple[list[bytes], bytes],
+        *,
+        base: list[bytes] | None = None,
+    ) -> None:
         """Compaction: `doc` (same content, no history; `snapshot` its save() at some
-        heads) is the room's doc from now on, for every writer."""
+        heads) is the room's doc from now on, for every writer. `base`: where it holds
+        the version the .ipynb last had (the autosave's merge base), None if unknown."""
         self.doc = self.mirror.doc = self.persister.doc = self.trust.doc = doc
         self._snapshot = snapshot
+        if self.saver is not None:
+            self.saver.doc = doc
+            self.saver.base = base
 
     def relay_presence(self, peer: Peer, payload: dict) -> None:
         event = Presence({**payload, "peer_id": peer.id})
@@ -280,6 +323,8 @@ class NotebookRoom:
                 peer.request_sync()
         self.persister.changed()
         self.compactor.changed()
+        if self.saver is not None:
+            self.saver.changed()
         # The daemon's own writes are trusted: only a peer's change, or any change while
         # something is untrusted, can change what is.
         untrusted = origin is not None or not self.trust.state["trusted"]
@@ -296,6 +341,12 @@ class NotebookRoom:
         if state is not None:
             self.log.info("trust_changed", trusted=state["trusted"])
             self.broadcast("trust", **state)
+
+    def _disk_merged(self) -> None:
+        """An edit made on disk came in: peers sync, and what it brought is judged for
+        trust now (it is not the daemon's own write)."""
+        self._doc_changed()
+        self._refresh_trust()
 
     def _flush_writes(self) -> None:
         try:
@@ -374,8 +425,10 @@ class NotebookRoom:
         self.coalescer.poke()
 
     def _execution_count(self, cell_id: str, count: int) -> None:
+        """The kernel started running the cell (execute_input)."""
         try:
-            if self.doc.set_execution_count(cell_id, count):
+            changed = self.doc.set_execution_count(cell_id, count)
+            if self.doc.set_execution_status(cell_id, "running") or changed:
                 self._doc_changed()
         except NotebookDocError as exc:
             self.log.info("execution_count_dropped", cell_id=cell_id, reason=str(exc))
@@ -385,16 +438,37 @@ class NotebookRoom:
         # execution_done then finds its outputs and widget states in place.
         if execution.cell_id is not None and execution.log is not None:
             self._dirty_cells[execution.cell_id] = execution.log
+        outcome = execution.outcome()
+        self._set_execution_status(execution.cell_id, outcome["status"])
         self.coalescer.flush_now()
         self.broadcast(
             "execution_done",
             cell_id=execution.cell_id,
             msg_id=execution.msg_id,
             execution_count=execution.execution_count,
+            **outcome,
         )
         if execution.comm_messages >= self.settings.reconcile_threshold:
             self.widgets_verified = False
             self.schedule_reconcile(f"burst of {execution.comm_messages} comm messages")
+
+    def _set_execution_status(self, cell_id: str | None, status: str) -> None:
+        if cell_id is None:
+            return
+        try:
+            if self.doc.set_execution_status(cell_id, status):
+                self._doc_changed()
+        except NotebookDocError as exc:  # the cell was deleted meanwhile
+            self.log.info("execution_status_dropped", cell_id=cell_id, reason=str(exc))
+
+    def _abort_executions(self) -> None:
+        """The kernel went away (restart, shutdown, death): whatever was queued or
+        running ends as aborted, in the doc and for the clients."""
+        pending = list(self.router.executions.values())
+        self.router.executions.clear()
+        for execution in pending:
+            execution.reply = {"status": "aborted"}
+            self._execution_done(execution)
 
     # --- kernel ------------------------------------------------------------------------
 
@@ -427,7 +501,7 @@ class NotebookRoom:
         self.router.finished.clear()
         self.mirror.cleared()
         self.coalescer.flush_now()
-        self.router.executions.clear()
+        self._abort_executions()
         self.broadcast("comm_sync", comms=[])
         self.compactor.comms_cleared()
 
@@ -540,7 +614,10 @@ class NotebookRoom:
         self._set_kernel_status("starting")
         try:
             kernel = await starter(
-                on_iopub=self.router.on_batch, on_event=self._on_kernel_event, **kwargs
+                on_iopub=self.router.on_batch,
+                on_event=self._on_kernel_event,
+                on_reply=self.router.on_reply,
+                **kwargs,
             )
         except KernelError as exc:
             self._set_kernel_status("dead")
@@ -609,6 +686,23 @@ class NotebookRoom:
         path = Path(req.connection_file).expanduser()
         if not path.is_file():
             raise RequestFailed("bad_request", f"connection file {str(path)!r} does not exist")
+        elsewhere = self.kernel_bridged_in(str(path))
+        if elsewhere is not None:
+            raise RequestFailed(
+                "kernel_in_use",
+                f"the kernel of {path.name} is already bridged into {elsewhere}: one room "
+                "per kernel (open that notebook instead)",
+            )
+        kernel = self.kernel
+        if kernel is not None and kernel.owned and self.kernel_status not in ("dead", "shutdown"):
+            if not req.replace:
+                raise RequestFailed(
+                    "kernel_running",
+                    f"this notebook runs a kernel it launched ({kernel.kernel_name}, "
+                    f"{self.kernel_status}); attaching shuts it down and its state is lost: "
+                    "ask again with replace (runtimed attach --replace)",
+                )
+            self.log.warning("launched_kernel_replaced", kernel=kernel.kernel_name)
         async with self._kernel_lock:
             kernel = await self._start_kernel(KernelSession.attach, connection_file=str(path))
         # Widgets made before we arrived: show them now, from the kernel's own state.
@@ -642,6 +736,7 @@ class NotebookRoom:
             self._dirty_cells.pop(cell_id, None)
             changed = self.doc.clear_outputs(cell_id)
             changed = self.doc.set_execution_count(cell_id, None) or changed
+            changed = self.doc.set_execution_status(cell_id, "queued") or changed
             if changed:
                 self._doc_changed()
         self.broadcast("execution_started", cell_id=cell_id, msg_id=msg_id, execution_count=None)
@@ -717,17 +812,24 @@ class NotebookRoom:
         if target is None:
             raise RequestFailed("bad_request", "this notebook has no file: give save a path")
         target = self._checked_ipynb_path(target)
-        self.coalescer.flush_now()
-        nb = to_ipynb(
-            self.doc,
-            resolve_output=lambda h: decode_output(h, self.blobs, on_missing="placeholder"),
-            resolve_blob=lambda h: resolve_blob(self.blobs, h),
-        )
-        data = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
-        await asyncio.to_thread(atomic_write, target, data.encode())
-        if self.ipynb_path is None:
+        if self.saver is None:
             self.ipynb_path = target
-        return {"path": str(target), "signed": self.trust.sign_saved(nb)}
+            self.saver = self._new_saver(target)
+        try:
+            if target == self.saver.path:
+                await self.saver.save(rewrite=True)
+                signed = self.saver.signed
+            else:  # "save as": the caller asked for that file to be replaced
+                self.coalescer.flush_now()
+                nb = notebook_file.render(self.doc, self.blobs)
+                current = notebook_file.read(target)
+                expected = current.sha256 if current is not None else None
+                data = notebook_file.encode(nb)
+                await asyncio.to_thread(notebook_file.write, target, data, expected=expected)
+                signed = self.trust.sign_saved(nb)
+        except (OSError, notebook_file.FileChanged) as exc:
+            raise RequestFailed("save_failed", f"could not save {target}: {exc}") from exc
+        return {"path": str(target), "signed": signed}
 
     async def _trust(self, peer: Peer, req: m.Trust) -> dict:
         self.coalescer.flush_now()
@@ -770,7 +872,9 @@ class NotebookRoom:
         if self.kernel is not None and self.kernel_status not in ("dead", "shutdown"):
             return  # a running kernel keeps the room: its outputs still need a home
         loop = asyncio.get_running_loop()
-        self._close_timer = loop.call_later(self.settings.room_grace, self._idle)
+        untouched = self.doc.get_heads() == self.fresh_heads  # nothing to wait for
+        delay = 0 if untouched else self.settings.room_grace
+        self._close_timer = loop.call_later(delay, self._idle)
 
     def _cancel_close(self) -> None:
         if self._close_timer is not None:
@@ -805,7 +909,12 @@ class NotebookRoom:
         self.mirror.in_background = False  # the last flush writes what is left in place
         self.coalescer.flush_now()
         self.coalescer.cancel()
-        await self.persister.close()
+        if self.saver is not None:
+            await self.saver.close()
+        if self.doc.get_heads() == self.fresh_heads:
+            self.persister.cancel()  # a room made up and never used leaves nothing stored
+        else:
+            await self.persister.close()
         self.log.info("room_closed")
 
     def info(self) -> dict:
@@ -819,4 +928,5 @@ class NotebookRoom:
             "cells": len(self.doc.cell_ids()),
             "path": str(self.ipynb_path) if self.ipynb_path else None,
             **self.compactor.info(),
+            "save_state": self.saver.info() if self.saver is not None else None,
         }

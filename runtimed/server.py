@@ -33,7 +33,7 @@ from notebook_doc import (
 )
 from notebook_doc import load_or_create as load_doc_file
 
-from . import __version__
+from . import __version__, notebook_file, stored
 from . import messages as m
 from .blob_store import BlobStore
 from .config import Settings
@@ -116,19 +116,21 @@ class Daemon:
         try:
             self._remove_stale_temp_files()
             self._server = await self._listen_unix(self.settings.socket_path)
-            self.log.info(
-                "listening",
-                socket=str(self.settings.socket_path),
-                data_dir=str(self.settings.data_dir),
-                version=__version__,
-                fd_limit=fd_limit,
-            )
             try:
                 if self.settings.ws is not None:
                     self.web = await WebListener.start(self)
-                    self.log.info("web_listening", host=self.web.host, port=self.web.port)
                 if ready is not None:
-                    ready()
+                    ready()  # the banner comes first in a foreground log
+                self.log.info(
+                    "listening",
+                    socket=str(self.settings.socket_path),
+                    data_dir=str(self.settings.data_dir),
+                    version=__version__,
+                    fd_limit=fd_limit,
+                    autosave=self.settings.autosave,
+                )
+                if self.web is not None:
+                    self.log.info("web_listening", host=self.web.host, port=self.web.port)
                 await self._stop.wait()
             finally:
                 await self._shutdown()
@@ -231,21 +233,35 @@ class Daemon:
 
     # --- rooms -------------------------------------------------------------------------
 
-    async def open_room(self, notebook_id: str, ipynb_path: str | None) -> NotebookRoom:
+    async def open_room(
+        self, notebook_id: str, ipynb_path: str | None, *, create: bool = False
+    ) -> NotebookRoom:
         lock = self._room_locks.setdefault(notebook_id, asyncio.Lock())
         async with lock:
             room = self.rooms.get(notebook_id)
             if room is not None and not room.closed:
                 return room
             check_room_limit(self.rooms.values(), self.settings.max_rooms)
-            room = self._load_room(notebook_id, ipynb_path)
+            room = self._load_room(notebook_id, ipynb_path, create=create)
+            if room.saver is not None:
+                await room.saver.opened()  # edits made on disk meanwhile, before anyone joins
             room.on_idle = self._close_idle_room
+            room.kernel_bridged_in = self.kernel_bridged_in
             self.rooms[notebook_id] = room
             return room
 
-    def _load_room(self, notebook_id: str, ipynb_path: str | None) -> NotebookRoom:
+    def _load_room(self, notebook_id: str, ipynb_path: str | None, *, create: bool) -> NotebookRoom:
+        """The room from its stored copy, else from its file, else new; a path with no
+        file fails unless the client asked to create it (no phantom notebooks)."""
         doc_path = self.settings.docs_dir / doc_filename(notebook_id)
         path = _checked_notebook_path(ipynb_path) if ipynb_path else None
+        current = _read_notebook_file(path) if path else None
+        if path is not None and current is None and not create:
+            raise RequestFailed(
+                "no_such_notebook",
+                f"{path} does not exist (to create it, say so: `create: true` in the "
+                "handshake, `--create` on the command line)",
+            )
         room_log = self.log.bind(notebook_id=notebook_id)
         if doc_path.exists():
             doc, warning = load_doc_file(doc_path, notebook_id)
@@ -253,19 +269,28 @@ class Daemon:
                 room_log.warning("doc_quarantined", detail=warning)
             if not warning:
                 return self._room(notebook_id, doc, doc_path, path)
-        doc, signed = (
-            self._doc_from_ipynb(notebook_id, path) if path and path.exists() else (None, False)
-        )
-        if doc is None:
-            doc = NotebookDoc.new(notebook_id)
-        room = self._room(notebook_id, doc, doc_path, path, signed=signed)
+        if current is not None:
+            assert path is not None
+            doc, signed = self._doc_from_ipynb(notebook_id, current, path)
+            room = self._room(notebook_id, doc, doc_path, path, signed=signed)
+            if room.saver is not None:
+                room.saver.loaded(current)
+        else:
+            room = self._room(notebook_id, NotebookDoc.new(notebook_id), doc_path, path)
+            if path is None:
+                room.fresh_heads = room.doc.get_heads()
+                return room
+            if room.saver is not None:
+                room.saver.changed()  # the file the client asked for
         room.persister.changed()
         return room
 
-    def _doc_from_ipynb(self, notebook_id: str, path: Path) -> tuple[NotebookDoc, bool]:
+    def _doc_from_ipynb(
+        self, notebook_id: str, version: notebook_file.FileVersion, path: Path
+    ) -> tuple[NotebookDoc, bool]:
         """The file's doc, and whether its signature is in the trust store."""
+        data = version.data
         try:
-            data = path.read_bytes()
             doc = from_ipynb(data, notebook_id=notebook_id, store_blob=self.blobs.put)
         except (OSError, IpynbError) as exc:
             raise RequestFailed("bad_notebook", f"cannot open {path}: {exc}") from exc
@@ -318,10 +343,12 @@ class Daemon:
                     "kernel_name": r.kernel.kernel_name,
                     "status": r.kernel_status,
                     "connection_file": r.kernel.connection_file,
+                    "attached": not r.kernel.owned,  # left running when the daemon stops
                 }
                 for r in self.rooms.values()
                 if r.kernel is not None
             ],
+            "web": None if self.web is None else {"host": self.web.host, "port": self.web.port},
         }
 
     def collect_garbage(self, min_age: float) -> dict:
@@ -342,6 +369,45 @@ class Daemon:
                 ) from exc
         report = collect_garbage(docs, self.blobs, min_age=min_age)
         return {"notebooks": len(docs), **asdict(report)}
+
+    # --- stored copies -------------------------------------------------------------------
+
+    def stored_copies(self) -> list[dict]:
+        return [
+            {**copy.to_json(), "open": copy.notebook_id in self.rooms}
+            for copy in stored.list_stored(self.settings.docs_dir)
+        ]
+
+    def forget(self, notebook_id: str) -> dict:
+        if notebook_id in self.rooms:
+            raise RequestFailed(
+                "notebook_open", f"{notebook_id} is open: close its clients first, then forget it"
+            )
+        freed = stored.forget(self.settings.docs_dir, notebook_id)
+        if not freed:
+            raise RequestFailed("no_such_notebook", f"no stored copy of {notebook_id}")
+        return {"notebook_id": notebook_id, "bytes_freed": freed}
+
+    def drop_missing(self) -> list[str]:
+        """Forget the stored copies of closed notebooks whose .ipynb is gone."""
+        dropped = []
+        for copy in stored.list_stored(self.settings.docs_dir):
+            gone = copy.path is not None and not Path(copy.path).exists()
+            if gone and copy.notebook_id is not None and copy.notebook_id not in self.rooms:
+                stored.forget(self.settings.docs_dir, copy.notebook_id)
+                dropped.append(copy.notebook_id)
+        return dropped
+
+    def kernel_bridged_in(self, connection_file: str) -> str | None:
+        """The open room whose kernel uses this connection file, if any."""
+        wanted = os.path.realpath(connection_file)
+        for room in self.rooms.values():
+            kernel = room.kernel
+            if kernel is None or kernel.connection_file is None or room.closed:
+                continue
+            if os.path.realpath(kernel.connection_file) == wanted:
+                return room.notebook_id
+        return None
 
     # --- shutdown ----------------------------------------------------------------------
 
@@ -408,7 +474,9 @@ class _Session:
         try:
             hello = m.parse_handshake(event.payload)
             if hello.channel == "notebook":
-                self.room = await self.daemon.open_room(hello.notebook_id, hello.path)
+                self.room = await self.daemon.open_room(
+                    hello.notebook_id, hello.path, create=hello.create
+                )
         except (m.RequestError, RequestFailed) as exc:
             self.fatal(exc.code, exc.message)
             return False
@@ -456,7 +524,12 @@ class _Session:
             asyncio.get_running_loop().call_soon(daemon.request_shutdown)
             return {"stopping": True}
         if isinstance(action, m.Gc):
-            return daemon.collect_garbage(action.min_age)
+            dropped = daemon.drop_missing() if action.drop_missing else []
+            return {**daemon.collect_garbage(action.min_age), "stored_dropped": dropped}
+        if isinstance(action, m.ListStored):
+            return {"stored": daemon.stored_copies()}
+        if isinstance(action, m.Forget):
+            return daemon.forget(action.notebook_id)
         raise RequestFailed("unknown_action", f"{type(action).__name__} is not a control action")
 
     def fatal(self, code: str, message: str) -> None:
@@ -481,7 +554,18 @@ def _checked_notebook_path(raw: str) -> Path:
     except OSError as exc:  # too long for the file system, say
         shown = raw if len(raw) <= 200 else raw[:200] + "…"
         raise RequestFailed("bad_path", f"notebook path {shown!r}: {exc.strerror}") from None
+    if not path.parent.is_dir():
+        raise RequestFailed(
+            "bad_path", f"notebook path {raw!r}: directory {str(path.parent)!r} does not exist"
+        )
     return path
+
+
+def _read_notebook_file(path: Path) -> notebook_file.FileVersion | None:
+    try:
+        return notebook_file.read(path)
+    except OSError as exc:
+        raise RequestFailed("bad_notebook", f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 async def _socket_answers(path: Path) -> bool:

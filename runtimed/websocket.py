@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hmac
 import http
 import ipaddress
@@ -270,7 +271,10 @@ class WebListener:
                 ),
             )
         except OSError as exc:
-            raise WebListenerError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+            hint = ""
+            if exc.errno == errno.EADDRINUSE:
+                hint = f" (something else uses port {port}: pick another, --ws {host}:PORT)"
+            raise WebListenerError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from exc
         listener = cls(daemon, server, token, host)
         return listener
 

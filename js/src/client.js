@@ -68,6 +68,7 @@ export class RuntimedClient {
     this.epoch = null; // the room's epoch this client is in (compaction)
     this._compaction = null; // a compaction notice whose SNAPSHOT comes next
     this.kernelStatus = null;
+    this.saveState = null; // the last save_state broadcast (rooms with a file)
     this.trust = null; // the last `trust` broadcast
     this.saveState = null; // the last save_state broadcast (rooms with a file)
     this.commSync = null; // the last comm_sync broadcast's comms (the legacy widget view)

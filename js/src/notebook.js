@@ -31,6 +31,8 @@ export function cells(doc) {
     execution_count: JSON.parse(str(cell.execution_count) || "null"),
     outputs: plain(cell.outputs ?? []),
     metadata: plain(cell.metadata ?? {}),
+    // Optional (docs/schema.md): queued, running, ok, error, aborted; null when unknown.
+    execution_status: cell.execution_status ? str(cell.execution_status) : null,
   }));
   return list.sort((a, b) => compare(a.position, b.position) || compare(a.id, b.id));
 }

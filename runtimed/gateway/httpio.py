@@ -73,6 +73,10 @@ class BodyServerProtocol(ServerProtocol):
                 self.parser = self.discard()
                 next(self.parser)
                 yield
+            if self.debug:  # the access lines websockets' own parser writes at debug
+                self.logger.debug("< %s %s %s", request.method, request.path, request.protocol)
+                for key, value in request.headers.raw_items():
+                    self.logger.debug("< %s: %s", key, value)
             self.events.append(request)
         yield from Protocol.parse(self)
 

@@ -123,7 +123,7 @@ async def test_saved_ipynb_reopens_with_outputs_and_widget_state(
     running: RunningDaemon, tmp_path: Path
 ) -> None:
     path = tmp_path / "widgets.ipynb"
-    async with running.client(str(path), path=str(path)) as client:
+    async with running.client(str(path), path=str(path), create=True) as client:
         await client.request("launch_kernel")
         await run_cell(
             client,

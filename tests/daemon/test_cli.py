@@ -29,6 +29,15 @@ def cli(settings: Settings, *args: str, check: bool = True) -> subprocess.Comple
     )
 
 
+def wait_for_socket(proc: subprocess.Popen[str], settings: Settings, log: Path) -> None:
+    """Until the daemon's socket exists (or the daemon died: its log says why)."""
+    deadline = time.monotonic() + 30
+    while not settings.socket_path.exists():
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "daemon did not create its socket"
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def served(settings: Settings, tmp_path: Path):
     log_file = (tmp_path / "daemon.log").open("w+")
@@ -48,11 +57,7 @@ def served(settings: Settings, tmp_path: Path):
         text=True,
     )
     proc.log_file = log_file  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 30
-    while not settings.socket_path.exists():
-        assert proc.poll() is None, (tmp_path / "daemon.log").read_text()
-        assert time.monotonic() < deadline, "daemon did not create its socket"
-        time.sleep(0.05)
+    wait_for_socket(proc, settings, tmp_path / "daemon.log")
     yield proc
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -100,8 +105,14 @@ def test_status_cat_ls_and_stop_round_trip(settings: Settings, served, tmp_path:
     assert not settings.socket_path.exists()
 
 
-def test_sigterm_saves_rooms_and_removes_the_socket(settings: Settings, served) -> None:
-    cli(settings, "cat", "some-notebook")
+def test_sigterm_saves_rooms_and_removes_the_socket(
+    settings: Settings, served, tmp_path: Path
+) -> None:
+    notebook = tmp_path / "some.ipynb"
+    notebook.write_text(
+        json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []})
+    )
+    cli(settings, "cat", str(notebook))
     served.send_signal(signal.SIGTERM)
     assert served.wait(30) == 0
     assert not settings.socket_path.exists()
@@ -152,31 +163,33 @@ def test_a_signal_delivered_twice_at_once_still_stops_gracefully(
 
 
 def test_watch_and_status_show_compactions(settings: Settings, served) -> None:
-    async def watch_a_compaction() -> tuple[dict, list[str]]:
-        watch = await asyncio.create_subprocess_exec(
-            *RUNTIMED,
-            "--socket",
-            str(settings.socket_path),
-            "watch",
-            "nb-cli-compact",
-            stdout=subprocess.PIPE,
-        )
-        assert watch.stdout is not None
-        try:
-            lines = [(await watch.stdout.readline()).decode()]  # the watcher has joined
-            async with Client("nb-cli-compact", socket_path=settings.socket_path) as client:
-                client.doc.add_cell(source="x = 1")
-                await client.wait_synced()
+    async def watch_a_compaction() -> dict:
+        async with Client("nb-cli-compact", socket_path=settings.socket_path) as client:
+            client.doc.add_cell(source="x = 1")  # a room watch can name
+            await client.wait_synced()
+            watch = await asyncio.create_subprocess_exec(
+                *RUNTIMED,
+                "--socket",
+                str(settings.socket_path),
+                "watch",
+                "nb-cli-compact",
+                stdout=subprocess.PIPE,
+            )
+            assert watch.stdout is not None
+            try:
+                lines = [(await watch.stdout.readline()).decode()]  # the watcher has joined
                 result = await client.request("compact")
-            async with asyncio.timeout(30):
-                while not any("compaction: epoch 0 -> 1 (requested)" in x for x in lines):
-                    lines.append((await watch.stdout.readline()).decode())
-        finally:
-            watch.terminate()
-            await watch.wait()
-        return result, lines
+                async with asyncio.timeout(30):
+                    while not any("compaction: epoch 0 -> 1 (requested)" in x for x in lines):
+                        line = (await watch.stdout.readline()).decode()
+                        assert line, f"watch ended: {lines}"
+                        lines.append(line)
+            finally:
+                watch.terminate()
+                await watch.wait()
+            return result
 
-    result, _lines = asyncio.run(watch_a_compaction())
+    result = asyncio.run(watch_a_compaction())
     assert result["epoch"] == 1
     status = cli(settings, "status").stdout
     assert "nb-cli-compact" in status

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 
+import nbformat
 import pytest
 
 from notebook_doc import NotebookDoc, doc_filename
@@ -368,3 +370,30 @@ async def test_a_switch_with_no_compaction_pending_is_refused(running: RunningDa
             await a.wait_for(lambda x: False, timeout=15, what="dropped")
         assert info.value.code == "bad_switch"
         assert "expected none" in info.value.message
+
+
+async def test_a_disk_edit_after_a_compaction_still_merges_with_unsaved_edits(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The fresh doc holds the version the .ipynb last had: the autosave's merge base
+    survives the compaction, so an edit on disk merges with the room's unsaved one."""
+    handle = RunningDaemon(
+        dataclasses.replace(settings, autosave_quiet=60.0, file_watch_interval=0.1)
+    )
+    await handle.start()
+    path = tmp_path / "compacted.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("first = 1"), nbformat.v4.new_code_cell("second = 2")]
+    nb.cells[0].id, nb.cells[1].id = "c1", "c2"
+    nbformat.write(nb, str(path))
+    try:
+        async with handle.client(str(path), path=str(path)) as client:
+            client.doc.set_source("c1", "first = 'client'")  # not saved yet: a long quiet
+            await client.wait_synced()
+            await client.request("compact")
+            nb.cells[1].source = "second = 'disk'"
+            nbformat.write(nb, str(path))
+            want = ["first = 'client'", "second = 'disk'"]
+            await client.wait_for(lambda c: sources(c) == want, 15, "the disk edit merged")
+    finally:
+        await handle.stop()

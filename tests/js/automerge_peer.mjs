@@ -39,6 +39,8 @@ function view(doc) {
     execution_count: JSON.parse(plain(cell.execution_count)),
     outputs: plain(cell.outputs),
     metadata: plain(cell.metadata),
+    // Optional in the schema: absent reads as null.
+    execution_status: cell.execution_status === undefined ? null : plain(cell.execution_status),
   }));
   const comms = Object.entries(doc.comms ?? {}).map(([commId, comm]) => ({
     comm_id: commId,

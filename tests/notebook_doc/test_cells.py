@@ -332,3 +332,26 @@ def test_cell_metadata_minimal_updates(doc: NotebookDoc) -> None:
         doc.set_cell_metadata(cell_id, {1: "x"})  # type: ignore[dict-item]
     with pytest.raises(CellNotFound):
         doc.set_cell_metadata("missing", {})
+
+
+def test_execution_status_is_optional_and_read_leniently() -> None:
+    from notebook_doc import InvalidArgument, NotebookDoc
+    from notebook_doc._automerge import ROOT, ScalarType, transaction
+
+    doc = NotebookDoc.new("status")
+    cell = doc.add_cell(source="1")
+    assert doc.get_cell(cell).execution_status is None  # absent: a doc written before it
+    assert doc.set_execution_status(cell, "queued")
+    assert not doc.set_execution_status(cell, "queued")  # unchanged: no new change
+    assert doc.get_cell(cell).execution_status == "queued"
+    with pytest.raises(InvalidArgument):
+        doc.set_execution_status(cell, "finished")
+    # Another writer's value this version does not know reads as unknown, not an error.
+    cells = doc._doc.get(ROOT, "cells")[1]
+    cell_obj = doc._doc.get(cells, cell)[1]
+    with transaction(doc._doc) as tx:
+        tx.put(cell_obj, "execution_status", ScalarType.Str, "paused")
+    assert doc.validate() == []
+    assert doc.get_cell(cell).execution_status is None
+    assert doc.set_execution_status(cell, None)
+    assert "execution_status" not in doc._doc.keys(cell_obj)

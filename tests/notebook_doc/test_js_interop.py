@@ -55,6 +55,7 @@ def python_notebook() -> NotebookDoc:
     code = doc.add_cell(source="print('hi')", after=first, metadata={"tags": ["a"], "n": 2.5})
     doc.set_source(code, "print('hi there 🎉')")
     doc.set_execution_count(code, 12)
+    doc.set_execution_status(code, "aborted")  # the optional field: JS reads it too
     doc.append_output(code, json.dumps({"output_type": "stream", "name": "stdout", "text": "hi\n"}))
     doc.add_cell("raw", "raw", index=0, cell_id="raw-ünï")
     doc.update_metadata("kernelspec", {"name": "python3", "display_name": "Python 3"})

@@ -17,6 +17,7 @@ from runtimed.messages import (
     DaemonInfo,
     Execute,
     ExecuteCell,
+    Forget,
     Gc,
     GetBlob,
     GetComms,
@@ -25,6 +26,7 @@ from runtimed.messages import (
     KernelInfo,
     LaunchKernel,
     ListRooms,
+    ListStored,
     Ping,
     RequestError,
     RequestParams,
@@ -93,6 +95,17 @@ VALID_REQUESTS: list[tuple[str, str, dict[str, Any], RequestParams]] = [
     ("control", "shutdown_daemon", {}, ShutdownDaemon()),
     ("control", "gc", {}, Gc()),
     ("control", "gc", {"min_age": 0}, Gc(min_age=0)),
+    ("control", "gc", {"drop_missing": True}, Gc(drop_missing=True)),
+    ("control", "list_stored", {}, ListStored()),
+    ("control", "forget", {"notebook_id": "/a.ipynb"}, Forget(notebook_id="/a.ipynb")),
+    ("notebook", "trust", {}, Trust()),
+    ("notebook", "trust_info", {}, TrustInfo()),
+    (
+        "notebook",
+        "attach_kernel",
+        {"connection_file": "k.json", "replace": True},
+        AttachKernel(connection_file="k.json", replace=True),
+    ),
 ]
 
 
@@ -198,6 +211,12 @@ def test_control_hello_and_defaults() -> None:
     assert hello.protocol == 2
 
 
+def test_create_is_false_unless_the_client_asks() -> None:
+    assert parse_handshake({"channel": "notebook", "notebook_id": "n"}).create is False
+    asked = {"channel": "notebook", "notebook_id": "/a.ipynb", "path": "/a.ipynb", "create": True}
+    assert parse_handshake(asked).create is True
+
+
 def test_unknown_hello_keys_are_ignored_for_newer_clients() -> None:
     hello = parse_handshake({"channel": "notebook", "notebook_id": "n", "peer_color": "red"})
     assert hello.notebook_id == "n"
@@ -216,6 +235,8 @@ def test_unknown_hello_keys_are_ignored_for_newer_clients() -> None:
         ({"channel": "notebook", "notebook_id": "n", "client": {"name": 1}}, "client.name"),
         ({"channel": "control", "notebook_id": "n"}, "control channel takes no notebook_id"),
         ({"channel": "control", "snapshot": True}, "control channel"),
+        ({"channel": "control", "create": True}, "control channel"),
+        ({"channel": "notebook", "notebook_id": "n", "create": "yes"}, "create: expected bool"),
     ],
 )
 def test_bad_hello_is_bad_handshake(payload: dict[str, Any], message: str) -> None:

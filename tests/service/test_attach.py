@@ -58,7 +58,7 @@ async def test_attach_a_kernel_found_by_runtimed_kernels(
 
     # No daemon runs yet: `attach` starts one, then bridges the kernel into the room.
     attach = await asyncio.to_thread(
-        service.cli, "attach", live["path"], "--notebook", "attached-nb"
+        service.cli, "attach", live["path"], "--notebook", "attached-nb", "--create"
     )
     assert "started (pid" in attach.stderr
     assert f"attached {Path(outside_kernel.connection_file).name}" in attach.stdout
@@ -81,19 +81,63 @@ async def test_attach_a_kernel_found_by_runtimed_kernels(
                 "kernel_name": "python3",
                 "status": "idle",
                 "connection_file": live["path"],
+                "attached": True,
             }
         ]
 
-    # Stopping the daemon releases an attached kernel; it does not kill it.
-    await asyncio.to_thread(service.cli, "stop")
+        # One kernel, one room: a second notebook cannot bridge it too.
+        again = await asyncio.to_thread(
+            service.cli, "attach", live["path"], "--notebook", "other-nb", "--create", check=False
+        )
+        assert again.returncode == 1
+        assert "already bridged into attached-nb" in again.stderr
+
+    # Stopping the daemon releases an attached kernel; it does not kill it, and says so.
+    stop = await asyncio.to_thread(service.cli, "stop")
+    assert "1 attached kernel(s) left running" in stop.stdout
+    assert "left running: python3 (attached-nb)" in stop.stdout
     assert await outside_kernel.is_alive()
+
+
+async def test_attach_warns_before_replacing_a_launched_kernel(
+    service: Service, outside_kernel: AsyncKernelManager
+) -> None:
+    await asyncio.to_thread(service.cli, "start")
+    async with Client("launched-nb", socket_path=service.socket, create=True) as client:
+        await client.request("launch_kernel")
+        refused = await asyncio.to_thread(
+            service.cli,
+            "attach",
+            outside_kernel.connection_file,
+            "--notebook",
+            "launched-nb",
+            check=False,
+        )
+        assert refused.returncode == 1
+        assert "runs a kernel it launched" in refused.stderr
+        assert "--replace" in refused.stderr
+        assert client.kernel_status == "idle"  # untouched
+        replaced = await asyncio.to_thread(
+            service.cli,
+            "attach",
+            outside_kernel.connection_file,
+            "--notebook",
+            "launched-nb",
+            "--replace",
+        )
+        assert "to launched-nb" in replaced.stdout
+        outputs = await run_cell(client, "import os; print(os.getpid())")
+        assert outputs[0]["text"] == f"{outside_kernel.provisioner.pid}\n"
+    await asyncio.to_thread(service.cli, "stop")
 
 
 async def test_attach_by_kernel_id_and_a_missing_file(
     service: Service, outside_kernel: AsyncKernelManager
 ) -> None:
     kernel_id = outside_kernel.connection_file.rsplit("kernel-", 1)[1].removesuffix(".json")
-    attach = await asyncio.to_thread(service.cli, "attach", kernel_id, "--notebook", "by-id")
+    attach = await asyncio.to_thread(
+        service.cli, "attach", kernel_id, "--notebook", "by-id", "--create"
+    )
     assert re.search(r"\(python3, (idle|busy)\) to by-id", attach.stdout)
 
     missing = await asyncio.to_thread(

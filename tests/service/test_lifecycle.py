@@ -150,7 +150,7 @@ def test_logs_follow_prints_new_lines(service: Service) -> None:
     try:
         assert follower.stdout is not None
         assert follower.stdout.readline()  # the backlog line: it is following now
-        service.cli("cat", "followed-notebook")
+        service.cli("cat", "followed-notebook", "--create")
         for line in follower.stdout:
             if "peer_joined" in line:
                 break

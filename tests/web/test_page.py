@@ -91,7 +91,7 @@ async def test_keyboard_model_end_to_end(web: WebDaemon, browser: Browser, tmp_p
     ARTIFACTS.mkdir(exist_ok=True)
     path = str(tmp_path / "keys.ipynb")
     flag = tmp_path / "go"
-    async with web.client(path, path=path) as py:
+    async with web.client(path, path=path, create=True) as py:
         await browser.call("open", page="k", url=web.page_url(path))
         await browser.wait("k", "document.body.dataset.mode === 'command'")
 
