@@ -82,6 +82,7 @@ class NotebookPage {
     this._renderPending = false;
     client.on("doc", () => this.scheduleRender());
     client.on("broadcast", (message) => this.onBroadcast(message));
+    client.on("error", (error) => report(error.detail ?? error.message));
     client.on("close", () => {
       this.setStatus("disconnected");
       report("The connection to the daemon closed: reload the page to reconnect.");
