@@ -3,7 +3,8 @@
 A separate process keeps the bench's clients off the daemon's event loop and CPU, and
 makes RSS and CPU time the daemon's alone. Extras for measuring, all optional:
 `--probe` runs a LoopProbe (SIGUSR1 writes its figures to `--stats` and resets it),
-`--profile` runs the daemon under cProfile and writes the stats on exit.
+`--profile` runs the daemon under cProfile and writes the stats on exit,
+`--no-compaction` turns automatic compaction off (the with/without figures).
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ def _write_stats(probe: LoopProbe, path: Path) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    settings = Settings(socket_path=Path(args.socket), data_dir=Path(args.data_dir))
+    settings = Settings(
+        socket_path=Path(args.socket),
+        data_dir=Path(args.data_dir),
+        compaction=not args.no_compaction,
+    )
     probe_task: asyncio.Task[None] | None = None
     if args.probe:
         probe = LoopProbe()
@@ -55,6 +60,7 @@ def main() -> None:
     parser.add_argument("--probe", action="store_true")
     parser.add_argument("--stats", default="")
     parser.add_argument("--profile", default="")
+    parser.add_argument("--no-compaction", action="store_true")
     args = parser.parse_args()
     configure_logging(level="info", stream=sys.stderr)
     if not args.profile:

@@ -116,7 +116,14 @@ class Helper:
 class DaemonProcess:
     """`benchlib.daemon_main` in a child process, on its own socket and data dir."""
 
-    def __init__(self, workdir: Path, *, probe: bool = False, profile: Path | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        probe: bool = False,
+        profile: Path | None = None,
+        compaction: bool = True,
+    ) -> None:
         self.workdir = workdir
         self.socket_path = Path(f"/tmp/rtd-bench-{os.getpid()}-{id(self):x}.sock")
         self.data_dir = workdir / "data"
@@ -124,6 +131,7 @@ class DaemonProcess:
         self.log_path = workdir / "daemon.log"
         self.probe = probe
         self.profile = profile
+        self.compaction = compaction
         self.proc: asyncio.subprocess.Process | None = None
         self.ps: psutil.Process | None = None
 
@@ -141,6 +149,8 @@ class DaemonProcess:
             argv += ["--probe", "--stats", str(self.stats_path)]
         if self.profile is not None:
             argv += ["--profile", str(self.profile)]
+        if not self.compaction:
+            argv.append("--no-compaction")
         with self.log_path.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -157,8 +167,14 @@ class DaemonProcess:
         self.ps = psutil.Process(self.proc.pid)
         return self
 
-    def client(self, notebook_id: str, **kwargs: Any) -> Client:
+    def client(self, notebook_id: str | None, **kwargs: Any) -> Client:
         return Client(notebook_id, socket_path=self.socket_path, timeout=60, **kwargs)
+
+    async def room_info(self, notebook_id: str) -> dict[str, Any]:
+        """The room's `daemon_info` entry: epoch, history, last compaction."""
+        async with self.client(None, name="bench-control") as control:
+            info = await control.request("daemon_info")
+        return next(room for room in info["rooms"] if room["notebook_id"] == notebook_id)
 
     def rss(self) -> int:
         assert self.ps is not None
