@@ -75,6 +75,7 @@ class Peer:
         self._queued_bytes = 0
         self._sync_pending = False
         self._sync_after_queue = False  # the next sync message goes after the queued frames
+        self._answers: list[bytes] = []  # sync answers generated on receipt, sent first
         self._comm_resync = False
         self._wake = asyncio.Event()
         self._closed = False
@@ -114,10 +115,27 @@ class Peer:
         self._sync_pending = True
         self._wake.set()
 
+    def answer_sync(self) -> None:
+        """Answer the peer's sync message that carried changes now, naming our new heads,
+        before its next frame is read. Left to the writer, a later message of the peer
+        naming those heads (sent before it saw our answer) makes Automerge decide that
+        nothing is left to say, and the peer never learns that we hold its changes."""
+        if self.sync_source is None:
+            return
+        data = self.sync_source(self.sync_state)
+        if data is None or len(data) >= self.conn.max_frame_size:
+            self.request_sync()  # the writer restarts from a snapshot if it is too large
+            return
+        self._answers.append(self.conn.send(Sync(data)))
+        self._wake.set()
+
     def restart_sync(self, *events: object) -> None:
         """Queue `events`, then restart sync from a fresh state: every later sync message
         goes out after them (a compaction's notice and SNAPSHOT come before the new doc's
         first sync message)."""
+        self._queue.extendleft((False, frame) for frame in reversed(self._answers))
+        self._queued_bytes += sum(len(frame) for frame in self._answers)
+        self._answers.clear()
         for event in events:
             self.send(event)
         self.sync_state = SyncState()
@@ -162,6 +180,8 @@ class Peer:
             frames.extend(frame for _, frame in self._queue)
             self._queue.clear()
             self._queued_bytes = 0
+        frames.extend(self._answers)
+        self._answers.clear()
         if self._sync_pending and self.sync_source is not None:
             self._sync_pending = False
             data = self.sync_source(self.sync_state)

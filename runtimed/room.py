@@ -196,7 +196,9 @@ class NotebookRoom:
             if problems:
                 self._repair(peer, problems, before)
             self._doc_changed(origin=peer)
-        peer.request_sync()
+            peer.answer_sync()
+        else:
+            peer.request_sync()
 
     def receive_switch(self, peer: Peer, event: Switch) -> None:
         """A peer's move to the compacted doc (docs/protocol.md, Compaction)."""

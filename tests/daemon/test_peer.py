@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notebook_doc import NotebookDoc, SyncState
+from notebook_doc import NotebookDoc, SyncState, sync_message_heads
 from runtimed.peer import Peer
 from runtimed.protocol import (
     NEED_DATA,
@@ -123,3 +123,24 @@ def test_other_local_protocol_errors_still_raise() -> None:
     peer = Peer(server_conn, Recorder(), queue_limit=10**9, stall_timeout=5)
     with pytest.raises(Exception, match="bad_event"):
         peer.send(Broadcast("comm", {"event": "clash"}))
+
+
+def test_a_sync_answer_made_before_a_switch_goes_out_before_the_notice() -> None:
+    """An answer belongs to the doc it was made from: one made before a compaction's
+    restart goes before the notice, the new doc's first message after the SNAPSHOT."""
+    old, new = NotebookDoc.new("nb"), NotebookDoc.new("nb")
+    client_conn, server_conn = connected()
+    peer = Peer(server_conn, Recorder(), queue_limit=10**9, stall_timeout=5)
+    peer.sync_source = old.generate_sync_message
+    peer.answer_sync()
+    peer.sync_source = new.generate_sync_message
+    peer.restart_sync(Broadcast("compaction", {"epoch": 1}), Snapshot(new.save()))
+
+    received = events(client_conn, peer._take_batch())
+
+    assert [type(event).__name__ for event in received] == ["Sync", "Broadcast", "Snapshot", "Sync"]
+    first, *_, last = received
+    assert isinstance(first, Sync)
+    assert isinstance(last, Sync)
+    assert sync_message_heads(first.data) == set(old.get_heads())
+    assert sync_message_heads(last.data) == set(new.get_heads())

@@ -60,7 +60,7 @@ const commands = {
       send(type, payload);
     };
     client.change((d) => setSource(d, cellId, text));
-    await client.waitSynced();
+    await client.waitSynced({ what: "sync of the first edit" });
     const events = [];
     const lateCells = [];
     client.on("broadcast", (message) => {
@@ -86,7 +86,7 @@ const commands = {
     const carried = (c) => lateCells.every((id) => view(c.doc).cells.some((cell) => cell.id === id));
     await client.waitFor(carried, { what: "the late edits carried into the new epoch" });
     const after = client.change((d) => appendCell(d, { source: "# added after the switch" }));
-    await client.waitSynced();
+    await client.waitSynced({ what: "sync after the switch" });
     return {
       compacted,
       epoch: client.epoch,
