@@ -16,23 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .cells import CellSnapshot
-from .comms import PutComm, RemoveComm, SetCommOutputs
+from .comms import PutComm, RawComm, RemoveComm, SetCommOutputs
 from .doc import NotebookDoc
 
-__all__ = ["Content", "RawComm", "build_fresh", "carry", "read_content", "rebase_text"]
-
-
-@dataclass(frozen=True, slots=True)
-class RawComm:
-    """A comm as stored: the state string is kept verbatim, never re-serialised."""
-
-    comm_id: str
-    target_name: str
-    model_module: str
-    model_name: str
-    state_json: str
-    outputs: tuple[str, ...]
-    seq: int
+__all__ = ["Content", "build_fresh", "carry", "read_content", "read_content_since", "rebase_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,24 +35,30 @@ class Content:
 def read_content(doc: NotebookDoc, *, comms: bool = True) -> Content:
     """The doc's content now (SchemaError if the doc is broken); without the comms when
     only what a client changes matters (cheaper: comms are most of a widget notebook)."""
-    raw_comms = {}
-    for comm in doc.get_comms() if comms else ():
-        state_json = doc.get_comm_state_json(comm.comm_id)
-        assert state_json is not None  # just listed
-        raw_comms[comm.comm_id] = RawComm(
-            comm.comm_id,
-            comm.target_name,
-            comm.model_module,
-            comm.model_name,
-            state_json,
-            tuple(comm.outputs),
-            comm.seq,
-        )
+    raw_comms = {comm.comm_id: comm for comm in doc.get_raw_comms()} if comms else {}
     return Content(
         notebook_id=doc.notebook_id,
         metadata=doc.get_metadata(),
         cells={cell.id: cell for cell in doc.get_cells()},
         comms=raw_comms,
+    )
+
+
+def read_content_since(doc: NotebookDoc, before: Content, versions: dict[str, Any]) -> Content:
+    """The doc's content now, reading again only the comms whose `comm_versions()`
+    fingerprint differs from `versions` (taken with `before`): cheap after a short while."""
+    comms = {}
+    for comm_id, version in doc.comm_versions().items():
+        kept = before.comms.get(comm_id)
+        if kept is None or versions.get(comm_id) != version:
+            kept = doc.get_raw_comm(comm_id)
+        if kept is not None:
+            comms[comm_id] = kept
+    return Content(
+        notebook_id=doc.notebook_id,
+        metadata=doc.get_metadata(),
+        cells={cell.id: cell for cell in doc.get_cells()},
+        comms=comms,
     )
 
 

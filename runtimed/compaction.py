@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from notebook_doc import NotebookDoc, NotebookDocError, SyncState, sync_message_heads
-from notebook_doc.compaction import build_fresh, carry, read_content
+from notebook_doc.compaction import (
+    Content,
+    build_fresh,
+    carry,
+    read_content,
+    read_content_since,
+)
 
 from .protocol import Broadcast, Snapshot, Switch
 
@@ -63,6 +69,7 @@ class Compactor:
         self.epoch = 0
         self.changes = room.doc.change_count()  # history of the current epoch
         self.fresh_bytes: int | None = None  # a fresh doc's size, once one was built
+        self._first_save: int | None = None
         self.last: CompactionReport | None = None
         self._switch: _Switch | None = None
         self._last_client_change = float("-inf")
@@ -72,6 +79,8 @@ class Compactor:
         self._lock = asyncio.Lock()  # one compaction at a time
         if room.persister.saved_bytes is None and room.persister.path.exists():
             room.persister.saved_bytes = room.persister.path.stat().st_size
+        # A save updates the history's size: a room that just went idle is checked too.
+        room.persister.on_saved = lambda: self._maybe_arm("history over budget")
         self._maybe_arm("history over budget on load")
 
     # --- what the room tells us ------------------------------------------------------
@@ -103,7 +112,13 @@ class Compactor:
     def over_budget(self) -> bool:
         if self.changes >= self.settings.compact_changes:
             return True
-        saved = self.room.persister.saved_bytes
+        persister = self.room.persister
+        saved = persister.saved_bytes
+        if self._first_save is not None and persister.saves > self._first_save and saved:
+            # The first save() after a compaction is the fresh doc in its compressed form
+            # (the snapshot is its changes joined, larger): the baseline for the ratio.
+            self._first_save = None
+            self.fresh_bytes = min(saved, self.fresh_bytes or saved)
         if self.changes < MIN_CHANGES or saved is None:
             return False
         return self.fresh_bytes is None or saved > self.settings.compact_ratio * self.fresh_bytes
@@ -137,12 +152,20 @@ class Compactor:
         if wait > 0:
             self._timer = asyncio.get_running_loop().call_later(wait, self._due, reason)
             return
-        self._task = asyncio.get_running_loop().create_task(self._run(reason, force=False))
+        self._task = asyncio.get_running_loop().create_task(self._auto(reason))
 
-    async def compact_now(self) -> dict[str, Any]:
-        """The `compact` request: compact now, whatever the budget and the quiet."""
+    async def _auto(self, reason: str) -> None:
+        try:
+            await self._run(reason, force=False)
+        except (NotebookDocError, OSError) as exc:  # the room goes on with its old history
+            self.room.log.exception("compaction_failed", reason=reason, error=str(exc))
+
+    async def compact_now(self) -> dict[str, Any] | None:
+        """The `compact` request: compact now, whatever the budget and the quiet; None
+        when the room closed first."""
         report = await self._run("requested", force=True)
-        assert report is not None
+        if report is None:
+            return None
         return {
             "epoch": report.epoch,
             "changes": report.changes,
@@ -164,29 +187,31 @@ class Compactor:
             started = time.perf_counter()
             room.coalescer.flush_now()
             old = room.doc
-            heads = old.get_heads()
-            before = read_content(old)
-            new = await asyncio.to_thread(build_fresh, before)
+            content, versions = await _read_in_slices(old)
+            built = await asyncio.to_thread(_build, content)
             if room.closed or room.doc is not old:
                 return None
-            if old.get_heads() != heads:  # what arrived while the thread worked
-                carry(new, before, read_content(old), comms=True)
-            snapshot = new.save()
-            self.fresh_bytes = len(snapshot)
+            # What changed while we read and built (widget states, outputs, edits).
+            carry(built.doc, content, read_content_since(old, content, versions), comms=True)
+            self.fresh_bytes = built.saved_size or len(built.snapshot)
             if not force and not self.over_budget():
-                room.log.info("compaction_skipped", changes=self.changes, fresh_bytes=len(snapshot))
+                room.log.info(
+                    "compaction_skipped", changes=self.changes, fresh_bytes=len(built.snapshot)
+                )
                 return None
-            report = self._switch_to(new, snapshot, reason, started)
-        await room.persister.save()  # the new epoch replaces the file (atomic rename)
+            report = self._switch_to(built, reason, started)
+        # The new epoch replaces the file (atomic rename), from the snapshot's bytes.
+        await room.persister.save((built.snapshot_heads, built.snapshot))
+        if built.saved_size is None:
+            self._first_save = room.persister.saves  # the next save measures the fresh doc
         return report
 
-    def _switch_to(
-        self, new: NotebookDoc, snapshot: bytes, reason: str, started: float
-    ) -> CompactionReport:
+    def _switch_to(self, built: _Built, reason: str, started: float) -> CompactionReport:
         room = self.room
         old = room.doc
         old_heads = old.get_heads()
-        room.replace_doc(new, snapshot)
+        snapshot = built.snapshot
+        room.replace_doc(built.doc, (built.snapshot_heads, snapshot))
         self.epoch += 1
         report = CompactionReport(
             epoch=self.epoch,
@@ -326,6 +351,51 @@ class Compactor:
             "last_compaction": None if last is None else dataclasses.asdict(last),
             "switching": 0 if self._switch is None else len(self._switch.pending),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """The fresh doc the worker thread made, and its bytes for SNAPSHOT and the file."""
+
+    doc: NotebookDoc
+    snapshot_heads: list[bytes]
+    snapshot: bytes
+    saved_size: int | None  # the size of its save(), when that was cheap to learn
+
+
+# Below this many bytes of changes, a fresh doc's save() is quick (well under 5 ms).
+CHEAP_SAVE: Final = 16 * 1024
+
+
+def _build(content: Content) -> _Built:
+    """The heavy part, in a worker thread: it touches only the doc it creates. The
+    binding holds the GIL for each call, so the bytes are the fresh doc's changes
+    joined (any Automerge load takes them), not one long `save()` that would hold it
+    for tens of milliseconds; a small doc's save() size is measured, the ratio's base."""
+    fresh = build_fresh(content)
+    snapshot = fresh.save_changes()
+    saved_size = len(fresh.save()) if len(snapshot) < CHEAP_SAVE else None
+    return _Built(fresh, fresh.get_heads(), snapshot, saved_size)
+
+
+# Comms read per slice of the old doc's content; the loop runs between slices.
+READ_SLICE = 100
+
+
+async def _read_in_slices(doc: NotebookDoc) -> tuple[Content, dict[str, Any]]:
+    """The doc's content, comms a slice at a time. Comms may change between slices;
+    each comm's fingerprint is taken before it is read, so `read_content_since` later
+    re-reads every comm that moved after its fingerprint."""
+    versions = doc.comm_versions()
+    content = read_content(doc, comms=False)
+    ids = list(versions)
+    for start in range(0, len(ids), READ_SLICE):
+        await asyncio.sleep(0)
+        for comm_id in ids[start : start + READ_SLICE]:
+            comm = doc.get_raw_comm(comm_id)
+            if comm is not None:
+                content.comms[comm_id] = comm
+    return content, versions
 
 
 def _now() -> float:

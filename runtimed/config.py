@@ -93,7 +93,7 @@ class Settings:
     # switched within `compact_deadline` seconds is dropped. False: only on request.
     compaction: bool = True
     compact_changes: int = 2000
-    compact_ratio: float = 4.0
+    compact_ratio: float = 2.0
     compact_quiet: float = 1.0
     compact_interval: float = 5.0
     compact_deadline: float = 30.0

@@ -46,6 +46,7 @@ class DocPersister:
         self._saved_heads: list[bytes] | None = None
         self.saves = 0
         self.saved_bytes: int | None = None  # the size of the last save (the history's cost)
+        self.on_saved: Callable[[], None] | None = None  # after each save that worked
         self.last_error: str | None = None
 
     def changed(self) -> None:
@@ -65,16 +66,24 @@ class DocPersister:
         self._saving.add(task)
         task.add_done_callback(self._saving.discard)
 
-    async def save(self) -> bool:
-        """Write the doc now if it differs from the file; False if the write failed."""
+    async def save(self, saved: tuple[list[bytes], bytes] | None = None) -> bool:
+        """Write the doc now if it differs from the file; False if the write failed.
+
+        `saved`: (heads, bytes) of the doc at some heads, already made (a compaction's
+        snapshot): written at once, then saved again the usual way after the debounce.
+        """
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._dirty_since = None
         heads = self.doc.get_heads()
-        if heads == self._saved_heads and self.path.exists():
+        if saved is not None:
+            heads, data = saved
+            self.changed()  # a save() form follows (smaller, and whatever came since)
+        elif heads == self._saved_heads and self.path.exists():
             return True
-        data = self.doc.save()
+        else:
+            data = self.doc.save()
         async with self._lock:
             try:
                 await asyncio.to_thread(atomic_write, self.path, data)
@@ -91,6 +100,8 @@ class DocPersister:
         self._saved_heads = heads
         self.saved_bytes = len(data)
         self.saves += 1
+        if self.on_saved is not None:
+            self.on_saved()
         self.last_error = None
         log.debug("saved", path=str(self.path), bytes=len(data))
         return True

@@ -205,11 +205,11 @@ class NotebookRoom:
         if self.compactor.receive_switch(peer, event):
             self._doc_changed()
 
-    def replace_doc(self, doc: NotebookDoc, snapshot: bytes) -> None:
-        """Compaction: `doc` (same content, no history; its save() is `snapshot`) is
-        the room's doc from now on, for every writer."""
+    def replace_doc(self, doc: NotebookDoc, snapshot: tuple[list[bytes], bytes]) -> None:
+        """Compaction: `doc` (same content, no history; `snapshot` its save() at some
+        heads) is the room's doc from now on, for every writer."""
         self.doc = self.mirror.doc = self.persister.doc = doc
-        self._snapshot = (doc.get_heads(), snapshot)
+        self._snapshot = snapshot
 
     def relay_presence(self, peer: Peer, payload: dict) -> None:
         event = Presence({**payload, "peer_id": peer.id})
@@ -602,7 +602,10 @@ class NotebookRoom:
         return await self._reconcile_now()
 
     async def _compact(self, peer: Peer, req: m.Compact) -> dict:
-        return await self.compactor.compact_now()
+        result = await self.compactor.compact_now()
+        if result is None:
+            raise RequestFailed("room_closed", "the room closed before it was compacted")
+        return result
 
     async def _get_comms(self, peer: Peer, req: m.GetComms) -> dict:
         return {"comms": [to_wire(e) for e in self.comm_state.get_all()]}

@@ -15,6 +15,14 @@ from tests.conftest import RunningDaemon, eventually
 from tests.daemon.compaction_helpers import LateClient, NaiveClient, sources, switched
 
 
+async def shared_cell(a: Client, b: Client, source: str) -> str:
+    """A cell `a` adds and `b` has seen: both start from the same doc."""
+    cell = a.doc.add_cell(source=source)
+    await a.wait_synced()
+    await b.wait_for(lambda x: sources(x) == [source], what="both have the cell")
+    return cell
+
+
 def room_of(running: RunningDaemon, notebook_id: str):
     assert running.daemon is not None
     return running.daemon.rooms[notebook_id]
@@ -75,9 +83,7 @@ def sources_of(doc: NotebookDoc) -> list[str]:
 
 async def test_an_unsent_edit_travels_in_the_switch(running: RunningDaemon) -> None:
     async with running.client("nb-c2") as a, running.client("nb-c2") as b:
-        cell = a.doc.add_cell(source="hello world")
-        await a.wait_synced()
-        await b.wait_for(lambda c: sources(c) == ["hello world"], what="b synced")
+        cell = await shared_cell(a, b, "hello world")
         b.doc.set_source(cell, "hello brave world")  # made, never pushed before the switch
         await a.request("compact")
         for client in (a, b):
@@ -137,9 +143,7 @@ async def test_late_edit_placed_by_surrounding_text(running: RunningDaemon) -> N
         running.client("nb-c4") as a,
         LateClient("nb-c4", socket_path=running.settings.socket_path) as b,
     ):
-        cell = a.doc.add_cell(source="alpha beta gamma")
-        await a.wait_synced()
-        await b.wait_for(lambda x: sources(x) == ["alpha beta gamma"], what="synced")
+        cell = await shared_cell(a, b, "alpha beta gamma")
         await a.request("compact")
         await b.held.wait()
         await a.wait_for(lambda x: x.epoch == 1, what="a switched")
@@ -150,6 +154,10 @@ async def test_late_edit_placed_by_surrounding_text(running: RunningDaemon) -> N
         await a.wait_for(
             lambda x: sources(x) == ["START alpha beta gamma END"], what="both edits kept"
         )
+        # Interleaving 10: a client joining during the switch starts in the new epoch.
+        async with running.client("nb-c4") as joiner:
+            assert joiner.epoch == 1
+            await joiner.wait_for(lambda x: x.doc.to_json() == a.doc.to_json(), what="joined")
         b.release()
         await b.wait_for(lambda x: sources(x) == ["START alpha beta gamma END"], what="b")
         await converged(a, b)
@@ -162,9 +170,7 @@ async def test_a_client_that_merges_the_snapshot_gets_a_clear_error(
         running.client("nb-c5") as a,
         NaiveClient("nb-c5", socket_path=running.settings.socket_path) as naive,
     ):
-        cell = a.doc.add_cell(source="x")
-        await a.wait_synced()
-        await naive.wait_for(lambda x: sources(x) == ["x"], what="synced")
+        cell = await shared_cell(a, naive, "x")
         await a.request("compact")
         # Its next SYNC names the new epoch's changes without a SWITCH: refused, loudly.
         naive.doc.set_source(cell, "edit inside the switch")
@@ -213,9 +219,7 @@ async def test_a_peer_that_disconnects_mid_switch_keeps_what_it_sent(
     """Interleaving 7b: its late SYNC is carried; leaving ends its part of the switch."""
     async with running.client("nb-c7") as a:
         async with LateClient("nb-c7", socket_path=running.settings.socket_path) as b:
-            cell = a.doc.add_cell(source="x")
-            await a.wait_synced()
-            await b.wait_for(lambda x: sources(x) == ["x"], what="synced")
+            cell = await shared_cell(a, b, "x")
             await a.request("compact")
             await b.held.wait()
             b.doc.set_source(cell, "x from b, late")
@@ -304,5 +308,53 @@ async def test_a_file_with_history_over_budget_is_compacted_on_load(settings: Se
             await a.wait_for(lambda x: x.epoch == 1, what="client moved")
             assert sources(a) == ["v149"]
         await eventually(lambda: NotebookDoc.load(path.read_bytes()).change_count() < 5)
+    finally:
+        await handle.stop()
+
+
+async def test_gc_keeps_every_blob_the_compacted_doc_refers_to(running: RunningDaemon) -> None:
+    blobs = running.daemon.blobs
+    manifest = blobs.put_json(
+        {"output_type": "stream", "name": "stdout", "text": "out\n"},
+        "application/x-nbformat-output+json",
+    )
+    orphan = blobs.put(b"nobody needs me")
+    async with running.client("nb-c12") as client:
+        cell = client.doc.add_cell(source="print('out')")
+        client.doc.set_outputs(cell, [manifest])
+        await client.wait_synced()
+        await client.request("compact")
+        async with running.client() as control:
+            report = await control.request("gc", min_age=0)
+        assert report["blobs_deleted"] == 1
+        assert blobs.has(manifest)
+        assert not blobs.has(orphan)
+        assert room_of(running, "nb-c12").doc.get_outputs(cell) == [manifest]
+
+
+async def test_a_saved_file_over_twice_a_fresh_doc_is_compacted_once_idle(
+    settings: Settings,
+) -> None:
+    """The ratio budget: few changes for the count, but a file that grew past
+    `compact_ratio` times the fresh doc; checked after the save, with nobody writing."""
+    handle = RunningDaemon(
+        dataclasses.replace(
+            settings, compact_changes=10**6, compact_quiet=0.1, compact_interval=0.2
+        )
+    )
+    await handle.start()
+    try:
+        async with handle.client("nb-c13") as a:
+            cell = a.doc.add_cell(source="")
+            for i in range(120):
+                a.doc.set_source(cell, f"{i} " * 40)  # every character rewritten
+                await a.push()
+            await a.wait_synced()
+            await a.wait_for(lambda x: x.epoch == 1, 15, what="compacted by the ratio")
+            info = room_of(handle, "nb-c13").info()
+            assert (
+                info["last_compaction"]["bytes_before"] > 2 * info["last_compaction"]["bytes_after"]
+            )
+            assert sources(a) == ["119 " * 40]
     finally:
         await handle.stop()

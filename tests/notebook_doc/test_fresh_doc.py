@@ -10,10 +10,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from notebook_doc import NotebookDoc, SyncMessageError
-from notebook_doc.compaction import build_fresh, carry, read_content, rebase_text
+from notebook_doc.compaction import Content, build_fresh, carry, read_content, rebase_text
 from tests.notebook_doc.test_properties import apply_edit, edits
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def with_fresh_copy(doc: NotebookDoc) -> tuple[Content, NotebookDoc]:
+    """The doc's content now, and a fresh doc built from it."""
+    content = read_content(doc)
+    return content, build_fresh(content)
 
 
 def edited_doc(data: st.DataObject, count: int = 12) -> NotebookDoc:
@@ -30,8 +36,7 @@ def edited_doc(data: st.DataObject, count: int = 12) -> NotebookDoc:
 @given(data=st.data())
 def test_a_fresh_doc_holds_exactly_the_content_and_little_history(data: st.DataObject) -> None:
     doc = edited_doc(data, 25)
-    content = read_content(doc)
-    fresh = build_fresh(content)
+    content, fresh = with_fresh_copy(doc)
     assert fresh.to_json() == doc.to_json()
     assert read_content(fresh) == content  # comm states byte for byte, positions, seq
     assert fresh.validate() == []
@@ -45,8 +50,7 @@ def test_carrying_an_edit_into_a_fresh_doc_reaches_the_edited_content(
     data: st.DataObject,
 ) -> None:
     doc = edited_doc(data)
-    before = read_content(doc)
-    fresh = build_fresh(before)
+    before, fresh = with_fresh_copy(doc)
     for edit in data.draw(st.lists(edits, min_size=1, max_size=8)):
         apply_edit(doc, edit, data)
     carry(fresh, before, read_content(doc), comms=True)
@@ -57,8 +61,7 @@ def test_carrying_an_edit_into_a_fresh_doc_reaches_the_edited_content(
 @given(data=st.data())
 def test_comms_are_carried_only_when_asked(data: st.DataObject) -> None:
     doc = edited_doc(data, 0)
-    before = read_content(doc)
-    fresh = build_fresh(before)
+    before, fresh = with_fresh_copy(doc)
     doc.put_comm("w9", "jupyter.widget", "m", "n", json.dumps({"value": 1}), 9)
     assert carry(fresh, before, read_content(doc)) is False
     assert fresh.get_comm("w9") is None
@@ -67,8 +70,7 @@ def test_comms_are_carried_only_when_asked(data: st.DataObject) -> None:
 def test_a_late_edit_to_a_cell_deleted_meanwhile_is_dropped_with_it() -> None:
     doc = NotebookDoc.new("nb")
     cell = doc.add_cell(source="x")
-    before = read_content(doc)
-    fresh = build_fresh(before)
+    before, fresh = with_fresh_copy(doc)
     fresh.delete_cell(cell)
     doc.set_source(cell, "x edited")
     assert carry(fresh, before, read_content(doc)) is False
@@ -78,8 +80,7 @@ def test_a_late_edit_to_a_cell_deleted_meanwhile_is_dropped_with_it() -> None:
 def test_metadata_keys_changed_meanwhile_are_kept() -> None:
     doc = NotebookDoc.new("nb")
     doc.set_metadata({"a": 1, "b": 1})
-    before = read_content(doc)
-    fresh = build_fresh(before)
+    before, fresh = with_fresh_copy(doc)
     fresh.update_metadata("b", 2)  # the new epoch moved on
     doc.update_metadata("a", 5)  # the late change
     carry(fresh, before, read_content(doc))
