@@ -104,4 +104,3 @@ async def test_an_output_widget_shows_what_it_captured(web: WebDaemon, browser: 
         await browser.call("screenshot", page="late", path=str(ARTIFACTS / "output-widget.png"))
         assert await browser.call("errors") == []
         await py.request("shutdown_kernel")
-

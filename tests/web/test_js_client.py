@@ -69,4 +69,3 @@ async def test_js_requests_and_broadcasts(web: WebDaemon, py: Client) -> None:
     assert {"execution_started", "execution_done"} <= set(result["events"])
     assert result["outputs"] == ['{"name":"stdout","output_type":"stream","text":"42\\n"}']
     await py.wait_for(lambda c: c.doc.get_outputs(cell) == result["outputs"], 15, "outputs")
-
