@@ -74,7 +74,7 @@ async def run(ctx: BenchContext) -> list[CaseResult]:
         Row("longest loop stall during a compaction", "ms", stall_ms, "idle, same room", idle_ms),
         Row("compact request, sent to answered", "ms", request_ms),
         Row("compaction duration (daemon's report)", "ms", reported_ms),
-        Row("saved doc before", "MB", [b / MB for b, _ in sizes]),
+        Row("last save before (daemon's report)", "MB", [b / MB for b, _ in sizes]),
         Row("fresh doc after", "MB", [a / MB for _, a in sizes]),
     ]
     worst = max(stall_ms)
