@@ -16,6 +16,7 @@ from typing import Any
 
 from notebook_doc import NotebookDoc
 from notebook_doc.compaction import build_fresh, read_content
+from runtimed.config import Settings
 
 from .observe import wait_true
 from .procs import DaemonProcess
@@ -36,6 +37,22 @@ async def join_seconds(
 def fresh_size(doc: NotebookDoc) -> int:
     """The saved size of a doc holding exactly `doc`'s content and no history."""
     return len(build_fresh(read_content(doc)).save())
+
+
+async def settled(daemon: DaemonProcess, notebook: str, since: float) -> dict[str, Any]:
+    """The room's `daemon_info` entry once a compaction after `since` (unix time) has
+    switched, or once the daemon's quiet period and interval have passed without one
+    (the room is under budget): what a joiner meets when the room has come to rest."""
+    defaults = Settings()
+    deadline = time.monotonic() + defaults.compact_quiet + defaults.compact_interval + 5
+    while True:
+        room = await daemon.room_info(notebook)
+        last = room["last_compaction"]
+        if last and last["at"] >= since and not room["switching"]:
+            return room
+        if time.monotonic() > deadline:
+            return room
+        await asyncio.sleep(0.25)
 
 
 def compactions_note(room: dict[str, Any]) -> str:

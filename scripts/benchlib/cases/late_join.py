@@ -5,6 +5,8 @@ Automerge sync from an empty doc. Afterwards the daemon's RSS (beside its RSS wh
 it had just started) and the saved doc's size (beside a fresh doc holding the same
 content) show what history and bookkeeping cost. The room runs twice: with the
 daemon's default compaction, the figures, and with compaction off, their baseline.
+With compaction the joins start once the room is at rest: the daemon compacts a room
+over budget once it has been quiet for a moment, which is what a later joiner meets.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from notebook_doc import NotebookDoc, SyncState
 from runtimed.client import ClientError
 
 from ..context import BenchContext
-from ..history import MB, compactions_note, fresh_size, join_seconds, saved_doc
+from ..history import MB, compactions_note, fresh_size, join_seconds, saved_doc, settled
 from ..kernel_code import MANY_SLIDERS, MANY_UPDATES
 from ..result import CaseResult, Check, Row
 from ..rig import rig
@@ -92,10 +94,14 @@ async def busy_room(
             300,
             "every slider's final value at the watcher",
         )
+        ended = time.time()
         ctx.progress(
             KEY,
             f"{label}: {count * rounds} updates applied in {time.perf_counter() - started:.1f} s",
         )
+        if compaction:  # the joiners come once the room is at rest (compacted if due)
+            room = await settled(r.daemon, notebook, ended)
+            ctx.progress(KEY, f"{label}: at rest in epoch {room['epoch']}")
 
         def ready(doc: NotebookDoc) -> bool:
             return holds_final_state(doc, count, rounds)
