@@ -6,6 +6,8 @@
 //   node js_peer.mjs compact URL TOKEN NOTEBOOK CELL TEXT [MAX_FRAME]  edit CELL, force a
 //        compaction and edit inside its switch (late SYNC, SWITCH only; MAX_FRAME: a
 //        smaller frame cap for the client, so its SWITCH splits)
+//   node js_peer.mjs oversize URL TOKEN NOTEBOOK CELL  force a compaction holding a late change
+//        too large for a SWITCH frame under a tiny client cap: the client's own error
 //
 // Prints one JSON line; exits non-zero with the error on stderr.
 import { join } from "node:path";
@@ -96,6 +98,18 @@ const commands = {
       after,
       view: view(client.doc),
     };
+  },
+  oversize: async (cellId) => {
+    client.on("broadcast", (message) => {
+      if (message.event !== "compaction") return;
+      client.maxFrameSize = 256; // a 2 KB late change cannot fit
+      client.doc = A.change(client.doc, (d) => setSource(d, cellId, "x".repeat(2000)));
+    });
+    const errors = [];
+    client.on("error", (error) => errors.push({ code: error.code, message: error.detail }));
+    await client.request("compact").catch(() => null); // the answer may be cut off
+    await client.waitFor((c) => c.closed, { what: "the client to close" }).catch(() => null);
+    return { errors, closed: client.closed, epoch: client.epoch };
   },
 };
 

@@ -48,3 +48,22 @@ async def test_js_edits_survive_a_compaction_and_its_switch_window(
 
         await py.wait_for(converged, 15, "the JS client's doc")
         assert py.epoch == 1
+
+
+async def test_js_late_edits_too_large_for_a_switch_frame_are_an_error_not_a_silent_loss(
+    web: WebDaemon,
+) -> None:
+    async with web.client(NOTEBOOK) as py:
+        cell = py.doc.add_cell(source="x = 1")
+        await py.wait_synced()
+
+        result = await run_node("js_peer.mjs", "oversize", web.ws_url, web.token, NOTEBOOK, cell)
+
+        # The client says why and leaves rather than switching without its edit.
+        assert result["closed"] is True
+        assert result["epoch"] == 0
+        [error] = result["errors"]
+        assert error["code"] == "frame_too_large"
+        assert "does not fit in a SWITCH frame" in error["message"]
+        await py.wait_for(lambda c: c.epoch == 1, 15, "python's switch")
+        assert [c.source for c in py.doc.get_cells()] == ["x = 1"]
