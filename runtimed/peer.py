@@ -124,9 +124,13 @@ class Peer:
         if self._closed or self.sync_source is None:
             return
         data = self.sync_source(self.sync_state)
-        if data is not None:
-            self._acks.append(self._encode(Sync(data)))
-            self._wake.set()
+        if data is None:
+            return
+        if len(data) >= self.conn.max_frame_size:
+            self.request_sync()  # the writer restarts from a snapshot when it is too large
+            return
+        self._acks.append(self.conn.send(Sync(data)))
+        self._wake.set()
 
     def restart_sync(self, *events: object) -> None:
         """Queue `events`, then restart sync from a fresh state: every later sync message

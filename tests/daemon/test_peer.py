@@ -164,3 +164,24 @@ def test_changes_from_a_peer_are_acknowledged_even_if_its_next_message_says_it_i
         assert isinstance(event, Sync)
         named |= sync_message_heads(event.data)
     assert c_head in named
+
+
+def test_a_sync_answer_made_before_a_switch_goes_out_before_the_notice() -> None:
+    """An answer belongs to the doc it was made from: one made before a compaction's
+    restart goes before the notice, the new doc's first message after the SNAPSHOT."""
+    old, new = NotebookDoc.new("nb"), NotebookDoc.new("nb")
+    client_conn, server_conn = connected()
+    peer = Peer(server_conn, Recorder(), queue_limit=10**9, stall_timeout=5)
+    peer.sync_source = old.generate_sync_message
+    peer.acknowledge_sync()
+    peer.sync_source = new.generate_sync_message
+    peer.restart_sync(Broadcast("compaction", {"epoch": 1}), Snapshot(new.save()))
+
+    received = events(client_conn, peer._take_batch())
+
+    assert [type(event).__name__ for event in received] == ["Sync", "Broadcast", "Snapshot", "Sync"]
+    first, *_, last = received
+    assert isinstance(first, Sync)
+    assert isinstance(last, Sync)
+    assert sync_message_heads(first.data) == set(old.get_heads())
+    assert sync_message_heads(last.data) == set(new.get_heads())

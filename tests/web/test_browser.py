@@ -104,27 +104,3 @@ async def test_an_output_widget_shows_what_it_captured(web: WebDaemon, browser: 
         await browser.call("screenshot", page="late", path=str(ARTIFACTS / "output-widget.png"))
         assert await browser.call("errors") == []
         await py.request("shutdown_kernel")
-
-
-async def test_the_page_follows_a_compaction(web: WebDaemon, browser: Browser) -> None:
-    async with web.client("browser-compact") as py:
-        await py.request("launch_kernel")
-        await run_cell(py, SLIDER_CELL)
-        await browser.call("open", page="c", url=web.page_url("browser-compact"))
-        await page_shows(browser, "c", 10, timeout=60)
-
-        await py.request("compact")  # the page switches to the new epoch
-
-        await run_cell(py, "slider.value = 55")
-        await page_shows(browser, "c", 55)
-        typed = "# typed after the compaction"
-        await browser.call("click", page="c", selector="#add-cell")
-        await browser.call(
-            "fill", page="c", selector="section.cell:last-of-type .cm-content", text=typed
-        )
-        await py.wait_for(
-            lambda c: any(cell.source == typed for cell in c.doc.get_cells()), 20, "page edit"
-        )
-        assert any(b.event == "switched" for b in py.broadcasts)
-        assert await browser.call("errors") == []
-        await py.request("shutdown_kernel")

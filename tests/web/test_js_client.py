@@ -69,21 +69,3 @@ async def test_js_requests_and_broadcasts(web: WebDaemon, py: Client) -> None:
     assert {"execution_started", "execution_done"} <= set(result["events"])
     assert result["outputs"] == ['{"name":"stdout","output_type":"stream","text":"42\\n"}']
     await py.wait_for(lambda c: c.doc.get_outputs(cell) == result["outputs"], 15, "outputs")
-
-
-async def test_js_switches_epochs_and_keeps_its_edit_inside_the_switch(
-    web: WebDaemon, py: Client
-) -> None:
-    cell = py.doc.add_cell(source="before")
-    await py.wait_synced()
-
-    result = await js(web, "compact", cell)
-
-    assert result["epoch"] == result["client_epoch"] == 1
-    assert result["events"].index("compaction") < result["events"].index("switched")
-    await py.wait_for(lambda c: c.epoch == 1, 15, "python switched too")
-    want = {cell: "edited inside the switch", result["added"]: "added after the switch"}
-    await py.wait_for(
-        lambda c: {x.id: x.source for x in c.doc.get_cells()} == want, 15, "both JS edits"
-    )
-    assert result["view"]["cells"] == py.doc.to_json()["cells"]
