@@ -86,7 +86,7 @@ async def test_a_widget_stream_stays_live_in_the_page_across_compactions(
         )
         await browser.call("click", page="p", selector="#add-cell")
         await browser.call(
-            "fill", page="p", selector="section.cell:last-of-type textarea", text="# typed after"
+            "fill", page="p", selector="section.cell:last-of-type .cm-content", text="# typed after"
         )
 
         def typed(client) -> bool:
