@@ -112,6 +112,10 @@ async def test_late_sync_edits_are_carried(running: RunningDaemon) -> None:
         await a.wait_synced()
         for client in (b, c):
             await client.wait_for(lambda x: len(sources(x)) == 3, what="synced")
+            # Both sides know each other's heads: a late SYNC then carries its changes
+            # (unsure of the daemon's heads, it would only ask, and the changes would
+            # come with the SWITCH instead, after the release below).
+            await client.wait_synced()
         await a.request("compact")
         await b.held.wait()
         await c.held.wait()
