@@ -33,6 +33,7 @@ __all__ = [
     "format_execution_count",
     "new_cell_id",
     "read_cell",
+    "restore_cell",
     "unique_ids",
 ]
 
@@ -147,6 +148,21 @@ def create_cell(
     for index, output in enumerate(outputs or []):
         tx.insert(output_list, index, ScalarType.Str, check_output(output))
     update_json_map(tx, tx.put_object(cell, "metadata", ObjType.Map), metadata, where=where)
+
+
+def restore_cell(tx: Transaction, cells: ObjId, cell: CellSnapshot) -> None:
+    """Write a cell exactly as a snapshot of it says (repair, compaction)."""
+    create_cell(
+        tx,
+        cells,
+        cell_id=cell.id,
+        cell_type=cell.cell_type,
+        position=cell.position,
+        source=cell.source,
+        metadata=cell.metadata,
+        execution_count=cell.execution_count,
+        outputs=list(cell.outputs),
+    )
 
 
 def read_cell(reader: Reader, cells: ObjId, cell_id: str) -> CellSnapshot:

@@ -30,6 +30,7 @@ __all__ = [
     "CommSnapshot",
     "CommWrite",
     "PutComm",
+    "RawComm",
     "RemoveComm",
     "SetCommOutputs",
     "UpdateCommState",
@@ -37,6 +38,7 @@ __all__ = [
     "check_blob_hash",
     "read_comm",
     "read_comm_outputs",
+    "read_raw_comm",
 ]
 
 _U64_MAX: Final = 2**64 - 1
@@ -54,6 +56,19 @@ class CommSnapshot:
     model_name: str
     state: dict[str, Any]
     outputs: list[str]
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class RawComm:
+    """A comm as stored: the state string verbatim, never re-serialised."""
+
+    comm_id: str
+    target_name: str
+    model_module: str
+    model_name: str
+    state_json: str
+    outputs: tuple[str, ...]
     seq: int
 
 
@@ -143,6 +158,20 @@ def _check_comm_id(comm_id: object) -> None:
 
 def read_comm(reader: Reader, comms: ObjId, comm_id: str) -> CommSnapshot:
     """Read and check one comm; SchemaError names the first broken field."""
+    raw = read_raw_comm(reader, comms, comm_id)
+    return CommSnapshot(
+        comm_id=comm_id,
+        target_name=raw.target_name,
+        model_module=raw.model_module,
+        model_name=raw.model_name,
+        state=parse_state(raw.state_json, f"comms[{comm_id!r}].state"),
+        outputs=list(raw.outputs),
+        seq=raw.seq,
+    )
+
+
+def read_raw_comm(reader: Reader, comms: ObjId, comm_id: str) -> RawComm:
+    """One comm as stored, its state string unparsed (compaction copies it verbatim)."""
     where = f"comms[{comm_id!r}]"
     comm = get_obj(reader, comms, comm_id, ObjType.Map)
     if comm is None:
@@ -151,13 +180,13 @@ def read_comm(reader: Reader, comms: ObjId, comm_id: str) -> CommSnapshot:
     for index, output in enumerate(outputs):
         if not BLOB_HASH.fullmatch(output):
             raise SchemaError(f"{where}.outputs[{index}] is not a 64-hex blob hash")
-    return CommSnapshot(
+    return RawComm(
         comm_id=comm_id,
         target_name=read_str(reader, comm, "target_name", where),
         model_module=read_str(reader, comm, "model_module", where),
         model_name=read_str(reader, comm, "model_name", where),
-        state=parse_state(read_str(reader, comm, "state", where), f"{where}.state"),
-        outputs=outputs,
+        state_json=read_str(reader, comm, "state", where),
+        outputs=tuple(outputs),
         seq=read_uint(reader, comm, "seq", where),
     )
 

@@ -44,17 +44,20 @@ from .cells import (
     format_execution_count,
     new_cell_id,
     read_cell,
+    restore_cell,
 )
 from .comms import (
     CommSnapshot,
     CommWrite,
     PutComm,
+    RawComm,
     RemoveComm,
     SetCommOutputs,
     UpdateCommState,
     apply_comm_write,
     check_blob_hash,
     read_comm,
+    read_raw_comm,
 )
 from .errors import (
     CellNotFound,
@@ -79,7 +82,7 @@ from .schema import (
     read_str_list,
     require_obj,
 )
-from .sync import SyncState
+from .sync import SyncState, changes_message
 
 __all__ = ["NotebookDoc"]
 
@@ -165,6 +168,12 @@ class NotebookDoc:
         """The whole document, compacted (what goes on disk and in a SNAPSHOT frame)."""
         return self._doc.save()
 
+    def save_changes(self) -> bytes:
+        """The whole history as its changes joined: `load` takes it like `save()`'s
+        bytes. Larger, but made in microseconds where `save()` compresses for tens of
+        milliseconds with the GIL held: for a fresh doc with a short history."""
+        return b"".join(change.bytes for change in self._doc.get_changes([]))
+
     def fork(
         self, *, actor_id: bytes | None = None, heads: list[bytes] | None = None
     ) -> NotebookDoc:
@@ -239,6 +248,30 @@ class NotebookDoc:
             raise SyncMessageError(f"sync message does not apply: {exc}") from exc
         return self._doc.get_heads() != before
 
+    # ------------------------------------------------------------ raw changes
+
+    def get_changes_since(self, heads: list[bytes]) -> list[bytes]:
+        """Every change that is not an ancestor of one of `heads` (unknown hashes are
+        ignored): what a peer that has `heads` may lack."""
+        return [change.bytes for change in self._doc.get_changes(list(heads))]
+
+    def apply_changes(self, changes: list[bytes]) -> bool:
+        """Apply raw changes (from `get_changes_since` on a doc sharing this history);
+        True if the doc changed. Changes it has already are ignored; bytes that are not
+        changes raise SyncMessageError and leave the doc untouched."""
+        return self.receive_sync_message(SyncState(), changes_message(changes))
+
+    def has_change(self, change_hash: bytes) -> bool:
+        """Whether a change with this hash is in the doc's history."""
+        return (
+            bool(self._doc.get_heads())
+            and len(self._doc.get_changes([change_hash])) < self.change_count()
+        )
+
+    def change_count(self) -> int:
+        """How many changes the history holds (walks the whole history)."""
+        return len(self._doc.get_changes([]))
+
     # ---------------------------------------------------------------------- cells
 
     def add_cell(
@@ -284,6 +317,35 @@ class NotebookDoc:
                 )
         return ids
 
+    def restore_cell(self, cell: CellSnapshot) -> None:
+        """Add a cell exactly as `cell` describes it, position included (compaction)."""
+        new = NewCell(cell.cell_type, cell.source, cell.id, cell.metadata, cell.execution_count)
+        _check_new_cell(dataclasses.replace(new, outputs=list(cell.outputs)))
+        if not is_readable_position(cell.position):
+            raise InvalidArgument(f"position {cell.position!r} is not a lowercase hex position")
+        with transaction(self._doc) as tx:
+            cells = _cells(tx)
+            if get(tx, cells, cell.id) is not None:
+                raise InvalidArgument(f"a cell with id {cell.id!r} already exists")
+            restore_cell(tx, cells, cell)
+
+    def set_position(self, cell_id: str, position: str) -> bool:
+        """Put a cell at a given fractional position (compaction carries moves so)."""
+        if not is_readable_position(position):
+            raise InvalidArgument(f"position {position!r} is not a lowercase hex position")
+        return self._put_cell_str(cell_id, "position", position)
+
+    def set_cell_type(self, cell_id: str, cell_type: str) -> bool:
+        return self._put_cell_str(cell_id, "cell_type", check_cell_type(cell_type))
+
+    def _put_cell_str(self, cell_id: str, key: str, value: str) -> bool:
+        with transaction(self._doc) as tx:
+            cell = _cell(tx, _cells(tx), cell_id)
+            if get_scalar(tx, cell, key) == (ScalarType.Str, value):
+                return False
+            tx.put(cell, key, ScalarType.Str, value)
+            return True
+
     def delete_cell(self, cell_id: str) -> None:
         """Remove a cell; CellNotFound if there is none."""
         with transaction(self._doc) as tx:
@@ -319,11 +381,7 @@ class NotebookDoc:
         return sorted(snapshots, key=lambda cell: (cell.position, cell.id))
 
     def get_cell(self, cell_id: str) -> CellSnapshot | None:
-        _check_id("cell_id", cell_id)
-        cells = self._container(CELLS)
-        if cells is None or get(self._doc, cells, cell_id) is None:
-            return None
-        return read_cell(self._doc, cells, cell_id)
+        return self._read_item(CELLS, "cell_id", cell_id, read_cell)
 
     def cell_ids(self) -> list[str]:
         """Cell ids in notebook order (cheaper than `get_cells`)."""
@@ -486,12 +544,36 @@ class NotebookDoc:
         snapshots = [read_comm(self._doc, comms, key) for key in self._doc.keys(comms)]
         return sorted(snapshots, key=lambda comm: (comm.seq, comm.comm_id))
 
-    def get_comm(self, comm_id: str) -> CommSnapshot | None:
-        _check_id("comm_id", comm_id)
+    def get_raw_comms(self) -> list[RawComm]:
+        """Every comm as stored, states unparsed (cheaper than `get_comms`)."""
         comms = self._container(COMMS)
-        if comms is None or get(self._doc, comms, comm_id) is None:
-            return None
-        return read_comm(self._doc, comms, comm_id)
+        if comms is None:
+            return []
+        return [read_raw_comm(self._doc, comms, key) for key in self._doc.keys(comms)]
+
+    def get_raw_comm(self, comm_id: str) -> RawComm | None:
+        return self._read_item(COMMS, "comm_id", comm_id, read_raw_comm)
+
+    def comm_versions(self) -> dict[str, tuple[Any, ...]]:
+        """A cheap fingerprint of every comm: its map's id, its state string and its
+        number of outputs. Equal fingerprints mean an unchanged comm: the daemon's
+        writes change the state (captured outputs too), and a reopen makes a new map."""
+        comms = self._container(COMMS)
+        if comms is None:
+            return {}
+        versions: dict[str, tuple[Any, ...]] = {}
+        for key in self._doc.keys(comms):
+            comm = get_obj(self._doc, comms, key, ObjType.Map)
+            if comm is None:
+                versions[key] = ()
+                continue
+            outputs = get_obj(self._doc, comm, "outputs", ObjType.List)
+            count = None if outputs is None else self._doc.length(outputs)
+            versions[key] = (comm, get_scalar(self._doc, comm, "state"), count)
+        return versions
+
+    def get_comm(self, comm_id: str) -> CommSnapshot | None:
+        return self._read_item(COMMS, "comm_id", comm_id, read_comm)
 
     def get_comm_state_json(self, comm_id: str) -> str | None:
         """The raw stored state string (no parsing), or None when there is no such comm."""
@@ -544,6 +626,16 @@ class NotebookDoc:
     def _is_blank(self) -> bool:
         """Nothing synced in yet (an `empty` doc): readers see an empty notebook."""
         return not self._doc.keys(ROOT)
+
+    def _read_item(
+        self, container: str, name: str, key: str, read: Callable[[Reader, ObjId, str], T]
+    ) -> T | None:
+        """One cell or comm by id, read with `read`; None when there is none."""
+        _check_id(name, key)
+        items = self._container(container)
+        if items is None or get(self._doc, items, key) is None:
+            return None
+        return read(self._doc, items, key)
 
     def _container(self, key: str) -> ObjId | None:
         """A root map for readers; None on a blank doc, SchemaError when broken."""

@@ -29,7 +29,7 @@ from ._automerge import (
     read_value,
     transaction,
 )
-from .cells import create_cell, read_cell
+from .cells import read_cell, restore_cell
 from .comms import read_comm
 from .errors import NotebookDocError, SchemaError
 from .positions import is_readable_position, key_between
@@ -110,17 +110,7 @@ def _restore_cells(tx: Transaction, cells: ObjId, previous: Document, fixes: lis
             cell = read_cell(previous, old_cells, cell_id)
         except SchemaError:
             continue
-        create_cell(
-            tx,
-            cells,
-            cell_id=cell.id,
-            cell_type=cell.cell_type,
-            position=cell.position,
-            source=cell.source,
-            metadata=cell.metadata,
-            execution_count=cell.execution_count,
-            outputs=cell.outputs,
-        )
+        restore_cell(tx, cells, cell)
         fixes.append(f"restored cells[{cell_id!r}]")
 
 

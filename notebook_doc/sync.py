@@ -5,10 +5,11 @@ from __future__ import annotations
 from . import _automerge
 from .errors import SyncMessageError
 
-__all__ = ["SyncState", "sync_message_heads"]
+__all__ = ["SyncState", "changes_message", "sync_message_heads"]
 
 _SYNC_MESSAGE_TYPES = (0x42, 0x43)  # v1, and v2 (which adds capabilities after the rest)
 _HASH_SIZE = 32
+_CHUNK_MAGIC = b"\x85\x6f\x4a\x83"
 
 
 class SyncState:
@@ -43,3 +44,30 @@ def sync_message_heads(data: bytes) -> set[bytes]:
     if end > len(data):
         raise SyncMessageError("sync message heads: truncated")
     return {data[i : i + _HASH_SIZE] for i in range(offset, end, _HASH_SIZE)}
+
+
+def _uleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        if not value:
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
+def changes_message(changes: list[bytes]) -> bytes:
+    """A sync message that only carries `changes` (no heads, needs or haves).
+
+    The binding can apply changes only through a sync message; receiving this one with
+    a throwaway SyncState applies them, queueing any whose dependencies are missing.
+    """
+    parts = [bytes((_SYNC_MESSAGE_TYPES[0],)), _uleb(0), _uleb(0), _uleb(0), _uleb(len(changes))]
+    for change in changes:
+        if not isinstance(change, bytes | bytearray):
+            raise SyncMessageError(f"a change is bytes, not {type(change).__name__}")
+        # A chunk: magic, 4-byte checksum, type (1 change, 2 compressed change).
+        if change[:4] != _CHUNK_MAGIC or len(change) < 9 or change[8] not in (1, 2):
+            raise SyncMessageError("not an Automerge change (bad chunk header)")
+        parts += [_uleb(len(change)), bytes(change)]
+    return b"".join(parts)

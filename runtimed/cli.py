@@ -8,6 +8,7 @@ import base64
 import contextlib
 import json
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -627,6 +628,18 @@ def _room_line(room: dict[str, Any]) -> str:
     save = room.get("save_state")
     if save:
         line += f" {save['state']}" + (f": {save['reason']}" if save.get("reason") else "")
+    history = room.get("history")
+    if history is not None:
+        line += f" epoch={room['epoch']} history={history['changes']} changes"
+        if history["bytes"] is not None:
+            line += f"/{history['bytes']} B"
+    last = room.get("last_compaction")
+    if last:
+        when = time.strftime("%H:%M:%S", time.localtime(last["at"]))
+        line += (
+            f" last_compaction={when} ({last['reason']}, {last['bytes_before']} -> "
+            f"{last['bytes_after']} B, {last['duration'] * 1000:.0f} ms)"
+        )
     return line
 
 
@@ -720,6 +733,14 @@ def _cell_sources(client: Client) -> dict[str, str]:
 
 
 def _print_event(name: str, fields: dict[str, Any]) -> None:
+    if name == "compaction":
+        print(
+            f"compaction: epoch {fields.get('previous_epoch')} -> {fields.get('epoch')} "
+            f"({fields.get('reason')}): {fields.get('changes')} changes, "
+            f"{fields.get('bytes_before')} -> {fields.get('bytes_after')} bytes",
+            flush=True,
+        )
+        return
     print(f"{name}: {json.dumps(fields, ensure_ascii=False)[:300]}", flush=True)
 
 

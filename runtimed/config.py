@@ -87,6 +87,17 @@ class Settings:
     kernel_shutdown_timeout: float = 4.0
     # A launched kernel that has not answered kernel_info by then is killed: launch fails.
     kernel_startup_timeout: float = 60.0
+    # Compaction (docs/compaction.md): replace a room's doc by a fresh one with the same
+    # content once its history holds `compact_changes` changes, or 100 and a saved file
+    # over `compact_ratio` times a fresh doc's; after `compact_quiet` seconds without a
+    # client change, at most every `compact_interval` seconds. A peer that has not
+    # switched within `compact_deadline` seconds is dropped. False: only on request.
+    compaction: bool = True
+    compact_changes: int = 2000
+    compact_ratio: float = 2.0
+    compact_quiet: float = 1.0
+    compact_interval: float = 5.0
+    compact_deadline: float = 30.0
     # The WebSocket listener as (host, port), None for none; port 0 picks a free one.
     # A host other than loopback is refused unless ws_allow_remote is set.
     ws: tuple[str, int] | None = None

@@ -5,7 +5,8 @@
     python scripts/bench.py --only burst,latency
 
 Prints a progress line per case and a table, and writes bench/results.json,
-bench/results.md and bench/latency.png.
+bench/results.md, bench/latency.png and, for the cases that sample figures along their
+run (the stream), bench/<case>.png.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     print(report.table(results))
     report.write_all(results, args.out, quick=args.quick)
-    print(f"wrote {args.out}/results.json, results.md, latency.png")
+    print(f"wrote {args.out}/results.json, results.md and the plots")
     return 0
 
 

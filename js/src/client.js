@@ -12,7 +12,9 @@
 // type byte. Works in browsers (the global WebSocket) and in node (pass `ws`).
 import * as A from "@automerge/automerge";
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+/** The frame cap (docs/protocol.md): a WebSocket message over it is refused. */
+export const MAX_FRAME_SIZE = 16 * 1024 * 1024;
 export const FrameType = Object.freeze({
   SYNC: 0,
   REQUEST: 1,
@@ -20,8 +22,10 @@ export const FrameType = Object.freeze({
   BROADCAST: 3,
   PRESENCE: 4,
   SNAPSHOT: 5,
+  SWITCH: 6,
 });
 
+// Base64 bytes of changes per SWITCH frame: the 16 MiB frame cap, less room for the JSON.
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -62,10 +66,13 @@ export class RuntimedClient {
     this.timeout = timeout;
     this.doc = A.init();
     this.syncState = A.initSyncState();
+    this.epoch = null; // the room's epoch this client is in (compaction)
+    this._compaction = null; // a compaction notice whose SNAPSHOT comes next
+    this.switching = null; // the epoch we sent SWITCH for, until the daemon says `switched`
+    this.maxFrameSize = MAX_FRAME_SIZE;
     this.kernelStatus = null;
     this.saveState = null; // the last save_state broadcast (rooms with a file)
     this.trust = null; // the last `trust` broadcast
-    this.saveState = null; // the last save_state broadcast (rooms with a file)
     this.commSync = null; // the last comm_sync broadcast's comms (the legacy widget view)
     this.handshake = null;
     this.closed = false;
@@ -79,7 +86,8 @@ export class RuntimedClient {
   // --- events -------------------------------------------------------------------
 
   /** Subscribe: "doc" (the doc changed), "sync" (a sync round left it as it was),
-   * "broadcast" ({event, ...}), "presence", "close". */
+   * "broadcast" ({event, ...}), "presence", "error" (a RuntimedError of this client's
+   * own, e.g. late edits too large for a SWITCH), "close". */
   on(event, callback) {
     if (!this._listeners.has(event)) this._listeners.set(event, new Set());
     this._listeners.get(event).add(callback);
@@ -130,12 +138,17 @@ export class RuntimedClient {
     });
   }
 
-  /** Resolve once the daemon and we have the same heads: each holds the other's changes. */
+  /** Resolve once the daemon and we have the same heads: each holds the other's changes.
+   * Not during a compaction's switch: our late changes are in the daemon's doc only once
+   * it has answered our SWITCH. */
   waitSynced(options = {}) {
-    return this.waitFor((c) => sameHeads(c.syncState.sharedHeads, A.getHeads(c.doc)), {
-      what: "sync",
-      ...options,
-    });
+    return this.waitFor(
+      (c) =>
+        c._compaction === null &&
+        c.switching === null &&
+        sameHeads(c.syncState.sharedHeads, A.getHeads(c.doc)),
+      { what: "sync", ...options },
+    );
   }
 
   // --- requests and edits ---------------------------------------------------------
@@ -229,6 +242,7 @@ export class RuntimedClient {
             return;
           }
           this.handshake = reply;
+          this.epoch = reply.epoch ?? null;
           if (this.notebookId === null) joined();
           return;
         }
@@ -247,6 +261,10 @@ export class RuntimedClient {
     const body = frame.subarray(1);
     switch (type) {
       case FrameType.SNAPSHOT: {
+        if (this._compaction) {
+          this._switchEpoch(A.load(body));
+          return;
+        }
         // On join, before the first SYNC: start from the daemon's saved doc. Later (this
         // peer fell too far behind for one sync message): merge it, keeping our unsent
         // changes, and start sync over.
@@ -286,7 +304,36 @@ export class RuntimedClient {
     else pending.reject(new RuntimedError(response.error.code, response.error.message));
   }
 
+  /**
+   * Move to the compacted doc (docs/protocol.md, Compaction), in one step: our late
+   * changes go out in SWITCH before any frame of the new epoch, then the new doc
+   * replaces ours (never merged: it shares no history). The daemon carries the late
+   * changes and syncs them back; its `switched` broadcast ends the switch.
+   */
+  _switchEpoch(snapshot) {
+    const notice = this._compaction;
+    this._compaction = null;
+    const known = notice.heads.filter((head) => A.hasHeads(this.doc, [head]));
+    let frames;
+    try {
+      frames = switchFrames(notice.epoch, A.getChangesSince(this.doc, known), this.maxFrameSize);
+    } catch (error) {
+      // Our edits cannot reach the new epoch: say so and leave, never switch without them.
+      this._emit("error", error);
+      this.close();
+      return;
+    }
+    for (const body of frames) this._send(FrameType.SWITCH, body);
+    this.doc = snapshot;
+    this.syncState = A.initSyncState();
+    this.epoch = notice.epoch;
+    this.switching = notice.epoch;
+    this._emit("doc", this.doc);
+  }
+
   _broadcast(message) {
+    if (message.event === "compaction") this._compaction = message;
+    if (message.event === "switched" && message.epoch === this.switching) this.switching = null;
     if (message.event === "kernel_status") this.kernelStatus = message.status;
     if (message.event === "save_state") this.saveState = message;
     if (message.event === "comm_sync") this.commSync = message.comms;
@@ -320,11 +367,43 @@ function sameHeads(a, b) {
   return [...a].sort().every((head, i) => head === sorted[i]);
 }
 
-/** Base64 of bytes (for send_comm buffers), in browsers and node alike. */
+/**
+ * The SWITCH frames' JSON bodies for `changes` (raw Automerge changes): whole changes
+ * each, every frame under `maxFrameSize`, `"more": true` on all but the last. A change
+ * too large for any frame cannot be sent: that is an error, never a silent drop.
+ */
+export function switchFrames(epoch, changes, maxFrameSize = MAX_FRAME_SIZE) {
+  const frame = (encoded, more) =>
+    encoder.encode(JSON.stringify({ epoch, changes: encoded, ...(more ? { more } : {}) }));
+  const room = maxFrameSize - frame([], true).length - 1; // the type byte
+  const batches = [[]];
+  let size = 0;
+  for (const change of changes) {
+    const encoded = toBase64(change);
+    const cost = encoded.length + 3; // quotes and a comma
+    if (cost > room) {
+      throw new RuntimedError(
+        "frame_too_large",
+        `a late change of ${change.length} bytes does not fit in a SWITCH frame`,
+      );
+    }
+    if (size + cost > room) {
+      batches.push([]);
+      size = 0;
+    }
+    batches.at(-1).push(encoded);
+    size += cost;
+  }
+  return batches.map((batch, i) => frame(batch, i < batches.length - 1));
+}
+
+/** Base64 of bytes (send_comm buffers, SWITCH changes), in browsers and node alike. */
 export function toBase64(bytes) {
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary);
+  const chunks = [];
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    chunks.push(String.fromCharCode(...bytes.subarray(i, i + 0x8000)));
+  }
+  return btoa(chunks.join(""));
 }
 
 /** Bytes of a base64 string (comm broadcast buffers). */

@@ -47,6 +47,7 @@ from ..wire import (
     Response,
     Role,
     Snapshot,
+    Switch,
     Sync,
 )
 from .transports import ClientTransport, UnixSocketTransport
@@ -107,6 +108,8 @@ class Client:
         self.comms_from_sync: list[dict] | None = None  # the last comm_sync's comms
         self.kernel_status: str | None = None
         self.joined = False
+        self.epoch: int | None = None  # the room's epoch this client is in (compaction)
+        self._compaction: dict[str, Any] | None = None  # a notice whose SNAPSHOT is next
         self._pushed_heads: set[bytes] = set()  # the doc's heads at our last sync message
         self._daemon_heads: set[bytes] = set()  # the heads the daemon's last message named
         self._conn = Connection(Role.CLIENT, framing=transport.framing)
@@ -197,6 +200,7 @@ class Client:
             await self.aclose()
             raise self._version_mismatch(daemon_protocol)
         self.handshake = reply.payload
+        self.epoch = reply.payload.get("epoch")
 
     def _version_mismatch(self, daemon_protocol: object) -> ClientError:
         """Both versions, and what to run: the older side is the one to replace."""
@@ -274,12 +278,17 @@ class Client:
 
     async def push(self) -> bool:
         """Send local doc changes to the daemon (after editing `client.doc`); True if sent."""
-        heads = set(self.doc.get_heads())
-        data = self.doc.generate_sync_message(self.sync_state)
-        self._pushed_heads = heads  # all of it is sent now, or the daemon has it already
-        if data is None:
-            return False
-        await self._write(self._conn.send(Sync(data)))
+        if not self._connected:
+            raise ClientError("closed", "not connected")
+        # Made under the write lock: a message made before an epoch switch and written
+        # after its SWITCH would reach the daemon as one of the new epoch.
+        async with self._write_lock:
+            heads = set(self.doc.get_heads())
+            data = self.doc.generate_sync_message(self.sync_state)
+            self._pushed_heads = heads  # all of it is sent now, or the daemon has it already
+            if data is None:
+                return False
+            await self._send_locked(self._conn.send(Sync(data)))
         return True
 
     async def send_presence(self, payload: dict) -> None:
@@ -330,10 +339,14 @@ class Client:
         if not self._connected:
             raise ClientError("closed", "not connected")
         async with self._write_lock:
-            try:
-                await self._transport.send(data)
-            except RuntimedError as exc:
-                raise ClientError(exc.code, exc.message) from exc
+            await self._send_locked(data)
+
+    async def _send_locked(self, data: bytes) -> None:
+        """Send with the write lock held (the caller's)."""
+        try:
+            await self._transport.send(data)
+        except RuntimedError as exc:
+            raise ClientError(exc.code, exc.message) from exc
 
     async def _next_event(self) -> Any:
         while True:
@@ -353,13 +366,17 @@ class Client:
                     self._changed.notify_all()
         except (ClientError, ProtocolError, OSError) as exc:
             error = exc if isinstance(exc, ClientError) else ClientError("closed", str(exc))
+            # The daemon's fatal error frame, if one came, says why better than the close.
+            error = self._closed_error or error
             self._closed_error = error
             self._fail_pending(error)
             async with self._changed:
                 self._changed.notify_all()
 
     async def _handle(self, event: Any) -> None:
-        if isinstance(event, Snapshot):
+        if isinstance(event, Snapshot) and self._compaction is not None:
+            await self._switch_epoch(event.data)
+        elif isinstance(event, Snapshot):
             # On join: the room's doc. Later (we fell too far behind for one sync
             # message): merged in, so our own unsent changes survive; sync starts over.
             snapshot = NotebookDoc.load(event.data)
@@ -381,8 +398,42 @@ class Client:
         elif isinstance(event, Presence):
             self.presence.append(event.payload)
 
+    async def _switch_epoch(self, snapshot: bytes) -> None:
+        """Move to the compacted doc (docs/protocol.md, Compaction), in one step: our late
+        changes go out in SWITCH before any frame of the new epoch, then the new doc
+        replaces ours. The daemon carries the late changes and syncs them back."""
+        notice, self._compaction = self._compaction, None
+        assert notice is not None
+        async with self._write_lock:  # nothing of the new epoch may go out before SWITCH
+            heads = [bytes.fromhex(head) for head in notice.get("heads", [])]
+            changes = self.doc.get_changes_since(heads)
+            await self._send_locked(b"".join(self._switch_frames(notice["epoch"], changes)))
+            self.doc = NotebookDoc.load(snapshot)
+            self.sync_state = SyncState()
+            self.epoch = notice["epoch"]
+            self._pushed_heads = set()
+            self._daemon_heads = set()
+
+    def _switch_frames(self, epoch: int, changes: list[bytes]) -> list[bytes]:
+        """SWITCH frames holding whole changes each under the frame cap; the last says so."""
+        budget = (self._conn.max_frame_size - 1024) * 3 // 4  # base64 grows by 4/3
+        batches: list[list[bytes]] = [[]]
+        size = 0
+        for change in changes:
+            if batches[-1] and size + len(change) > budget:
+                batches.append([])
+                size = 0
+            batches[-1].append(change)
+            size += len(change)
+        return [
+            self._conn.send(Switch(epoch, tuple(batch), more=index < len(batches) - 1))
+            for index, batch in enumerate(batches)
+        ]
+
     def _on_broadcast(self, event: Broadcast) -> None:
         self.broadcasts.append(event)
+        if event.event == "compaction":
+            self._compaction = event.fields
         if event.event == "comm_sync":
             self.comms_from_sync = event.fields.get("comms", [])
         elif event.event == "kernel_status":

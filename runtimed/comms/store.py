@@ -215,6 +215,10 @@ class CommStore:
         self.mirror.cleared()
         return Broadcast("comm_sync", {"comms": []})
 
+    def replace_doc(self, doc: NotebookDoc) -> None:
+        """Compaction swapped the room's doc for one with the same content: write there."""
+        self.doc = self.mirror.doc = doc
+
     def resync_doc(self) -> None:
         """The doc's comms were damaged (a schema repair): rewrite them from CommState."""
         self.mirror.resync_all()

@@ -17,7 +17,16 @@ from notebook_doc import NotebookDocError
 
 from .. import __version__
 from ..errors import RequestFailed, RuntimedError
-from ..wire import NEED_DATA, Closed, Handshake, Presence, RemoteProtocolError, Request, Sync
+from ..wire import (
+    NEED_DATA,
+    Closed,
+    Handshake,
+    Presence,
+    RemoteProtocolError,
+    Request,
+    Switch,
+    Sync,
+)
 from ..wire import messages as m
 from .peer import Peer
 
@@ -69,6 +78,9 @@ class PeerSession:
                 self.fatal("bad_sync", f"sync message rejected: {exc}")
                 return False
             return True
+        if isinstance(event, Switch) and self.room is not None:
+            self.room.receive_switch(self.peer, event)
+            return True
         if isinstance(event, Request):
             assert self.tasks is not None
             self.tasks.create_task(self._request(event))
@@ -93,8 +105,11 @@ class PeerSession:
         if hello.client is not None:
             self.peer.name = hello.client.name
         notebook_id = hello.notebook_id if self.room else None
+        epoch = self.room.compactor.epoch if self.room else None
         self.peer.send(
-            Handshake(m.handshake_ok(daemon_version=__version__, notebook_id=notebook_id))
+            Handshake(
+                m.handshake_ok(daemon_version=__version__, notebook_id=notebook_id, epoch=epoch)
+            )
         )
         if self.room is not None:
             self.room.join(self.peer, snapshot=hello.snapshot)

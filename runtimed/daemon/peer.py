@@ -99,6 +99,8 @@ class Peer:
         self._queue: deque[tuple[bool, bytes]] = deque()  # (droppable comm event, frame)
         self._queued_bytes = 0
         self._sync_pending = False
+        self._sync_after_queue = False  # the next sync message goes after the queued frames
+        self._acks: list[bytes] = []  # sync answers made on receipt, sent before anything
         self._comm_resync = False
         self._wake = asyncio.Event()
         self._woken = False
@@ -149,6 +151,33 @@ class Peer:
             self._woken = True
             self._wake.set()
 
+    def acknowledge_sync(self) -> None:
+        """Make the answer to a sync message that brought changes now, not at write time.
+
+        Generated later, it could come after the peer's next message, and when that one
+        says the peer has our heads Automerge sends nothing: the peer would never learn
+        that its changes arrived (a JS client's `waitSynced` would wait for ever)."""
+        if self._closed or self.sync_source is None:
+            return
+        data = self.sync_source(self.sync_state)
+        if data is None:
+            return
+        if len(data) >= self.conn.max_frame_size:
+            self.request_sync()  # the writer restarts from a snapshot when it is too large
+            return
+        self._acks.append(self.conn.send(Sync(data)))
+        self._wake.set()
+
+    def restart_sync(self, *events: object) -> None:
+        """Queue `events`, then restart sync from a fresh state: every later sync message
+        goes out after them (a compaction's notice and SNAPSHOT come before the new doc's
+        first sync message)."""
+        for event in events:
+            self.send(event)
+        self.sync_state = SyncState()
+        self._sync_after_queue = True
+        self.request_sync()
+
     def _overflow(self) -> None:
         kept = deque(item for item in self._queue if not item[0])
         dropped = len(self._queue) - len(kept)
@@ -182,7 +211,13 @@ class Peer:
     def _take_batch(self) -> list[bytes]:
         # The sync message goes first: a broadcast about a doc change (execution_done
         # after outputs, say) must not overtake the change itself.
-        frames: list[bytes] = []
+        frames: list[bytes] = self._acks
+        self._acks = []
+        if self._sync_after_queue:
+            self._sync_after_queue = False
+            frames.extend(frame for _, frame in self._queue)
+            self._queue.clear()
+            self._queued_bytes = 0
         if self._sync_pending and self.sync_source is not None:
             self._sync_pending = False
             data = self.sync_source(self.sync_state)

@@ -47,6 +47,8 @@ class DocPersister:
         self._saving: set[asyncio.Task[None]] = set()
         self._saved_heads: list[bytes] | None = None
         self.saves = 0
+        self.saved_bytes: int | None = None  # the size of the last save (the history's cost)
+        self.on_saved: Callable[[], None] | None = None  # after each save that worked
         self.last_error: str | None = None
 
     def changed(self) -> None:
@@ -66,18 +68,26 @@ class DocPersister:
         self._saving.add(task)
         task.add_done_callback(self._saving.discard)
 
-    async def save(self) -> bool:
-        """Write the doc now if it differs from the file; False if the write failed."""
+    async def save(self, saved: tuple[list[bytes], bytes] | None = None) -> bool:
+        """Write the doc now if it differs from the file; False if the write failed.
+
+        `saved`: (heads, bytes) of the doc at some heads, already made (a compaction's
+        snapshot): written at once, then saved again the usual way after the debounce.
+        """
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._dirty_since = None
         heads = self.doc.get_heads()
-        if heads == self._saved_heads and self.path.exists():
+        if saved is not None:
+            heads, data = saved
+            self.changed()  # a save() form follows (smaller, and whatever came since)
+        elif heads == self._saved_heads and self.path.exists():
             return True
         if self._before_save is not None:
             self._before_save()  # e.g. trust signatures: stored before the doc they vouch for
-        data = self.doc.save()
+        if saved is None:
+            data = self.doc.save()
         async with self._lock:
             try:
                 await asyncio.to_thread(atomic_write, self.path, data)
@@ -92,7 +102,10 @@ class DocPersister:
                 self._timer = loop.call_later(self.max_interval, self._fire)
                 return False
         self._saved_heads = heads
+        self.saved_bytes = len(data)
         self.saves += 1
+        if self.on_saved is not None:
+            self.on_saved()
         self.last_error = None
         log.debug("saved", path=str(self.path), bytes=len(data))
         return True

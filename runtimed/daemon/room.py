@@ -33,8 +33,9 @@ from ..errors import RequestFailed
 from ..kernel import KernelError, KernelEvent, KernelSession
 from ..outputs import FinishedCellUpdate, OutputLog
 from ..trust import Notary, RoomTrust
-from ..wire import Broadcast, Presence, Snapshot, Sync
+from ..wire import Broadcast, Presence, Snapshot, Switch, Sync
 from .autosave import NotebookSaver, SaverHooks
+from .compaction import Compactor
 from .iopub import (
     ControlMessage,
     Effect,
@@ -119,6 +120,7 @@ class NotebookRoom:
         self.keep_open = False  # a Kernel Gateway kernel lives here, dead or alive
         self.requests = RoomRequests(self)
         self.closed = False
+        self.compactor = Compactor(self)
         # The heads of a doc the room made up (no stored copy, no file): a room left
         # like that is not stored when it closes.
         self.fresh_heads: list[bytes] | None = None
@@ -155,7 +157,7 @@ class NotebookRoom:
         self._cancel_close()
         self.peers[peer.id] = peer
         peer.log = peer.log.bind(room_id=self.room_id)
-        peer.sync_source = self.doc.generate_sync_message
+        peer.sync_source = lambda state: self.doc.generate_sync_message(state)  # any epoch
         peer.comm_sync_source = self.comms.sync_event
         peer.snapshot_source = self.snapshot
         self.coalescer.flush_now()  # the peer's first view includes everything received
@@ -182,19 +184,55 @@ class NotebookRoom:
     def leave(self, peer: Peer) -> None:
         if self.peers.pop(peer.id, None) is None:
             return
+        self.compactor.peer_left(peer)
         self.log.info("peer_left", peer_id=peer.id, peers=len(self.peers))
         self._maybe_schedule_close()
 
     def receive_sync(self, peer: Peer, data: bytes) -> None:
         """Apply a peer's sync message; a bad one is that peer's error, not the room's."""
+        if self.compactor.switching(peer):  # sent against the previous epoch
+            if self.compactor.late_sync(peer, data):
+                self._late_change_carried(peer)
+            return
         before = self.doc.get_heads()
         changed = self.doc.receive_sync_message(peer.sync_state, data)
         if changed:
+            self.compactor.client_changed()
             problems = self.doc.validate()
             if problems:
                 self._repair(peer, problems, before)
             self._doc_changed(origin=peer)
+            peer.acknowledge_sync()
+        else:
+            peer.request_sync()
+
+    def receive_switch(self, peer: Peer, event: Switch) -> None:
+        """A peer's move to the compacted doc (docs/protocol.md, Compaction)."""
+        if self.compactor.receive_switch(peer, event):
+            self._late_change_carried(peer)
+
+    def _late_change_carried(self, peer: Peer) -> None:
+        """A peer's late change, carried by the daemon: a peer's change for trust, and
+        every peer, that one included, has it to sync."""
+        self._doc_changed(origin=peer)
         peer.request_sync()
+
+    def replace_doc(
+        self,
+        doc: NotebookDoc,
+        snapshot: tuple[list[bytes], bytes],
+        *,
+        base: list[bytes] | None = None,
+    ) -> None:
+        """Compaction: `doc` (same content, no history; `snapshot` its save() at some
+        heads) is the room's doc from now on, for every writer. `base`: where it holds
+        the version the .ipynb last had (the autosave's merge base), None if unknown."""
+        self.doc = self.persister.doc = self.trust.doc = doc
+        self.comms.replace_doc(doc)
+        self._snapshot = snapshot
+        if self.saver is not None:
+            self.saver.doc = doc
+            self.saver.base = base
 
     def relay_presence(self, peer: Peer, payload: dict) -> None:
         event = Presence({**payload, "peer_id": peer.id})
@@ -234,6 +272,7 @@ class NotebookRoom:
             if peer is not origin:
                 peer.request_sync()
         self.persister.changed()
+        self.compactor.changed()
         if self.saver is not None:
             self.saver.changed()
         # The daemon's own writes are trusted: only a peer's change, or any change while
@@ -441,6 +480,7 @@ class NotebookRoom:
         self.coalescer.flush_now()
         self._abort_executions(pending)
         self.send_all(event)
+        self.compactor.comms_cleared()
 
     # --- reconcile with the kernel's widget state ---------------------------------------
 
@@ -590,6 +630,7 @@ class NotebookRoom:
             return
         self.closed = True
         self._cancel_close()
+        self.compactor.close()
         if self._trust_timer is not None:
             self._trust_timer.cancel()
         if self._storage_retry is not None:
@@ -623,5 +664,6 @@ class NotebookRoom:
             "comms": len(self.comms),
             "cells": len(self.doc.cell_ids()),
             "path": str(self.ipynb_path) if self.ipynb_path else None,
+            **self.compactor.info(),
             "save_state": self.saver.info() if self.saver is not None else None,
         }

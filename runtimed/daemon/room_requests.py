@@ -54,6 +54,7 @@ class RoomRequests:
             m.KernelInfo: self._kernel_info,
             m.GetBlob: self._get_blob,
             m.Resync: self._resync,
+            m.Compact: self._compact,
             m.Trust: self._trust,
             m.TrustInfo: self._trust_info,
         }
@@ -209,6 +210,12 @@ class RoomRequests:
         except (OSError, notebook_file.FileChanged) as exc:
             raise RequestFailed("save_failed", f"could not save {target}: {exc}") from exc
         return {"path": str(target), "signed": signed}
+
+    async def _compact(self, peer: Peer | None, req: m.Compact) -> dict:
+        result = await self.room.compactor.compact_now()
+        if result is None:
+            raise RequestFailed("room_closed", "the room closed before it was compacted")
+        return result
 
     async def _trust(self, peer: Peer | None, req: m.Trust) -> dict:
         room = self.room

@@ -28,6 +28,7 @@ from .events import (
     Response,
     Role,
     Snapshot,
+    Switch,
     Sync,
 )
 from .protocol import Connection
@@ -55,5 +56,6 @@ __all__ = [
     "Response",
     "Role",
     "Snapshot",
+    "Switch",
     "Sync",
 ]

@@ -14,7 +14,7 @@ from ..errors import RuntimedError
 
 PREAMBLE: Final = b"\xc0\xde\x01\xac"
 """The magic a stream client sends first, followed by one `PROTOCOL_VERSION` byte."""
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
 MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
 CHANNELS: Final = ("notebook", "control")
 
@@ -28,6 +28,7 @@ class FrameType(enum.IntEnum):
     BROADCAST = 3
     PRESENCE = 4
     SNAPSHOT = 5
+    SWITCH = 6
 
 
 class Role(enum.Enum):
@@ -117,11 +118,23 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class Switch:
+    """A client's move to a compacted doc: the epoch it switches to and its late changes
+    against the previous epoch (raw Automerge changes); `more` means more SWITCH follow."""
+
+    epoch: int
+    changes: tuple[bytes, ...] = ()
+    more: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Closed:
     """The peer ended the stream cleanly, at a frame boundary."""
 
 
-Event: TypeAlias = Handshake | Sync | Request | Response | Broadcast | Presence | Snapshot | Closed
+Event: TypeAlias = (
+    Handshake | Sync | Request | Response | Broadcast | Presence | Snapshot | Switch | Closed
+)
 
 
 class NeedData(enum.Enum):

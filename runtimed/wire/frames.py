@@ -7,6 +7,8 @@ it has cut the byte stream into frames. A payload the peer got wrong raises
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any, Final
 
 import msgspec
@@ -24,6 +26,7 @@ from .events import (
     Response,
     Role,
     Snapshot,
+    Switch,
     Sync,
 )
 
@@ -112,6 +115,11 @@ def _encode_typed_uncached(event: Event) -> tuple[FrameType, bytes]:
             return FrameType.BROADCAST, encode_json({"event": name, **fields})
         case Presence(dict() as payload):
             return FrameType.PRESENCE, encode_json(payload)
+        case Switch(int() as epoch, tuple() as changes, bool() as more) if all(
+            isinstance(change, bytes) for change in changes
+        ):
+            body = {"epoch": epoch, "changes": [_b64encode(c) for c in changes], "more": more}
+            return FrameType.SWITCH, encode_json(body)
     raise LocalProtocolError("bad_event", f"not a well-formed frame event: {event!r}")
 
 
@@ -149,7 +157,33 @@ def decode_typed(frame_type: FrameType, body: bytes) -> Event:
             if not isinstance(name, str):
                 raise RemoteProtocolError("bad_frame", 'a BROADCAST needs a string "event"')
             return Broadcast(name, obj)
+        case FrameType.SWITCH:
+            return _decode_switch(obj)
     return _decode_response(obj)
+
+
+def _decode_switch(obj: dict[str, Any]) -> Switch:
+    match obj:
+        case {"epoch": int() as epoch, "changes": list() as changes} if (
+            not isinstance(epoch, bool)
+            and all(isinstance(c, str) for c in changes)
+            and isinstance(obj.get("more", False), bool)
+        ):
+            try:
+                raw = tuple(base64.b64decode(c, validate=True) for c in changes)
+            except binascii.Error as exc:
+                message = f"SWITCH changes: bad base64 ({exc})"
+                raise RemoteProtocolError("bad_switch", message) from None
+            return Switch(epoch, raw, obj.get("more", False))
+    raise RemoteProtocolError(
+        "bad_switch",
+        'a SWITCH needs an integer "epoch", a "changes" list of base64 strings '
+        'and an optional boolean "more"',
+    )
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _decode_response(obj: dict[str, Any]) -> Response:

@@ -78,14 +78,19 @@ def parse_handshake(payload: dict[str, Any]) -> HandshakeHello:
     return hello
 
 
-def handshake_ok(*, daemon_version: str, notebook_id: str | None) -> dict[str, Any]:
-    """The daemon's successful handshake reply."""
-    return {
+def handshake_ok(
+    *, daemon_version: str, notebook_id: str | None, epoch: int | None = None
+) -> dict[str, Any]:
+    """The daemon's successful handshake reply (`epoch` on the notebook channel)."""
+    reply = {
         "ok": True,
         "protocol": PROTOCOL_VERSION,
         "daemon_version": daemon_version,
         "notebook_id": notebook_id,
     }
+    if epoch is not None:
+        reply["epoch"] = epoch
+    return reply
 
 
 # -------------------------------------------------------------------------- requests
@@ -157,6 +162,10 @@ class Resync(RequestParams):
     """Reconcile CommState and the doc with the kernel's own widget state (request_states)."""
 
 
+class Compact(RequestParams):
+    """Compact the room's doc now, whatever the budget (docs/compaction.md)."""
+
+
 class Trust(RequestParams):
     """The user vouches for the notebook as the room holds it; result as TrustInfo."""
 
@@ -213,6 +222,7 @@ NOTEBOOK_ACTIONS: Final[Mapping[str, type[RequestParams]]] = MappingProxyType(
         "kernel_info": KernelInfo,
         "get_blob": GetBlob,
         "resync": Resync,
+        "compact": Compact,
         "trust": Trust,
         "trust_info": TrustInfo,
     }

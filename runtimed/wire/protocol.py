@@ -61,6 +61,7 @@ _SENDERS: Final[dict[FrameType, frozenset[Role]]] = {
     FrameType.BROADCAST: frozenset({Role.SERVER}),
     FrameType.PRESENCE: frozenset(Role),
     FrameType.SNAPSHOT: frozenset({Role.SERVER}),
+    FrameType.SWITCH: frozenset({Role.CLIENT}),
 }
 
 

@@ -4,7 +4,8 @@ A separate process keeps the bench's clients off the daemon's event loop and CPU
 makes RSS and CPU time the daemon's alone. Extras for measuring, all optional:
 `--probe` runs a LoopProbe (SIGUSR1 writes its figures to `--stats` and resets it),
 `--profile` runs the daemon under cProfile and writes the stats on exit, `--ws-port`
-opens the WebSocket listener (and its Kernel Gateway API) on 127.0.0.1.
+opens the WebSocket listener (and its Kernel Gateway API) on 127.0.0.1,
+`--no-compaction` turns automatic compaction off (the with/without figures).
 """
 
 from __future__ import annotations
@@ -34,7 +35,12 @@ def _write_stats(probe: LoopProbe, path: Path) -> None:
 
 async def _serve(args: argparse.Namespace) -> None:
     ws = ("127.0.0.1", args.ws_port) if args.ws_port else None
-    settings = Settings(socket_path=Path(args.socket), data_dir=Path(args.data_dir), ws=ws)
+    settings = Settings(
+        socket_path=Path(args.socket),
+        data_dir=Path(args.data_dir),
+        ws=ws,
+        compaction=not args.no_compaction,
+    )
     probe_task: asyncio.Task[None] | None = None
     if args.probe:
         probe = LoopProbe()
@@ -58,6 +64,7 @@ def main() -> None:
     parser.add_argument("--stats", default="")
     parser.add_argument("--profile", default="")
     parser.add_argument("--ws-port", type=int, default=0, help="also listen on 127.0.0.1:PORT")
+    parser.add_argument("--no-compaction", action="store_true")
     args = parser.parse_args()
     configure_logging(level="info", stream=sys.stderr)
     if not args.profile:

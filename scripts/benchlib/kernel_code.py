@@ -45,6 +45,26 @@ for _r in range(1, {rounds} + 1):
         _w.value = _r
 """
 
+# A tqdm-like pair, a progress bar and its text label; prints both model ids.
+NEW_PROGRESS = """
+from ipywidgets import FloatProgress, HTML
+_bar = FloatProgress(min=0, max={n})
+_label = HTML()
+print(_bar.model_id, _label.model_id)
+"""
+
+# `n` steps at least `gap` seconds apart (no catching up after a late wake-up, so no
+# two steps share a coalescing window): each moves the bar and rewrites the label, as
+# tqdm does.
+PROGRESS_STREAM = """
+import time as _time
+_t0 = _time.perf_counter()
+for _i in range(1, {n} + 1):
+    _bar.value = _i
+    _label.value = f"{{_i}}/{n} [{{_time.perf_counter() - _t0:.1f}} s]"
+    _time.sleep({gap})
+"""
+
 # A big-state widget: a JSON string value (Textarea) or a binary one (Image bytes).
 NEW_BIG = {
     "json": """

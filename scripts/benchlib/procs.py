@@ -123,6 +123,7 @@ class DaemonProcess:
         probe: bool = False,
         profile: Path | None = None,
         ws_port: int = 0,
+        compaction: bool = True,
     ) -> None:
         self.workdir = workdir
         self.ws_port = ws_port
@@ -132,6 +133,7 @@ class DaemonProcess:
         self.log_path = workdir / "daemon.log"
         self.probe = probe
         self.profile = profile
+        self.compaction = compaction
         self.proc: asyncio.subprocess.Process | None = None
         self.ps: psutil.Process | None = None
 
@@ -151,6 +153,8 @@ class DaemonProcess:
             argv += ["--profile", str(self.profile)]
         if self.ws_port:
             argv += ["--ws-port", str(self.ws_port)]
+        if not self.compaction:
+            argv.append("--no-compaction")
         with self.log_path.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -167,8 +171,14 @@ class DaemonProcess:
         self.ps = psutil.Process(self.proc.pid)
         return self
 
-    def client(self, notebook_id: str, **kwargs: Any) -> Client:
+    def client(self, notebook_id: str | None, **kwargs: Any) -> Client:
         return Client(notebook_id, socket_path=self.socket_path, timeout=60, **kwargs)
+
+    async def room_info(self, notebook_id: str) -> dict[str, Any]:
+        """The room's `daemon_info` entry: epoch, history, last compaction."""
+        async with self.client(None, name="bench-control") as control:
+            info = await control.request("daemon_info")
+        return next(room for room in info["rooms"] if room["notebook_id"] == notebook_id)
 
     def rss(self) -> int:
         assert self.ps is not None

@@ -118,6 +118,8 @@ def markdown(results: list[CaseResult], *, quick: bool, meta: dict[str, Any]) ->
             out.append(f"- **{_verdict(check.met)}** {check.target}: {check.measured}")
         for note in result.notes:
             out.append(f"- {note}")
+        if result.curves:
+            out += ["", f"![{result.key} along the run]({result.key}.png)"]
         out.append("")
     return "\n".join(out)
 
@@ -153,6 +155,29 @@ def plot(results: list[CaseResult], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_curves(result: CaseResult, path: Path) -> None:
+    """One panel per curve of a case (RSS, late join... against updates)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = list(result.curves.items())
+    fig, axes = plt.subplots(len(curves), 1, figsize=(9, 3.2 * len(curves)), squeeze=False)
+    for ax, (title, curve) in zip(axes[:, 0], curves, strict=True):
+        for name, points in curve.series.items():
+            ax.plot([x for x, _ in points], [y for _, y in points], marker=".", label=name)
+        ax.set_xlabel(curve.x_label)
+        ax.set_ylabel(curve.y_label)
+        ax.set_title(f"{result.title}: {title}", fontsize=10)
+        ax.set_ylim(bottom=0)
+        ax.grid(True, lw=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_all(results: list[CaseResult], out_dir: Path, *, quick: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -164,3 +189,6 @@ def write_all(results: list[CaseResult], out_dir: Path, *, quick: bool) -> None:
     (out_dir / "results.json").write_text(json.dumps(payload, indent=1, allow_nan=True) + "\n")
     (out_dir / "results.md").write_text(markdown(results, quick=quick, meta=meta))
     plot(results, out_dir / "latency.png")
+    for result in results:
+        if result.curves:
+            plot_curves(result, out_dir / f"{result.key}.png")

@@ -78,6 +78,22 @@ class Check:
 
 
 @dataclass(slots=True)
+class Curve:
+    """A figure sampled along one run (y against x), drawn in the case's own PNG."""
+
+    x_label: str
+    y_label: str
+    series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "x_label": self.x_label,
+            "y_label": self.y_label,
+            "series": {name: [list(p) for p in points] for name, points in self.series.items()},
+        }
+
+
+@dataclass(slots=True)
 class CaseResult:
     key: str
     title: str
@@ -88,6 +104,8 @@ class CaseResult:
     # Latency samples in ms, by series name, pooled over repeats: drawn in latency.png.
     samples: dict[str, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # Figures along the run, by panel title: drawn in <key>.png beside latency.png.
+    curves: dict[str, Curve] = field(default_factory=dict)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -106,4 +124,5 @@ class CaseResult:
                 name: [round(v, 3) for v in thin(values)] for name, values in self.samples.items()
             },
             "notes": self.notes,
+            "curves": {title: curve.as_dict() for title, curve in self.curves.items()},
         }

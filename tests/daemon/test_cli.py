@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from runtimed.client import Client
 from runtimed.config import Settings
 
 RUNTIMED = [sys.executable, "-m", "runtimed.cli"]
@@ -158,3 +160,39 @@ def test_a_signal_delivered_twice_at_once_still_stops_gracefully(
     served.send_signal(signal.SIGINT)
     assert served.wait(30) == 0
     assert not settings.socket_path.exists()
+
+
+def test_watch_and_status_show_compactions(settings: Settings, served) -> None:
+    async def watch_a_compaction() -> dict:
+        async with Client("nb-cli-compact", socket_path=settings.socket_path) as client:
+            client.doc.add_cell(source="x = 1")  # a room watch can name
+            await client.wait_synced()
+            watch = await asyncio.create_subprocess_exec(
+                *RUNTIMED,
+                "--socket",
+                str(settings.socket_path),
+                "watch",
+                "nb-cli-compact",
+                stdout=subprocess.PIPE,
+            )
+            assert watch.stdout is not None
+            try:
+                lines = [(await watch.stdout.readline()).decode()]  # the watcher has joined
+                result = await client.request("compact")
+                async with asyncio.timeout(30):
+                    while not any("compaction: epoch 0 -> 1 (requested)" in x for x in lines):
+                        line = (await watch.stdout.readline()).decode()
+                        assert line, f"watch ended: {lines}"
+                        lines.append(line)
+            finally:
+                watch.terminate()
+                await watch.wait()
+            return result
+
+    result = asyncio.run(watch_a_compaction())
+    assert result["epoch"] == 1
+    status = cli(settings, "status").stdout
+    assert "nb-cli-compact" in status
+    assert "epoch=1" in status
+    assert "last_compaction=" in status
+    assert "(requested," in status

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notebook_doc import NotebookDoc, SyncState
+from notebook_doc import NotebookDoc, SyncState, sync_message_heads
 from runtimed.daemon.peer import Peer, fan_out
 from runtimed.wire import (
     NEED_DATA,
@@ -20,7 +20,7 @@ from runtimed.wire import (
 
 CAP = 64 * 1024
 HELLO = {"channel": "notebook", "notebook_id": "nb", "snapshot": False}
-REPLY = {"ok": True, "protocol": 1, "daemon_version": "0", "notebook_id": "nb"}
+REPLY = {"ok": True, "protocol": 2, "daemon_version": "0", "notebook_id": "nb"}
 
 
 class Recorder:
@@ -170,3 +170,65 @@ def test_fan_out_frames_for_each_framing_and_skips_a_peer_awaiting_comm_sync() -
         status,
         Broadcast("comm_sync", {"comms": []}),
     ]
+
+
+def test_changes_from_a_peer_are_acknowledged_even_if_its_next_message_says_it_is_synced() -> None:
+    """A client's change C crosses the daemon's change D. The daemon gets C, the client
+    gets D, and the client's next message says it has both before the writer ran: a
+    sync message generated only then is nothing at all, so the answer to C is made on
+    receipt and names C."""
+    daemon_doc = NotebookDoc.new("nb")
+    client_conn, server_conn = connected()
+    peer = Peer(server_conn, Recorder(), queue_limit=10**9, stall_timeout=5)
+    peer.sync_source = daemon_doc.generate_sync_message
+    client_doc = NotebookDoc.empty()
+    client_state = SyncState()
+    for _ in range(5):  # an ordinary first sync: both have the notebook
+        message = daemon_doc.generate_sync_message(peer.sync_state)
+        if message is not None:
+            client_doc.receive_sync_message(client_state, message)
+        reply = client_doc.generate_sync_message(client_state)
+        if reply is not None:
+            daemon_doc.receive_sync_message(peer.sync_state, reply)
+    client_doc.add_cell(source="C")
+    [c_head] = client_doc.get_heads()
+    daemon_doc.add_cell(source="D")
+    d_message = daemon_doc.generate_sync_message(peer.sync_state)
+    with_c = client_doc.generate_sync_message(client_state)
+    assert d_message is not None
+    assert with_c is not None
+
+    assert daemon_doc.receive_sync_message(peer.sync_state, with_c)  # as the room does:
+    peer.acknowledge_sync()
+    client_doc.receive_sync_message(client_state, d_message)
+    synced = client_doc.generate_sync_message(client_state)
+    assert synced is not None
+    daemon_doc.receive_sync_message(peer.sync_state, synced)
+    peer.request_sync()
+
+    named = set()
+    for event in events(client_conn, peer._take_batch()):
+        assert isinstance(event, Sync)
+        named |= sync_message_heads(event.data)
+    assert c_head in named
+
+
+def test_a_sync_answer_made_before_a_switch_goes_out_before_the_notice() -> None:
+    """An answer belongs to the doc it was made from: one made before a compaction's
+    restart goes before the notice, the new doc's first message after the SNAPSHOT."""
+    old, new = NotebookDoc.new("nb"), NotebookDoc.new("nb")
+    client_conn, server_conn = connected()
+    peer = Peer(server_conn, Recorder(), queue_limit=10**9, stall_timeout=5)
+    peer.sync_source = old.generate_sync_message
+    peer.acknowledge_sync()
+    peer.sync_source = new.generate_sync_message
+    peer.restart_sync(Broadcast("compaction", {"epoch": 1}), Snapshot(new.save()))
+
+    received = events(client_conn, peer._take_batch())
+
+    assert [type(event).__name__ for event in received] == ["Sync", "Broadcast", "Snapshot", "Sync"]
+    first, *_, last = received
+    assert isinstance(first, Sync)
+    assert isinstance(last, Sync)
+    assert sync_message_heads(first.data) == set(old.get_heads())
+    assert sync_message_heads(last.data) == set(new.get_heads())

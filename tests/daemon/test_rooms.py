@@ -55,7 +55,7 @@ async def test_join_sequence_order_is_snapshot_sync_then_kernel_status(
 ) -> None:
     async with running.client("nb-order") as client:
         assert client.handshake["ok"] is True
-        assert client.handshake["protocol"] == 1
+        assert client.handshake["protocol"] == 2
         assert client.handshake["notebook_id"] == "nb-order"
         assert client.kernel_status == "none"
         assert client.broadcasts[-1].event == "kernel_status"

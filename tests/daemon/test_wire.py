@@ -19,7 +19,7 @@ from runtimed.config import Settings
 from runtimed.daemon.server import Daemon, DaemonAlreadyRunning
 from tests.conftest import RunningDaemon
 
-PREAMBLE = b"\xc0\xde\x01\xac\x01"
+PREAMBLE = b"\xc0\xde\x01\xac\x02"
 
 
 def frame(payload: bytes) -> bytes:
@@ -98,7 +98,7 @@ async def assert_other_client_still_works(running: RunningDaemon) -> None:
 
 @pytest.mark.parametrize(
     ("preamble", "code"),
-    [(b"GET /", "bad_preamble"), (b"\xc0\xde\x01\xac\x02", "unsupported_version")],
+    [(b"GET /", "bad_preamble"), (b"\xc0\xde\x01\xac\x01", "unsupported_version")],
 )
 async def test_bad_preamble_gets_a_handshake_error_and_a_close(
     running: RunningDaemon, raws, preamble: bytes, code: str

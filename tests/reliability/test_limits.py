@@ -103,7 +103,7 @@ async def test_idle_unauthenticated_connections_starve_nothing(settings: Setting
 
         async def web_answers() -> bool:
             async with connect(f"ws://127.0.0.1:{port}/ws?token={token}") as ws:
-                await ws.send(json.dumps({"channel": "control", "protocol": 1}).encode())
+                await ws.send(json.dumps({"channel": "control", "protocol": 2}).encode())
                 return json.loads(await ws.recv())["ok"]
 
         # The gate frees as the daemon sees the idle sockets close.

@@ -63,7 +63,7 @@ async def test_debug_log_holds_no_secret_and_no_raw_control_character(
             assert time.monotonic() < deadline, "no token file"
             await asyncio.sleep(0.05)
         token = read_token(path)
-        hello = json.dumps({"channel": "control", "protocol": 1}).encode()
+        hello = json.dumps({"channel": "control", "protocol": 2}).encode()
         async with connect(f"ws://127.0.0.1:{port}/ws?token={token}") as ws:
             await ws.send(hello)
             assert json.loads(await ws.recv())["ok"]

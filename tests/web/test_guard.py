@@ -137,12 +137,12 @@ async def test_another_origin_cannot_open_the_websocket_even_with_the_token(
 async def test_the_page_own_origin_and_programs_without_one_get_in(web: WebDaemon) -> None:
     own = f"http://127.0.0.1:{web.port}"
     async with connect(f"{web.ws_url}?token={web.token}", origin=own) as ws:  # type: ignore[arg-type]
-        await ws.send(json.dumps({"channel": "control", "protocol": 1}).encode())
+        await ws.send(json.dumps({"channel": "control", "protocol": 2}).encode())
         assert json.loads(await ws.recv())["ok"]
     async with connect(
         web.ws_url, additional_headers={"Authorization": f"Bearer {web.token}"}
     ) as ws:
-        await ws.send(json.dumps({"channel": "control", "protocol": 1}).encode())
+        await ws.send(json.dumps({"channel": "control", "protocol": 2}).encode())
         assert json.loads(await ws.recv())["ok"]
 
 

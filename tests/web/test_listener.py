@@ -22,7 +22,7 @@ from runtimed.wire import MAX_FRAME_SIZE, FrameType
 from tests.conftest import RunningDaemon
 from tests.web.conftest import WebDaemon
 
-HELLO = {"channel": "notebook", "notebook_id": "ws-nb", "snapshot": True, "protocol": 1}
+HELLO = {"channel": "notebook", "notebook_id": "ws-nb", "snapshot": True, "protocol": 2}
 
 
 async def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple:
@@ -142,7 +142,7 @@ async def test_a_bad_frame_gets_an_error_frame_and_a_close(
 
 async def test_a_bad_handshake_is_refused(web: WebDaemon) -> None:
     async with await open_ws(web) as ws:
-        reply = await greet(ws, {"channel": "notebook", "protocol": 2, "notebook_id": "x"})
+        reply = await greet(ws, {"channel": "notebook", "protocol": 1, "notebook_id": "x"})
         assert reply == {
             "ok": False,
             "error": {"code": "unsupported_version", "message": reply["error"]["message"]},

@@ -13,7 +13,7 @@ from runtimed.wire import (
 )
 
 HELLO = {"channel": "notebook", "notebook_id": "nb-1", "snapshot": True}
-REPLY = {"ok": True, "protocol": 1, "daemon_version": "0.1.0", "notebook_id": "nb-1"}
+REPLY = {"ok": True, "protocol": 2, "daemon_version": "0.1.0", "notebook_id": "nb-1"}
 
 
 def drain(conn: Connection) -> list[Event]:

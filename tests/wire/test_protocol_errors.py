@@ -27,7 +27,7 @@ from runtimed.wire import (
     Sync,
 )
 
-VERSIONED_PREAMBLE = PREAMBLE + b"\x01"
+VERSIONED_PREAMBLE = PREAMBLE + b"\x02"
 
 
 def _frame(body: bytes) -> bytes:
@@ -45,7 +45,7 @@ def _remote_error(conn: Connection, data: bytes) -> RemoteProtocolError:
 
 
 @pytest.mark.parametrize(
-    "data", [b"GET / HTTP/1.1\r\n", b"\xc0\xde\x01\xad\x01", b"\x00\x00\x00\x15{"]
+    "data", [b"GET / HTTP/1.1\r\n", b"\xc0\xde\x01\xad\x02", b"\x00\x00\x00\x15{"]
 )
 def test_wrong_magic_is_bad_preamble(data: bytes) -> None:
     error = _remote_error(Connection(Role.SERVER), data)
@@ -60,9 +60,9 @@ def test_wrong_magic_fails_on_its_first_wrong_byte() -> None:
 
 
 def test_unknown_version_is_unsupported_version() -> None:
-    error = _remote_error(Connection(Role.SERVER), PREAMBLE + b"\x02")
+    error = _remote_error(Connection(Role.SERVER), PREAMBLE + b"\x01")
     assert error.code == "unsupported_version"
-    assert "2" in error.message
+    assert "version 1 is not supported" in error.message
 
 
 def test_stream_ending_inside_the_preamble_is_bad_preamble() -> None:
@@ -141,7 +141,7 @@ def test_data_after_end_of_stream_is_refused() -> None:
     ("body", "message_part"),
     [
         (b"", "empty frame"),
-        (b"\x06", "unknown frame type 0x06"),
+        (b"\x07", "unknown frame type 0x07"),
         (b"\xff{}", "unknown frame type 0xff"),
         (b"\x01{not json", "invalid JSON"),
         (b'\x01{"id":1,"action":"\xff"}', "invalid UTF-8"),

@@ -70,13 +70,13 @@ def test_response_without_result_is_sent_as_an_empty_result() -> None:
 
 
 def test_preamble_is_the_spec_magic_and_version() -> None:
-    assert PREAMBLE + bytes([PROTOCOL_VERSION]) == bytes.fromhex("C0DE01AC01")
+    assert PREAMBLE + bytes([PROTOCOL_VERSION]) == bytes.fromhex("C0DE01AC02")
 
 
 def test_stream_client_hello_is_preamble_then_length_prefixed_json() -> None:
     client = Connection(Role.CLIENT)
     wire = client.send(Handshake({"channel": "control"}))
-    assert wire == b'\xc0\xde\x01\xac\x01\x00\x00\x00\x15{"channel":"control"}'
+    assert wire == b'\xc0\xde\x01\xac\x02\x00\x00\x00\x15{"channel":"control"}'
 
 
 def test_message_client_hello_is_bare_json() -> None:
@@ -123,7 +123,7 @@ def test_broadcast_and_presence_frame_bytes() -> None:
 def test_server_reads_spec_bytes_written_by_hand() -> None:
     server = Connection(Role.SERVER)
     server.receive_data(
-        bytes.fromhex("C0DE01AC01")
+        bytes.fromhex("C0DE01AC02")
         + b'\x00\x00\x00\x15{"channel":"control"}'
         + b'\x00\x00\x00\x19\x01{"id":1,"action":"ping"}'
     )

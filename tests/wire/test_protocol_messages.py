@@ -14,6 +14,7 @@ from runtimed.wire.messages import (
     NOTEBOOK_ACTIONS,
     AttachKernel,
     ClientInfo,
+    Compact,
     DaemonInfo,
     Execute,
     ExecuteCell,
@@ -85,6 +86,7 @@ VALID_REQUESTS: list[tuple[str, str, dict[str, Any], RequestParams]] = [
     ("notebook", "kernel_info", {}, KernelInfo()),
     ("notebook", "get_blob", {"hash": HASH}, GetBlob(hash=HASH)),
     ("notebook", "resync", {}, Resync()),
+    ("notebook", "compact", {}, Compact()),
     ("notebook", "trust", {}, Trust()),
     ("notebook", "trust_info", {}, TrustInfo()),
     ("control", "ping", {}, Ping()),
@@ -206,7 +208,7 @@ def test_control_hello_and_defaults() -> None:
     hello = parse_handshake({"channel": "control"})
     assert hello == HandshakeHello(channel="control")
     assert hello.snapshot is False
-    assert hello.protocol == 1
+    assert hello.protocol == 2
 
 
 def test_create_is_false_unless_the_client_asks() -> None:
@@ -246,14 +248,14 @@ def test_bad_hello_is_bad_handshake(payload: dict[str, Any], message: str) -> No
 
 def test_hello_for_another_protocol_version_is_unsupported() -> None:
     with pytest.raises(RequestError) as info:
-        parse_handshake({"channel": "control", "protocol": 2})
+        parse_handshake({"channel": "control", "protocol": 1})
     assert info.value.code == "unsupported_version"
 
 
 def test_handshake_ok_matches_the_spec() -> None:
     assert handshake_ok(daemon_version="0.1.0", notebook_id="nb") == {
         "ok": True,
-        "protocol": 1,
+        "protocol": 2,
         "daemon_version": "0.1.0",
         "notebook_id": "nb",
     }

@@ -77,6 +77,7 @@ export class NotebookPage {
     client.on("doc", () => this.scheduleRender());
     client.on("broadcast", (message) => this.onBroadcast(message));
     client.on("presence", (message) => this.onPresence(message));
+    client.on("error", (error) => report(error.detail ?? error.message));
     setInterval(() => this.refreshPresence(), CURSOR_REFRESH_MS);
     addEventListener("pagehide", () => client.sendPresence({ cursor: null }));
     client.on("close", () => {

@@ -2,8 +2,29 @@
 
 from types import ModuleType
 
-from . import big_state, burst, fanout, jupyter_ws, late_join, latency, reconcile
+from . import (
+    big_state,
+    burst,
+    compaction_stall,
+    fanout,
+    jupyter_ws,
+    late_join,
+    latency,
+    reconcile,
+    stream,
+)
 
 CASES: dict[str, ModuleType] = {
-    case.KEY: case for case in (burst, latency, late_join, fanout, jupyter_ws, big_state, reconcile)
+    case.KEY: case
+    for case in (
+        burst,
+        latency,
+        late_join,
+        fanout,
+        jupyter_ws,
+        big_state,
+        reconcile,
+        stream,
+        compaction_stall,
+    )
 }

@@ -1,0 +1,423 @@
+"""A room's compaction: when to compact, the move of every peer to the new epoch, and
+the late changes of peers that have not switched yet (docs/compaction.md).
+
+The heavy part, building the fresh doc (one op per source character, a map per comm),
+runs in a worker thread: it touches only the doc it creates. Reading the old doc's
+content, carrying what changed meanwhile and the switch itself run on the event loop
+with no `await` in between, so the room stays the doc's only writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from notebook_doc import NotebookDoc, NotebookDocError, SyncState, sync_message_heads
+from notebook_doc.compaction import (
+    Content,
+    build_fresh,
+    carry,
+    read_content,
+    read_content_since,
+)
+
+from ..wire import Broadcast, Snapshot, Switch
+
+if TYPE_CHECKING:
+    from .peer import Peer
+    from .room import NotebookRoom
+
+# Below this many changes the saved size is not worth a look: a fresh doc is no smaller.
+MIN_CHANGES: Final = 100
+
+
+@dataclass(frozen=True, slots=True)
+class CompactionReport:
+    """One compaction, as `runtimed status` and the log show it."""
+
+    epoch: int
+    at: float  # unix time
+    reason: str
+    changes: int  # changes the old epoch's history held (as the room counted them)
+    bytes_before: int  # size of the old epoch's last save
+    bytes_after: int  # size of the fresh doc
+    duration: float  # seconds, from the first read to the switch
+
+
+@dataclass(slots=True)
+class _Switch:
+    """An epoch change in progress: the old doc, kept until every peer has moved."""
+
+    old: NotebookDoc
+    epoch: int
+    pending: dict[str, SyncState]  # peer id -> that peer's sync state for the old doc
+    late: dict[str, int] = field(default_factory=dict)  # peer id -> changes its SWITCH added
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    timer: asyncio.TimerHandle | None = None
+
+
+class Compactor:
+    """Compaction for one room; the room forwards doc changes, late frames and leaves."""
+
+    def __init__(self, room: NotebookRoom) -> None:
+        self.room = room
+        self.settings = room.settings
+        self.epoch = 0
+        self.changes = room.doc.change_count()  # history of the current epoch
+        self.fresh_bytes: int | None = None  # a fresh doc's size, once one was built
+        self._first_save: int | None = None
+        self.last: CompactionReport | None = None
+        self._switch: _Switch | None = None
+        self._last_client_change = float("-inf")
+        self._last_attempt = float("-inf")
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[CompactionReport | None] | None = None
+        self._lock = asyncio.Lock()  # one compaction at a time
+        if room.persister.saved_bytes is None and room.persister.path.exists():
+            room.persister.saved_bytes = room.persister.path.stat().st_size
+        # A save updates the history's size: a room that just went idle is checked too.
+        room.persister.on_saved = lambda: self._maybe_arm("history over budget")
+        self._maybe_arm("history over budget on load")
+
+    # --- what the room tells us ------------------------------------------------------
+
+    def changed(self) -> None:
+        """The doc changed (any writer)."""
+        self.changes += 1
+        self._maybe_arm("history over budget")
+
+    def client_changed(self) -> None:
+        """A client's change arrived: the room is not quiet."""
+        self._last_client_change = _now()
+
+    def comms_cleared(self) -> None:
+        """A kernel restart or shutdown dropped every comm: a good time, if over budget."""
+        self._maybe_arm("comms cleared")
+
+    def switching(self, peer: Peer) -> bool:
+        """True while `peer` is still in the previous epoch (its SYNC is late)."""
+        return self._switch is not None and peer.id in self._switch.pending
+
+    def peer_left(self, peer: Peer) -> None:
+        if self._switch is not None and self._switch.pending.pop(peer.id, None) is not None:
+            peer.log.info("peer_left_during_switch", epoch=self._switch.epoch)
+            self._release_if_done()
+
+    # --- budget and timing -------------------------------------------------------------
+
+    def over_budget(self) -> bool:
+        if self.changes >= self.settings.compact_changes:
+            return True
+        persister = self.room.persister
+        saved = persister.saved_bytes
+        if self._first_save is not None and persister.saves > self._first_save and saved:
+            # The first save() after a compaction is the fresh doc in its compressed form
+            # (the snapshot is its changes joined, larger): the baseline for the ratio.
+            self._first_save = None
+            self.fresh_bytes = min(saved, self.fresh_bytes or saved)
+        if self.changes < MIN_CHANGES or saved is None:
+            return False
+        return self.fresh_bytes is None or saved > self.settings.compact_ratio * self.fresh_bytes
+
+    def _maybe_arm(self, reason: str) -> None:
+        if not self.settings.compaction or self._timer is not None or self.room.closed:
+            return
+        if self._task is not None and not self._task.done():
+            return
+        if not self.over_budget():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a room built outside the daemon (tools, tests)
+            return
+        self._timer = loop.call_later(self._wait_needed(), self._due, reason)
+
+    def _wait_needed(self) -> float:
+        now = _now()
+        quiet = self._last_client_change + self.settings.compact_quiet - now
+        interval = self._last_attempt + self.settings.compact_interval - now
+        return max(0.0, quiet, interval)
+
+    def _due(self, reason: str) -> None:
+        self._timer = None
+        if self.room.closed or not self.over_budget():
+            return
+        if self._switch is not None:
+            return  # re-armed when the switch ends
+        wait = self._wait_needed()
+        if wait > 0:
+            self._timer = asyncio.get_running_loop().call_later(wait, self._due, reason)
+            return
+        self._task = asyncio.get_running_loop().create_task(self._auto(reason))
+
+    async def _auto(self, reason: str) -> None:
+        try:
+            await self._run(reason, force=False)
+        except (NotebookDocError, OSError) as exc:  # the room goes on with its old history
+            self.room.log.exception("compaction_failed", reason=reason, error=str(exc))
+
+    async def compact_now(self) -> dict[str, Any] | None:
+        """The `compact` request: compact now, whatever the budget and the quiet; None
+        when the room closed first."""
+        report = await self._run("requested", force=True)
+        if report is None:
+            return None
+        return {
+            "epoch": report.epoch,
+            "changes": report.changes,
+            "bytes_before": report.bytes_before,
+            "bytes_after": report.bytes_after,
+            "duration": report.duration,
+        }
+
+    # --- the compaction ------------------------------------------------------------------
+
+    async def _run(self, reason: str, *, force: bool) -> CompactionReport | None:
+        async with self._lock:
+            while self._switch is not None:  # one switch at a time
+                await self._switch.done.wait()
+            room = self.room
+            if room.closed:
+                return None
+            self._last_attempt = _now()
+            started = time.perf_counter()
+            room.coalescer.flush_now()
+            old = room.doc
+            content, versions = await _read_in_slices(old)
+            built = await asyncio.to_thread(_build, content, self._base_copy(old))
+            if room.closed or room.doc is not old:
+                return None
+            # What changed while we read and built (widget states, outputs, edits).
+            carry(built.doc, content, read_content_since(old, content, versions), comms=True)
+            self.fresh_bytes = built.saved_size or len(built.snapshot)
+            if not force and not self.over_budget():
+                room.log.info(
+                    "compaction_skipped", changes=self.changes, fresh_bytes=len(built.snapshot)
+                )
+                return None
+            report = self._switch_to(built, reason, started)
+        # The new epoch replaces the file (atomic rename), from the snapshot's bytes.
+        await room.persister.save((built.snapshot_heads, built.snapshot))
+        if built.saved_size is None:
+            self._first_save = room.persister.saves  # the next save measures the fresh doc
+        return report
+
+    def _base_copy(self, doc: NotebookDoc) -> NotebookDoc | None:
+        """The doc as the room's .ipynb last had it (the autosave's merge base), for the
+        fresh doc to hold that version too: a later disk edit still merges against it."""
+        saver = self.room.saver
+        if saver is None or saver.base is None:
+            return None
+        try:
+            return doc.fork(heads=saver.base)
+        except NotebookDocError:  # a base this doc does not know: the saver copes alone
+            return None
+
+    def _switch_to(self, built: _Built, reason: str, started: float) -> CompactionReport:
+        room = self.room
+        old = room.doc
+        old_heads = old.get_heads()
+        snapshot = built.snapshot
+        room.replace_doc(built.doc, (built.snapshot_heads, snapshot), base=built.base_heads)
+        self.epoch += 1
+        report = CompactionReport(
+            epoch=self.epoch,
+            at=time.time(),
+            reason=reason,
+            changes=self.changes,
+            bytes_before=room.persister.saved_bytes or 0,
+            bytes_after=len(snapshot),
+            duration=round(time.perf_counter() - started, 4),
+        )
+        self.changes = 0
+        self.last = report
+        notice = Broadcast(
+            "compaction",
+            {
+                "epoch": self.epoch,
+                "previous_epoch": self.epoch - 1,
+                "heads": [head.hex() for head in old_heads],
+                "deadline": self.settings.compact_deadline,
+                "reason": reason,
+                "changes": report.changes,
+                "bytes_before": report.bytes_before,
+                "bytes_after": report.bytes_after,
+            },
+        )
+        switch = _Switch(old, self.epoch, {})
+        for peer in room.peers.values():
+            switch.pending[peer.id] = peer.sync_state
+            peer.restart_sync(notice, Snapshot(snapshot))
+        room.log.info("compacted", peers=len(switch.pending), **dataclasses.asdict(report))
+        if switch.pending:
+            self._switch = switch
+            loop = asyncio.get_running_loop()
+            switch.timer = loop.call_later(self.settings.compact_deadline, self._expire, switch)
+        return report
+
+    # --- late changes ----------------------------------------------------------------------
+
+    def late_sync(self, peer: Peer, data: bytes) -> bool:
+        """A SYNC `peer` sent against the previous epoch; True if the room's doc changed.
+
+        Raises SyncMessageError (the server's `bad_sync`) for bytes that are not one.
+        """
+        switch = self._switch
+        assert switch is not None
+        if any(self.room.doc.has_change(head) for head in sync_message_heads(data)):
+            peer.log.warning("compaction_missed", epoch=switch.epoch)
+            peer.abort(
+                "compaction_missed",
+                f"the room moved to epoch {switch.epoch} and this client took its snapshot "
+                "without sending SWITCH; its edits not sent before the switch were not "
+                "applied: reconnect",
+            )
+            self.peer_left(peer)
+            return False
+        state = switch.pending[peer.id]
+        return self._carry_late(peer, switch, lambda: switch.old.receive_sync_message(state, data))
+
+    def receive_switch(self, peer: Peer, event: Switch) -> bool:
+        """`peer`'s SWITCH: apply its late changes; True if the room's doc changed."""
+        switch = self._switch
+        if switch is None or peer.id not in switch.pending or event.epoch != switch.epoch:
+            expected = "none" if switch is None else str(switch.epoch)
+            peer.abort("bad_switch", f"SWITCH to epoch {event.epoch}, expected {expected}")
+            return False
+        count = switch.old.change_count()
+        try:
+            changed = self._carry_late(
+                peer, switch, lambda: switch.old.apply_changes(list(event.changes))
+            )
+        except NotebookDocError as exc:
+            peer.abort("bad_switch", f"the SWITCH's changes do not apply: {exc}")
+            self.peer_left(peer)
+            return False
+        switch.late[peer.id] = switch.late.get(peer.id, 0) + switch.old.change_count() - count
+        if not event.more:
+            late = switch.late.pop(peer.id, 0)
+            del switch.pending[peer.id]
+            peer.send(Broadcast("switched", {"epoch": switch.epoch, "late_changes": late}))
+            peer.log.info("peer_switched", epoch=switch.epoch, late_changes=late)
+            self._release_if_done()
+        return changed
+
+    def _carry_late(self, peer: Peer, switch: _Switch, apply: Callable[[], bool]) -> bool:
+        before = read_content(switch.old, comms=False)
+        if not apply():
+            return False
+        self.client_changed()
+        try:
+            return carry(self.room.doc, before, read_content(switch.old, comms=False))
+        except NotebookDocError as exc:  # the late change broke the schema: nothing to carry
+            peer.log.warning("late_change_not_carried", error=str(exc))
+            message = f"your change against the previous epoch could not be carried: {exc}"
+            peer.send(Broadcast("error", {"code": "schema_violation", "message": message}))
+            return False
+
+    # --- the end of a switch -----------------------------------------------------------------
+
+    def _expire(self, switch: _Switch) -> None:
+        switch.timer = None
+        for peer_id in list(switch.pending):
+            peer = self.room.peers.get(peer_id)
+            if peer is not None:
+                peer.log.warning("compaction_timeout", epoch=switch.epoch)
+                deadline = self.settings.compact_deadline
+                message = f"no SWITCH to epoch {switch.epoch} within {deadline:g} s"
+                peer.abort("compaction_timeout", message)
+        switch.pending.clear()
+        self._release_if_done()
+
+    def _release_if_done(self) -> None:
+        switch = self._switch
+        if switch is None or switch.pending:
+            return
+        if switch.timer is not None:
+            switch.timer.cancel()
+        self._switch = None  # the old doc goes with it
+        switch.done.set()
+        self._maybe_arm("history over budget")
+
+    def close(self) -> None:
+        for handle in (self._timer, self._switch.timer if self._switch else None):
+            if handle is not None:
+                handle.cancel()
+        self._timer = None
+        if self._task is not None:
+            self._task.cancel()
+        switch, self._switch = self._switch, None
+        if switch is not None:
+            switch.done.set()
+
+    def info(self) -> dict[str, Any]:
+        last = self.last
+        return {
+            "epoch": self.epoch,
+            "history": {"changes": self.changes, "bytes": self.room.persister.saved_bytes},
+            "last_compaction": None if last is None else dataclasses.asdict(last),
+            "switching": 0 if self._switch is None else len(self._switch.pending),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """The fresh doc the worker thread made, and its bytes for SNAPSHOT and the file."""
+
+    doc: NotebookDoc
+    snapshot_heads: list[bytes]
+    snapshot: bytes
+    saved_size: int | None  # the size of its save(), when that was cheap to learn
+    base_heads: list[bytes] | None  # where it holds the .ipynb's version (a saver's base)
+
+
+# Below this many bytes of changes, a fresh doc's save() is quick (well under 5 ms).
+CHEAP_SAVE: Final = 16 * 1024
+
+
+def _build(content: Content, base: NotebookDoc | None) -> _Built:
+    """The heavy part, in a worker thread: it touches only the doc it creates and
+    `base`, a copy nobody else holds. The binding holds the GIL for each call, so the
+    bytes are the fresh doc's changes joined (any Automerge load takes them), not one
+    long `save()` that would hold it for tens of milliseconds; a small doc's save()
+    size is measured, the ratio's base. With `base` (the doc as the .ipynb last had
+    it), the fresh doc holds that version first, then what changed since."""
+    if base is None:
+        fresh = build_fresh(content)
+        base_heads = None
+    else:
+        base_content = read_content(base)
+        fresh = build_fresh(base_content)
+        base_heads = fresh.get_heads()
+        carry(fresh, base_content, content, comms=True)
+    snapshot = fresh.save_changes()
+    saved_size = len(fresh.save()) if len(snapshot) < CHEAP_SAVE else None
+    return _Built(fresh, fresh.get_heads(), snapshot, saved_size, base_heads)
+
+
+# Comms read per slice of the old doc's content; the loop runs between slices.
+READ_SLICE = 100
+
+
+async def _read_in_slices(doc: NotebookDoc) -> tuple[Content, dict[str, Any]]:
+    """The doc's content, comms a slice at a time. Comms may change between slices;
+    each comm's fingerprint is taken before it is read, so `read_content_since` later
+    re-reads every comm that moved after its fingerprint."""
+    versions = doc.comm_versions()
+    content = read_content(doc, comms=False)
+    ids = list(versions)
+    for start in range(0, len(ids), READ_SLICE):
+        await asyncio.sleep(0)
+        for comm_id in ids[start : start + READ_SLICE]:
+            comm = doc.get_raw_comm(comm_id)
+            if comm is not None:
+                content.comms[comm_id] = comm
+    return content, versions
+
+
+def _now() -> float:
+    return time.monotonic()
