@@ -31,6 +31,8 @@ import structlog
 
 from notebook_doc import atomic_write, is_temp_name
 
+from .errors import RuntimedError
+
 log = structlog.get_logger(__name__)
 
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -39,16 +41,11 @@ STALE_TEMP_SECONDS = 3600.0
 _FANOUT_RE = re.compile(r"^[0-9a-f]{2}$")
 
 
-class BlobError(Exception):
-    """A blob operation failed; `code` is a short snake_case word for the wire.
+class BlobError(RuntimedError):
+    """A blob operation failed; its code reaches the client as it is.
 
     Codes: bad_hash, bad_value, blob_not_found, blob_too_large, blob_corrupt, not_json.
     """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,14 +11,15 @@ import pytest
 
 from runtimed.client import Client, ClientError
 from runtimed.wire import NEED_DATA, Connection, Handshake, Role
+from runtimed.wire.events import PROTOCOL_VERSION
 from tests.conftest import short_socket_dir
 from tests.service.conftest import Service
 
 
 class FutureClient(Client):
-    """A client from a release whose protocol is 2."""
+    """A client from a release whose protocol is newer than this daemon's."""
 
-    protocol_version = 2
+    protocol_version = PROTOCOL_VERSION + 1
 
 
 async def test_a_newer_client_is_told_to_restart_the_daemon(service: Service) -> None:
@@ -29,7 +30,8 @@ async def test_a_newer_client_is_told_to_restart_the_daemon(service: Service) ->
     error = caught.value
     assert error.code == "unsupported_version"
     assert error.message == (
-        f"client speaks protocol 2, the daemon at {service.socket} speaks 1: restart the "
+        f"client speaks protocol {PROTOCOL_VERSION + 1}, the daemon at {service.socket} "
+        f"speaks {PROTOCOL_VERSION}: restart the "
         "daemon from this installation: `runtimed stop && runtimed start`"
     )
     # The refusal hurt nothing: the daemon still serves clients of its own version.
@@ -70,11 +72,12 @@ async def daemon_speaking(version: int) -> AsyncIterator[Path]:
 
 
 async def test_an_older_client_is_told_to_upgrade() -> None:
-    async with daemon_speaking(3) as path:
+    async with daemon_speaking(PROTOCOL_VERSION + 1) as path:
         with pytest.raises(ClientError) as caught:
             async with Client(socket_path=path):
                 pass
     assert caught.value.code == "unsupported_version"
     assert caught.value.message.startswith(
-        f"client speaks protocol 1, the daemon at {path} speaks 3: upgrade this client"
+        f"client speaks protocol {PROTOCOL_VERSION}, the daemon at {path} "
+        f"speaks {PROTOCOL_VERSION + 1}: upgrade this client"
     )
