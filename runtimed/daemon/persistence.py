@@ -31,7 +31,7 @@ class DocPersister:
         debounce: float,
         max_interval: float,
         on_error: Callable[[str], None] | None = None,
-        before_save: Callable[[], object] | None = None,
+        before_save: Callable[[], Callable[[], object]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.doc = doc
@@ -84,13 +84,14 @@ class DocPersister:
             self.changed()  # a save() form follows (smaller, and whatever came since)
         elif heads == self._saved_heads and self.path.exists():
             return True
-        if self._before_save is not None:
-            self._before_save()  # e.g. trust signatures: stored before the doc they vouch for
+        # e.g. trust signatures, read here and stored (a database commit) in the worker
+        # thread before the doc they vouch for.
+        store = self._before_save() if self._before_save is not None else None
         if saved is None:
             data = self.doc.save()
         async with self._lock:
             try:
-                await asyncio.to_thread(atomic_write, self.path, data)
+                await asyncio.to_thread(_store_and_write, store, self.path, data)
             except OSError as exc:
                 message = f"could not save {self.path}: {exc.strerror or exc}"
                 self.last_error = message
@@ -121,3 +122,9 @@ class DocPersister:
         if self._saving:
             await asyncio.gather(*self._saving, return_exceptions=True)
         return await self.save()
+
+
+def _store_and_write(store: Callable[[], object] | None, path: Path, data: bytes) -> None:
+    if store is not None:
+        store()
+    atomic_write(path, data)
