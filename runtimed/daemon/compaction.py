@@ -187,10 +187,11 @@ class Compactor:
             started = time.perf_counter()
             room.coalescer.flush_now()
             old = room.doc
-            content, versions = await _read_in_slices(old)
-            built = await _build(content, self._base_copy(old))
-            for _ in room.trust.warm(built.doc):  # what the save after the switch signs
-                await asyncio.sleep(0)
+            with room.persister.held():  # the new epoch's file replaces the old one
+                content, versions = await _read_in_slices(old)
+                built = await _build(content, self._base_copy(old))
+                for _ in room.trust.warm(built.doc):  # what the save after the switch signs
+                    await asyncio.sleep(0)
             if room.closed or room.doc is not old:
                 return None
             # What changed while we read and built (widget states, outputs, edits).

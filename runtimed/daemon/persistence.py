@@ -9,8 +9,9 @@ slow disk never stalls the room. Saves are serialised: the newest bytes always w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import structlog
@@ -46,6 +47,9 @@ class DocPersister:
         self._lock = asyncio.Lock()
         self._saving: set[asyncio.Task[None]] = set()
         self._saved_heads: list[bytes] | None = None
+        self._held = False
+        self._due_while_held = False
+        self._closed = False
         self.saves = 0
         self.saved_bytes: int | None = None  # the size of the last save (the history's cost)
         self.on_saved: Callable[[], None] | None = None  # after each save that worked
@@ -62,8 +66,25 @@ class DocPersister:
         loop = asyncio.get_running_loop()
         self._timer = loop.call_at(loop.time() + max(0.0, deadline - now), self._fire)
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Debounced saves wait while held: a compaction builds the next epoch, which it
+        writes whole, and a save of the old one meanwhile would only stall the loop. A
+        save that came due is armed again afterwards (debounce and max interval)."""
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
+            if self._due_while_held and not self._closed:
+                self.changed()
+            self._due_while_held = False
+
     def _fire(self) -> None:
         self._timer = None
+        if self._held:
+            self._due_while_held = True
+            return
         task = asyncio.get_running_loop().create_task(self.save())
         self._saving.add(task)
         task.add_done_callback(self._saving.discard)
@@ -119,6 +140,7 @@ class DocPersister:
 
     async def close(self) -> bool:
         """Final save on shutdown or room close; waits for saves in flight."""
+        self._closed = True
         if self._saving:
             await asyncio.gather(*self._saving, return_exceptions=True)
         return await self.save()
