@@ -419,8 +419,10 @@ async def _read_in_slices(doc: NotebookDoc) -> tuple[Content, dict[str, Any]]:
     """The doc's content, comms a slice at a time. Comms may change between slices;
     each comm's fingerprint is taken before it is read, so `read_content_since` later
     re-reads every comm that moved after its fingerprint."""
+    await asyncio.sleep(0)  # after the coalescer's flush
     versions = doc.comm_versions()
-    content = read_content(doc, comms=False)
+    await asyncio.sleep(0)
+    content = read_content(doc, comms=False)  # cells: all read again before the switch
     ids = list(versions)
     for start in range(0, len(ids), READ_SLICE):
         await asyncio.sleep(0)
