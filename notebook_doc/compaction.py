@@ -12,6 +12,7 @@ target's source moved on meanwhile.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,15 @@ from .cells import CellSnapshot
 from .comms import PutComm, RawComm, RemoveComm, SetCommOutputs
 from .doc import NotebookDoc
 
-__all__ = ["Content", "build_fresh", "carry", "read_content", "read_content_since", "rebase_text"]
+__all__ = [
+    "Content",
+    "build_fresh",
+    "carry",
+    "fresh_steps",
+    "read_content",
+    "read_content_since",
+    "rebase_text",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,17 +71,43 @@ def read_content_since(doc: NotebookDoc, before: Content, versions: dict[str, An
     )
 
 
-def build_fresh(content: Content, *, actor_id: bytes | None = None) -> NotebookDoc:
-    """A new doc holding exactly `content`, with no other history.
+# One step of `fresh_steps`: this many cells (one op per source character) or comms.
+CELLS_PER_STEP = 2
+COMMS_PER_STEP = 100
 
-    Safe to run in a worker thread: it touches no doc but the one it creates.
-    """
+
+def build_fresh(content: Content, *, actor_id: bytes | None = None) -> NotebookDoc:
+    """A new doc holding exactly `content`, with no other history."""
+    doc, steps = fresh_steps(content, actor_id=actor_id)
+    for _ in steps:
+        pass
+    return doc
+
+
+def fresh_steps(
+    content: Content, *, actor_id: bytes | None = None
+) -> tuple[NotebookDoc, Iterator[None]]:
+    """A new doc and the steps that fill it with exactly `content`: a few cells or a
+    slice of comms each, so a caller can let others run between steps (each step is
+    a few short calls; the whole build is hundreds of milliseconds on a big notebook).
+    It touches no doc but the one it creates."""
     doc = NotebookDoc.new(content.notebook_id, actor_id=actor_id)
     doc.set_metadata(content.metadata)
-    for cell in content.cells.values():
-        doc.restore_cell(cell)
-    doc.apply_comm_writes(write for comm in content.comms.values() for write in _comm_writes(comm))
-    return doc
+    return doc, _fill(doc, content)
+
+
+def _fill(doc: NotebookDoc, content: Content) -> Iterator[None]:
+    cells = list(content.cells.values())
+    for start in range(0, len(cells), CELLS_PER_STEP):
+        for cell in cells[start : start + CELLS_PER_STEP]:
+            doc.restore_cell(cell)
+        yield
+    comms = list(content.comms.values())
+    for start in range(0, len(comms), COMMS_PER_STEP):
+        doc.apply_comm_writes(
+            write for comm in comms[start : start + COMMS_PER_STEP] for write in _comm_writes(comm)
+        )
+        yield
 
 
 def carry(target: NotebookDoc, before: Content, after: Content, *, comms: bool = False) -> bool:

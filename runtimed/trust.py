@@ -27,10 +27,10 @@ import os
 import sqlite3
 import tempfile
 from base64 import encodebytes
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import structlog
 from nbformat import from_dict
@@ -176,6 +176,10 @@ def output_is_inert(entry: str, blobs: BlobStore) -> bool:
     return output.get("output_type") not in _RICH_OUTPUTS or set(output) <= _INERT_KEYS
 
 
+# Comms read per step of `RoomTrust.warm`.
+WARM_SLICE = 100
+
+
 class RoomTrust:
     """Which of one room's outputs and widgets are trusted; the room reports changes."""
 
@@ -187,8 +191,10 @@ class RoomTrust:
         self.blobs = blobs
         self._cells: dict[str, tuple[str, ...]] = {}  # cell id -> outputs known trusted
         self._stored: set[tuple[str, ...]] = set()  # cell outputs known signed in the store
+        self._comm_entries: dict[str, _CommEntry] = {}  # the comms as last signed
+        self._warm: tuple[NotebookDoc, dict[str, _CommEntry]] | None = None  # see `warm`
         cells = [(cell_id, outputs) for cell_id, outputs in self._cell_outputs() if outputs]
-        comms = _comms_content(doc)
+        comms = self._comms_content()
         contents = [_cell_content(outputs) for _, outputs in cells]
         known = notary.signed([*contents, comms] if comms else contents) if not signed else []
         for index, (cell_id, outputs) in enumerate(cells):
@@ -247,26 +253,37 @@ class RoomTrust:
 
         False when the store failed: what was not stored is untrusted after a restart
         (the safe side), and is tried again at the next save."""
+        return self.signing()()
+
+    def signing(self) -> Callable[[], bool]:
+        """`sign` in two parts: this reads the doc (on the loop); the call it returns
+        stores the signatures, a database commit that may wait on the disk, so a save
+        runs it in its worker thread."""
         # Only what the doc holds now is kept: records of replaced outputs are dropped.
         self._cells = {
             cell_id: outputs
             for cell_id, outputs in self._cell_outputs()
             if outputs and self._cells.get(cell_id) == outputs
         }
-        fresh = set(self._cells.values()) - self._stored
-        contents = [_cell_content(outputs) for outputs in fresh]
-        comms = _comms_content(self.doc) if self.comms_trusted else None
-        if comms is not None and _json(comms) != self._comms_stored:
+        stored = set(self._cells.values())
+        contents = [_cell_content(outputs) for outputs in stored - self._stored]
+        comms = self._comms_content() if self.comms_trusted else None
+        comms_json = None if comms is None else _json(comms)  # large: made once
+        if comms is not None and comms_json != self._comms_stored:
             contents.append(comms)
-        if contents:
-            try:
-                self.notary.sign(contents)
-            except TrustStoreError:
-                return False
-        self._stored = set(self._cells.values())
-        if comms is not None:
-            self._comms_stored = _json(comms)
-        return True
+
+        def store() -> bool:
+            if contents:
+                try:
+                    self.notary.sign(contents)
+                except TrustStoreError:
+                    return False
+            self._stored = stored
+            if comms_json is not None:
+                self._comms_stored = comms_json
+            return True
+
+        return store
 
     def sign_saved(self, nb: dict[str, Any]) -> bool:
         """A save signs the written notebook when everything in it is trusted."""
@@ -277,6 +294,40 @@ class RoomTrust:
         except TrustStoreError:
             return False
         return True
+
+    def _comms_content(self) -> dict[str, Any] | None:
+        """What the comms' signature covers. Every save signs it: each comm is read and
+        its state put in canonical JSON again only when its fingerprint moved (a
+        thousand widgets cost tens of ms to read whole, on the event loop)."""
+        previous = self._comm_entries
+        if self._warm is not None and self._warm[0] is self.doc:
+            previous, self._warm = self._warm[1], None
+        entries = {}
+        for comm_id, version in self.doc.comm_versions().items():
+            kept = _comm_entry(self.doc, previous.get(comm_id), comm_id, version)
+            if kept is not None:
+                entries[comm_id] = kept
+        self._comm_entries = entries
+        if not entries:
+            return None
+        ordered = sorted(entries.values(), key=lambda kept: kept[1])
+        return {"metadata": {}, "runtimed": "comms", "comms": [kept[2] for kept in ordered]}
+
+    def warm(self, doc: NotebookDoc) -> Iterator[None]:
+        """Read `doc`'s comms for their signature a slice per step: a compaction's fresh
+        doc, before it becomes the room's, so the save right after the switch reads
+        only the comms that moved meanwhile."""
+        if not self.comms_trusted:
+            return
+        entries: dict[str, _CommEntry] = {}
+        self._warm = (doc, entries)
+        versions = list(doc.comm_versions().items())
+        for start in range(0, len(versions), WARM_SLICE):
+            for comm_id, version in versions[start : start + WARM_SLICE]:
+                kept = _comm_entry(doc, None, comm_id, version)
+                if kept is not None:
+                    entries[comm_id] = kept
+            yield
 
     def _cell_outputs(self) -> list[tuple[str, tuple[str, ...]]]:
         return [(cell_id, tuple(self.doc.get_outputs(cell_id))) for cell_id in self.doc.cell_ids()]
@@ -297,18 +348,21 @@ def _cell_content(outputs: tuple[str, ...]) -> dict[str, Any]:
     return {"metadata": {}, "runtimed": "cell-outputs", "outputs": list(outputs)}
 
 
-def _comms_content(doc: NotebookDoc) -> dict[str, Any] | None:
-    comms = doc.get_comms()
-    if not comms:
+# A comm as the signature covers it: (its comm_versions() fingerprint, sort key, entry).
+_CommEntry: TypeAlias = tuple[Any, tuple[int, str], list[Any]]
+
+
+def _comm_entry(
+    doc: NotebookDoc, kept: _CommEntry | None, comm_id: str, version: Any
+) -> _CommEntry | None:
+    """`kept` if the comm did not move since, else the comm read again."""
+    if kept is not None and kept[0] == version:
+        return kept
+    c = doc.get_comm(comm_id)
+    if c is None:
         return None
-    return {
-        "metadata": {},
-        "runtimed": "comms",
-        "comms": [
-            [c.comm_id, c.target_name, c.model_module, c.model_name, _json(c.state), c.outputs]
-            for c in comms
-        ],
-    }
+    entry = [c.comm_id, c.target_name, c.model_module, c.model_name, _json(c.state), c.outputs]
+    return (version, (c.seq, c.comm_id), entry)
 
 
 def _json(value: Any) -> str:

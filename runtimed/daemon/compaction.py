@@ -2,9 +2,9 @@
 the late changes of peers that have not switched yet (docs/compaction.md).
 
 The heavy part, building the fresh doc (one op per source character, a map per comm),
-runs in a worker thread: it touches only the doc it creates. Reading the old doc's
-content, carrying what changed meanwhile and the switch itself run on the event loop
-with no `await` in between, so the room stays the doc's only writer.
+runs on the event loop a few cells or comms at a time: it touches only the doc it
+creates. Carrying what changed meanwhile and the switch itself run with no `await`
+in between, so the room stays the doc's only writer.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Final
 from notebook_doc import NotebookDoc, NotebookDocError, SyncState, sync_message_heads
 from notebook_doc.compaction import (
     Content,
-    build_fresh,
     carry,
+    fresh_steps,
     read_content,
     read_content_since,
 )
@@ -187,8 +187,11 @@ class Compactor:
             started = time.perf_counter()
             room.coalescer.flush_now()
             old = room.doc
-            content, versions = await _read_in_slices(old)
-            built = await asyncio.to_thread(_build, content, self._base_copy(old))
+            with room.persister.held():  # the new epoch's file replaces the old one
+                content, versions = await _read_in_slices(old)
+                built = await _build(content, self._base_copy(old))
+                for _ in room.trust.warm(built.doc):  # what the save after the switch signs
+                    await asyncio.sleep(0)
             if room.closed or room.doc is not old:
                 return None
             # What changed while we read and built (widget states, outputs, edits).
@@ -366,7 +369,7 @@ class Compactor:
 
 @dataclass(frozen=True, slots=True)
 class _Built:
-    """The fresh doc the worker thread made, and its bytes for SNAPSHOT and the file."""
+    """The fresh doc, and its bytes for SNAPSHOT and the file."""
 
     doc: NotebookDoc
     snapshot_heads: list[bytes]
@@ -379,24 +382,33 @@ class _Built:
 CHEAP_SAVE: Final = 16 * 1024
 
 
-def _build(content: Content, base: NotebookDoc | None) -> _Built:
-    """The heavy part, in a worker thread: it touches only the doc it creates and
-    `base`, a copy nobody else holds. The binding holds the GIL for each call, so the
-    bytes are the fresh doc's changes joined (any Automerge load takes them), not one
-    long `save()` that would hold it for tens of milliseconds; a small doc's save()
-    size is measured, the ratio's base. With `base` (the doc as the .ipynb last had
-    it), the fresh doc holds that version first, then what changed since."""
+async def _build(content: Content, base: NotebookDoc | None) -> _Built:
+    """The heavy part, a few cells or comms at a time with the loop running between
+    steps. Not in a worker thread: the binding holds the GIL for each call, and a
+    thread busy with short calls still makes the loop wait for the GIL after each of
+    its own system calls (a convoy that stalled it for hundreds of milliseconds). The
+    fresh doc is nobody else's until the switch. The bytes are its changes joined (any
+    Automerge load takes them), not one long `save()`; a small doc's save() size is
+    measured, the ratio's base. With `base` (the doc as the .ipynb last had it), the
+    fresh doc holds that version first, then what changed since."""
     if base is None:
-        fresh = build_fresh(content)
+        fresh = await _fresh(content)
         base_heads = None
     else:
-        base_content = read_content(base)
-        fresh = build_fresh(base_content)
+        base_content, _ = await _read_in_slices(base)
+        fresh = await _fresh(base_content)
         base_heads = fresh.get_heads()
         carry(fresh, base_content, content, comms=True)
     snapshot = fresh.save_changes()
     saved_size = len(fresh.save()) if len(snapshot) < CHEAP_SAVE else None
     return _Built(fresh, fresh.get_heads(), snapshot, saved_size, base_heads)
+
+
+async def _fresh(content: Content) -> NotebookDoc:
+    doc, steps = fresh_steps(content)
+    for _ in steps:
+        await asyncio.sleep(0)
+    return doc
 
 
 # Comms read per slice of the old doc's content; the loop runs between slices.
@@ -407,8 +419,10 @@ async def _read_in_slices(doc: NotebookDoc) -> tuple[Content, dict[str, Any]]:
     """The doc's content, comms a slice at a time. Comms may change between slices;
     each comm's fingerprint is taken before it is read, so `read_content_since` later
     re-reads every comm that moved after its fingerprint."""
+    await asyncio.sleep(0)  # after the coalescer's flush
     versions = doc.comm_versions()
-    content = read_content(doc, comms=False)
+    await asyncio.sleep(0)
+    content = read_content(doc, comms=False)  # cells: all read again before the switch
     ids = list(versions)
     for start in range(0, len(ids), READ_SLICE):
         await asyncio.sleep(0)

@@ -9,8 +9,9 @@ slow disk never stalls the room. Saves are serialised: the newest bytes always w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import structlog
@@ -31,7 +32,7 @@ class DocPersister:
         debounce: float,
         max_interval: float,
         on_error: Callable[[str], None] | None = None,
-        before_save: Callable[[], object] | None = None,
+        before_save: Callable[[], Callable[[], object]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.doc = doc
@@ -46,6 +47,9 @@ class DocPersister:
         self._lock = asyncio.Lock()
         self._saving: set[asyncio.Task[None]] = set()
         self._saved_heads: list[bytes] | None = None
+        self._held = False
+        self._due_while_held = False
+        self._closed = False
         self.saves = 0
         self.saved_bytes: int | None = None  # the size of the last save (the history's cost)
         self.on_saved: Callable[[], None] | None = None  # after each save that worked
@@ -62,8 +66,25 @@ class DocPersister:
         loop = asyncio.get_running_loop()
         self._timer = loop.call_at(loop.time() + max(0.0, deadline - now), self._fire)
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Debounced saves wait while held: a compaction builds the next epoch, which it
+        writes whole, and a save of the old one meanwhile would only stall the loop. A
+        save that came due is armed again afterwards (debounce and max interval)."""
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
+            if self._due_while_held and not self._closed:
+                self.changed()
+            self._due_while_held = False
+
     def _fire(self) -> None:
         self._timer = None
+        if self._held:
+            self._due_while_held = True
+            return
         task = asyncio.get_running_loop().create_task(self.save())
         self._saving.add(task)
         task.add_done_callback(self._saving.discard)
@@ -84,13 +105,14 @@ class DocPersister:
             self.changed()  # a save() form follows (smaller, and whatever came since)
         elif heads == self._saved_heads and self.path.exists():
             return True
-        if self._before_save is not None:
-            self._before_save()  # e.g. trust signatures: stored before the doc they vouch for
+        # e.g. trust signatures, read here and stored (a database commit) in the worker
+        # thread before the doc they vouch for.
+        store = self._before_save() if self._before_save is not None else None
         if saved is None:
             data = self.doc.save()
         async with self._lock:
             try:
-                await asyncio.to_thread(atomic_write, self.path, data)
+                await asyncio.to_thread(_store_and_write, store, self.path, data)
             except OSError as exc:
                 message = f"could not save {self.path}: {exc.strerror or exc}"
                 self.last_error = message
@@ -118,6 +140,13 @@ class DocPersister:
 
     async def close(self) -> bool:
         """Final save on shutdown or room close; waits for saves in flight."""
+        self._closed = True
         if self._saving:
             await asyncio.gather(*self._saving, return_exceptions=True)
         return await self.save()
+
+
+def _store_and_write(store: Callable[[], object] | None, path: Path, data: bytes) -> None:
+    if store is not None:
+        store()
+    atomic_write(path, data)

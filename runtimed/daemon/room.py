@@ -93,7 +93,7 @@ class NotebookRoom:
             debounce=settings.save_debounce,
             max_interval=settings.save_max_interval,
             on_error=lambda message: self.broadcast("error", code="save_failed", message=message),
-            before_save=self.trust.sign,  # a failure is logged; the save goes on
+            before_save=self.trust.signing,  # a failure is logged; the save goes on
         )
         self._trust_timer: asyncio.TimerHandle | None = None
         self.router = IopubRouter(self.comms, is_control_comm=self._is_private_comm, log_=self.log)
