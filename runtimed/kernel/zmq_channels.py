@@ -200,14 +200,19 @@ class ZmqChannels:
         sock = self._sockets.get(channel)
         if sock is None:
             raise KernelError("kernel_restarting", "the kernel is restarting")
-        try:
-            zmq.Socket.shadow(sock.underlying).send_multipart(frames, flags=zmq.NOBLOCK)
-        except zmq.Again:
-            raise KernelError(
-                "kernel_busy", f"the kernel is not reading its {channel} channel"
-            ) from None
-        except TypeError as exc:
-            raise KernelError("bad_message", f"bad buffers for {msg_type}: {exc}") from None
+        # Through the asyncio socket, never a plain shadow of it: its non-blocking send
+        # finishes at once and then wakes the reader awaiting a reply on the same socket.
+        # A send behind its back consumes the edge-triggered readiness, and a reply that
+        # arrived meanwhile would wait unread for ever (an execute_reply lost that way
+        # left a cell running while the daemon sent an Output widget's captures).
+        sent = sock.send_multipart(frames, flags=zmq.NOBLOCK)
+        error = sent.exception() if sent.done() else None
+        if isinstance(error, zmq.Again):
+            raise KernelError("kernel_busy", f"the kernel is not reading its {channel} channel")
+        if isinstance(error, TypeError):
+            raise KernelError("bad_message", f"bad buffers for {msg_type}: {error}")
+        if error is not None:
+            raise error
 
     def _close_sockets(self) -> None:
         sockets, self._sockets = self._sockets, {}
