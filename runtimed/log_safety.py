@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import threading
@@ -127,4 +128,13 @@ class RepeatFilter(logging.Filter):
             return False
         if dropped:
             record.msg = f"{record.msg} ({dropped} more like this were left out)"
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, OSError) and exc.errno in RESOURCE_ERRNOS:
+            # Running out of descriptors or memory is a state, not a bug: one line says it.
+            record.msg = f"{record.msg}: {exc.strerror}"
+            record.exc_info = None
+            record.exc_text = None
         return True
+
+
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
