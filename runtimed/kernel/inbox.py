@@ -78,6 +78,8 @@ class Inbox:
             if waiter is not None and not waiter.done():
                 waiter.set_result(msg)
             elif self._relayed(msg):
+                if channel == "shell" and self._on_reply is not None:
+                    self.call(self._on_reply, msg)  # the room tracks relayed executions too
                 self.call(functools.partial(self.relay, channel), [msg])  # type: ignore[arg-type]
             elif channel == "stdin":
                 if msg["msg_type"] == "input_request":
