@@ -26,7 +26,8 @@ from .view import age, room_line
 
 def serve(args: argparse.Namespace) -> int:
     from ..daemon.server import DaemonAlreadyRunning, run_daemon
-    from ..daemon.websocket import WebListenerError, page_url, read_token
+    from ..daemon.web_token import page_url, read_token
+    from ..daemon.websocket import WebListenerError
 
     configure_logging(args.log_level, args.log_format, log_file=args.log_file)
     settings = Settings(
@@ -81,7 +82,7 @@ def start(args: argparse.Namespace) -> int:
     if not started.already_running:
         print(f"log:      {log_file}")
     if args.ws and not started.already_running:
-        from ..daemon.websocket import page_url, read_token
+        from ..daemon.web_token import page_url, read_token
 
         token = read_token(token_path(daemon_socket(args)))
         print(f"page:     {page_url(*args.ws, token)}")
@@ -112,7 +113,7 @@ def status(args: argparse.Namespace) -> int:
     print(f"data dir: {info['data_dir']}")
     web = info.get("web")
     if web:
-        from ..daemon.websocket import page_url, read_token
+        from ..daemon.web_token import page_url, read_token
 
         print(
             f"page:     {page_url(web['host'], web['port'], read_token(token_path(socket_path)))}"
