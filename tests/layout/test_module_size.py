@@ -50,4 +50,3 @@ def test_module_stays_within_the_line_budget(module: str) -> None:
         f"{module} has {lines} lines (budget {MAX_LINES}): split it by idea into modules "
         "whose names say what they hold"
     )
-
