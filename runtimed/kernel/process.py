@@ -55,9 +55,15 @@ class KernelProcess:
         self, context: zmq.asyncio.Context, session: Session | None = None
     ) -> AsyncKernelClient:
         """A client on the kernel's ports; pass the previous `session` across a restart,
-        so msg_ids never start over."""
+        so msg_ids never start over.
+
+        The session takes the manager's current key: a provisioner may hand the restarted
+        kernel new connection info (a remote launcher makes a new key per launch).
+        """
         if session is None:
             return self._km.client(context=context)
+        session.key = self._km.session.key
+        session.signature_scheme = self._km.session.signature_scheme
         return self._km.client(context=context, session=session)
 
     async def start(self, cwd: str | None) -> None:
