@@ -7,6 +7,7 @@ KernelError and its exit into a reason a person can read.
 
 from __future__ import annotations
 
+import os
 import signal
 from typing import Any
 
@@ -16,6 +17,7 @@ import zmq.asyncio
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.kernelspec import NoSuchKernel
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning import KernelProvisionerBase, LocalProvisioner
 from jupyter_client.session import Session
 
 from .connection_files import runtime_connection_file
@@ -25,6 +27,19 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_SHUTDOWN_WAIT = 4.0  # jupyter_client: SIGTERM after half of it, SIGKILL at the end
 PROCESS_POLL_INTERVAL = 0.1
+REMOTE_SOCKET_TIMEOUT = "GP_SOCKET_TIMEOUT"
+
+
+def prepare_provisioners() -> None:
+    """Defaults for remote provisioners, set before the first kernelspec lookup loads them.
+
+    gateway_provisioners' response manager (where remote launchers send connection info)
+    accepts on the daemon's event loop with a blocking timeout, GP_SOCKET_TIMEOUT (10 ms
+    by default), re-armed every 0.1 ms: the loop then turns ~200 times a second instead
+    of tens of thousands. 0 makes that socket non-blocking, so asyncio waits for it.
+    An explicit setting wins; the package reads it once, at import.
+    """
+    os.environ.setdefault(REMOTE_SOCKET_TIMEOUT, "0")
 
 
 class KernelProcess:
@@ -95,7 +110,7 @@ class KernelProcess:
         # Provisioners (local or remote) only offer poll(): no exit event to await.
         while (code := await provisioner.poll()) is None:  # noqa: ASYNC110
             await anyio.sleep(PROCESS_POLL_INTERVAL)
-        return exit_reason(code)
+        return gone_reason(provisioner, code)
 
     async def stop(self, *, now: bool) -> None:
         """jupyter_client's escalation, bounded by the shutdown wait (+5 s after SIGKILL)."""
@@ -106,6 +121,14 @@ class KernelProcess:
                 await self._km.cleanup_resources()
         except Exception:
             self._log.exception("kernel shutdown failed")
+
+
+def gone_reason(provisioner: KernelProvisionerBase, code: int | None) -> str:
+    """A local process's exit code and signal; a remote provisioner's poll only knows
+    that the kernel is gone (gateway_provisioners says 0), so it is named as the source."""
+    if isinstance(provisioner, LocalProvisioner):
+        return exit_reason(code)
+    return f"{type(provisioner).__name__} reports the kernel gone (exit code {code})"
 
 
 def exit_reason(code: int | None) -> str:
