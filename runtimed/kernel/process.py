@@ -7,15 +7,17 @@ KernelError and its exit into a reason a person can read.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 import anyio
 import structlog
 import zmq.asyncio
 from jupyter_client.asynchronous import AsyncKernelClient
-from jupyter_client.kernelspec import NoSuchKernel
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import KernelProvisionerBase, LocalProvisioner
 from jupyter_client.session import Session
@@ -85,9 +87,7 @@ class KernelProcess:
         try:
             await self._km.start_kernel(**({"cwd": cwd} if cwd is not None else {}))
         except NoSuchKernel:
-            raise KernelError(
-                "no_such_kernel", f"no kernelspec named {self.kernel_name!r}"
-            ) from None
+            raise KernelError("no_such_kernel", missing_kernel(self.kernel_name)) from None
         except Exception as exc:
             raise KernelError("kernel_error", f"{type(exc).__name__}: {exc}") from None
 
@@ -121,6 +121,23 @@ class KernelProcess:
                 await self._km.cleanup_resources()
         except Exception:
             self._log.exception("kernel shutdown failed")
+
+
+def missing_kernel(name: str) -> str:
+    """Why jupyter_client found no usable kernelspec: there is none by that name, or
+    the one there names a provisioner that is not installed (it reports both alike)."""
+    spec_dir = KernelSpecManager().find_kernel_specs().get(name)
+    if spec_dir is None:
+        return f"no kernelspec named {name!r}"
+    try:
+        spec = json.loads((Path(spec_dir) / "kernel.json").read_text())
+        provisioner = spec["metadata"]["kernel_provisioner"]["provisioner_name"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return f"kernelspec {name!r} in {spec_dir} cannot be used"
+    return (
+        f"kernelspec {name!r} names the kernel provisioner {provisioner!r}, which is not"
+        " installed (or failed to load: see the daemon's log)"
+    )
 
 
 def gone_reason(provisioner: KernelProvisionerBase, code: int | None) -> str:
