@@ -10,6 +10,7 @@ TMPDIR, runtime and IPython dirs through sshd's SetEnv.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import signal
@@ -17,14 +18,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import pytest
 
-from runtimed.config import Settings
+from tests.conftest import quick_settings, short_socket_dir
 from tests.reliability.conftest import DaemonProcess
 
 SSHD = Path("/usr/sbin/sshd")
@@ -113,9 +114,10 @@ def _wait_listening(proc: subprocess.Popen, host: SshHost, timeout: float = 15) 
             time.sleep(0.02)
 
 
-@pytest.fixture
-def ssh_host(tmp_path: Path) -> Iterator[SshHost]:
+@pytest.fixture(scope="module")
+def ssh_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHost]:
     """sshd on a free port of 127.0.0.2, with a throwaway host key and client key pair."""
+    tmp_path = tmp_path_factory.mktemp("ssh-host")
     if not SSHD.exists():
         pytest.fail(
             f"OpenSSH's sshd ({SSHD}) is missing: `make sshd` installs Debian's openssh-server"
@@ -200,37 +202,44 @@ def install_ssh_kernelspec(prefix: Path, host: SshHost) -> Path:
     return spec_file
 
 
-@pytest.fixture
-async def remote_daemon(
-    ssh_host: SshHost, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[DaemonProcess]:
-    """A daemon process whose `ssh_python` kernelspec launches on `ssh_host`."""
-    home = tmp_path / "home"
+@pytest.fixture(scope="module")
+def remote_daemon(
+    ssh_host: SshHost, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DaemonProcess]:
+    """A daemon process whose `ssh_python` kernelspec launches on `ssh_host` (one per
+    module: its start is most of a test's set-up; each test uses its own room)."""
+    root = tmp_path_factory.mktemp("remote-daemon")
+    home = root / "home"
     (home / ".ssh").mkdir(parents=True, mode=0o700)
     shutil.copy(ssh_host.client_key, home / ".ssh" / "id_ed25519")
     shutil.copy(ssh_host.known_hosts, home / ".ssh" / "known_hosts")
-    install_ssh_kernelspec(tmp_path / "local", ssh_host)
-    for name, value in {
+    install_ssh_kernelspec(root / "local", ssh_host)
+    sock_dir = short_socket_dir()
+    settings = quick_settings(root / "data", sock_dir)
+    env = {
         "HOME": str(home),
-        "JUPYTER_PATH": str(tmp_path / "local" / "share" / "jupyter"),
+        "JUPYTER_PATH": str(root / "local" / "share" / "jupyter"),
         "GP_SSH_PORT": str(ssh_host.port),
         "GP_RESPONSE_IP": "127.0.0.1",
         "GP_RESPONSE_PORT": str(_free_port("127.0.0.1")),
         "GP_KERNEL_LOG_DIR": str(ssh_host.root / "logs"),
-    }.items():
-        monkeypatch.setenv(name, value)
+    }
     daemon = DaemonProcess(
         settings,
-        tmp_path / "daemon.log",
+        root / "daemon.log",
         {"room_grace": settings.room_grace, "save_debounce": settings.save_debounce},
     )
-    await daemon.start()
+    with pytest.MonkeyPatch.context() as patch:  # the daemon process inherits it
+        for name, value in env.items():
+            patch.setenv(name, value)
+        asyncio.run(daemon.start())
     try:
         yield daemon
     finally:
         daemon.stop()
+        shutil.rmtree(sock_dir, ignore_errors=True)
 
 
 def kernel_logs(host: SshHost) -> str:
-    """The remote kernels' own logs (for failure messages)."""
-    return "\n".join(p.read_text()[-3000:] for p in sorted((host.root / "logs").glob("*.log")))
+    """What the kernel launchers on the host wrote (their listeners log every signal)."""
+    return "\n".join(p.read_text() for p in sorted((host.root / "logs").glob("*.log")))

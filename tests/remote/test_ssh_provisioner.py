@@ -28,7 +28,6 @@ from tests.remote.conftest import KERNEL_NAME, SshHost, kernel_logs
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 
-NOTEBOOK = "nb-remote"
 WHERE = "import json, os\nprint(json.dumps([os.getpid(), os.environ.get('SSH_CONNECTION')]))"
 BURST = 2000
 
@@ -69,8 +68,8 @@ async def test_widgets_outputs_interrupt_and_restart_through_the_provisioner(
     remote_daemon: DaemonProcess, ssh_host: SshHost
 ) -> None:
     async with (
-        remote_daemon.client(NOTEBOOK) as actor,
-        remote_daemon.client(NOTEBOOK) as observer,
+        remote_daemon.client("nb-remote-life") as actor,
+        remote_daemon.client("nb-remote-life") as observer,
     ):
         launched = await launch(actor, ssh_host)
         assert launched["kernel_name"] == KERNEL_NAME
@@ -110,6 +109,10 @@ async def test_widgets_outputs_interrupt_and_restart_through_the_provisioner(
         ended = await running_cell
         assert ended["status"] == "error", ended
         assert ended["ename"] == "KeyboardInterrupt", ended
+        await eventually(
+            lambda: "got request: {'signum': 2}" in kernel_logs(ssh_host),
+            what="the SIGINT carried by the launcher's listener",
+        )
 
         # Restart: a new kernel, launched over ssh again, and no comms left anywhere.
         before = len(observer.broadcasts)
@@ -139,8 +142,8 @@ async def test_a_kernel_killed_on_the_remote_host_is_dead(
     remote_daemon: DaemonProcess, ssh_host: SshHost
 ) -> None:
     async with (
-        remote_daemon.client(NOTEBOOK) as actor,
-        remote_daemon.client(NOTEBOOK) as observer,
+        remote_daemon.client("nb-remote-death") as actor,
+        remote_daemon.client("nb-remote-death") as observer,
     ):
         await launch(actor, ssh_host)
         await run(actor, "from ipywidgets import IntSlider\ns = IntSlider()")
