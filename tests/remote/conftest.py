@@ -122,7 +122,10 @@ def ssh_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHost]:
         pytest.fail(
             f"OpenSSH's sshd ({SSHD}) is missing: `make sshd` installs Debian's openssh-server"
         )
-    PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
+    try:
+        PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
+    except OSError as exc:
+        pytest.fail(f"sshd needs its privilege separation directory {PRIVSEP_DIR}: {exc}")
     base = tmp_path / "sshd"
     remote = tmp_path / "remote"
     for path in (base, remote / "tmp", remote / "runtime", remote / "ipython", remote / "logs"):

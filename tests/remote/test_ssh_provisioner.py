@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 
 import psutil
 import pytest
@@ -64,110 +65,121 @@ async def launch(client: Client, host: SshHost) -> dict:
         raise AssertionError(f"{exc}\n{logs}") from exc
 
 
-async def test_widgets_outputs_interrupt_and_restart_through_the_provisioner(
-    remote_daemon: DaemonProcess, ssh_host: SshHost
+@pytest.fixture
+async def room(
+    remote_daemon: DaemonProcess, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[Client, Client]]:
+    """An actor and an observer on a room of its own (the daemon is the module's)."""
+    notebook = f"nb-{request.node.name}"
+    async with remote_daemon.client(notebook) as actor, remote_daemon.client(notebook) as observer:
+        yield actor, observer
+
+
+async def assert_comms_cleared(actor: Client, observer: Client, since: int) -> None:
+    """No comm left in CommState, the doc or the last comm_sync, as after a local kernel."""
+    await observer.wait_for(
+        lambda c: any(
+            e.event == "comm_sync" and e.fields["comms"] == [] for e in list(c.broadcasts)[since:]
+        ),
+        30,
+        "empty comm_sync",
+    )
+    await observer.wait_for(lambda c: doc_comms(c) == {}, 30, "doc comms cleared")
+    assert (await actor.request("get_comms"))["comms"] == []
+
+
+async def test_widgets_outputs_interrupt_restart_and_shutdown_through_the_provisioner(
+    room: tuple[Client, Client], ssh_host: SshHost
 ) -> None:
-    async with (
-        remote_daemon.client("nb-remote-life") as actor,
-        remote_daemon.client("nb-remote-life") as observer,
-    ):
-        launched = await launch(actor, ssh_host)
-        assert launched["kernel_name"] == KERNEL_NAME
-        pid, connection = await where(actor)
-        assert_started_over_ssh(connection, ssh_host)
-        assert "Accepted publickey" in ssh_host.sshd_log.read_text()
+    actor, observer = room
+    launched = await launch(actor, ssh_host)
+    assert launched["kernel_name"] == KERNEL_NAME
+    pid, connection = await where(actor)
+    assert_started_over_ssh(connection, ssh_host)
+    assert "Accepted publickey" in ssh_host.sshd_log.read_text()
 
-        # Outputs: a stream and rich display data reach the cell in the doc.
-        outputs = await run_cell(
-            actor,
-            "from IPython.display import HTML, display\nprint('hi')\ndisplay(HTML('<b>x</b>'))",
-        )
-        assert [o["output_type"] for o in outputs] == ["stream", "display_data"]
-        assert outputs[0]["text"] == "hi\n"
-        assert outputs[1]["data"]["text/html"] == "<b>x</b>"
+    # Outputs: a stream and rich display data reach the cell in the doc.
+    outputs = await run_cell(
+        actor,
+        "from IPython.display import HTML, display\nprint('hi')\ndisplay(HTML('<b>x</b>'))",
+    )
+    assert [o["output_type"] for o in outputs] == ["stream", "display_data"]
+    assert outputs[0]["text"] == "hi\n"
+    assert outputs[1]["data"]["text/html"] == "<b>x</b>"
 
-        # Widgets: a burst of updates ends where the kernel's registry is, in both stores.
-        await run(
-            actor,
-            "from ipywidgets import IntSlider\n"
-            "w = IntSlider(max=10**9)\n"
-            f"for i in range(1, {BURST + 1}): w.value = i",
-        )
-        legacy = await assert_doc_matches_comm_state(observer, actor)
-        truth = await kernel_widgets(actor)
-        assert set(truth) == set(legacy)
-        for comm_id, state in truth.items():
-            assert {k: legacy[comm_id]["state"].get(k) for k in state} == state, comm_id
-        [slider] = [c for c in legacy.values() if c["model_name"] == "IntSliderModel"]
-        assert slider["state"]["value"] == BURST
+    # Widgets: a burst of updates ends where the kernel's registry is, in both stores.
+    await run(
+        actor,
+        "from ipywidgets import IntSlider\n"
+        "w = IntSlider(max=10**9)\n"
+        f"for i in range(1, {BURST + 1}): w.value = i",
+    )
+    legacy = await assert_doc_matches_comm_state(observer, actor)
+    truth = await kernel_widgets(actor)
+    assert set(truth) == set(legacy)
+    for comm_id, state in truth.items():
+        assert {k: legacy[comm_id]["state"].get(k) for k in state} == state, comm_id
+    [slider] = [c for c in legacy.values() if c["model_name"] == "IntSliderModel"]
+    assert slider["state"]["value"] == BURST
 
-        # Interrupt: a SIGINT sent through the provisioner ends a sleeping cell.
-        sleeper = actor.doc.add_cell(source="import time\ntime.sleep(60)")
-        running_cell = asyncio.ensure_future(actor.run_cell(sleeper, timeout=60))
-        await observer.wait_for(lambda c: cell_status(c, sleeper) == "running", 30)
-        await actor.request("interrupt_kernel")
-        ended = await running_cell
-        assert ended["status"] == "error", ended
-        assert ended["ename"] == "KeyboardInterrupt", ended
-        await eventually(
-            lambda: "got request: {'signum': 2}" in kernel_logs(ssh_host),
-            what="the SIGINT carried by the launcher's listener",
-        )
+    # Interrupt: a SIGINT sent through the provisioner ends a sleeping cell.
+    sleeper = actor.doc.add_cell(source="import time\ntime.sleep(60)")
+    running_cell = asyncio.ensure_future(actor.run_cell(sleeper, timeout=60))
+    await observer.wait_for(lambda c: cell_status(c, sleeper) == "running", 30)
+    await actor.request("interrupt_kernel")
+    ended = await running_cell
+    assert ended["status"] == "error", ended
+    assert ended["ename"] == "KeyboardInterrupt", ended
+    await eventually(
+        lambda: "got request: {'signum': 2}" in kernel_logs(ssh_host),
+        what="the SIGINT carried by the launcher's listener",
+    )
 
-        # Restart: a new kernel, launched over ssh again, and no comms left anywhere.
-        before = len(observer.broadcasts)
-        await actor.request("restart_kernel", timeout=90)
-        await observer.wait_for(lambda c: doc_comms(c) == {}, 30, "doc comms cleared")
-        assert (await actor.request("get_comms"))["comms"] == []
-        assert any(
-            e.event == "comm_sync" and e.fields["comms"] == []
-            for e in list(observer.broadcasts)[before:]
-        )
-        assert "restarting" in statuses(observer, before)
-        new_pid, connection = await where(actor)
-        assert new_pid != pid
-        assert_started_over_ssh(connection, ssh_host)
-        await run(actor, "from ipywidgets import IntSlider\nt = IntSlider(value=5)")
-        await assert_doc_matches_comm_state(observer, actor)
+    # Restart: a new kernel, launched over ssh again, and no comms left anywhere.
+    before = len(observer.broadcasts)
+    await actor.request("restart_kernel", timeout=90)
+    await assert_comms_cleared(actor, observer, before)
+    assert "restarting" in statuses(observer, before)
+    new_pid, connection = await where(actor)
+    assert new_pid != pid
+    assert_started_over_ssh(connection, ssh_host)
+    await run(actor, "from ipywidgets import IntSlider\nt = IntSlider(value=5)")
+    await assert_doc_matches_comm_state(observer, actor)
 
-        # Shutdown: the room says so, its comms are gone, and so is the remote process
-        # (gateway_provisioners' launcher makes it linger ~30 s: docs/remote-kernels.md).
-        await actor.request("shutdown_kernel")
-        await observer.wait_for(lambda c: "shutdown" in statuses(c, before), 30)
-        await observer.wait_for(lambda c: doc_comms(c) == {}, 30, "doc comms cleared")
-        await eventually(lambda: not psutil.pid_exists(new_pid), timeout=60, what="kernel exit")
+    # Shutdown: the room says so, its comms are gone, and so is the remote process
+    # (gateway_provisioners' launcher makes it linger ~30 s: docs/remote-kernels.md).
+    await actor.request("shutdown_kernel")
+    await observer.wait_for(lambda c: "shutdown" in statuses(c, before), 30)
+    await observer.wait_for(lambda c: doc_comms(c) == {}, 30, "doc comms cleared")
+    await eventually(lambda: not psutil.pid_exists(new_pid), timeout=60, what="kernel exit")
 
 
 async def test_a_kernel_killed_on_the_remote_host_is_dead(
-    remote_daemon: DaemonProcess, ssh_host: SshHost
+    room: tuple[Client, Client], ssh_host: SshHost
 ) -> None:
-    async with (
-        remote_daemon.client("nb-remote-death") as actor,
-        remote_daemon.client("nb-remote-death") as observer,
-    ):
-        await launch(actor, ssh_host)
-        await run(actor, "from ipywidgets import IntSlider\ns = IntSlider()")
-        await observer.wait_for(lambda c: len(doc_comms(c)) >= 2, 30, "widgets in the doc")
-        pid, connection = await where(actor)
-        assert_started_over_ssh(connection, ssh_host)
-        before = len(observer.broadcasts)
+    actor, observer = room
+    await launch(actor, ssh_host)
+    await run(actor, "from ipywidgets import IntSlider\ns = IntSlider()")
+    await observer.wait_for(lambda c: len(doc_comms(c)) >= 2, 30, "widgets in the doc")
+    pid, connection = await where(actor)
+    assert_started_over_ssh(connection, ssh_host)
+    before = len(observer.broadcasts)
 
-        ssh_host.run(f"kill -KILL {pid}")
+    ssh_host.run(f"kill -KILL {pid}")
 
-        await observer.wait_for(lambda c: "dead" in statuses(c, before), 30, "kernel dead")
-        [died] = [
-            e.fields
-            for e in list(observer.broadcasts)[before:]
-            if e.event == "error" and e.fields["code"] == "kernel_died"
-        ]
-        # The provisioner only learns that the kernel is gone, and the message says who said so.
-        assert died["message"] == "DistributedProvisioner reports the kernel gone (exit code 0)"
-        await observer.wait_for(lambda c: doc_comms(c) == {}, 30, "doc comms cleared")
-        assert (await actor.request("get_comms"))["comms"] == []
+    await observer.wait_for(lambda c: "dead" in statuses(c, before), 30, "kernel dead")
+    [died] = [
+        e.fields
+        for e in list(observer.broadcasts)[before:]
+        if e.event == "error" and e.fields["code"] == "kernel_died"
+    ]
+    # The provisioner only learns that the kernel is gone, and the message says who said so.
+    assert died["message"] == "DistributedProvisioner reports the kernel gone (exit code 0)"
+    await assert_comms_cleared(actor, observer, before)
 
-        # The room stays usable: the next kernel is launched over ssh again.
-        await launch(actor, ssh_host)
-        new_pid, connection = await where(actor)
-        assert new_pid != pid
-        assert_started_over_ssh(connection, ssh_host)
-        await actor.request("shutdown_kernel")
+    # The room stays usable: the next kernel is launched over ssh again.
+    await launch(actor, ssh_host)
+    new_pid, connection = await where(actor)
+    assert new_pid != pid
+    assert_started_over_ssh(connection, ssh_host)
+    await actor.request("shutdown_kernel")
