@@ -68,6 +68,12 @@ class KernelProcess:
     def connection_file(self) -> str:
         return self._km.connection_file
 
+    @property
+    def remote(self) -> bool:
+        """Launched by a provisioner other than jupyter_client's local one (known once
+        started): its poll may not see a kernel that is frozen or cut off."""
+        return not isinstance(self._km.provisioner, LocalProvisioner)
+
     def client(
         self, context: zmq.asyncio.Context, session: Session | None = None
     ) -> AsyncKernelClient:

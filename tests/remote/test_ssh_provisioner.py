@@ -154,7 +154,7 @@ async def test_widgets_outputs_interrupt_restart_and_shutdown_through_the_provis
     await eventually(lambda: not psutil.pid_exists(new_pid), timeout=60, what="kernel exit")
 
 
-async def test_a_kernel_killed_on_the_remote_host_is_dead(
+async def test_a_kernel_killed_or_frozen_on_the_remote_host_is_dead(
     room: tuple[Client, Client], ssh_host: SshHost
 ) -> None:
     actor, observer = room
@@ -167,19 +167,36 @@ async def test_a_kernel_killed_on_the_remote_host_is_dead(
 
     ssh_host.run(f"kill -KILL {pid}")
 
-    await observer.wait_for(lambda c: "dead" in statuses(c, before), 30, "kernel dead")
-    [died] = [
-        e.fields
-        for e in list(observer.broadcasts)[before:]
-        if e.event == "error" and e.fields["code"] == "kernel_died"
-    ]
-    # The provisioner only learns that the kernel is gone, and the message says who said so.
-    assert died["message"] == "DistributedProvisioner reports the kernel gone (exit code 0)"
+    # The provisioner only learns that the kernel is gone, and the message says who said
+    # so; on a loaded machine the heartbeat may notice first.
+    assert await death(observer, before) in (
+        "DistributedProvisioner reports the kernel gone (exit code 0)",
+        "no heartbeat for 3 s",
+    )
     await assert_comms_cleared(actor, observer, before)
 
     # The room stays usable: the next kernel is launched over ssh again.
     await launch(actor, ssh_host)
-    new_pid, connection = await where(actor)
-    assert new_pid != pid
+    frozen_pid, connection = await where(actor)
+    assert frozen_pid != pid
     assert_started_over_ssh(connection, ssh_host)
-    await actor.request("shutdown_kernel")
+
+    # Frozen (or cut off): its launcher's listener still answers the provisioner's poll,
+    # so only the heartbeat tells.
+    before = len(observer.broadcasts)
+    ssh_host.run(f"kill -STOP {frozen_pid}")
+    try:
+        assert await death(observer, before) == "no heartbeat for 3 s"
+    finally:
+        ssh_host.run(f"kill -KILL {frozen_pid}")
+
+
+async def death(observer: Client, since: int) -> str:
+    """Wait for `dead`; the one `kernel_died` error's message."""
+    await observer.wait_for(lambda c: "dead" in statuses(c, since), 30, "kernel dead")
+    [message] = [
+        e.fields["message"]
+        for e in list(observer.broadcasts)[since:]
+        if e.event == "error" and e.fields["code"] == "kernel_died"
+    ]
+    return message
