@@ -32,6 +32,8 @@ SSHD = Path("/usr/sbin/sshd")
 SSH = shutil.which("ssh") or "/usr/bin/ssh"
 REMOTE_ADDRESS = "127.0.0.2"  # loopback, but not one of this host's own addresses
 KERNEL_NAME = "ssh_python"
+UNREACHABLE_KERNEL_NAME = "ssh_unreachable"  # its host, 127.0.0.3, runs no sshd
+UNREACHABLE_ADDRESS = "127.0.0.3"
 PRIVSEP_DIR = Path("/run/sshd")  # OpenSSH's privilege separation directory
 
 
@@ -178,7 +180,7 @@ def ssh_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHost]:
             leftover.kill()
 
 
-def install_ssh_kernelspec(prefix: Path, host: SshHost) -> Path:
+def install_ssh_kernelspec(prefix: Path, name: str, address: str) -> Path:
     """The kernelspec `jupyter-ssh-spec` writes, with this interpreter on the host.
 
     The generated argv starts with plain `python` (the host's PATH); root may launch
@@ -189,15 +191,15 @@ def install_ssh_kernelspec(prefix: Path, host: SshHost) -> Path:
             str(Path(sys.executable).with_name("jupyter-ssh-spec")),
             "install",
             f"--prefix={prefix}",
-            f"--kernel-name={KERNEL_NAME}",
+            f"--kernel-name={name}",
             "--display-name=Python over SSH",
-            f"--remote-hosts={host.address}",
+            f"--remote-hosts={address}",
         ],
         check=True,
         capture_output=True,
         stdin=subprocess.DEVNULL,
     )
-    spec_file = prefix / "share" / "jupyter" / "kernels" / KERNEL_NAME / "kernel.json"
+    spec_file = prefix / "share" / "jupyter" / "kernels" / name / "kernel.json"
     spec = json.loads(spec_file.read_text())
     spec["argv"][0] = sys.executable
     spec["metadata"]["kernel_provisioner"]["config"]["unauthorized_users"] = []
@@ -216,7 +218,8 @@ def remote_daemon(
     (home / ".ssh").mkdir(parents=True, mode=0o700)
     shutil.copy(ssh_host.client_key, home / ".ssh" / "id_ed25519")
     shutil.copy(ssh_host.known_hosts, home / ".ssh" / "known_hosts")
-    install_ssh_kernelspec(root / "local", ssh_host)
+    install_ssh_kernelspec(root / "local", KERNEL_NAME, ssh_host.address)
+    install_ssh_kernelspec(root / "local", UNREACHABLE_KERNEL_NAME, UNREACHABLE_ADDRESS)
     sock_dir = short_socket_dir()
     settings = quick_settings(root / "data", sock_dir)
     env = {

@@ -25,7 +25,13 @@ from tests.bridge.helpers import (
 )
 from tests.conftest import eventually
 from tests.reliability.conftest import DaemonProcess
-from tests.remote.conftest import KERNEL_NAME, SshHost, kernel_logs
+from tests.remote.conftest import (
+    KERNEL_NAME,
+    UNREACHABLE_ADDRESS,
+    UNREACHABLE_KERNEL_NAME,
+    SshHost,
+    kernel_logs,
+)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 
@@ -200,3 +206,23 @@ async def death(observer: Client, since: int) -> str:
         if e.event == "error" and e.fields["code"] == "kernel_died"
     ]
     return message
+
+
+async def test_a_host_without_sshd_is_a_clear_launch_error(
+    room: tuple[Client, Client], ssh_host: SshHost
+) -> None:
+    """The provisioner's SSH error reaches the client, and the room says `dead`."""
+    actor, observer = room
+    with pytest.raises(ClientError) as refused:
+        await actor.request("launch_kernel", kernel_name=UNREACHABLE_KERNEL_NAME, timeout=90)
+    assert refused.value.code == "kernel_error"
+    assert refused.value.message.startswith(f"kernel '{UNREACHABLE_KERNEL_NAME}': failed to start")
+    assert f"Unable to connect to port {ssh_host.port} on {UNREACHABLE_ADDRESS}" in (
+        refused.value.message
+    )
+    await observer.wait_for(lambda c: "dead" in statuses(c), 30, "kernel dead")
+    assert [
+        e.fields["message"]
+        for e in observer.broadcasts
+        if e.event == "error" and e.fields["code"] == "kernel_error"
+    ] == [refused.value.message]
