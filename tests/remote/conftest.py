@@ -76,7 +76,7 @@ class SshHost:
         return done.stdout
 
     def kernel_processes(self) -> list[psutil.Process]:
-        """Kernel launchers started for this host (their logs live under its root)."""
+        """Kernel launchers started on this host (they carry its TMPDIR, from SetEnv)."""
         found = []
         for proc in psutil.process_iter(["cmdline", "environ"]):
             env = proc.info["environ"] or {}
