@@ -1,6 +1,6 @@
 // Bundles the notebook page (src/page/main.js) into runtimed/web/dist/, which the
 // daemon serves at /static/. `node build.mjs` (make web) is all it takes.
-import { copyFile, mkdir } from "node:fs/promises";
+import { copyFile, mkdir, rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
 
@@ -22,12 +22,17 @@ const fonts = Object.fromEntries(
   [".woff", ".woff2", ".ttf", ".eot", ".svg"].map((ext) => [ext, "file"]),
 );
 
+// Chunk names carry their content's hash: a clean folder leaves no stale ones behind.
+await rm(here("../runtimed/web/dist"), { recursive: true, force: true });
+
 await esbuild.build({
   entryPoints: { app: here("./src/page/main.js") },
   outdir: here("../runtimed/web/dist"),
   bundle: true,
   format: "esm",
-  splitting: true, // what the page imports lazily (KaTeX) becomes its own chunk
+  // What the page imports lazily becomes its own chunk: CodeMirror (editor.js), the
+  // widget manager (widget_manager.js), marked and KaTeX. First paint needs none of them.
+  splitting: true,
   chunkNames: "chunk-[hash]",
   target: "es2022",
   minify: true,
