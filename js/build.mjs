@@ -18,6 +18,25 @@ const automergeSlim = {
   },
 };
 
+// rendermime and outputarea (the page's core) take a few things each from apputils,
+// services and translation: those imports go to src/shims/, which take just the modules
+// holding them, and translation's token module does not bring its server client (it
+// only defines things). Whatever imports the packages whole is in the widget chunk.
+const coreShims = {
+  name: "core-shims",
+  setup(build) {
+    const fromCore = /@jupyterlab[\\/](rendermime|outputarea)[\\/]/;
+    build.onResolve({ filter: /^@jupyterlab\/(apputils|services|translation)$/ }, (args) => {
+      if (!fromCore.test(args.importer)) return undefined;
+      return { path: here(`./src/shims/${args.path.split("/")[1]}.js`) };
+    });
+    build.onResolve({ filter: /^\.\/server$/ }, (args) => {
+      if (!/@jupyterlab[\\/]translation[\\/]lib[\\/]tokens\.js$/.test(args.importer)) return undefined;
+      return { path: `${args.resolveDir}/server.js`, sideEffects: false };
+    });
+  },
+};
+
 const fonts = Object.fromEntries(
   [".woff", ".woff2", ".ttf", ".eot", ".svg"].map((ext) => [ext, "file"]),
 );
@@ -40,7 +59,7 @@ await esbuild.build({
   loader: fonts,
   assetNames: "[name]-[hash]",
   define: { "process.env.NODE_ENV": '"production"' },
-  plugins: [automergeSlim],
+  plugins: [automergeSlim, coreShims],
   logLevel: "warning",
 });
 

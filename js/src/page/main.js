@@ -11,6 +11,7 @@ import { RuntimedClient } from "../client.js";
 import { report } from "./dom.js";
 import { isPathId, showLanding } from "./landing.js";
 import { NotebookPage } from "./notebook_page.js";
+import { preloadRenderers } from "./rendering.js";
 import { takeToken } from "./token.js";
 
 const token = takeToken();
@@ -33,6 +34,7 @@ function pageHref(id, create = false) {
 const timings = { scriptStart: performance.now() };
 
 async function main() {
+  if (notebookId && token) preloadRenderers();
   await Automerge.initializeWasm(new URL("/static/automerge.wasm", location.href));
   timings.wasmReady = performance.now();
   if (!token) {

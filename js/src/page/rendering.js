@@ -2,8 +2,8 @@
 // them: a markdown parser (`marked`, as JupyterLab's markedparser-extension uses) and a
 // LaTeX typesetter (KaTeX: no runtime code generation), so markdown cells and
 // text/markdown and text/latex outputs render with their math. Both are chunks of their
-// own, fetched at the first markdown and the first formula. The widget-view renderer
-// joins when the widget chunk loads (widget_manager.js).
+// own, fetched while a notebook is being joined (preloadRenderers). The widget-view
+// renderer joins when the widget chunk loads (widget_manager.js).
 import "katex/dist/katex.min.css";
 import { MimeModel, RenderMimeRegistry, standardRendererFactories } from "@jupyterlab/rendermime";
 import { Widget } from "@lumino/widgets";
@@ -18,21 +18,34 @@ const MATH_DELIMITERS = [
 ];
 
 let marked = null;
+const loadMarked = () => {
+  marked ??= import("marked").then((module) => module.marked);
+  return marked;
+};
+
+// KaTeX's code (a quarter of a megabyte) is its own chunk too.
+let autoRender = null;
+const loadAutoRender = () => {
+  autoRender ??= import("katex/contrib/auto-render").then((module) => module.default);
+  return autoRender;
+};
+
+/** Start fetching both while the notebook is being joined: its first paint will
+ * likely need them, and the network is idle meanwhile. */
+export function preloadRenderers() {
+  loadMarked();
+  loadAutoRender();
+}
 
 const markdownParser = {
   async render(source) {
-    marked ??= import("marked").then((module) => module.marked);
-    return (await marked).parse(source, { gfm: true, async: false });
+    return (await loadMarked()).parse(source, { gfm: true, async: false });
   },
 };
 
-// KaTeX's code (a quarter of a megabyte) is its own chunk, fetched at the first formula.
-let autoRender = null;
-
 const latexTypesetter = {
   async typeset(element) {
-    autoRender ??= import("katex/contrib/auto-render").then((module) => module.default);
-    (await autoRender)(element, {
+    (await loadAutoRender())(element, {
       delimiters: MATH_DELIMITERS,
       throwOnError: false,
       ignoredClasses: ["jp-RenderedText"],
