@@ -37,6 +37,20 @@ const coreShims = {
   },
 };
 
+// The widget packages import their CSS from JS; esbuild would put it all in app.css,
+// lazy chunk or not. Those imports are left out: src/page/widgets.css has the same
+// styles as dist/widgets.css, which the page links when it loads the widget chunk.
+const widgetCssApart = {
+  name: "widget-css-apart",
+  setup(build) {
+    build.onResolve({ filter: /\.css$/ }, (args) => {
+      if (args.kind === "import-rule" || !/@jupyter-widgets[\\/]/.test(args.importer)) return undefined;
+      return { path: args.path, namespace: "widget-css-apart" };
+    });
+    build.onLoad({ filter: /.*/, namespace: "widget-css-apart" }, () => ({ contents: "", loader: "css" }));
+  },
+};
+
 const fonts = Object.fromEntries(
   [".woff", ".woff2", ".ttf", ".eot", ".svg"].map((ext) => [ext, "file"]),
 );
@@ -45,7 +59,7 @@ const fonts = Object.fromEntries(
 await rm(here("../runtimed/web/dist"), { recursive: true, force: true });
 
 await esbuild.build({
-  entryPoints: { app: here("./src/page/main.js") },
+  entryPoints: { app: here("./src/page/main.js"), widgets: here("./src/page/widgets.css") },
   outdir: here("../runtimed/web/dist"),
   bundle: true,
   format: "esm",
@@ -59,7 +73,7 @@ await esbuild.build({
   loader: fonts,
   assetNames: "[name]-[hash]",
   define: { "process.env.NODE_ENV": '"production"' },
-  plugins: [automergeSlim, coreShims],
+  plugins: [automergeSlim, coreShims, widgetCssApart],
   logLevel: "warning",
 });
 

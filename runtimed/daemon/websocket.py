@@ -74,6 +74,11 @@ WEB_ROOT = Path(__file__).parent.parent / "web"
 WS_PATH = "/ws"
 
 _STATIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# js/build.mjs names the page's lazy chunks and its fonts by their content's hash: such
+# a file never changes under its name, so a browser may keep it; the rest (index.html,
+# app.js, automerge.wasm) is fetched again each time.
+_HASHED_NAME = re.compile(r"-[A-Z0-9]{8}\.(js|css|woff2?|ttf)$")
+_IMMUTABLE = "private, max-age=31536000, immutable"
 _STATIC_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -366,7 +371,13 @@ class WebListener:
             if path.is_file():
                 body = await asyncio.to_thread(path.read_bytes)
                 kind = _STATIC_TYPES.get(path.suffix) or mimetypes.guess_type(name)[0]
-                return _response(http.HTTPStatus.OK, body, kind or "application/octet-stream")
+                hashed = folder.name == "dist" and _HASHED_NAME.search(name)
+                return _response(
+                    http.HTTPStatus.OK,
+                    body,
+                    kind or "application/octet-stream",
+                    cache=_IMMUTABLE if hashed else "no-cache",
+                )
         if name in ("app.js", "app.css"):
             return _text(
                 http.HTTPStatus.SERVICE_UNAVAILABLE,
@@ -393,7 +404,7 @@ class WebListener:
             http.HTTPStatus.OK,
             body,
             info.media_type,
-            cache="private, max-age=31536000, immutable",
+            cache=_IMMUTABLE,
             csp=BLOB_CSP,
         )
 

@@ -8,9 +8,9 @@ import { renderMarkdownCell } from "./rendering.js";
 const CONTROLS =
   ".cm-editor, .source-plain, .rendered-markdown, input, textarea, select, button, .jupyter-widgets";
 
-// CodeMirror is its own chunk, fetched when the first cell gets an editor.
+// CodeMirror is its own chunk, fetched after the first paint (or at the first editor).
 let codemirror = null;
-const loadEditor = () => {
+export const loadEditor = () => {
   codemirror ??= import("./editor.js");
   return codemirror;
 };

@@ -3,7 +3,10 @@
 //
 // Open http://HOST:PORT/?token=...&notebook=ID (`runtimed serve --ws` prints the
 // address); the token leaves the address at once (token.js).
-import "@jupyter-widgets/controls/css/widgets-base.css";
+// JupyterLab's variables (fonts, colours) and Lumino's widget basics; the widgets' own
+// styles come with their chunk (widgets.css).
+import "@jupyter-widgets/controls/css/labvariables.css";
+import "@lumino/widgets/style/widget.css";
 import "@jupyterlab/rendermime/style/base.css";
 import "@jupyterlab/outputarea/style/base.css";
 import * as Automerge from "@automerge/automerge";

@@ -10,7 +10,7 @@ import {
   restoreCell,
   setCellType,
 } from "../notebook.js";
-import { CellView } from "./cell_view.js";
+import { CellView, loadEditor } from "./cell_view.js";
 import { $, element, report } from "./dom.js";
 import { docHandle } from "./doc_handle.js";
 import { CommandKeys, HelpOverlay, RUN_KEYS } from "./keyboard.js";
@@ -51,6 +51,7 @@ export class NotebookPage {
     this.peers = new Map(); // peer_id -> {cell_id, head, name, color}
     this.peersSeen = new Map(); // peer_id -> performance.now() of its last cursor
     this.lastCursor = null; // ours, while editing
+    this.makingEditor = false; // enterEdit waits for an editor: keys are no commands
     this.keys = new CommandKeys(this);
     this.help = new HelpOverlay();
     this.editorKeys = [
@@ -145,6 +146,7 @@ export class NotebookPage {
     await Promise.all(onScreen.map((view) => view.ready));
     await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
     this.opening = false;
+    loadEditor(); // fetched now, so that Enter finds it
     // Observed again, the cells near the screen now get their editors.
     for (const view of this.views.values()) {
       this.nearScreen.unobserve(view.node);
@@ -296,8 +298,7 @@ export class NotebookPage {
     // In an editor CodeMirror's keymap (with the page's run keys) has it; a form field
     // types; anything else is command mode.
     if (event.target.closest?.(".cm-editor, input, textarea, select")) return;
-    if (this.mode === "edit") return; // its editor is being made: no command keys
-    if (this.keys.handle(event)) event.preventDefault();
+    if (this.makingEditor || this.keys.handle(event)) event.preventDefault();
   }
 
   showMode(mode) {
@@ -334,17 +335,23 @@ export class NotebookPage {
     this.setMode("command");
   }
 
-  /** Resolves to the cell's editor, focused (its chunk may have had to load first). */
+  /** Resolves to the cell's editor, focused (its chunk may have had to load first):
+   * edit mode begins then, and keys pressed meanwhile are no commands. */
   async enterEdit(cellId = this.active) {
     const view = this.views.get(cellId);
     if (!view) return null;
     this.setActive(cellId);
     view.editing = true;
     this.render();
-    this.setMode("edit");
+    this.makingEditor = true;
     const editor = await this.ensureEditor(cellId);
-    if (editor) editor.focus();
-    else this.setMode("command"); // the cell went away meanwhile
+    this.makingEditor = false;
+    if (editor) {
+      editor.focus();
+      this.setMode("edit");
+    } else {
+      this.setMode("command"); // the cell went away meanwhile
+    }
     return editor;
   }
 

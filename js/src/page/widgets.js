@@ -110,11 +110,11 @@ export class WidgetBridge {
     return `page-${this._messageIds}`;
   }
 
-  /** Fetch the widget chunk and make the manager, once; never rejects (without it,
-   * widget outputs show their text). */
+  /** Fetch the widget chunk and its styles and make the manager, once; never rejects
+   * (without it, widget outputs show their text). */
   load() {
-    this._loading ??= import("./widget_manager.js").then(
-      (lib) => {
+    this._loading ??= Promise.all([import("./widget_manager.js"), linkStyles()]).then(
+      ([lib]) => {
         this._lib = lib;
         this.manager = lib.pageManager(this.rendermime, (modelId, host) =>
           this.savedView(modelId, host),
@@ -297,6 +297,17 @@ export class WidgetBridge {
     Widget.attach(view.luminoWidget, host);
     return true;
   }
+}
+
+/** Link the widgets' styles (dist/widgets.css); resolves once they apply, or failed. */
+function linkStyles() {
+  return new Promise((resolve) => {
+    const link = document.createElement("link");
+    link.rel = "stylesheet";
+    link.href = "/static/widgets.css";
+    link.onload = link.onerror = resolve;
+    document.head.append(link);
+  });
 }
 
 /**
