@@ -328,12 +328,12 @@ class WebListener:
             self.log_refusal("forbidden", str(ws.remote_address), path, refusal)
             return _text(http.HTTPStatus.FORBIDDEN, f"forbidden: {refusal}\n")
         if path.startswith("/static/"):
-            return await self._static(path.removeprefix("/static/"))
+            return await self._static(path.removeprefix("/static/"), request)
         if is_gateway_path(path):
             authorized = self._authorized(request, url.query)
             return await self.gateway.process_request(request, authorized)
         if path == "/":
-            return await self._static("index.html")
+            return await self._static("index.html", request)
         if path not in (WS_PATH, "/files") and not path.startswith("/blob/"):
             return _text(http.HTTPStatus.NOT_FOUND, f"no such page: {path}\n")
         if not self._authorized(request, url.query):
@@ -363,20 +363,26 @@ class WebListener:
             given = value.strip()
         return hmac.compare_digest(given.encode(), self.token.encode())
 
-    async def _static(self, name: str) -> Response:
+    async def _static(self, name: str, request: Request) -> Response:
         if not _STATIC_NAME.fullmatch(name):
             return _text(http.HTTPStatus.NOT_FOUND, f"no such file: {name}\n")
         for folder in (WEB_ROOT, WEB_ROOT / "dist"):
             path = folder / name
             if path.is_file():
-                body = await asyncio.to_thread(path.read_bytes)
                 kind = _STATIC_TYPES.get(path.suffix) or mimetypes.guess_type(name)[0]
                 hashed = folder.name == "dist" and _HASHED_NAME.search(name)
+                # A reload revalidates the rest: unchanged, it is not sent again (and the
+                # browser keeps what it compiled of automerge.wasm).
+                found = path.stat()
+                etag = f'"{found.st_mtime_ns:x}-{found.st_size:x}"'
+                unchanged = request.headers.get("If-None-Match") == etag
+                body = b"" if unchanged else await asyncio.to_thread(path.read_bytes)
                 return _response(
-                    http.HTTPStatus.OK,
+                    http.HTTPStatus.NOT_MODIFIED if unchanged else http.HTTPStatus.OK,
                     body,
                     kind or "application/octet-stream",
                     cache=_IMMUTABLE if hashed else "no-cache",
+                    etag=etag,
                 )
         if name in ("app.js", "app.css"):
             return _text(
@@ -416,6 +422,7 @@ def _response(
     *,
     cache: str = "no-cache",
     csp: str = PAGE_CSP,
+    etag: str | None = None,
 ) -> Response:
     """Every answer of the port, with one of each header (the page's policy unless a
     blob's own)."""
@@ -424,6 +431,7 @@ def _response(
             ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
             ("Cache-Control", cache),
+            *([("ETag", etag)] if etag else []),
             ("Content-Security-Policy", csp),
             ("X-Frame-Options", "SAMEORIGIN" if csp == BLOB_CSP else "DENY"),
             *COMMON_HEADERS,

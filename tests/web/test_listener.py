@@ -185,7 +185,12 @@ async def test_blobs_and_static_files_over_http(web: WebDaemon) -> None:
     assert headers["Cache-Control"] == "private, max-age=31536000, immutable"
     assert "script-src 'self'" in headers["Content-Security-Policy"]
     for name in ("app.js", "automerge.wasm"):
-        assert (await http_get(web.port, f"/static/{name}"))[1]["Cache-Control"] == "no-cache"
+        status, headers, body = await http_get(web.port, f"/static/{name}")
+        assert (status, headers["Cache-Control"]) == (200, "no-cache")
+        # Revalidated on a reload: unchanged, it is not sent again.
+        etag = {"If-None-Match": headers["ETag"]}
+        assert (await http_get(web.port, f"/static/{name}", etag))[::2] == (304, b"")
+        assert (await http_get(web.port, f"/static/{name}", {"If-None-Match": '"1-2"'}))[0] == 200
     for path in ("/static/../websocket.py", "/static/.hidden", "/static/nope.js", "/elsewhere"):
         assert (await http_get(web.port, path))[0] == 404, path
 
