@@ -153,6 +153,10 @@ async def test_a_hundred_cell_notebook_opens(
         **timings,
     }
     (ARTIFACTS / "page-bench.json").write_text(json.dumps(report, indent=1) + "\n")
+    # A notebook without widgets never loads the widget chunk: its styles (widgets.css,
+    # linked with it) were never fetched.
+    loaded = "performance.getEntriesByType('resource').map((entry) => entry.name)"
+    assert not [url for url in await browser.call("eval", page="h", js=loaded) if "widgets" in url]
     with capsys.disabled():  # in the test log even when the test passes
         print(f"\npage bench: {json.dumps(report)}")
     assert await browser.call("errors") == []

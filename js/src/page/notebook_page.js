@@ -160,7 +160,7 @@ export class NotebookPage {
     for (;;) {
       const batch = [...this.views.values()].filter((view) => !view.revealed).slice(0, 5);
       if (!batch.length) return;
-      await new Promise((resolve) => requestIdleCallback(resolve, { timeout: 100 }));
+      await whenIdle();
       for (const view of batch) view.reveal();
       await Promise.all(batch.map((view) => view.ready));
     }
@@ -540,6 +540,16 @@ export class NotebookPage {
     view.dispose();
     this.views.delete(cellId);
   }
+}
+
+/** Resolves when the browser is idle (at the latest in 100 ms; Safari has no idle
+ * callbacks: a moment later there). */
+function whenIdle() {
+  return new Promise((resolve) =>
+    globalThis.requestIdleCallback
+      ? requestIdleCallback(resolve, { timeout: 100 })
+      : setTimeout(resolve, 10),
+  );
 }
 
 function colorOf(peerId) {
