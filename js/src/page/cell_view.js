@@ -11,7 +11,10 @@ const CONTROLS =
 // CodeMirror is its own chunk, fetched after the first paint (or at the first editor).
 let codemirror = null;
 export const loadEditor = () => {
-  codemirror ??= import("./editor.js");
+  codemirror ??= import("./editor.js").catch((error) => {
+    codemirror = null; // a failed fetch is tried again at the next editor
+    throw error;
+  });
   return codemirror;
 };
 

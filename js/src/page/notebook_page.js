@@ -524,15 +524,22 @@ export class NotebookPage {
     $("#empty").hidden = this.list.length > 0;
   }
 
-  /** The cell's CodeMirror (a promise: the editor chunk may still be loading). */
+  /** The cell's CodeMirror (a promise: the editor chunk may still be loading); null
+   * when the cell is gone or the chunk could not load (said so). */
   async ensureEditor(cellId) {
     const view = this.views.get(cellId);
     if (!view) return null;
     if (view.editor) return view.editor;
     this.nearScreen.unobserve(view.node);
-    const editor = await view.ensureEditor();
-    this.showCursors();
-    return editor;
+    try {
+      const editor = await view.ensureEditor();
+      this.showCursors();
+      return editor;
+    } catch (error) {
+      this.nearScreen.observe(view.node); // tried again when it nears the screen again
+      report(`The editor cannot load: ${error.message}`);
+      return null;
+    }
   }
 
   dropView(cellId, view) {
