@@ -127,6 +127,7 @@ export class NotebookPage {
     document.addEventListener("keydown", (event) => this.onKey(event));
     this.setStatus(this.client.kernelStatus ?? "none");
     this.setSaveState(this.client.saveState);
+    $("#cells").classList.add("opening"); // page.css: cells off screen wait
     this.render();
     this.setActive(this.list[0]?.id ?? null);
     this.setMode("command");
@@ -146,6 +147,7 @@ export class NotebookPage {
     await Promise.all(onScreen.map((view) => view.ready));
     await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
     this.opening = false;
+    $("#cells").classList.remove("opening");
     loadEditor(); // fetched now, so that Enter finds it
     // Observed again, the cells near the screen now get their editors.
     for (const view of this.views.values()) {
