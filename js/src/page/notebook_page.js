@@ -538,8 +538,7 @@ export class NotebookPage {
       this.showCursors();
       return editor;
     } catch (error) {
-      this.nearScreen.observe(view.node); // tried again when it nears the screen again
-      report(`The editor cannot load: ${error.message}`);
+      report(`The editor cannot load: ${error.message}`); // tried again at the next edit
       return null;
     }
   }
