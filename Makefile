@@ -34,7 +34,7 @@ $(WEB_STAMP): js/package.json js/package-lock.json
 	@echo "==> installing the JS client's dependencies (js/)"
 	@cd js && npm ci --silent --no-audit --no-fund && touch node_modules/.installed
 
-$(WEB_BUNDLE): $(WEB_STAMP) js/build.mjs $(wildcard js/src/*.js js/src/page/*.js)
+$(WEB_BUNDLE): $(WEB_STAMP) js/build.mjs $(wildcard js/src/*.js js/src/page/*.js js/src/page/*.css js/src/shims/*.js)
 	@echo "==> building the notebook page (runtimed/web/dist)"
 	@cd js && node build.mjs
 
@@ -73,10 +73,10 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(STAMP)
+bench: $(STAMP) $(WEB_BUNDLE) $(CHROMIUM)
 	$(PY) scripts/bench.py $(BENCH_ARGS)
 
-bench-quick: $(STAMP)
+bench-quick: $(STAMP) $(WEB_BUNDLE) $(CHROMIUM)
 	$(PY) scripts/bench.py --quick
 
 # The reliability soak for longer than the suite's minute (SOAK_SECONDS=3600 for an hour).

@@ -24,6 +24,11 @@ WEB_ROOT = Path(__file__).parent.parent / "web"
 """The page's sources; the JS build (`make web`) writes its bundle to `WEB_ROOT/dist`."""
 
 _STATIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# js/build.mjs names the page's lazy chunks and its fonts by their content's hash: such
+# a file never changes under its name, so a browser may keep it; the rest (index.html,
+# app.js, automerge.wasm) is fetched again each time.
+_HASHED_NAME = re.compile(r"-[A-Z0-9]{8}\.(js|css|woff2?|ttf)$")
+_IMMUTABLE = "private, max-age=31536000, immutable"
 _STATIC_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -33,16 +38,28 @@ _STATIC_TYPES = {
 }
 
 
-async def static_file(name: str) -> Response:
+async def static_file(name: str, if_none_match: str | None = None) -> Response:
     """The page (`index.html`) or one of its assets, from the sources or the JS build."""
     if not _STATIC_NAME.fullmatch(name):
         return text(http.HTTPStatus.NOT_FOUND, f"no such file: {name}\n")
     for folder in (WEB_ROOT, WEB_ROOT / "dist"):
         path = folder / name
         if path.is_file():
-            body = await asyncio.to_thread(path.read_bytes)
             kind = _STATIC_TYPES.get(path.suffix) or mimetypes.guess_type(name)[0]
-            return response(http.HTTPStatus.OK, body, kind or "application/octet-stream")
+            hashed = folder.name == "dist" and _HASHED_NAME.search(name)
+            # A reload revalidates the rest: unchanged, it is not sent again (and the
+            # browser keeps what it compiled of automerge.wasm).
+            found = path.stat()
+            etag = f'"{found.st_mtime_ns:x}-{found.st_size:x}"'
+            unchanged = if_none_match == etag
+            body = b"" if unchanged else await asyncio.to_thread(path.read_bytes)
+            return response(
+                http.HTTPStatus.NOT_MODIFIED if unchanged else http.HTTPStatus.OK,
+                body,
+                kind or "application/octet-stream",
+                cache=_IMMUTABLE if hashed else "no-cache",
+                etag=etag,
+            )
     if name in ("app.js", "app.css"):
         return text(
             http.HTTPStatus.SERVICE_UNAVAILABLE,
@@ -70,7 +87,7 @@ async def blob(blobs: BlobStore, blob_hash: str) -> Response:
         http.HTTPStatus.OK,
         body,
         info.media_type,
-        cache="private, max-age=31536000, immutable",
+        cache=_IMMUTABLE,
         csp=BLOB_CSP,
     )
 
@@ -82,6 +99,7 @@ def response(
     *,
     cache: str = "no-cache",
     csp: str = PAGE_CSP,
+    etag: str | None = None,
 ) -> Response:
     """Every answer of the port, with one of each header (the page's policy unless a
     blob's own)."""
@@ -90,6 +108,7 @@ def response(
             ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
             ("Cache-Control", cache),
+            *([("ETag", etag)] if etag else []),
             ("Content-Security-Policy", csp),
             ("X-Frame-Options", "SAMEORIGIN" if csp == BLOB_CSP else "DENY"),
             *COMMON_HEADERS,

@@ -222,12 +222,14 @@ class WebListener:
             self.log_refusal("forbidden", str(ws.remote_address), path, refusal)
             return text(http.HTTPStatus.FORBIDDEN, f"forbidden: {refusal}\n")
         if path.startswith("/static/"):
-            return await static_file(path.removeprefix("/static/"))
+            return await static_file(
+                path.removeprefix("/static/"), request.headers.get("If-None-Match")
+            )
         if is_gateway_path(path):
             authorized = self._authorized(request, url.query)
             return await self.gateway.process_request(request, authorized)
         if path == "/":
-            return await static_file("index.html")
+            return await static_file("index.html", request.headers.get("If-None-Match"))
         if path not in (WS_PATH, "/files") and not path.startswith("/blob/"):
             return text(http.HTTPStatus.NOT_FOUND, f"no such page: {path}\n")
         if not self._authorized(request, url.query):

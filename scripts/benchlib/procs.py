@@ -9,8 +9,10 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +129,8 @@ class DaemonProcess:
     ) -> None:
         self.workdir = workdir
         self.ws_port = ws_port
-        self.socket_path = Path(f"/tmp/rtd-bench-{os.getpid()}-{id(self):x}.sock")
+        # A private directory of its own (0700): the daemon refuses a shared one like /tmp.
+        self.socket_path = Path(tempfile.mkdtemp(prefix="rtd-bench-", dir="/tmp")) / "d.sock"
         self.data_dir = workdir / "data"
         self.stats_path = workdir / "loop-stats.json"
         self.log_path = workdir / "daemon.log"
@@ -212,4 +215,4 @@ class DaemonProcess:
         except TimeoutError:
             self.proc.kill()
             await self.proc.wait()
-        self.socket_path.unlink(missing_ok=True)
+        shutil.rmtree(self.socket_path.parent, ignore_errors=True)

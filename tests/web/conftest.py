@@ -110,6 +110,19 @@ class Browser:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
 
+    @classmethod
+    async def launch(cls) -> Browser:
+        """The driver, its Chromium started at its first page (the tests' and the bench's)."""
+        proc = await asyncio.create_subprocess_exec(
+            require_js(),
+            str(HERE / "browser_driver.cjs"),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=sys.stderr,
+            env={**os.environ, "RUNTIMED_JS_DIR": str(JS_DIR), "CHROMIUM": CHROMIUM},
+        )
+        return cls(proc)
+
     async def call(self, cmd: str, timeout: float = 60, **params: Any) -> Any:
         assert self.proc.stdin is not None
         assert self.proc.stdout is not None
@@ -144,15 +157,7 @@ async def browser() -> AsyncIterator[Browser]:
     require(Path(CHROMIUM).exists(), f"Chromium is not installed at {CHROMIUM}")
     require((JS_DIR / "node_modules" / "playwright-core").is_dir(), "run `make web`")
     require((WEB_ROOT / "dist" / "app.js").is_file(), "the page is not built: run `make web`")
-    proc = await asyncio.create_subprocess_exec(
-        require_js(),
-        str(HERE / "browser_driver.cjs"),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=sys.stderr,
-        env={**os.environ, "RUNTIMED_JS_DIR": str(JS_DIR), "CHROMIUM": CHROMIUM},
-    )
-    driver = Browser(proc)
+    driver = await Browser.launch()
     try:
         yield driver
     finally:

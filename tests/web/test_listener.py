@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from runtimed.cli.parser import ws_address
 from runtimed.config import Settings, token_path
-from runtimed.daemon.websocket import WebListenerError, check_bind_host
+from runtimed.daemon.websocket import WEB_ROOT, WebListenerError, check_bind_host
 from runtimed.wire import MAX_FRAME_SIZE, FrameType
 from tests.conftest import RunningDaemon
 from tests.web.conftest import WebDaemon
@@ -177,6 +177,20 @@ async def test_blobs_and_static_files_over_http(web: WebDaemon) -> None:
     assert b"/static/app.js" in body
     status, headers, _ = await http_get(web.port, "/static/page.css")  # assets need no token
     assert (status, headers["Content-Type"]) == (200, "text/css; charset=utf-8")
+    assert headers["Cache-Control"] == "no-cache"
+    # The bundle's lazy chunks are named by their content's hash: kept by the browser.
+    chunk = next((WEB_ROOT / "dist").glob("chunk-*.js")).name
+    status, headers, _ = await http_get(web.port, f"/static/{chunk}")
+    assert (status, headers["Content-Type"]) == (200, "text/javascript; charset=utf-8")
+    assert headers["Cache-Control"] == "private, max-age=31536000, immutable"
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+    for name in ("app.js", "automerge.wasm"):
+        status, headers, body = await http_get(web.port, f"/static/{name}")
+        assert (status, headers["Cache-Control"]) == (200, "no-cache")
+        # Revalidated on a reload: unchanged, it is not sent again.
+        etag = {"If-None-Match": headers["ETag"]}
+        assert (await http_get(web.port, f"/static/{name}", etag))[::2] == (304, b"")
+        assert (await http_get(web.port, f"/static/{name}", {"If-None-Match": '"1-2"'}))[0] == 200
     for path in ("/static/../websocket.py", "/static/.hidden", "/static/nope.js", "/elsewhere"):
         assert (await http_get(web.port, path))[0] == 404, path
 

@@ -1,7 +1,6 @@
 // One cell on the page: its prompt, its editor (CodeMirror once it nears the screen,
 // plain text until then), a markdown cell's rendering, and its outputs.
 import { element, report } from "./dom.js";
-import { createEditor, showRemoteCursors } from "./editor.js";
 import { CellOutputs } from "./outputs.js";
 import { renderMarkdownCell } from "./rendering.js";
 
@@ -9,13 +8,27 @@ import { renderMarkdownCell } from "./rendering.js";
 const CONTROLS =
   ".cm-editor, .source-plain, .rendered-markdown, input, textarea, select, button, .jupyter-widgets";
 
+// CodeMirror is its own chunk, fetched after the first paint (or at the first editor).
+let codemirror = null;
+export const loadEditor = () => {
+  codemirror ??= import("./editor.js").catch((error) => {
+    codemirror = null; // a failed fetch is tried again at the next editor
+    throw error;
+  });
+  return codemirror;
+};
+
 export class CellView {
   /** `page` is the NotebookPage: the view reports clicks, focus and cursors to it. */
-  constructor(page, cell) {
+  constructor(page, cell, { revealed }) {
     this.page = page;
+    this.revealed = revealed; // outputs and markdown render once the cell nears the screen
+    this.latest = null; // what update() last got: {cell, trusted, widgetGeneration}
+    this.ready = Promise.resolve(); // the latest rendering, done
     this.cellId = cell.id;
     this.cellType = cell.cell_type;
     this.editor = null; // CodeMirror, once made (ensureEditor)
+    this.disposed = false;
     this.editing = false; // markdown: the editor shows instead of the rendering
     this.renderedSource = null;
     this.markdown = null; // the rendermime widget showing a markdown cell
@@ -52,29 +65,45 @@ export class CellView {
   }
 
   /** Show the cell as the doc has it; the view must be in the document (Lumino). The
-   * editor is never touched: its binding applies the doc's changes itself. */
+   * editor is never touched: its binding applies the doc's changes itself. Outputs and
+   * a markdown rendering wait until the cell is revealed (it neared the screen). */
   update(cell, { active, status, trusted, widgetGeneration }) {
     this.node.dataset.status = status;
     this.node.classList.toggle("active", active);
     if (!this.editor) this.plain.textContent = cell.source;
+    this.latest = { cell, trusted, widgetGeneration };
     if (cell.cell_type === "code") {
       this.count = cell.execution_count;
       this.status = status;
       this.showPrompt();
-      this.outputs.show(cell.outputs, trusted, widgetGeneration).then((changed) => {
-        if (changed) this.showPrompt();
-      });
     } else if (cell.cell_type === "markdown") {
-      const editing = this.editing || cell.source === "";
-      this.node.classList.toggle("editing", editing);
-      if (!editing && this.renderedSource !== cell.source) {
+      this.node.classList.toggle("editing", this.editing || cell.source === "");
+    }
+    if (this.revealed) this.ready = this.showRendered();
+  }
+
+  /** Render outputs and markdown from now on; `ready` resolves once they are shown. */
+  reveal() {
+    if (this.revealed || this.disposed) return;
+    this.revealed = true;
+    if (this.latest) this.ready = this.showRendered();
+  }
+
+  /** The outputs, or the markdown rendering, as the last update had them. */
+  async showRendered() {
+    const { cell, trusted, widgetGeneration } = this.latest;
+    try {
+      if (cell.cell_type === "code") {
+        if (await this.outputs.show(cell.outputs, trusted, widgetGeneration)) this.showPrompt();
+      } else if (cell.cell_type === "markdown") {
+        const editing = this.editing || cell.source === "";
+        if (editing || this.renderedSource === cell.source) return;
         this.renderedSource = cell.source;
-        renderMarkdownCell(this.page.rendermime, this.rendered, cell.source, this.markdown)
-          .then((renderer) => {
-            this.markdown = renderer;
-          })
-          .catch((error) => report(`markdown: ${error.message}`));
+        const { rendermime } = this.page;
+        this.markdown = await renderMarkdownCell(rendermime, this.rendered, cell.source, this.markdown);
       }
+    } catch (error) {
+      report(`${cell.cell_type === "code" ? "outputs" : "markdown"}: ${error.message}`);
     }
   }
 
@@ -87,9 +116,10 @@ export class CellView {
     this.node.dataset.status = status;
   }
 
-  /** The cell's CodeMirror, made now if it has none yet. */
-  ensureEditor() {
-    if (this.editor) return this.editor;
+  /** The cell's CodeMirror, made once its chunk is in (at once after the first). */
+  async ensureEditor() {
+    const { createEditor } = await loadEditor();
+    if (this.editor || this.disposed) return this.editor;
     const { page, cellId } = this;
     this.plain.remove();
     this.editor = createEditor({
@@ -116,10 +146,11 @@ export class CellView {
     const key = JSON.stringify(cursors);
     if (!this.editor || key === this.cursorsKey) return;
     this.cursorsKey = key;
-    showRemoteCursors(this.editor, cursors);
+    loadEditor().then(({ showRemoteCursors }) => showRemoteCursors(this.editor, cursors));
   }
 
   dispose() {
+    this.disposed = true;
     this.editor?.destroy();
     this.markdown?.dispose();
     this.outputs.dispose();

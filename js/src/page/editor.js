@@ -1,4 +1,6 @@
-// A cell's editor: CodeMirror 6 bound to the cell's Automerge Text.
+// A cell's editor: CodeMirror 6 bound to the cell's Automerge Text. Its own chunk of
+// the bundle (cell_view.js imports it when the first editor is made): a page paints its
+// cells as plain text without it.
 //
 // @automerge/automerge-codemirror turns each CodeMirror transaction into A.splice calls
 // on the cell's `source` and each doc change from elsewhere into the matching
@@ -22,31 +24,6 @@ const othersOutOfHistory = EditorState.transactionExtender.of((transaction) =>
     ? { annotations: Transaction.addToHistory.of(false) }
     : null,
 );
-
-/** The DocHandle the plugin expects, over a RuntimedClient. */
-export function docHandle(client) {
-  const wrapped = new Map();
-  return {
-    isReady: () => true,
-    doc: () => client.doc,
-    change: (callback) => {
-      try {
-        client.change(callback);
-      } catch (error) {
-        // The cell went away under the keystroke (another peer deleted it): the edit
-        // has nowhere to go, and the page drops this editor at its next render.
-        console.warn("runtimed: an edit to a cell that no longer exists", error);
-      }
-    },
-    on: (_event, callback) => {
-      wrapped.set(callback, client.on("doc", () => callback()));
-    },
-    off: (_event, callback) => {
-      wrapped.get(callback)?.();
-      wrapped.delete(callback);
-    },
-  };
-}
 
 const setRemoteCursors = StateEffect.define();
 

@@ -3,7 +3,10 @@
 //
 // Open http://HOST:PORT/?token=...&notebook=ID (`runtimed serve --ws` prints the
 // address); the token leaves the address at once (token.js).
-import "@jupyter-widgets/controls/css/widgets-base.css";
+// JupyterLab's variables (fonts, colours) and Lumino's widget basics; the widgets' own
+// styles come with their chunk (widgets.css).
+import "@jupyter-widgets/controls/css/labvariables.css";
+import "@lumino/widgets/style/widget.css";
 import "@jupyterlab/rendermime/style/base.css";
 import "@jupyterlab/outputarea/style/base.css";
 import * as Automerge from "@automerge/automerge";
@@ -11,6 +14,7 @@ import { RuntimedClient } from "../client.js";
 import { report } from "./dom.js";
 import { isPathId, showLanding } from "./landing.js";
 import { NotebookPage } from "./notebook_page.js";
+import { preloadRenderers } from "./rendering.js";
 import { takeToken } from "./token.js";
 
 const token = takeToken();
@@ -26,10 +30,14 @@ function pageHref(id, create = false) {
   return `/?${params}`;
 }
 
-// Milliseconds since navigation at each step of opening (tests report them).
+// Milliseconds since navigation at each step of opening (tests and `make bench` report
+// them): the core bundle running, the wasm compiled, the room joined (SNAPSHOT loaded,
+// the first SYNC in), the cells in the DOM, and the first paint (NotebookPage.firstPaint:
+// the cells on screen with their outputs and markdown rendered).
 const timings = { scriptStart: performance.now() };
 
 async function main() {
+  if (notebookId && token) preloadRenderers();
   await Automerge.initializeWasm(new URL("/static/automerge.wasm", location.href));
   timings.wasmReady = performance.now();
   if (!token) {
@@ -53,6 +61,9 @@ async function main() {
   const page = new NotebookPage(client, { token });
   page.start();
   timings.rendered = performance.now();
+  page.firstPaint().then(() => {
+    timings.firstPaint = performance.now();
+  });
   await client.waitSynced();
   window.runtimed = { client, page, widgets: page.widgets, ready: true, timings };
 }

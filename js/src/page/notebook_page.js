@@ -10,13 +10,13 @@ import {
   restoreCell,
   setCellType,
 } from "../notebook.js";
-import { CellView } from "./cell_view.js";
+import { CellView, loadEditor } from "./cell_view.js";
 import { $, element, report } from "./dom.js";
-import { docHandle } from "./editor.js";
+import { docHandle } from "./doc_handle.js";
 import { CommandKeys, HelpOverlay, RUN_KEYS } from "./keyboard.js";
 import { isPathId } from "./landing.js";
 import { BlobCache } from "./outputs.js";
-import { completeRenderMime } from "./rendering.js";
+import { createRenderMime } from "./rendering.js";
 import { showSvgAsImage, TrustView } from "./trust.js";
 import { WidgetBridge } from "./widgets.js";
 
@@ -30,19 +30,16 @@ export class NotebookPage {
   constructor(client, { token }) {
     this.client = client;
     this.blobs = new BlobCache(token);
+    this.rendermime = createRenderMime();
+    showSvgAsImage(this.rendermime);
     this.widgets = new WidgetBridge(client, {
+      rendermime: this.rendermime,
       fetchBlob: (hash) => this.blobs.get(hash),
       report,
       onClose: () => this.scheduleRender(),
     });
-    this.rendermime = this.widgets.manager.renderMime;
     this.trust = new TrustView();
     if (client.trust) this.setTrust(client.trust); // told during the join
-    showSvgAsImage(this.rendermime);
-    completeRenderMime(this.rendermime, {
-      manager: this.widgets.manager,
-      savedView: (modelId, host) => this.widgets.savedView(modelId, host),
-    });
     this.handle = docHandle(client);
     this.views = new Map(); // cell_id -> CellView
     this.list = []; // the cells in order, as last rendered
@@ -54,6 +51,7 @@ export class NotebookPage {
     this.peers = new Map(); // peer_id -> {cell_id, head, name, color}
     this.peersSeen = new Map(); // peer_id -> performance.now() of its last cursor
     this.lastCursor = null; // ours, while editing
+    this.makingEditor = false; // enterEdit waits for an editor: keys are no commands
     this.keys = new CommandKeys(this);
     this.help = new HelpOverlay();
     this.editorKeys = [
@@ -64,12 +62,18 @@ export class NotebookPage {
     ];
     this._renderPending = false;
     this._cursor = null;
-    // CodeMirror comes to a cell when it nears the screen (or is edited): until then its
-    // source shows as plain text, so a long notebook paints at once.
+    // A cell nearing the screen gets its outputs, its markdown rendering and CodeMirror;
+    // until then its source shows as plain text, so a long notebook paints at once. The
+    // cells of the first render are revealed by firstPaint (on screen) and then while
+    // the browser is idle; cells made later are revealed at once.
+    this.opening = true;
     this.nearScreen = new IntersectionObserver(
       (entries) => {
         for (const entry of entries) {
-          if (entry.isIntersecting) this.ensureEditor(entry.target.closest(".cell")?.dataset.cellId);
+          if (!entry.isIntersecting || this.opening) continue;
+          const cellId = entry.target.dataset.cellId;
+          this.views.get(cellId)?.reveal();
+          this.ensureEditor(cellId);
         }
       },
       { rootMargin: "600px 0px" },
@@ -123,9 +127,45 @@ export class NotebookPage {
     document.addEventListener("keydown", (event) => this.onKey(event));
     this.setStatus(this.client.kernelStatus ?? "none");
     this.setSaveState(this.client.saveState);
+    $("#cells").classList.add("opening"); // page.css: cells off screen wait
     this.render();
     this.setActive(this.list[0]?.id ?? null);
     this.setMode("command");
+  }
+
+  /**
+   * The first paint: every cell on screen once the cells are in the DOM (sources as
+   * plain text) has its outputs and its markdown, math included, rendered, and the
+   * browser has painted them. Then the other cells are revealed, a few per idle moment.
+   */
+  async firstPaint() {
+    const onScreen = [...this.views.values()].filter((view) => {
+      const { top, bottom } = view.node.getBoundingClientRect();
+      return bottom > 0 && top < innerHeight;
+    });
+    for (const view of onScreen) view.reveal();
+    await Promise.all(onScreen.map((view) => view.ready));
+    await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
+    this.opening = false;
+    $("#cells").classList.remove("opening");
+    loadEditor(); // fetched now, so that Enter finds it
+    // Observed again, the cells near the screen now get their editors.
+    for (const view of this.views.values()) {
+      this.nearScreen.unobserve(view.node);
+      if (!view.editor) this.nearScreen.observe(view.node);
+    }
+    this.revealRest();
+  }
+
+  /** Reveal the cells not yet revealed, a few at a time while the browser is idle. */
+  async revealRest() {
+    for (;;) {
+      const batch = [...this.views.values()].filter((view) => !view.revealed).slice(0, 5);
+      if (!batch.length) return;
+      await whenIdle();
+      for (const view of batch) view.reveal();
+      await Promise.all(batch.map((view) => view.ready));
+    }
   }
 
   async act(action, params = {}) {
@@ -260,7 +300,7 @@ export class NotebookPage {
     // In an editor CodeMirror's keymap (with the page's run keys) has it; a form field
     // types; anything else is command mode.
     if (event.target.closest?.(".cm-editor, input, textarea, select")) return;
-    if (this.keys.handle(event)) event.preventDefault();
+    if (this.makingEditor || this.keys.handle(event)) event.preventDefault();
   }
 
   showMode(mode) {
@@ -297,14 +337,24 @@ export class NotebookPage {
     this.setMode("command");
   }
 
-  enterEdit(cellId = this.active) {
+  /** Resolves to the cell's editor, focused (its chunk may have had to load first):
+   * edit mode begins then, and keys pressed meanwhile are no commands. */
+  async enterEdit(cellId = this.active) {
     const view = this.views.get(cellId);
-    if (!view) return;
+    if (!view) return null;
     this.setActive(cellId);
     view.editing = true;
     this.render();
-    this.setMode("edit");
-    this.ensureEditor(cellId).focus();
+    this.makingEditor = true;
+    const editor = await this.ensureEditor(cellId);
+    this.makingEditor = false;
+    if (editor) {
+      editor.focus();
+      this.setMode("edit");
+    } else {
+      this.setMode("command"); // the cell went away meanwhile
+    }
+    return editor;
   }
 
   /** Up on an editor's first line (down on its last) edits the cell above (below). */
@@ -314,9 +364,9 @@ export class NotebookPage {
     const atEdge = by < 0 ? line.number === 1 : line.number === editor.state.doc.lines;
     const next = this.list[this.indexOf(this.active) + by];
     if (!empty || !atEdge || !next) return false;
-    this.enterEdit(next.id);
-    const target = this.views.get(next.id).editor;
-    target.dispatch({ selection: { anchor: by < 0 ? target.state.doc.length : 0 } });
+    this.enterEdit(next.id).then((target) => {
+      target?.dispatch({ selection: { anchor: by < 0 ? target.state.doc.length : 0 } });
+    });
     return true;
   }
 
@@ -458,9 +508,9 @@ export class NotebookPage {
         view = null;
       }
       if (!view) {
-        view = new CellView(this, cell);
+        view = new CellView(this, cell, { revealed: !this.opening });
         this.views.set(cell.id, view);
-        this.nearScreen.observe(view.editorHost);
+        this.nearScreen.observe(view.node);
       }
       const expected = previous ? previous.nextSibling : container.firstChild;
       if (expected !== view.node) container.insertBefore(view.node, expected);
@@ -476,23 +526,38 @@ export class NotebookPage {
     $("#empty").hidden = this.list.length > 0;
   }
 
-  /** The cell's CodeMirror, made now if it has none yet. */
-  ensureEditor(cellId) {
+  /** The cell's CodeMirror (a promise: the editor chunk may still be loading); null
+   * when the cell is gone or the chunk could not load (said so). */
+  async ensureEditor(cellId) {
     const view = this.views.get(cellId);
     if (!view) return null;
-    if (!view.editor) {
-      this.nearScreen.unobserve(view.editorHost);
-      view.ensureEditor();
+    if (view.editor) return view.editor;
+    this.nearScreen.unobserve(view.node);
+    try {
+      const editor = await view.ensureEditor();
       this.showCursors();
+      return editor;
+    } catch (error) {
+      report(`The editor cannot load: ${error.message}`); // tried again at the next edit
+      return null;
     }
-    return view.editor;
   }
 
   dropView(cellId, view) {
-    this.nearScreen.unobserve(view.editorHost);
+    this.nearScreen.unobserve(view.node);
     view.dispose();
     this.views.delete(cellId);
   }
+}
+
+/** Resolves when the browser is idle (at the latest in 100 ms; Safari has no idle
+ * callbacks: a moment later there). */
+function whenIdle() {
+  return new Promise((resolve) =>
+    globalThis.requestIdleCallback
+      ? requestIdleCallback(resolve, { timeout: 100 })
+      : setTimeout(resolve, 10),
+  );
 }
 
 function colorOf(peerId) {

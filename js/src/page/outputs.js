@@ -8,6 +8,8 @@ import { Widget } from "@lumino/widgets";
 import { BLOB_HASH } from "../notebook.js";
 import { trustMark } from "./trust.js";
 
+const WIDGET_VIEW = "application/vnd.jupyter.widget-view+json";
+
 /** Fetches blobs over HTTP from the daemon's port, each hash once. */
 export class BlobCache {
   constructor(token) {
@@ -84,7 +86,9 @@ export class CellOutputs {
         })),
       ),
     );
-    await this.widgets.settled(); // a widget view needs its model registered first
+    // A widget view needs the widget chunk (its renderer) and its model registered first.
+    if (outputs.some((output) => output.data?.[WIDGET_VIEW])) await this.widgets.load();
+    await this.widgets.settled();
     if (generation !== this._generation) return false; // a newer list arrived meanwhile
     this.model.clear();
     this.model.trusted = trusted;

@@ -1,15 +1,12 @@
-// What JupyterLab's rendermime needs beyond its standard factories, for the page:
-// - a markdown parser (`marked`, as JupyterLab's markedparser-extension uses) and a
-//   LaTeX typesetter (KaTeX: no runtime code generation, bundles into app.js), so
-//   markdown cells and text/markdown and text/latex outputs render with their math;
-// - a widget-view renderer that never says "Error creating widget": a widget whose
-//   model is gone (the kernel restarted or is not running) shows its last state, read
-//   only, when the page saw it, and a plain placeholder otherwise.
+// The page's rendermime: JupyterLab's standard factories, with what they need beyond
+// them: a markdown parser (`marked`, as JupyterLab's markedparser-extension uses) and a
+// LaTeX typesetter (KaTeX: no runtime code generation), so markdown cells and
+// text/markdown and text/latex outputs render with their math. Both are chunks of their
+// own, fetched while a notebook is being joined (preloadRenderers). The widget-view
+// renderer joins when the widget chunk loads (widget_manager.js).
 import "katex/dist/katex.min.css";
-import { MimeModel } from "@jupyterlab/rendermime";
-import { WIDGET_MIMETYPE, WidgetRenderer } from "@jupyter-widgets/html-manager/lib/output_renderers.js";
+import { MimeModel, RenderMimeRegistry, standardRendererFactories } from "@jupyterlab/rendermime";
 import { Widget } from "@lumino/widgets";
-import { marked } from "marked";
 
 const MATH_DELIMITERS = [
   { left: "$$", right: "$$", display: true },
@@ -20,17 +17,35 @@ const MATH_DELIMITERS = [
   { left: "\\(", right: "\\)", display: false },
 ];
 
-const markdownParser = {
-  render: async (source) => marked.parse(source, { gfm: true, async: false }),
+let marked = null;
+const loadMarked = () => {
+  marked ??= import("marked").then((module) => module.marked);
+  return marked;
 };
 
-// KaTeX's code (a quarter of a megabyte) is its own chunk, fetched at the first formula.
+// KaTeX's code (a quarter of a megabyte) is its own chunk too.
 let autoRender = null;
+const loadAutoRender = () => {
+  autoRender ??= import("katex/contrib/auto-render").then((module) => module.default);
+  return autoRender;
+};
+
+/** Start fetching both while the notebook is being joined: its first paint will
+ * likely need them, and the network is idle meanwhile. */
+export function preloadRenderers() {
+  loadMarked();
+  loadAutoRender();
+}
+
+const markdownParser = {
+  async render(source) {
+    return (await loadMarked()).parse(source, { gfm: true, async: false });
+  },
+};
 
 const latexTypesetter = {
   async typeset(element) {
-    autoRender ??= import("katex/contrib/auto-render").then((module) => module.default);
-    (await autoRender)(element, {
+    (await loadAutoRender())(element, {
       delimiters: MATH_DELIMITERS,
       throwOnError: false,
       ignoredClasses: ["jp-RenderedText"],
@@ -38,19 +53,13 @@ const latexTypesetter = {
   },
 };
 
-/** Give the widget manager's rendermime (the one outputs and Output widgets share) a
- * markdown parser, a typesetter, and the widget renderer with a saved-state fallback. */
-export function completeRenderMime(rendermime, { manager, savedView }) {
-  rendermime.markdownParser = markdownParser;
-  rendermime.latexTypesetter = latexTypesetter;
-  rendermime.addFactory(
-    {
-      safe: false,
-      mimeTypes: [WIDGET_MIMETYPE],
-      createRenderer: (options) => new LiveOrSavedWidget(options, manager, savedView),
-    },
-    rendermime.getRank(WIDGET_MIMETYPE),
-  );
+/** The registry every output, markdown cell and Output widget of the page renders with. */
+export function createRenderMime() {
+  return new RenderMimeRegistry({
+    initialFactories: standardRendererFactories,
+    markdownParser,
+    latexTypesetter,
+  });
 }
 
 /** A markdown cell's source rendered the way JupyterLab renders one: sanitized, math
@@ -64,25 +73,4 @@ export async function renderMarkdownCell(rendermime, host, source, previous) {
   previous?.dispose();
   renderer.show();
   return renderer;
-}
-
-class LiveOrSavedWidget extends WidgetRenderer {
-  constructor(options, manager, savedView) {
-    super(options, manager);
-    this.savedView = savedView;
-  }
-
-  async renderModel(model) {
-    const modelId = model.data[this.mimeType]?.model_id;
-    if (this._manager.has_model(modelId)) return super.renderModel(model);
-    this.addClass("widget-unavailable");
-    const shown = await this.savedView(modelId, this.node);
-    const note = document.createElement("div");
-    note.className = "widget-note";
-    note.textContent = shown
-      ? "Saved state, read only: the kernel that made this widget is gone. Run the cell again for a live one."
-      : "Widget not available: the kernel that made it restarted or is not running. Run the cell again to see it.";
-    this.node.prepend(note);
-    return undefined;
-  }
 }

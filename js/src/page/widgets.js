@@ -6,10 +6,8 @@
 // - live `comm` broadcasts (open, update, close, in kernel order).
 // A user's change goes back as a `send_comm` request; the daemon forwards it to the
 // kernel, whose echo_update reaches every page.
-import { PROTOCOL_VERSION } from "@jupyter-widgets/base";
-// lib/htmlmanager, not the package index: the index pulls in the AMD embed loader,
-// which needs webpack globals, and the page loads no third-party widget modules.
-import { HTMLManager } from "@jupyter-widgets/html-manager/lib/htmlmanager.js";
+// The manager itself is in the widget chunk (widget_manager.js), fetched with the
+// notebook's first widget: what comes before it waits, in order.
 import { Widget } from "@lumino/widgets";
 import { fromBase64, toBase64 } from "../client.js";
 import { comms as docComms } from "../notebook.js";
@@ -79,12 +77,19 @@ class DaemonComm {
 }
 
 export class WidgetBridge {
-  constructor(client, { fetchBlob, report = console.warn, onClose = () => {} }) {
+  /** `rendermime` is the page's: Output widgets render with it, and it gets the
+   * widget-view renderer when the manager is made. */
+  constructor(client, { rendermime, fetchBlob, report = console.warn, onClose = () => {} }) {
     this.client = client;
+    this.rendermime = rendermime;
     this.fetchBlob = fetchBlob;
     this.report = report;
     this.onClose = onClose;
-    this.manager = new HTMLManager();
+    this.manager = null; // html-manager's, once the widget chunk is in (load)
+    this._lib = null; // that chunk
+    this._loading = null;
+    this._waiting = []; // work for the manager that came before it, in arrival order
+    this._resync = () => this.syncFromDoc(this.client.doc);
     // Bumped whenever models close, so outputs showing them render again (read only).
     this.generation = 0;
     this._saved = Promise.resolve(null); // widget state as it was before models closed
@@ -105,20 +110,54 @@ export class WidgetBridge {
     return `page-${this._messageIds}`;
   }
 
+  /** Fetch the widget chunk and its styles and make the manager, once; never rejects
+   * (without it, widget outputs show their text). */
+  load() {
+    this._loading ??= Promise.all([import("./widget_manager.js"), linkStyles()]).then(
+      ([lib]) => {
+        this._lib = lib;
+        this.manager = lib.pageManager(this.rendermime, (modelId, host) =>
+          this.savedView(modelId, host),
+        );
+        for (const work of this._waiting.splice(0)) work();
+      },
+      (error) => this.report(`widgets cannot load: ${error.message}`),
+    );
+    return this._loading;
+  }
+
+  /** Run `work` with the manager: now, or once its chunk is in. */
+  _withManager(work) {
+    if (this.manager) {
+      work();
+      return;
+    }
+    if (!this._waiting.includes(work)) this._waiting.push(work);
+    this.load();
+  }
+
   /** Resolves once every model being opened is registered: html-manager's widget
    * output renderer looks a model up once, so outputs render after this. */
-  settled() {
-    return Promise.allSettled([...this._opening]);
+  async settled() {
+    if (this._waiting.length) await this._loading;
+    await Promise.allSettled([...this._opening]);
   }
 
   /** The model for a comm id, once it is open (for views and tests). */
-  model(commId) {
-    return this.open.get(commId)?.model ?? Promise.reject(new Error(`no widget ${commId}`));
+  async model(commId) {
+    await this.settled();
+    const entry = this.open.get(commId);
+    if (!entry) throw new Error(`no widget ${commId}`);
+    return entry.model;
   }
 
   /** Open, update and close models to match the doc's comms map. */
   syncFromDoc(doc) {
     if (!this.commsTrusted) return;
+    if (!this.manager) {
+      if (docComms(doc).length) this._withManager(this._resync);
+      return;
+    }
     const live = new Set();
     for (const comm of docComms(doc)) {
       live.add(comm.comm_id);
@@ -171,15 +210,20 @@ export class WidgetBridge {
         target_name: entry.comm.target_name,
         data: { state, buffer_paths: bufferPaths },
       },
-      metadata: { version: PROTOCOL_VERSION },
+      metadata: { version: this._lib.PROTOCOL_VERSION },
       buffers,
     };
     return this.manager.handle_comm_open(entry.comm, msg);
   }
 
   _onBroadcast(message) {
-    if (message.event === "comm_sync" && this.commsTrusted) this._applyCommSync(message.comms);
-    else if (message.event === "comm") this._applyComm(message);
+    if (message.event === "comm_sync" && this.commsTrusted) {
+      if (this.manager || message.comms.length) {
+        this._withManager(() => this._applyCommSync(message.comms));
+      }
+    } else if (message.event === "comm") {
+      this._withManager(() => this._applyComm(message));
+    }
   }
 
   /** The legacy full view: open what we lack, refresh what we have, close the rest. */
@@ -244,7 +288,7 @@ export class WidgetBridge {
     const saved = await this._saved;
     if (!saved?.state?.[modelId]) return false;
     if (this._frozen?.saved !== saved) {
-      const manager = new HTMLManager();
+      const manager = new this._lib.HTMLManager();
       this._frozen = { saved, manager, ready: manager.set_state(saved) };
     }
     const { manager, ready } = this._frozen;
@@ -253,6 +297,17 @@ export class WidgetBridge {
     Widget.attach(view.luminoWidget, host);
     return true;
   }
+}
+
+/** Link the widgets' styles (dist/widgets.css); resolves once they apply, or failed. */
+function linkStyles() {
+  return new Promise((resolve) => {
+    const link = document.createElement("link");
+    link.rel = "stylesheet";
+    link.href = "/static/widgets.css";
+    link.onload = link.onerror = resolve;
+    document.head.append(link);
+  });
 }
 
 /**

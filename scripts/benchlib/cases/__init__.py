@@ -10,6 +10,7 @@ from . import (
     jupyter_ws,
     late_join,
     latency,
+    page_open,
     reconcile,
     stream,
 )
@@ -26,5 +27,6 @@ CASES: dict[str, ModuleType] = {
         reconcile,
         stream,
         compaction_stall,
+        page_open,
     )
 }
