@@ -17,7 +17,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from runtimed.cli.parser import ws_address
 from runtimed.config import Settings, token_path
-from runtimed.daemon.websocket import WEB_ROOT, WebListenerError, check_bind_host
+from runtimed.daemon.web_responses import WEB_ROOT
+from runtimed.daemon.websocket import WebListenerError, check_bind_host
 from runtimed.wire import MAX_FRAME_SIZE, FrameType
 from tests.conftest import RunningDaemon
 from tests.web.conftest import WebDaemon

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from runtimed.config import token_path
-from runtimed.daemon.websocket import WEB_ROOT, page_url
+from runtimed.daemon.web_responses import WEB_ROOT
+from runtimed.daemon.web_token import page_url
 
 from ..context import BenchContext
 from ..jupyter_ws import free_port
