@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -103,6 +104,19 @@ def _parser() -> argparse.ArgumentParser:
         dest="autosave",
         action="store_false",
         help="do not write notebooks' .ipynb files on their own (only on a `save` request)",
+    )
+    daemon_options.add_argument(
+        "--gateway-url",
+        default=None,
+        metavar="URL",
+        help="launch kernels on this Kernel Gateway, e.g. Jupyter Enterprise Gateway "
+        "(default $RUNTIMED_GATEWAY_URL; docs/remote-kernels.md)",
+    )
+    daemon_options.add_argument(
+        "--gateway-token",
+        default=None,
+        metavar="TOKEN",
+        help="the gateway's token (default $RUNTIMED_GATEWAY_TOKEN, which keeps it out of ps)",
     )
 
     serve = command(
@@ -294,8 +308,10 @@ def notebook_ref(raw: str) -> tuple[str, str | None]:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .daemon.room_requests import gateway_target
     from .daemon.server import DaemonAlreadyRunning, run_daemon
     from .daemon.websocket import WebListenerError, page_url, read_token
+    from .kernel import KernelError
 
     configure_logging(args.log_level, args.log_format, log_file=args.log_file)
     settings = Settings(
@@ -305,6 +321,7 @@ def _serve(args: argparse.Namespace) -> int:
         ws=args.ws,
         ws_allow_remote=args.ws_allow_remote,
         autosave=args.autosave,
+        **_gateway_settings(args),
     )
 
     def ready() -> None:
@@ -319,8 +336,9 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"notebook page: {page}", file=sys.stderr, flush=True)
 
     try:
+        gateway_target(settings)  # a bad --gateway-url stops the start, not each launch
         asyncio.run(run_daemon(settings, ready))
-    except (DaemonAlreadyRunning, WebListenerError, UnsafePathError) as exc:
+    except (DaemonAlreadyRunning, WebListenerError, UnsafePathError, KernelError) as exc:
         print(f"runtimed: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -361,6 +379,12 @@ def _control(args: argparse.Namespace, action: str) -> dict[str, Any]:
     return asyncio.run(go())
 
 
+def _gateway_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """--gateway-url/--gateway-token over the environment's defaults (Settings')."""
+    overrides = {"gateway_url": args.gateway_url, "gateway_token": args.gateway_token}
+    return {key: value for key, value in overrides.items() if value}
+
+
 def _start(args: argparse.Namespace) -> int:
     from .service.background import start_daemon
 
@@ -368,6 +392,10 @@ def _start(args: argparse.Namespace) -> int:
     serve_args = ["--ws", f"{args.ws[0]}:{args.ws[1]}"] if args.ws else []
     if not args.autosave:
         serve_args.append("--no-autosave")
+    if args.gateway_url:
+        serve_args += ["--gateway-url", args.gateway_url]
+    if args.gateway_token:  # inherited through the environment, never on the command line
+        os.environ["RUNTIMED_GATEWAY_TOKEN"] = args.gateway_token
     started = start_daemon(
         _socket(args),
         log_file=log_file,

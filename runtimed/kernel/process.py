@@ -8,7 +8,8 @@ KernelError and its exit into a reason a person can read.
 from __future__ import annotations
 
 import signal
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import anyio
 import structlog
@@ -20,11 +21,45 @@ from jupyter_client.session import Session
 
 from .connection_files import runtime_connection_file
 from .events import KernelError
+from .transport import KernelTransport
+from .zmq_channels import ZmqChannels
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_SHUTDOWN_WAIT = 4.0  # jupyter_client: SIGTERM after half of it, SIGKILL at the end
 PROCESS_POLL_INTERVAL = 0.1
+
+
+class OwnedKernel(Protocol):
+    """A kernel the daemon started and may restart, interrupt and stop: a local
+    process (`KernelProcess`) or one on a Kernel Gateway (`GatewayProcess`)."""
+
+    kernel_name: str
+
+    @property
+    def connection_file(self) -> str | None: ...
+
+    async def start(self, cwd: str | None) -> None: ...
+
+    async def restart(self) -> None: ...
+
+    async def interrupt(self) -> None: ...
+
+    async def exited(self) -> str:
+        """Wait until the kernel is gone; why, for a person."""
+        ...
+
+    async def stop(self, *, now: bool) -> None: ...
+
+    def transport(
+        self,
+        previous: KernelTransport | None,
+        context: zmq.asyncio.Context,
+        logger: Any,
+        on_reconnected: Callable[[float], None],
+    ) -> KernelTransport:
+        """The channels to the (re)started kernel; `previous` is the last connection's."""
+        ...
 
 
 class KernelProcess:
@@ -59,6 +94,17 @@ class KernelProcess:
         if session is None:
             return self._km.client(context=context)
         return self._km.client(context=context, session=session)
+
+    def transport(
+        self,
+        previous: KernelTransport | None,
+        context: zmq.asyncio.Context,
+        logger: Any,
+        on_reconnected: Callable[[float], None],
+    ) -> KernelTransport:
+        """ZMQ channels on the kernel's ports (a local socket does not reconnect)."""
+        session = previous.client.session if isinstance(previous, ZmqChannels) else None
+        return ZmqChannels(self.client(context, session), logger=logger)
 
     async def start(self, cwd: str | None) -> None:
         try:
