@@ -100,6 +100,7 @@ class NotebookRoom:
         self.kernel: KernelSession | None = None
         self.kernel_status = "none"
         self._kernel_why: dict[str, str] = {}
+        self._reconcile_when_idle = ""  # why, when a reconnect came during an execution
         self.control: WidgetControl | None = None
         self._reconcile_task: asyncio.Task[None] | None = None
         self._reconcile_again: str | None = None
@@ -433,6 +434,10 @@ class NotebookRoom:
         if execution.comm_messages >= self.settings.reconcile_threshold:
             self.widgets_verified = False
             self.schedule_reconcile(f"burst of {execution.comm_messages} comm messages")
+        elif self._reconcile_when_idle and not self.router.executions:
+            self.schedule_reconcile(self._reconcile_when_idle)
+        if not self.router.executions:
+            self._reconcile_when_idle = ""
 
     def _set_execution_status(self, cell_id: str | None, status: str) -> None:
         if cell_id is None:
@@ -466,7 +471,10 @@ class NotebookRoom:
         self.log.info("kernel_event", kind=event.kind, reason=event.reason)
         if event.kind == "reconnected":  # messages of the gap may be lost: ask the kernel
             self.widgets_verified = False
-            self.schedule_reconcile(event.reason)
+            if self.router.executions:  # a busy kernel answers once its cells are done
+                self._reconcile_when_idle = event.reason
+            else:
+                self.schedule_reconcile(event.reason)
             return
         if event.kind in ("restarting", "died", "shutdown"):
             self._clear_comms()

@@ -45,7 +45,7 @@ class GatewayProcess:
         self._startup_timeout = startup_timeout
         # One Jupyter session for every connection: msg_ids never start over, and a
         # reconnect with the same session id gets what the gateway buffered.
-        self._session = Session(username="runtimed", key=b"")
+        self._session = Session(username="runtimed")
         self._log = logger
 
     async def start(self, cwd: str | None) -> None:

@@ -108,7 +108,12 @@ class KernelSession(KernelRequests):
         kernel_id = str(uuid.uuid4())
         process: OwnedKernel
         if gateway is not None:
-            process = GatewayProcess(gateway, kernel_name, startup_timeout=startup_timeout)
+            process = GatewayProcess(
+                gateway,
+                kernel_name,
+                startup_timeout=startup_timeout,
+                logger=log.bind(kernel_id=kernel_id, kernel_name=kernel_name),
+            )
         else:
             process = KernelProcess(kernel_name, kernel_id, shutdown_wait=shutdown_timeout)
         self = cls(
