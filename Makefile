@@ -6,11 +6,16 @@ STAMP := $(VENV)/.installed
 JS_STAMP := tests/js/node_modules/.installed
 WEB_STAMP := js/node_modules/.installed
 WEB_BUNDLE := runtimed/web/dist/app.js
+# Jupyter Enterprise Gateway (tests/remote, the bench's gateway case) needs
+# jupyter_server<2 and jupyter_client<7: it gets a venv of its own.
+EG_VENV := .venv-eg
+EG_STAMP := $(EG_VENV)/.installed
+EG_REQUIREMENTS := tests/remote/enterprise-gateway.txt
 CHROMIUM := /usr/bin/chromium
 WS_ADDRESS ?= 127.0.0.1:8765
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format bench bench-quick soak clean install web browser
+.PHONY: run test lint format bench bench-quick soak clean install web browser enterprise-gateway
 
 install: $(STAMP)
 
@@ -20,6 +25,14 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
+
+$(EG_STAMP): $(EG_REQUIREMENTS)
+	@echo "==> creating $(EG_VENV) with Jupyter Enterprise Gateway (pinned)"
+	@test -x $(EG_VENV)/bin/python || $(PYTHON) -m venv $(EG_VENV)
+	@$(EG_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(EG_REQUIREMENTS)
+	@touch $(EG_STAMP)
+
+enterprise-gateway: $(EG_STAMP)
 
 $(JS_STAMP): tests/js/package.json
 	@if command -v npm >/dev/null 2>&1; then \
@@ -51,7 +64,7 @@ browser: $(CHROMIUM)
 run: $(STAMP) $(WEB_BUNDLE)
 	$(VENV)/bin/runtimed serve $(if $(WS_ADDRESS),--ws $(WS_ADDRESS)) $(RUN_ARGS)
 
-test: $(STAMP) $(JS_STAMP) $(WEB_BUNDLE) $(CHROMIUM)
+test: $(STAMP) $(EG_STAMP) $(JS_STAMP) $(WEB_BUNDLE) $(CHROMIUM)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -62,7 +75,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(STAMP)
+bench: $(STAMP) $(EG_STAMP)
 	$(PY) scripts/bench.py $(BENCH_ARGS)
 
 bench-quick: $(STAMP)
@@ -74,4 +87,4 @@ soak: $(STAMP)
 	RUNTIMED_SOAK_SECONDS=$(SOAK_SECONDS) $(PY) -m pytest tests/reliability/test_soak.py -s $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules js/node_modules runtimed/web/dist .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(EG_VENV) tests/js/node_modules js/node_modules runtimed/web/dist .pytest_cache .ruff_cache

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -124,10 +125,13 @@ class DaemonProcess:
         profile: Path | None = None,
         ws_port: int = 0,
         compaction: bool = True,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
+        self.env = env or {}  # on top of the bench's (e.g. RUNTIMED_GATEWAY_URL)
         self.ws_port = ws_port
-        self.socket_path = Path(f"/tmp/rtd-bench-{os.getpid()}-{id(self):x}.sock")
+        # A directory of its own (0700): the daemon refuses a socket in a shared /tmp.
+        self.socket_path = Path(tempfile.mkdtemp(prefix="rtd-bench-", dir="/tmp")) / "rtd.sock"
         self.data_dir = workdir / "data"
         self.stats_path = workdir / "loop-stats.json"
         self.log_path = workdir / "daemon.log"
@@ -161,7 +165,7 @@ class DaemonProcess:
                 *argv,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,
-                env=child_env(),
+                env=child_env() | self.env,
                 cwd=SCRIPTS_DIR,
             )
         assert self.proc.stdout is not None

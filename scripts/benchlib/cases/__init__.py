@@ -11,6 +11,7 @@ from . import (
     late_join,
     latency,
     reconcile,
+    remote_gateway,
     stream,
 )
 
@@ -26,5 +27,6 @@ CASES: dict[str, ModuleType] = {
         reconcile,
         stream,
         compaction_stall,
+        remote_gateway,
     )
 }
