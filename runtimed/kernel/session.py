@@ -318,7 +318,8 @@ class KernelSession(KernelRequests):
         self._emit("reconnected", f"kernel connection regained after {gap:.1f} s")
 
     def _report_died(self, reason: str, code: str = "kernel_died") -> None:
-        """`code`: what the room's `error` broadcast says (e.g. gateway_unreachable)."""
+        """`code`: what the room's `error` broadcast and `kernel_status` say (e.g. a
+        launch's no_such_kernel, gateway_unreachable)."""
         if self.status in _FINAL:
             return
         if self.status in ("starting", "restarting"):
@@ -327,7 +328,7 @@ class KernelSession(KernelRequests):
         self._death_reason = reason
         self._inbox.fail_all(KernelError("kernel_dead", reason))
         self._log.warning("kernel died", reason=reason, code=code)
-        self._emit("died", reason, code if code.startswith("gateway_") else "kernel_died")
+        self._emit("died", reason, "kernel_died" if code == "kernel_dead" else code)
 
     # ------------------------------------------------------------------ sending
 
