@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import operator
 from collections.abc import Callable
@@ -144,13 +145,19 @@ class GatewayTransport:
             attempt += 1
 
     async def _pump(self, ws: ClientConnection, deliver: Deliver) -> None:
-        """Read and write on one connection until it closes."""
+        """Read and write on one connection until it closes; KernelError when the
+        gateway said the kernel is gone."""
+        gone: list[KernelError] = []
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._write, ws)
             try:
                 await self._read(ws, deliver)
+            except KernelError as exc:  # raised out here, not as an exception group
+                gone.append(exc)
             finally:
                 tg.cancel_scope.cancel()
+        if gone:
+            raise gone[0]
 
     async def _read(self, ws: ClientConnection, deliver: Deliver) -> None:
         """Decode every frame; hand them over in batches (see `_Batch`)."""
@@ -173,12 +180,13 @@ class GatewayTransport:
 
     async def _write(self, ws: ClientConnection) -> None:
         """Send queued frames in order; one not sent stays queued for the next connection."""
-        while True:
-            while self._outgoing:
-                await ws.send(self._outgoing[0])
-                self._outgoing.popleft()
-            self._queued = anyio.Event()
-            await self._queued.wait()
+        with contextlib.suppress(ConnectionClosed):  # the reader sees the close too
+            while True:
+                while self._outgoing:
+                    await ws.send(self._outgoing[0])
+                    self._outgoing.popleft()
+                self._queued = anyio.Event()
+                await self._queued.wait()
 
     async def _close(self) -> None:
         ws, self._ws = self._ws, None
@@ -261,5 +269,9 @@ def _check_alive(channel: str, msg: dict[str, Any]) -> None:
     if channel != "iopub" or msg["msg_type"] != "status" or msg["parent_header"]:
         return
     state = msg["content"].get("execution_state")
-    if state in ("dead", "restarting"):
-        raise KernelError("kernel_dead", f"the gateway reports the kernel {state}")
+    if state == "dead":
+        raise KernelError("kernel_dead", "the gateway reports the kernel dead")
+    if state == "restarting":
+        raise KernelError(
+            "kernel_dead", "the gateway reports the kernel died (it starts a fresh process)"
+        )

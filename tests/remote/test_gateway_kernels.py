@@ -9,6 +9,8 @@ with a code that says what happened.
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 from typing import Any
 
 import pytest
@@ -231,3 +233,27 @@ async def test_a_refused_launch_has_a_gateway_code_and_a_dead_kernel_status(
             await client.wait_synced()
     finally:
         await running.stop()
+
+
+async def test_a_kernel_killed_behind_the_gateway_is_dead_with_its_comms_cleared(
+    remote_pair,
+) -> None:
+    """The gateway notices the death (and may start a fresh process): the kernel the
+    room knew, with its widgets, is gone, as a local kernel's SIGKILL would say."""
+    actor, observer = remote_pair
+    await run(actor, "from ipywidgets import IntSlider\ns = IntSlider()")
+    await observer.wait_for(lambda c: len(doc_comms(c)) >= 2, what="widgets in the doc")
+    [pid_output] = await run_cell(actor, "import os; print(os.getpid())")
+    before = len(observer.broadcasts)
+    os.kill(int(pid_output["text"]), signal.SIGKILL)
+    await observer.wait_for(
+        lambda c: any(s["status"] == "dead" for s in statuses(c, before)), 30, "dead"
+    )
+    [dead] = [s for s in statuses(observer, before) if s["status"] == "dead"]
+    assert dead["code"] == "kernel_died", dead
+    assert dead["reason"].startswith("the gateway reports"), dead
+    assert emptied(observer, before)
+    assert doc_comms(observer) == {}
+    # A new kernel launches on the same gateway (the old one is deleted there).
+    await actor.request("launch_kernel")
+    await run(actor, "1 + 1")
