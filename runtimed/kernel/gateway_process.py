@@ -9,17 +9,16 @@ transport's to judge (its reconnect window), not the poll's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import anyio
 import structlog
-import zmq.asyncio
 from jupyter_client.session import Session
 
 from .events import KernelError
 from .gateway_rest import GONE, GatewayRest, GatewayTarget
 from .gateway_transport import GatewayTransport
+from .process import Wiring
 from .transport import KernelTransport
 
 log = structlog.get_logger(__name__)
@@ -88,16 +87,14 @@ class GatewayProcess:
             self.remote_id = None
             await self._rest.aclose()
 
-    def transport(
-        self,
-        previous: KernelTransport | None,
-        context: zmq.asyncio.Context,
-        logger: Any,
-        on_reconnected: Callable[[float], None],
-    ) -> KernelTransport:
+    def transport(self, previous: KernelTransport | None, wiring: Wiring) -> KernelTransport:
         """A fresh WebSocket transport to the kernel (same session as before)."""
         return GatewayTransport(
-            self.target, self._id(), self._session, on_reconnected=on_reconnected, logger=logger
+            self.target,
+            self._id(),
+            self._session,
+            on_reconnected=wiring.on_reconnected,
+            logger=wiring.logger,
         )
 
     def _id(self) -> str:

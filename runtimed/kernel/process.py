@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
@@ -28,6 +29,16 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_SHUTDOWN_WAIT = 4.0  # jupyter_client: SIGTERM after half of it, SIGKILL at the end
 PROCESS_POLL_INTERVAL = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """What a transport gets from its session: the ZMQ context (sockets must never
+    drop IOPub), the session's logger, and whom to tell of a regained connection."""
+
+    context: zmq.asyncio.Context
+    logger: Any
+    on_reconnected: Callable[[float], None]
 
 
 class OwnedKernel(Protocol):
@@ -51,13 +62,7 @@ class OwnedKernel(Protocol):
 
     async def stop(self, *, now: bool) -> None: ...
 
-    def transport(
-        self,
-        previous: KernelTransport | None,
-        context: zmq.asyncio.Context,
-        logger: Any,
-        on_reconnected: Callable[[float], None],
-    ) -> KernelTransport:
+    def transport(self, previous: KernelTransport | None, wiring: Wiring) -> KernelTransport:
         """The channels to the (re)started kernel; `previous` is the last connection's."""
         ...
 
@@ -95,16 +100,10 @@ class KernelProcess:
             return self._km.client(context=context)
         return self._km.client(context=context, session=session)
 
-    def transport(
-        self,
-        previous: KernelTransport | None,
-        context: zmq.asyncio.Context,
-        logger: Any,
-        on_reconnected: Callable[[float], None],
-    ) -> KernelTransport:
+    def transport(self, previous: KernelTransport | None, wiring: Wiring) -> KernelTransport:
         """ZMQ channels on the kernel's ports (a local socket does not reconnect)."""
         session = previous.client.session if isinstance(previous, ZmqChannels) else None
-        return ZmqChannels(self.client(context, session), logger=logger)
+        return ZmqChannels(self.client(wiring.context, session), logger=wiring.logger)
 
     async def start(self, cwd: str | None) -> None:
         try:

@@ -28,7 +28,7 @@ from .events import KernelError, KernelEvent, KernelEventKind
 from .gateway_process import GatewayProcess
 from .gateway_rest import GatewayTarget
 from .inbox import Inbox, IopubSink, RelaySink, ReplySink
-from .process import DEFAULT_SHUTDOWN_WAIT, KernelProcess, OwnedKernel
+from .process import DEFAULT_SHUTDOWN_WAIT, KernelProcess, OwnedKernel, Wiring
 from .requests import KernelRequests
 from .transport import KernelTransport, SendChannel
 from .zmq_channels import ZmqChannels
@@ -218,9 +218,8 @@ class KernelSession(KernelRequests):
         assert self._process is not None
         await starting
         # The same Session across a restart: a fresh one would count msg_ids from 0.
-        transport = self._process.transport(
-            self._transport, self._context, self._log, self._reconnected
-        )
+        wiring = Wiring(self._context, self._log, self._reconnected)
+        transport = self._process.transport(self._transport, wiring)
         await self._connect(transport, timeout)
 
     async def _connect(self, transport: KernelTransport, timeout: float) -> None:
