@@ -33,6 +33,8 @@ def settings(tmp_path: Path) -> Iterator[Settings]:
         room_grace=0.2,
         save_debounce=0.05,
         save_max_interval=0.5,
+        gateway_url=None,  # local kernels, whatever $RUNTIMED_GATEWAY_URL says
+        gateway_token=None,
     )
     shutil.rmtree(sock_dir, ignore_errors=True)
 

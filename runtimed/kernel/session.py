@@ -390,7 +390,7 @@ class KernelSession(KernelRequests):
             try:
                 await self._start(self._process.restart(), self._startup_timeout)
             except KernelError as exc:
-                self._report_died(exc.message)
+                self._report_died(exc.message, exc.code)
                 raise KernelError(exc.code, self._death_reason) from None
             self.connection_file = self._process.connection_file
             self._started("restarted")
