@@ -8,6 +8,7 @@ with a code that says what happened.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import signal
@@ -216,21 +217,32 @@ async def test_a_gateway_killed_mid_session_is_gateway_unreachable(
         await running.stop()
 
 
-@pytest.mark.parametrize("problem", ["wrong_token", "no_such_kernelspec", "nobody_listening"])
+@pytest.mark.parametrize(
+    "problem", ["wrong_token", "no_such_kernelspec", "nobody_listening", "no_answer"]
+)
 async def test_a_refused_launch_has_a_gateway_code_and_a_dead_kernel_status(
     settings: Settings, enterprise_gateway: EnterpriseGateway, problem: str
 ) -> None:
     url, token, kernel_name = enterprise_gateway.url, enterprise_gateway.token, "python3"
+    # A server that accepts connections and never answers (a hung gateway).
+    held: list[asyncio.StreamWriter] = []
+    silent = await asyncio.start_server(lambda _r, writer: held.append(writer), "127.0.0.1", 0)
     if problem == "wrong_token":
         token = "not-the-token-" + token
     elif problem == "no_such_kernelspec":
         kernel_name = "no-such-kernelspec"
+    elif problem == "nobody_listening":
+        url = f"http://127.0.0.1:{free_port()}"
     else:
-        url = f"http://127.0.0.1:{free_port()}"  # nobody listens there
-    expected = {"nobody_listening": "gateway_unreachable"}.get(problem, "gateway_error")
-    running = RunningDaemon(
-        dataclasses.replace(gateway_settings(settings, url, token), gateway_timeout=10)
+        url = f"http://127.0.0.1:{silent.sockets[0].getsockname()[1]}"
+    expected = {
+        "nobody_listening": "gateway_unreachable",
+        "no_answer": "gateway_timeout",
+    }.get(problem, "gateway_error")
+    patient = dataclasses.replace(
+        gateway_settings(settings, url, token), gateway_timeout=10, kernel_startup_timeout=2
     )
+    running = RunningDaemon(patient)
     await running.start()
     try:
         async with running.client("nb-refused") as client:
@@ -244,6 +256,10 @@ async def test_a_refused_launch_has_a_gateway_code_and_a_dead_kernel_status(
             await client.wait_synced()
     finally:
         await running.stop()
+        for writer in held:
+            writer.close()
+        silent.close()
+        await silent.wait_closed()
 
 
 async def test_a_kernel_killed_behind_the_gateway_is_dead_with_its_comms_cleared(
