@@ -485,8 +485,13 @@ class NotebookRoom:
         code = ""
         if event.kind == "died":
             status, code = "dead", event.code or "kernel_died"
-            if self.kernel_status != "starting":  # a failed launch says so once, with its code
-                self.broadcast("error", code=code, message=event.reason or "kernel died")
+            message = event.reason or "kernel died"
+            # A failed launch says so once, with its code (start_kernel). The literal
+            # code stays visible to the docs check (tests/wire/test_protocol_doc.py).
+            if self.kernel_status != "starting" and code == "kernel_died":
+                self.broadcast("error", code="kernel_died", message=message)
+            elif self.kernel_status != "starting":  # gateway_unreachable, …
+                self.broadcast("error", code=code, message=message)
         self._set_kernel_status(status, code, event.reason)
         if event.kind in ("died", "shutdown"):
             self._maybe_schedule_close()
