@@ -16,7 +16,7 @@ from ..gateway_reader import GatewayReader
 from ..procs import REPO
 from ..result import CaseResult, Check, Row
 from ..rig import rig
-from .burst import daemon_burst
+from .burst import daemon_burst, with_cpu
 from .jupyter_ws import server_burst
 
 sys.path.insert(0, str(REPO))  # the gateway runner is the remote-kernel tests'
@@ -44,7 +44,8 @@ async def run(ctx: BenchContext) -> list[CaseResult]:
         async with rig(ctx, KEY, launch=KERNEL, env=env) as r:
             for repeat in range(repeats):
                 theirs.append(await server_burst(reader, f"_gw{repeat}", updates))
-                ours.append(await daemon_burst(r, f"_ours{repeat}", updates))
+                run, cpu = await with_cpu(r.daemon, daemon_burst(r, f"_ours{repeat}", updates))
+                ours.append({**run, "cpu_us": cpu / updates * 1e6})
                 ctx.progress(
                     KEY,
                     f"repeat {repeat + 1}/{repeats}: daemon {ours[-1]['doc_seconds']:.2f} s "
@@ -75,6 +76,7 @@ async def run(ctx: BenchContext) -> list[CaseResult]:
         ),
     ]
     result.rows = [Row(name, unit, mine, BASELINE, base) for name, unit, mine, base in figures]
+    result.rows.append(Row("daemon CPU per update", "µs", [o["cpu_us"] for o in ours]))
     ratio = result.rows[0].ratio_spread
     result.checks = [
         Check(
