@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from runtimed.config import Settings
+from runtimed.kernel import KernelError
+from runtimed.kernel.gateway_rest import GatewayTarget
 from tests.remote.conftest import gateway_settings
 from tests.remote.enterprise_gateway import EnterpriseGateway
 from tests.web.conftest import WebDaemon
@@ -69,3 +71,18 @@ async def test_the_daemons_kernelspecs_are_the_gateways(
         assert one["name"] == "unbounded"
     finally:
         await web.stop()
+
+
+def test_a_gateway_target_maps_its_urls_and_refuses_what_is_not_http() -> None:
+    target = GatewayTarget("https://gw.example.org:8443/base/", token="t0ken-of-length")
+    assert target.http_url("/api/kernels") == "https://gw.example.org:8443/base/api/kernels"
+    assert target.ws_url("/api/kernels/k/channels?session_id=s") == (
+        "wss://gw.example.org:8443/base/api/kernels/k/channels?session_id=s"
+    )
+    assert target.headers == {"Authorization": "token t0ken-of-length"}
+    assert GatewayTarget("http://127.0.0.1:1").ws_url("/x") == "ws://127.0.0.1:1/x"
+    assert GatewayTarget("http://127.0.0.1:1").headers == {}
+    for bad in ("ftp://host", "host:8888", "http://"):
+        with pytest.raises(KernelError) as refused:
+            GatewayTarget(bad)
+        assert refused.value.code == "bad_request"
