@@ -10,7 +10,7 @@ WEB_BUNDLE := runtimed/web/dist/app.js
 # jupyter_server<2 and jupyter_client<7: it gets a venv of its own.
 EG_VENV := .venv-eg
 EG_STAMP := $(EG_VENV)/.installed
-EG_REQUIREMENTS := tests/remote/enterprise-gateway.txt
+EG_REQUIREMENTS := tests/remote_gateway/enterprise-gateway.txt
 CHROMIUM := /usr/bin/chromium
 WS_ADDRESS ?= 127.0.0.1:8765
 PYTEST_ARGS ?=

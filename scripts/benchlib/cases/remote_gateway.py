@@ -20,7 +20,7 @@ from .burst import daemon_burst, with_cpu
 from .jupyter_ws import server_burst
 
 sys.path.insert(0, str(REPO))  # the gateway runner is the remote-kernel tests'
-from tests.remote.enterprise_gateway import EnterpriseGateway
+from tests.remote_gateway.enterprise_gateway import EnterpriseGateway
 
 KEY = "remote_gateway"
 TITLE = "14. Kernels elsewhere: the burst through Enterprise Gateway"

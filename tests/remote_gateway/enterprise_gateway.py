@@ -1,7 +1,7 @@
 """Jupyter Enterprise Gateway on loopback, for the remote-kernel tests and the bench.
 
 It runs from its own venv (`make enterprise-gateway`: .venv-eg, pinned in
-tests/remote/enterprise-gateway.txt), because it needs jupyter_server<2 and
+tests/remote_gateway/enterprise-gateway.txt), because it needs jupyter_server<2 and
 jupyter_client<7, which the project's own pins exclude. The kernels behind it are
 local processes of this repo's venv (real ipykernel, real ipywidgets): what is under
 test is the path through the gateway's REST and WebSocket API.

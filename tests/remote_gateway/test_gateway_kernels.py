@@ -28,9 +28,9 @@ from tests.bridge.helpers import (
     run_cell,
 )
 from tests.conftest import RunningDaemon, eventually
-from tests.remote.conftest import NOTEBOOK, gateway_settings
-from tests.remote.enterprise_gateway import EnterpriseGateway, free_port
-from tests.remote.tcp_proxy import TcpProxy
+from tests.remote_gateway.conftest import NOTEBOOK, gateway_settings
+from tests.remote_gateway.enterprise_gateway import EnterpriseGateway, free_port
+from tests.remote_gateway.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.kernel
 

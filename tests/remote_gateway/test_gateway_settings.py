@@ -16,8 +16,8 @@ import pytest
 from runtimed.config import Settings
 from runtimed.kernel import KernelError
 from runtimed.kernel.gateway_rest import GatewayTarget
-from tests.remote.conftest import gateway_settings
-from tests.remote.enterprise_gateway import EnterpriseGateway
+from tests.remote_gateway.conftest import gateway_settings
+from tests.remote_gateway.enterprise_gateway import EnterpriseGateway
 from tests.web.conftest import WebDaemon
 
 

@@ -11,7 +11,7 @@ import pytest
 from runtimed.client import Client
 from runtimed.config import Settings
 from tests.conftest import RunningDaemon
-from tests.remote.enterprise_gateway import EnterpriseGateway
+from tests.remote_gateway.enterprise_gateway import EnterpriseGateway
 
 NOTEBOOK = "nb-remote"
 
