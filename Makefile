@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 JS_STAMP := tests/js/node_modules/.installed
 WEB_STAMP := js/node_modules/.installed
 WEB_BUNDLE := runtimed/web/dist/app.js
-# Jupyter Enterprise Gateway (tests/remote, the bench's gateway case) needs
+# Jupyter Enterprise Gateway (tests/remote_gateway, the bench's gateway case) needs
 # jupyter_server<2 and jupyter_client<7: it gets a venv of its own.
 EG_VENV := .venv-eg
 EG_STAMP := $(EG_VENV)/.installed
