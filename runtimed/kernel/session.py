@@ -218,7 +218,7 @@ class KernelSession(KernelRequests):
         assert self._process is not None
         await starting
         # The same Session across a restart: a fresh one would count msg_ids from 0.
-        wiring = Wiring(self._context, self._log, self._reconnected)
+        wiring = Wiring(self._context, self._log, self._reconnected, HEARTBEAT_TIMEOUT)
         transport = self._process.transport(self._transport, wiring)
         await self._connect(transport, timeout)
 
