@@ -6,12 +6,17 @@ STAMP := $(VENV)/.installed
 JS_STAMP := tests/js/node_modules/.installed
 WEB_STAMP := js/node_modules/.installed
 WEB_BUNDLE := runtimed/web/dist/app.js
+# Jupyter Enterprise Gateway (tests/remote_gateway, the bench's gateway case) needs
+# jupyter_server<2 and jupyter_client<7: it gets a venv of its own.
+EG_VENV := .venv-eg
+EG_STAMP := $(EG_VENV)/.installed
+EG_REQUIREMENTS := tests/remote_gateway/enterprise-gateway.txt
 CHROMIUM := /usr/bin/chromium
 SSHD := /usr/sbin/sshd
 WS_ADDRESS ?= 127.0.0.1:8765
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format bench bench-quick soak clean install web browser sshd
+.PHONY: run test lint format bench bench-quick soak clean install web browser enterprise-gateway sshd
 
 install: $(STAMP)
 
@@ -21,6 +26,14 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
+
+$(EG_STAMP): $(EG_REQUIREMENTS)
+	@echo "==> creating $(EG_VENV) with Jupyter Enterprise Gateway (pinned)"
+	@test -x $(EG_VENV)/bin/python || $(PYTHON) -m venv $(EG_VENV)
+	@$(EG_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(EG_REQUIREMENTS)
+	@touch $(EG_STAMP)
+
+enterprise-gateway: $(EG_STAMP)
 
 $(JS_STAMP): tests/js/package.json
 	@if command -v npm >/dev/null 2>&1; then \
@@ -62,7 +75,7 @@ sshd: $(SSHD)
 run: $(STAMP) $(WEB_BUNDLE)
 	$(VENV)/bin/runtimed serve $(if $(WS_ADDRESS),--ws $(WS_ADDRESS)) $(RUN_ARGS)
 
-test: $(STAMP) $(JS_STAMP) $(WEB_BUNDLE) $(CHROMIUM) $(SSHD)
+test: $(STAMP) $(EG_STAMP) $(JS_STAMP) $(WEB_BUNDLE) $(CHROMIUM) $(SSHD)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -73,10 +86,10 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(STAMP) $(WEB_BUNDLE) $(CHROMIUM)
+bench: $(STAMP) $(WEB_BUNDLE) $(CHROMIUM) $(EG_STAMP)
 	$(PY) scripts/bench.py $(BENCH_ARGS)
 
-bench-quick: $(STAMP) $(WEB_BUNDLE) $(CHROMIUM)
+bench-quick: $(STAMP) $(WEB_BUNDLE) $(CHROMIUM) $(EG_STAMP)
 	$(PY) scripts/bench.py --quick
 
 # The reliability soak for longer than the suite's minute (SOAK_SECONDS=3600 for an hour).
@@ -85,4 +98,4 @@ soak: $(STAMP)
 	RUNTIMED_SOAK_SECONDS=$(SOAK_SECONDS) $(PY) -m pytest tests/reliability/test_soak.py -s $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules js/node_modules runtimed/web/dist .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(EG_VENV) tests/js/node_modules js/node_modules runtimed/web/dist .pytest_cache .ruff_cache

@@ -50,6 +50,18 @@ def default_log_path() -> Path:
     return default_state_dir() / "runtimed.log"
 
 
+def default_gateway_url() -> str | None:
+    """$RUNTIMED_GATEWAY_URL: a Kernel Gateway (e.g. Jupyter Enterprise Gateway) that
+    runs the kernels `launch_kernel` starts; None (unset or empty): local kernels."""
+    return os.environ.get("RUNTIMED_GATEWAY_URL") or None
+
+
+def default_gateway_token() -> str | None:
+    """$RUNTIMED_GATEWAY_TOKEN: sent as `Authorization: token <T>` to the gateway (an
+    environment variable, not an argument, keeps it out of the process list)."""
+    return os.environ.get("RUNTIMED_GATEWAY_TOKEN") or None
+
+
 def lock_path(socket_path: Path) -> Path:
     """The flock file beside the socket: whoever holds it is the socket's one daemon."""
     return socket_path.with_name(socket_path.name + ".lock")
@@ -119,6 +131,16 @@ class Settings:
     # refused hello) and `too_many_kernels` (a refused launch or attach).
     max_rooms: int = 1024
     max_kernels: int = 64
+    # Kernels on a Kernel Gateway (docs/remote-kernels.md): its base URL (http or https)
+    # and token; None: kernels are local processes. A REST call gets `gateway_timeout`
+    # seconds (a kernel start gets kernel_startup_timeout); a dropped kernel WebSocket
+    # is reconnected for up to `gateway_reconnect_timeout` seconds before the kernel
+    # counts as dead; the gateway's kernel model is polled every `gateway_poll_interval`.
+    gateway_url: str | None = field(default_factory=default_gateway_url)
+    gateway_token: str | None = field(default_factory=default_gateway_token)
+    gateway_timeout: float = 20.0
+    gateway_reconnect_timeout: float = 30.0
+    gateway_poll_interval: float = 2.0
 
     @property
     def docs_dir(self) -> Path:

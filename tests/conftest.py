@@ -32,6 +32,8 @@ def quick_settings(data_dir: Path, sock_dir: Path) -> Settings:
         room_grace=0.2,
         save_debounce=0.05,
         save_max_interval=0.5,
+        gateway_url=None,  # local kernels, whatever $RUNTIMED_GATEWAY_URL says
+        gateway_token=None,
     )
 
 

@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
+from typing import Any
 
 from .. import __version__
 from ..config import (
@@ -25,9 +27,11 @@ from .view import age, room_line
 
 
 def serve(args: argparse.Namespace) -> int:
+    from ..daemon.room_requests import gateway_target
     from ..daemon.server import DaemonAlreadyRunning, run_daemon
     from ..daemon.web_token import page_url, read_token
     from ..daemon.websocket import WebListenerError
+    from ..kernel import KernelError
 
     configure_logging(args.log_level, args.log_format, log_file=args.log_file)
     settings = Settings(
@@ -37,6 +41,7 @@ def serve(args: argparse.Namespace) -> int:
         ws=args.ws,
         ws_allow_remote=args.ws_allow_remote,
         autosave=args.autosave,
+        **_gateway_settings(args),
     )
 
     def ready() -> None:
@@ -51,11 +56,18 @@ def serve(args: argparse.Namespace) -> int:
             print(f"notebook page: {page}", file=sys.stderr, flush=True)
 
     try:
+        gateway_target(settings)  # a bad --gateway-url stops the start, not each launch
         asyncio.run(run_daemon(settings, ready))
-    except (DaemonAlreadyRunning, WebListenerError, UnsafePathError) as exc:
+    except (DaemonAlreadyRunning, WebListenerError, UnsafePathError, KernelError) as exc:
         print(f"runtimed: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _gateway_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """--gateway-url/--gateway-token over the environment's defaults (Settings')."""
+    overrides = {"gateway_url": args.gateway_url, "gateway_token": args.gateway_token}
+    return {key: value for key, value in overrides.items() if value}
 
 
 def start(args: argparse.Namespace) -> int:
@@ -65,6 +77,10 @@ def start(args: argparse.Namespace) -> int:
     serve_args = ["--ws", f"{args.ws[0]}:{args.ws[1]}"] if args.ws else []
     if not args.autosave:
         serve_args.append("--no-autosave")
+    if args.gateway_url:
+        serve_args += ["--gateway-url", args.gateway_url]
+    if args.gateway_token:  # inherited through the environment, never on the command line
+        os.environ["RUNTIMED_GATEWAY_TOKEN"] = args.gateway_token
     started = start_daemon(
         daemon_socket(args),
         log_file=log_file,

@@ -66,6 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="do not write notebooks' .ipynb files on their own (only on a `save` request)",
     )
+    daemon_options.add_argument(
+        "--gateway-url",
+        default=None,
+        metavar="URL",
+        help="launch kernels on this Kernel Gateway, e.g. Jupyter Enterprise Gateway "
+        "(default $RUNTIMED_GATEWAY_URL; docs/remote-gateway.md)",
+    )
+    daemon_options.add_argument(
+        "--gateway-token",
+        default=None,
+        metavar="TOKEN",
+        help="the gateway's token (default $RUNTIMED_GATEWAY_TOKEN, which keeps it out of ps)",
+    )
 
     serve = command(
         "serve",

@@ -99,6 +99,8 @@ class NotebookRoom:
         self.router = IopubRouter(self.comms, is_control_comm=self._is_private_comm, log_=self.log)
         self.kernel: KernelSession | None = None
         self.kernel_status = "none"
+        self._kernel_why: dict[str, str] = {}
+        self._reconcile_when_idle = ""  # why, when a reconnect came during an execution
         self.control: WidgetControl | None = None
         self._reconcile_task: asyncio.Task[None] | None = None
         self._reconcile_again: str | None = None
@@ -169,7 +171,7 @@ class NotebookRoom:
         if len(self.comms):
             peer.send(self.comms.sync_event())
         peer.send(Broadcast("trust", self.trust.state))
-        peer.send(Broadcast("kernel_status", {"status": self.kernel_status}))
+        peer.send(Broadcast("kernel_status", self.kernel_status_fields()))
         if self.saver is not None:
             peer.send(Broadcast("save_state", self.saver.event()))
         self.log.info("peer_joined", peer_id=peer.id, peers=len(self.peers), name=peer.name)
@@ -432,6 +434,10 @@ class NotebookRoom:
         if execution.comm_messages >= self.settings.reconcile_threshold:
             self.widgets_verified = False
             self.schedule_reconcile(f"burst of {execution.comm_messages} comm messages")
+        elif self._reconcile_when_idle and not self.router.executions:
+            self.schedule_reconcile(self._reconcile_when_idle)
+        if not self.router.executions:
+            self._reconcile_when_idle = ""
 
     def _set_execution_status(self, cell_id: str | None, status: str) -> None:
         if cell_id is None:
@@ -451,24 +457,42 @@ class NotebookRoom:
 
     # --- kernel ------------------------------------------------------------------------
 
-    def _set_kernel_status(self, status: str) -> None:
+    def _set_kernel_status(self, status: str, code: str = "", reason: str = "") -> None:
+        """`code` and `reason` say why a kernel is dead (e.g. gateway_unreachable)."""
         if status != self.kernel_status:
             self.kernel_status = status
-            self.broadcast("kernel_status", status=status)
+            self._kernel_why = {"code": code, "reason": reason} if code else {}
+            self.broadcast("kernel_status", **self.kernel_status_fields())
+
+    def kernel_status_fields(self) -> dict[str, str]:
+        return {"status": self.kernel_status, **self._kernel_why}
 
     def _on_kernel_event(self, event: KernelEvent) -> None:
         self.log.info("kernel_event", kind=event.kind, reason=event.reason)
+        if event.kind == "reconnected":  # messages of the gap may be lost: ask the kernel
+            self.widgets_verified = False
+            if self.router.executions:  # a busy kernel answers once its cells are done
+                self._reconcile_when_idle = event.reason
+            else:
+                self.schedule_reconcile(event.reason)
+            return
         if event.kind in ("restarting", "died", "shutdown"):
             self._clear_comms()
         if event.kind == "restarted" and self.control is not None:
             self.widgets_verified = True  # a fresh process: no widgets, CommState cleared
             self.control.reset()
         status = {"started": "idle", "restarted": "idle"}.get(event.kind, event.kind)
+        code = ""
         if event.kind == "died":
-            status = "dead"
-            if self.kernel_status != "starting":  # a failed launch says so once, with its code
-                self.broadcast("error", code="kernel_died", message=event.reason or "kernel died")
-        self._set_kernel_status(status)
+            status, code = "dead", event.code or "kernel_died"
+            message = event.reason or "kernel died"
+            # A failed launch says so once, with its code (start_kernel). The literal
+            # code stays visible to the docs check (tests/wire/test_protocol_doc.py).
+            if self.kernel_status != "starting" and code == "kernel_died":
+                self.broadcast("error", code="kernel_died", message=message)
+            elif self.kernel_status != "starting":  # gateway_unreachable, …
+                self.broadcast("error", code=code, message=message)
+        self._set_kernel_status(status, code, event.reason)
         if event.kind in ("died", "shutdown"):
             self._maybe_schedule_close()
 
@@ -559,7 +583,7 @@ class NotebookRoom:
                 **kwargs,
             )
         except KernelError as exc:
-            self._set_kernel_status("dead")
+            self._set_kernel_status("dead", exc.code, exc.message)
             self.broadcast("error", code=exc.code, message=exc.message)
             raise RequestFailed(exc.code, exc.message) from exc
         self.kernel = kernel

@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 from ..comms.comm_state import b64, parse_comm_update
 from ..errors import RequestFailed
 from ..kernel import KernelSession
+from ..kernel.gateway_rest import GatewayTarget
 from ..wire import messages as m
 from . import notebook_file
 from .paths import checked_ipynb_path
 from .peer import Peer
 
 if TYPE_CHECKING:
+    from ..config import Settings
     from .room import NotebookRoom
 
 DEFAULT_KERNEL = "python3"
@@ -74,6 +76,7 @@ class RoomRequests:
                 cwd=cwd,
                 startup_timeout=room.settings.kernel_startup_timeout,
                 shutdown_timeout=room.settings.kernel_shutdown_timeout,
+                gateway=gateway_target(room.settings),
             )
             return {"kernel_name": kernel.kernel_name, "status": room.kernel_status}
 
@@ -236,3 +239,16 @@ class RoomRequests:
         room.coalescer.flush_now()
         room.refresh_trust()
         return room.trust.state
+
+
+def gateway_target(settings: Settings) -> GatewayTarget | None:
+    """Where launched kernels run: the configured Kernel Gateway, or None (locally)."""
+    if settings.gateway_url is None:
+        return None
+    return GatewayTarget(
+        settings.gateway_url,
+        settings.gateway_token,
+        timeout=settings.gateway_timeout,
+        reconnect_timeout=settings.gateway_reconnect_timeout,
+        poll_interval=settings.gateway_poll_interval,
+    )

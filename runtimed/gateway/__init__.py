@@ -7,7 +7,7 @@ like any other, and its messages reach the front end without IOPub rate limits.
 
 Modules: `httpio` (request bodies on websockets' port, jupyter_server's JSON errors),
 `rest` (the REST endpoints), `kernels` (a gateway kernel, its room and connections),
-`channels` (one front end's WebSocket), `codec` (the legacy kernel-WebSocket format),
+`channels` (one front end's WebSocket; its frames in `runtimed.kernel.ws_codec`),
 `outbox` (the per-connection queue that merges a lagging front end's widget updates),
 `control` (the front end's widget control comm, answered from CommState).
 """

@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from ..comms.comm_state import CommMessageError, parse_comm_update
 from ..daemon.iopub import Execution
 from ..kernel import KernelError
-from . import codec
+from ..kernel import ws_codec as codec
 from .control import ControlComms
 from .kernels import GatewayKernel
 from .outbox import DEFAULT_BOUND, Outbox

@@ -21,8 +21,10 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from websockets.http11 import Response
 
 from .. import __version__
-from ..daemon.room_requests import DEFAULT_KERNEL
+from ..daemon.room_requests import DEFAULT_KERNEL, gateway_target
 from ..errors import RequestFailed
+from ..kernel import KernelError
+from ..kernel.gateway_rest import GatewayRest
 from ..wire import messages as m
 from .httpio import ApiError, BodyRequest, json_response, raw_response
 from .kernels import GatewayKernel, GatewayKernels
@@ -117,6 +119,9 @@ class RestApi:
     # --- kernelspecs -------------------------------------------------------------------
 
     async def _all_specs(self) -> dict[str, Any]:
+        upstream = await self._upstream_specs()
+        if upstream is not None:
+            return upstream
         found = await asyncio.to_thread(self.specs.get_all_specs)
         return {
             "default": DEFAULT_KERNEL,
@@ -127,11 +132,34 @@ class RestApi:
         }
 
     async def _spec(self, name: str) -> dict[str, Any]:
+        upstream = await self._upstream_specs()
+        if upstream is not None:
+            spec = (upstream.get("kernelspecs") or {}).get(name)
+            if not isinstance(spec, dict):
+                raise ApiError(404, f"Kernel spec {name} not found")
+            return spec
         try:
             spec = await asyncio.to_thread(self.specs.get_kernel_spec, name)
         except NoSuchKernel:
             raise ApiError(404, f"Kernel spec {name} not found") from None
         return _spec_model(name, spec.to_dict(), spec.resource_dir)
+
+    async def _upstream_specs(self) -> dict[str, Any] | None:
+        """With kernels on a Kernel Gateway (--gateway-url), its kernelspecs are the ones
+        a launch can name: listed as it lists them (resources are its own)."""
+        target = gateway_target(self.kernels.daemon.settings)
+        if target is None:
+            return None
+        rest = GatewayRest(target)
+        try:
+            specs = await rest.kernelspecs()
+        except KernelError as exc:
+            raise ApiError(502, f"the kernel gateway: {exc.message}") from None
+        finally:
+            await rest.aclose()
+        if not isinstance(specs, dict):
+            raise ApiError(502, "the kernel gateway's kernelspecs are not a JSON object")
+        return specs
 
     async def _resource(self, name: str, file_name: str) -> Response:
         try:

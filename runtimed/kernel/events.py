@@ -7,7 +7,9 @@ from typing import Literal
 
 from ..errors import RuntimedError
 
-KernelEventKind = Literal["starting", "started", "restarting", "restarted", "died", "shutdown"]
+KernelEventKind = Literal[
+    "starting", "started", "restarting", "restarted", "reconnected", "died", "shutdown"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +18,7 @@ class KernelEvent:
 
     kind: KernelEventKind
     reason: str = ""
+    code: str = ""  # for `died`: the error code peers get (kernel_died, gateway_…)
 
 
 class KernelError(RuntimedError):

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import structlog
@@ -24,6 +26,8 @@ from jupyter_client.session import Session
 
 from .connection_files import runtime_connection_file
 from .events import KernelError
+from .transport import KernelTransport
+from .zmq_channels import ZmqChannels
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +46,44 @@ def prepare_provisioners() -> None:
     An explicit setting wins; the package reads it once, at import.
     """
     os.environ.setdefault(REMOTE_SOCKET_TIMEOUT, "0")
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """What a transport gets from its session: the ZMQ context (sockets must never
+    drop IOPub), the session's logger, whom to tell of a regained connection, and the
+    heartbeat deadline."""
+
+    context: zmq.asyncio.Context
+    logger: Any
+    on_reconnected: Callable[[float], None]
+    heartbeat_timeout: float  # for ZMQ kernels that a poll cannot vouch for
+
+
+class OwnedKernel(Protocol):
+    """A kernel the daemon started and may restart, interrupt and stop: a local
+    process (`KernelProcess`) or one on a Kernel Gateway (`GatewayProcess`)."""
+
+    kernel_name: str
+
+    @property
+    def connection_file(self) -> str | None: ...
+
+    async def start(self, cwd: str | None) -> None: ...
+
+    async def restart(self) -> None: ...
+
+    async def interrupt(self) -> None: ...
+
+    async def exited(self) -> str:
+        """Wait until the kernel is gone; why, for a person."""
+        ...
+
+    async def stop(self, *, now: bool) -> None: ...
+
+    def transport(self, previous: KernelTransport | None, wiring: Wiring) -> KernelTransport:
+        """The channels to the (re)started kernel; `previous` is the last connection's."""
+        ...
 
 
 class KernelProcess:
@@ -88,6 +130,17 @@ class KernelProcess:
         session.key = self._km.session.key
         session.signature_scheme = self._km.session.signature_scheme
         return self._km.client(context=context, session=session)
+
+    def transport(self, previous: KernelTransport | None, wiring: Wiring) -> KernelTransport:
+        """ZMQ channels on the kernel's ports (a local socket does not reconnect).
+
+        A remote kernel is also watched by heartbeat: a frozen or cut-off one still looks
+        alive to its provisioner's poll.
+        """
+        session = previous.client.session if isinstance(previous, ZmqChannels) else None
+        heartbeat = wiring.heartbeat_timeout if self.remote else None
+        client = self.client(wiring.context, session)
+        return ZmqChannels(client, heartbeat_timeout=heartbeat, logger=wiring.logger)
 
     async def start(self, cwd: str | None) -> None:
         try:

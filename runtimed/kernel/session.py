@@ -25,8 +25,10 @@ from jupyter_client.asynchronous import AsyncKernelClient
 
 from .connection_files import load_connection_file
 from .events import KernelError, KernelEvent, KernelEventKind
+from .gateway_process import GatewayProcess
+from .gateway_rest import GatewayTarget
 from .inbox import Inbox, IopubSink, RelaySink, ReplySink
-from .process import DEFAULT_SHUTDOWN_WAIT, KernelProcess
+from .process import DEFAULT_SHUTDOWN_WAIT, KernelProcess, OwnedKernel, Wiring
 from .requests import KernelRequests
 from .transport import KernelTransport, SendChannel
 from .zmq_channels import ZmqChannels
@@ -51,7 +53,7 @@ class KernelSession(KernelRequests):
         *,
         kernel_id: str,
         kernel_name: str,
-        process: KernelProcess | None,
+        process: OwnedKernel | None,
         on_iopub: IopubSink,
         on_event: EventSink,
         on_reply: ReplySink | None,
@@ -94,15 +96,26 @@ class KernelSession(KernelRequests):
         on_reply: ReplySink | None = None,
         startup_timeout: float = 60,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_WAIT,
+        gateway: GatewayTarget | None = None,
     ) -> KernelSession:
         """Start a kernel from its kernelspec (provisioner included) and wait until it answers.
 
         `on_reply` receives every shell/control reply no `request()` awaits, e.g. the
         execute_reply of `execute()` and its execution_count. `shutdown_timeout` bounds
-        the polite part of a shutdown before SIGKILL.
+        the polite part of a shutdown before SIGKILL. With a `gateway`, the kernel is
+        started there (its kernelspec is the gateway's) and reached over its WebSocket.
         """
         kernel_id = str(uuid.uuid4())
-        process = KernelProcess(kernel_name, kernel_id, shutdown_wait=shutdown_timeout)
+        process: OwnedKernel
+        if gateway is not None:
+            process = GatewayProcess(
+                gateway,
+                kernel_name,
+                startup_timeout=startup_timeout,
+                logger=log.bind(kernel_id=kernel_id, kernel_name=kernel_name),
+            )
+        else:
+            process = KernelProcess(kernel_name, kernel_id, shutdown_wait=shutdown_timeout)
         self = cls(
             kernel_id=kernel_id,
             kernel_name=kernel_name,
@@ -118,7 +131,7 @@ class KernelSession(KernelRequests):
             await self._start(process.start(cwd), startup_timeout)
             ready = True
         except KernelError as exc:
-            self._report_died(exc.message)
+            self._report_died(exc.message, exc.code)
             raise KernelError(exc.code, f"kernel {kernel_name!r}: {self._death_reason}") from None
         finally:
             if not ready:  # failed or cancelled: leave no process behind
@@ -193,7 +206,7 @@ class KernelSession(KernelRequests):
             await self._connect(transport, timeout)
             ready = True
         except KernelError as exc:
-            self._report_died(exc.message)
+            self._report_died(exc.message, exc.code)
             raise KernelError(exc.code, f"{where}: {exc.message}") from None
         finally:
             if not ready:
@@ -204,15 +217,10 @@ class KernelSession(KernelRequests):
         """Start (or restart) our process, then connect to it with a fresh client."""
         assert self._process is not None
         await starting
-        previous = self._transport
-        session = previous.client.session if isinstance(previous, ZmqChannels) else None
         # The same Session across a restart: a fresh one would count msg_ids from 0.
-        client = self._process.client(self._context, session)
-        # A remote kernel is also watched by heartbeat: a frozen or cut-off one still
-        # looks alive to its provisioner's poll.
-        heartbeat = HEARTBEAT_TIMEOUT if self._process.remote else None
-        channels = ZmqChannels(client, heartbeat_timeout=heartbeat, logger=self._log)
-        await self._connect(channels, timeout)
+        wiring = Wiring(self._context, self._log, self._reconnected, HEARTBEAT_TIMEOUT)
+        transport = self._process.transport(self._transport, wiring)
+        await self._connect(transport, timeout)
 
     async def _connect(self, transport: KernelTransport, timeout: float) -> None:
         """Run the transport's tasks and wait (within `timeout`) until the kernel answers."""
@@ -246,12 +254,15 @@ class KernelSession(KernelRequests):
                     connected.set_result({})
         except* KernelError as group:
             error = group.exceptions[0]
-            self._report_died(error.message if isinstance(error, KernelError) else repr(error))
+            if isinstance(error, KernelError):
+                self._report_died(error.message, error.code)
+            else:
+                self._report_died(repr(error))
         except* Exception as group:
             self._log.error("kernel task failed", exc_info=group)
             self._report_died(f"kernel channel failed: {group.exceptions[0]!r}")
 
-    async def _watch_process(self, process: KernelProcess) -> None:
+    async def _watch_process(self, process: OwnedKernel) -> None:
         self._report_died(await process.exited())
 
     async def _handshake(self) -> None:
@@ -297,11 +308,17 @@ class KernelSession(KernelRequests):
         self._log.warning("kernel asked for input; answered with an empty string")
         self._send("stdin", "input_reply", {"value": ""}, parent=msg)
 
-    def _emit(self, kind: KernelEventKind, reason: str = "") -> None:
-        self._inbox.call(self._on_event, KernelEvent(kind, reason))
+    def _emit(self, kind: KernelEventKind, reason: str = "", code: str = "") -> None:
+        self._inbox.call(self._on_event, KernelEvent(kind, reason, code))
         self._inbox.relay_event(kind, reason)
 
-    def _report_died(self, reason: str) -> None:
+    def _reconnected(self, gap: float) -> None:
+        """The transport's connection came back: messages of the gap may be lost."""
+        self._emit("reconnected", f"kernel connection regained after {gap:.1f} s")
+
+    def _report_died(self, reason: str, code: str = "kernel_died") -> None:
+        """`code`: what the room's `error` broadcast and `kernel_status` say (e.g. a
+        launch's no_such_kernel, gateway_unreachable)."""
         if self.status in _FINAL:
             return
         if self.status in ("starting", "restarting"):
@@ -309,8 +326,8 @@ class KernelSession(KernelRequests):
         self.status = "dead"
         self._death_reason = reason
         self._inbox.fail_all(KernelError("kernel_dead", reason))
-        self._log.warning("kernel died", reason=reason)
-        self._emit("died", reason)
+        self._log.warning("kernel died", reason=reason, code=code)
+        self._emit("died", reason, "kernel_died" if code == "kernel_dead" else code)
 
     # ------------------------------------------------------------------ sending
 
@@ -351,7 +368,8 @@ class KernelSession(KernelRequests):
     # ------------------------------------------------------------------ lifecycle
 
     async def interrupt(self) -> None:
-        """Interrupt the running cell: a signal for our kernels, a control message otherwise."""
+        """Interrupt the running cell: a signal (or the gateway's REST call) for our
+        kernels, a control message otherwise."""
         self._require_usable()
         if self._process is None:
             await self.request("interrupt_request", {}, channel="control", timeout=5)
@@ -372,7 +390,7 @@ class KernelSession(KernelRequests):
             try:
                 await self._start(self._process.restart(), self._startup_timeout)
             except KernelError as exc:
-                self._report_died(exc.message)
+                self._report_died(exc.message, exc.code)
                 raise KernelError(exc.code, self._death_reason) from None
             self.connection_file = self._process.connection_file
             self._started("restarted")

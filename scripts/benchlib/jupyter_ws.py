@@ -23,8 +23,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from runtimed.gateway import codec
 from runtimed.kernel import execute_content
+from runtimed.kernel import ws_codec as codec
 
 from .procs import KERNEL_NAME, child_env
 

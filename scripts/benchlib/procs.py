@@ -126,8 +126,10 @@ class DaemonProcess:
         profile: Path | None = None,
         ws_port: int = 0,
         compaction: bool = True,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
+        self.env = env or {}  # on top of the bench's (e.g. RUNTIMED_GATEWAY_URL)
         self.ws_port = ws_port
         # A private directory of its own (0700): the daemon refuses a shared one like /tmp.
         self.socket_path = Path(tempfile.mkdtemp(prefix="rtd-bench-", dir="/tmp")) / "d.sock"
@@ -164,7 +166,7 @@ class DaemonProcess:
                 *argv,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,
-                env=child_env(),
+                env=child_env() | self.env,
                 cwd=SCRIPTS_DIR,
             )
         assert self.proc.stdout is not None

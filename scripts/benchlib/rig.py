@@ -19,7 +19,7 @@ from .procs import DaemonProcess, Helper, Kernel
 
 @dataclass(slots=True)
 class Rig:
-    kernel: Kernel
+    kernel: Kernel | None  # None: the daemon launched the kernel itself
     daemon: DaemonProcess
     actor: Observer  # runs the code
     watcher: Observer  # the "second client" whose view is timed
@@ -35,10 +35,16 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(ctx: BenchContext, key: str, **daemon_options: Any) -> AsyncIterator[Rig]:
+async def rig(
+    ctx: BenchContext, key: str, *, launch: str | None = None, **daemon_options: Any
+) -> AsyncIterator[Rig]:
+    """With `launch`, the daemon launches that kernelspec (e.g. on its Kernel Gateway)
+    instead of attaching to a kernel the bench started."""
     async with AsyncExitStack() as stack:
-        kernel = await Kernel().start(ctx.dir(key))
-        stack.push_async_callback(kernel.stop)
+        kernel = None
+        if launch is None:
+            kernel = await Kernel().start(ctx.dir(key))
+            stack.push_async_callback(kernel.stop)
         if ctx.profile_dir is not None:
             ctx.profile_dir.mkdir(parents=True, exist_ok=True)
             daemon_options.setdefault("profile", ctx.profile_dir / f"{key}.prof")
@@ -48,7 +54,11 @@ async def rig(ctx: BenchContext, key: str, **daemon_options: Any) -> AsyncIterat
         notebook = f"bench-{key}"
         actor = await stack.enter_async_context(daemon.client(notebook, name="bench-actor"))
         watcher = await stack.enter_async_context(daemon.client(notebook, name="bench-watcher"))
-        await actor.request("attach_kernel", connection_file=kernel.connection_file)
+        if kernel is None:
+            await actor.request("launch_kernel", kernel_name=launch)
+            stack.push_async_callback(actor.request, "shutdown_kernel")
+        else:
+            await actor.request("attach_kernel", connection_file=kernel.connection_file)
         observers = [Observer(actor).start(), Observer(watcher).start()]
         for observer in observers:
             stack.push_async_callback(observer.stop)

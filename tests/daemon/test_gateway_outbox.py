@@ -11,8 +11,8 @@ from jupyter_server.services.kernels.connection.base import (
     serialize_binary_message,
 )
 
-from runtimed.gateway import codec
 from runtimed.gateway.outbox import Outbox
+from runtimed.kernel import ws_codec as codec
 
 _ids = iter(range(1_000_000))
 

@@ -18,8 +18,8 @@ from typing import Any
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from websockets.asyncio.client import ClientConnection, connect
 
-from runtimed.gateway import codec
 from runtimed.kernel import execute_content
+from runtimed.kernel import ws_codec as codec
 
 
 class KernelSocket:

@@ -13,8 +13,8 @@ import pytest
 
 from runtimed.comms.mirror import state_from_doc
 from runtimed.daemon.room import NotebookRoom
-from runtimed.gateway import codec
 from runtimed.kernel import execute_content
+from runtimed.kernel import ws_codec as codec
 from tests.conftest import eventually
 from tests.web.conftest import WebDaemon
 from tests.web.kernel_ws import KernelSocket, api, is_idle

@@ -12,6 +12,7 @@ from . import (
     latency,
     page_open,
     reconcile,
+    remote_gateway,
     stream,
 )
 
@@ -28,5 +29,6 @@ CASES: dict[str, ModuleType] = {
         stream,
         compaction_stall,
         page_open,
+        remote_gateway,
     )
 }

@@ -105,10 +105,14 @@ def decode(frame: str | bytes, channels: frozenset[str] = CHANNELS) -> tuple[str
 
 
 def _loads(data: str | bytes) -> dict[str, Any]:
+    """msgspec first (fast); the stdlib for what it refuses (NaN, huge ints)."""
     try:
-        msg = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CodecError(f"not JSON: {exc}") from None
+        msg = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        try:
+            msg = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CodecError(f"not JSON: {exc}") from None
     if not isinstance(msg, dict):
         raise CodecError("a message is a JSON object")
     return msg
