@@ -28,6 +28,7 @@ from notebook_doc import NotebookDoc, NotebookDocError, atomic_write
 from ..blob_store import BlobStore
 from ..outputs import OutputError
 from . import notebook_file
+from .debounce import Debouncer
 from .disk_sync import (
     Merged,
     NoBase,
@@ -80,8 +81,6 @@ class NotebookSaver:
         self.blobs = blobs
         self.hooks = hooks
         self.autosave = autosave
-        self.quiet = quiet
-        self.max_delay = max_delay
         self.retry = retry
         self.log = log_ or log
         record = read_record(docs_dir, notebook_id)
@@ -91,8 +90,7 @@ class NotebookSaver:
         self.state = "saved"
         self.reason: str | None = None
         self.kept_copy: Path | None = None  # the last disk version kept beside the file
-        self._dirty_since: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._debounce = Debouncer(self._fire, quiet=quiet, max_delay=max_delay)
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._seen: tuple[int, int, int] | None = None  # the file's stat at our last look
@@ -141,13 +139,8 @@ class NotebookSaver:
             return
         if self.state == "saved":
             self._set_state("modified")
-        if not self.autosave:
-            return
-        now = time.monotonic()
-        if self._dirty_since is None:
-            self._dirty_since = now
-        delay = min(self.quiet, self._dirty_since + self.max_delay - now)
-        self._arm(max(0.0, delay))
+        if self.autosave:
+            self._debounce.poke()
 
     def info(self) -> dict[str, Any]:
         return {
@@ -221,8 +214,7 @@ class NotebookSaver:
         Raises OSError (after saying so to the peers) when the disk refuses; a retry
         is scheduled when autosave is on.
         """
-        self._cancel_timer()
-        self._dirty_since = None
+        self._debounce.cancel()
         async with self._lock:
             try:
                 await self._save_once(rewrite)
@@ -278,7 +270,7 @@ class NotebookSaver:
         self.hooks.broadcast("error", code="save_failed", message=reason)
         self._set_state("failed", reason)
         if self.autosave:
-            self._arm(self.retry)
+            self._debounce.arm(self.retry)
 
     def _set_state(self, state: str, reason: str | None = None) -> None:
         if (state, reason) == (self.state, self.reason):
@@ -288,17 +280,7 @@ class NotebookSaver:
 
     # --- timing --------------------------------------------------------------------------
 
-    def _arm(self, delay: float) -> None:
-        self._cancel_timer()
-        self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
     def _fire(self) -> None:
-        self._timer = None
         self._spawn(self._background_save())
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -325,12 +307,12 @@ class NotebookSaver:
             self._watch.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._cancel_timer()
+        self._debounce.cancel()
         if self.autosave:
             # On failure the stored copy keeps the change; the error was broadcast and logged.
             with contextlib.suppress(OSError):
                 await self.save()
-            self._cancel_timer()
+        self._debounce.close()
 
 
 def _stat(path: Path) -> tuple[int, int, int] | None:
