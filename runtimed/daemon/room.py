@@ -19,38 +19,19 @@ from notebook_doc import NotebookDoc, NotebookDocError
 
 from ..blob_store import BlobStore
 from ..comms.coalesce import Coalescer
-from ..comms.reconcile import (
-    WIDGET_TARGET,
-    KernelWidget,
-    Plan,
-    ReconcileUnavailable,
-    WidgetControl,
-)
-from ..comms.reconcile import plan as reconcile_plan
+from ..comms.reconcile import Plan
 from ..comms.store import CommStore
 from ..config import Settings
-from ..errors import RequestFailed
-from ..kernel import KernelError, KernelEvent, KernelSession
-from ..outputs import FinishedCellUpdate, OutputLog
+from ..kernel import KernelError, KernelSession
+from ..outputs import OutputLog
 from ..trust import Notary, RoomTrust
 from ..wire import Broadcast, Presence, Snapshot, Switch, Sync
 from .autosave import NotebookSaver, SaverHooks
 from .compaction import Compactor
-from .iopub import (
-    ControlMessage,
-    Effect,
-    Execution,
-    ExecutionCount,
-    ExecutionDone,
-    IopubRouter,
-    KernelStatus,
-    LossSuspected,
-    OutputsChanged,
-    Send,
-    WidgetOpened,
-)
+from .iopub import Execution
 from .peer import Peer, fan_out
 from .persistence import DocPersister
+from .room_kernel import KernelBinding
 from .room_requests import RoomRequests
 
 log = structlog.get_logger(__name__)
@@ -96,18 +77,8 @@ class NotebookRoom:
             before_save=self.trust.signing,  # a failure is logged; the save goes on
         )
         self._trust_timer: asyncio.TimerHandle | None = None
-        self.router = IopubRouter(self.comms, is_control_comm=self._is_private_comm, log_=self.log)
-        self.kernel: KernelSession | None = None
-        self.kernel_status = "none"
-        self.control: WidgetControl | None = None
-        self._reconcile_task: asyncio.Task[None] | None = None
-        self._reconcile_again: str | None = None
-        self.reconciles = 0  # reconciles that changed something, for tests and benchmarks
-        # CommState known equal to the kernel's widgets: since a kernel we started (empty)
-        # or a reconcile, with no loss suspected since.
-        self.widgets_verified = False
+        self.kernel_binding = KernelBinding(self)
         self.comms.restore_saved()
-        self.kernel_lock = asyncio.Lock()
         self._dirty_cells: dict[str, OutputLog] = {}
         self._snapshot: tuple[list[bytes], bytes] | None = None
         self._storage_error: str | None = None  # the last blob-store failure, until a flush works
@@ -116,7 +87,6 @@ class NotebookRoom:
         self.on_idle: Callable[[NotebookRoom], None] | None = None
         # Which open room bridges the kernel of a connection file (the daemon knows).
         self.kernel_bridged_in: Callable[[str], str | None] = lambda _file: None
-        self.on_reconciled: Callable[[Plan], None] | None = None  # a plan that changed something
         self.keep_open = False  # a Kernel Gateway kernel lives here, dead or alive
         self.requests = RoomRequests(self)
         self.closed = False
@@ -186,7 +156,7 @@ class NotebookRoom:
             return
         self.compactor.peer_left(peer)
         self.log.info("peer_left", peer_id=peer.id, peers=len(self.peers))
-        self._maybe_schedule_close()
+        self.maybe_schedule_close()
 
     def receive_sync(self, peer: Peer, data: bytes) -> None:
         """Apply a peer's sync message; a bad one is that peer's error, not the room's."""
@@ -301,7 +271,7 @@ class NotebookRoom:
     def _flush_writes(self) -> None:
         flushed = self.comms.flush()
         for comm_id, data in flushed.to_kernel:  # Output widgets' captures, as a browser would
-            self._tell_kernel(comm_id, data)
+            self.kernel_binding.tell(comm_id, data)
         changed = flushed.doc_changed
         try:
             if flushed.storage_error is not None:
@@ -333,13 +303,6 @@ class NotebookRoom:
         if not self.closed:
             self.coalescer.poke()
 
-    def _tell_kernel(self, comm_id: str, data: dict) -> None:
-        if self.kernel is not None:
-            try:
-                self.kernel.send_comm(comm_id, data)
-            except KernelError as exc:
-                self.log.info("capture_not_sent", comm_id=comm_id, reason=exc.message)
-
     def _write_cell_outputs(self, cell_id: str, output_log: OutputLog) -> bool:
         try:
             entries = output_log.entries()
@@ -349,63 +312,16 @@ class NotebookRoom:
             self.log.info("outputs_dropped", cell_id=cell_id, reason=str(exc))
             return False
 
-    def _on_iopub(self, msgs: list[dict]) -> None:
-        """The kernel reader's batch: routed message by message, each effect applied here."""
-        for msg in msgs:
-            for effect in self.router.route(msg):
-                self._apply(effect)
-
-    def _on_reply(self, msg: dict) -> None:
-        """A shell reply: an execute_reply may finish its execution."""
-        for effect in self.router.route_reply(msg):
-            self._apply(effect)
-
-    def _apply(self, effect: Effect) -> None:
-        match effect:
-            case Send(event, comm_event):
-                self.send_all(event, comm_event=comm_event)
-            case KernelStatus(status):
-                self._set_kernel_status(status)
-            case OutputsChanged(execution):
-                self._cell_outputs_changed(execution)
-            case FinishedCellUpdate():
-                self._finished_cell_updated(effect)
-            case ExecutionCount(cell_id, count):
-                self._execution_count(cell_id, count)
-            case ExecutionDone(execution):
-                self._execution_done(execution)
-            case ControlMessage(msg):
-                if self.control is not None:
-                    self.control.on_message(msg)
-            case WidgetOpened():
-                if self.control is not None:
-                    self.control.widgets_seen()
-            case LossSuspected(reason):
-                self.log.info("loss_suspected", reason=reason)
-                self.widgets_verified = False
-                self.schedule_reconcile(reason)
-
-    def _cell_outputs_changed(self, execution: Execution) -> None:
-        if execution.cell_id is not None and execution.log is not None:
-            self._dirty_cells[execution.cell_id] = execution.log
-            self.coalescer.poke()
-
-    def _finished_cell_updated(self, update: FinishedCellUpdate) -> None:
-        """A display update for a finished cell: written unless a client changed it since."""
-        if self._dirty_cells.get(update.cell_id) is update.log:
-            return  # an earlier update is not written yet: the doc lags behind on purpose
-        try:
-            current = self.doc.get_outputs(update.cell_id)
-        except NotebookDocError:
-            current = None
-        if current != update.before:
-            self.router.finished.forget(update.cell_id)
-            self.log.info("display_update_skipped", cell_id=update.cell_id)
-            return
-        self._dirty_cells[update.cell_id] = update.log
+    def outputs_changed(self, cell_id: str, output_log: OutputLog) -> None:
+        """A cell's outputs are to be written (at the next flush)."""
+        self._dirty_cells[cell_id] = output_log
         self.coalescer.poke()
 
-    def _execution_count(self, cell_id: str, count: int) -> None:
+    def outputs_pending(self, cell_id: str) -> OutputLog | None:
+        """The outputs waiting for the next flush, if any."""
+        return self._dirty_cells.get(cell_id)
+
+    def execution_count(self, cell_id: str, count: int) -> None:
         """The kernel started running the cell (execute_input)."""
         try:
             changed = self.doc.set_execution_count(cell_id, count)
@@ -414,166 +330,58 @@ class NotebookRoom:
         except NotebookDocError as exc:
             self.log.info("execution_count_dropped", cell_id=cell_id, reason=str(exc))
 
-    def _execution_done(self, execution: Execution) -> None:
-        # Settle everything the execution produced first: a client that sees
-        # execution_done then finds its outputs and widget states in place.
-        if execution.cell_id is not None and execution.log is not None:
-            self._dirty_cells[execution.cell_id] = execution.log
-        outcome = execution.outcome()
-        self._set_execution_status(execution.cell_id, outcome["status"])
-        self.coalescer.flush_now()
-        self.broadcast(
-            "execution_done",
-            cell_id=execution.cell_id,
-            msg_id=execution.msg_id,
-            execution_count=execution.execution_count,
-            **outcome,
-        )
-        if execution.comm_messages >= self.settings.reconcile_threshold:
-            self.widgets_verified = False
-            self.schedule_reconcile(f"burst of {execution.comm_messages} comm messages")
+    def cell_queued(self, cell_id: str) -> None:
+        """An execution was sent for the cell: outputs and count cleared at once."""
+        self._dirty_cells.pop(cell_id, None)
+        changed = self.doc.clear_outputs(cell_id)
+        changed = self.doc.set_execution_count(cell_id, None) or changed
+        changed = self.doc.set_execution_status(cell_id, "queued") or changed
+        if changed:
+            self._doc_changed()
 
-    def _set_execution_status(self, cell_id: str | None, status: str) -> None:
-        if cell_id is None:
-            return
+    def execution_settled(self, execution: Execution, status: str) -> None:
+        """An execution ended: its outputs, widget states and status all written now."""
+        cell_id = execution.cell_id
+        if cell_id is not None and execution.log is not None:
+            self._dirty_cells[cell_id] = execution.log
         try:
-            if self.doc.set_execution_status(cell_id, status):
+            if cell_id is not None and self.doc.set_execution_status(cell_id, status):
                 self._doc_changed()
         except NotebookDocError as exc:  # the cell was deleted meanwhile
             self.log.info("execution_status_dropped", cell_id=cell_id, reason=str(exc))
-
-    def _abort_executions(self, pending: list[Execution]) -> None:
-        """The kernel went away (restart, shutdown, death): whatever was queued or
-        running ends as aborted, in the doc and for the clients."""
-        for execution in pending:
-            execution.reply = {"status": "aborted"}
-            self._execution_done(execution)
-
-    # --- kernel ------------------------------------------------------------------------
-
-    def _set_kernel_status(self, status: str) -> None:
-        if status != self.kernel_status:
-            self.kernel_status = status
-            self.broadcast("kernel_status", status=status)
-
-    def _on_kernel_event(self, event: KernelEvent) -> None:
-        self.log.info("kernel_event", kind=event.kind, reason=event.reason)
-        if event.kind in ("restarting", "died", "shutdown"):
-            self._clear_comms()
-        if event.kind == "restarted" and self.control is not None:
-            self.widgets_verified = True  # a fresh process: no widgets, CommState cleared
-            self.control.reset()
-        status = {"started": "idle", "restarted": "idle"}.get(event.kind, event.kind)
-        if event.kind == "died":
-            status = "dead"
-            if self.kernel_status != "starting":  # a failed launch says so once, with its code
-                self.broadcast("error", code="kernel_died", message=event.reason or "kernel died")
-        self._set_kernel_status(status)
-        if event.kind in ("died", "shutdown"):
-            self._maybe_schedule_close()
-
-    def _clear_comms(self) -> None:
-        """Restart, shutdown and death drop every comm from both stores, and say so."""
-        self.widgets_verified = False
-        event = self.comms.clear()
-        pending = self.router.reset()
         self.coalescer.flush_now()
-        self._abort_executions(pending)
-        self.send_all(event)
+
+    def clear_comms(self) -> Broadcast:
+        """Every comm leaves both stores (the kernel went away or was replaced); the
+        event that tells the peers."""
+        event = self.comms.clear()
+        self.coalescer.flush_now()
         self.compactor.comms_cleared()
+        return event
 
-    # --- reconcile with the kernel's widget state ---------------------------------------
-
-    def _is_private_comm(self, comm_id: str) -> bool:
-        return self.control is not None and self.control.owns(comm_id)
-
-    def comms_verified(self) -> bool:
-        """CommState is known to equal the kernel's widgets: the kernel started here
-        without any, or a reconcile matched them, and nothing can have been lost since
-        (no loss suspected, no burst under way)."""
-        limit = self.settings.reconcile_threshold
-        running = self.router.executions.values()
-        return self.widgets_verified and all(e.comm_messages < limit for e in running)
-
-    def schedule_reconcile(self, reason: str) -> None:
-        """Reconcile soon, once; a request during a running one queues one more."""
-        if self.closed or self.kernel is None:
-            return
-        if self._reconcile_task is not None and not self._reconcile_task.done():
-            self._reconcile_again = reason
-            return
-        self._reconcile_task = asyncio.get_running_loop().create_task(self._reconcile_loop(reason))
-
-    async def _reconcile_loop(self, reason: str | None) -> None:
-        while reason is not None:
-            self.log.info("reconcile", reason=reason)
-            self._reconcile_again = None
-            await self.reconcile_now()
-            reason = self._reconcile_again
-
-    async def reconcile_now(self) -> dict:
-        """One round trip to the kernel; what changed, or why it could not be done."""
-        if self.control is None:
-            return {"available": False, "reason": "no kernel"}
-        try:
-            plan = await self.control.reconcile()
-        except ReconcileUnavailable as exc:
-            return {"available": False, "reason": str(exc)}
-        except KernelError as exc:
-            return {"available": False, "reason": exc.message}
-        return {"available": True, **plan.summary()}
-
-    def _apply_kernel_widgets(self, widgets: list[KernelWidget]) -> Plan:
-        """Bring CommState and the doc to the kernel's answer, as live messages would."""
-        plan = reconcile_plan(self.comms.state.get_all(), widgets)
+    def apply_plan(self, plan: Plan) -> None:
+        """A reconcile's plan: CommState and the doc brought to the kernel's widgets, as
+        live messages would."""
         for event in self.comms.apply_plan(plan):
             self.send_all(event, comm_event=True)
         if plan:
-            self.reconciles += 1
-            self.log.info("reconciled", **plan.summary())
             self.coalescer.flush_now()
-            if self.on_reconciled is not None:
-                self.on_reconciled(plan)
-        self.widgets_verified = True
-        return plan
+
+    # --- the kernel (room_kernel.py) ----------------------------------------------------
+
+    @property
+    def kernel(self) -> KernelSession | None:
+        return self.kernel_binding.session
+
+    @property
+    def kernel_status(self) -> str:
+        return self.kernel_binding.status
 
     def require_kernel(self) -> KernelSession:
-        if self.kernel is None or self.kernel_status in ("dead", "shutdown"):
-            raise RequestFailed("no_kernel", "no kernel is running: send launch_kernel first")
-        return self.kernel
+        return self.kernel_binding.require()
 
     async def start_kernel(self, starter: Callable[..., Any], **kwargs: Any) -> KernelSession:
-        if self.kernel is not None:
-            await self.kernel.shutdown()
-            self.kernel = None
-        if len(self.comms):
-            self._clear_comms()  # saved widgets belong to no kernel: a new one starts clean
-        self.trust.kernel_started()
-        self.refresh_trust()
-        self._set_kernel_status("starting")
-        try:
-            kernel = await starter(
-                on_iopub=self._on_iopub,
-                on_event=self._on_kernel_event,
-                on_reply=self._on_reply,
-                **kwargs,
-            )
-        except KernelError as exc:
-            self._set_kernel_status("dead")
-            self.broadcast("error", code=exc.code, message=exc.message)
-            raise RequestFailed(exc.code, exc.message) from exc
-        self.kernel = kernel
-        self.widgets_verified = kernel.owned  # a kernel we started has no widgets yet
-
-        async def widget_comms() -> dict:
-            content = {"target_name": WIDGET_TARGET}
-            return (await kernel.request("comm_info_request", content, timeout=10))["content"]
-
-        self.control = WidgetControl(
-            kernel.send_comm, widget_comms, self._apply_kernel_widgets, log_=self.log
-        )
-        self._set_kernel_status(kernel.status if kernel.status != "starting" else "idle")
-        return kernel
+        return await self.kernel_binding.start(starter, **kwargs)
 
     # --- requests ----------------------------------------------------------------------
 
@@ -582,29 +390,14 @@ class NotebookRoom:
         callers (the Kernel Gateway API), which no action needs to answer."""
         return await self.requests.handle(peer, request)
 
-    def start_execution(self, kernel: KernelSession, code: str, cell_id: str | None) -> dict:
-        """Send an execute request; its cell's outputs and count are cleared at once."""
-        msg_id = kernel.execute(code)
-        output_log = OutputLog(self.blobs) if cell_id is not None else None
-        self.router.started(Execution(msg_id, cell_id, output_log))
-        if cell_id is not None:
-            self._dirty_cells.pop(cell_id, None)
-            changed = self.doc.clear_outputs(cell_id)
-            changed = self.doc.set_execution_count(cell_id, None) or changed
-            changed = self.doc.set_execution_status(cell_id, "queued") or changed
-            if changed:
-                self._doc_changed()
-        self.broadcast("execution_started", cell_id=cell_id, msg_id=msg_id, execution_count=None)
-        return {"msg_id": msg_id}
-
     # --- lifetime ----------------------------------------------------------------------
 
     def release(self) -> None:
         """Nothing but peers keeps the room open any more: it closes once idle."""
         self.keep_open = False
-        self._maybe_schedule_close()
+        self.maybe_schedule_close()
 
-    def _maybe_schedule_close(self) -> None:
+    def maybe_schedule_close(self) -> None:
         if self.peers or self.keep_open or self.closed or self._close_timer is not None:
             return
         if self.kernel is not None and self.kernel_status not in ("dead", "shutdown"):
@@ -635,14 +428,12 @@ class NotebookRoom:
             self._trust_timer.cancel()
         if self._storage_retry is not None:
             self._storage_retry.cancel()
-        if self._reconcile_task is not None:
-            self._reconcile_task.cancel()
-        if self.kernel is not None and shutdown_kernel:
+        self.kernel_binding.close()
+        if shutdown_kernel:
             try:
-                await self.kernel.shutdown()
+                await self.kernel_binding.shutdown()
             except KernelError as exc:
                 self.log.warning("kernel_shutdown_failed", error=exc.message)
-            self.kernel = None
         await self.comms.drain()  # the last flush writes what is left in place
         self.coalescer.flush_now()
         self.coalescer.cancel()

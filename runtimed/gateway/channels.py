@@ -124,7 +124,7 @@ class KernelChannels:
             self.log.info("gateway_no_kernel", msg_type=msg_type)
             return
         if msg_type == "execute_request":
-            self.kernel.room.router.started(Execution(header["msg_id"], None, None))
+            self.kernel.room.kernel_binding.router.started(Execution(header["msg_id"], None, None))
         try:
             kernel.send_message(channel, msg)
         except KernelError as exc:

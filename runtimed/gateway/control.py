@@ -4,7 +4,7 @@ ipywidgets' front end (JupyterLab's widget manager) opens this comm on every pag
 load and sends `request_states`, then waits 4 s for `update_states`: a busy kernel
 answers too late and the page shows no widgets. The daemon keeps each front end's
 control comm to itself and answers from CommState: at once when CommState is known
-to equal the kernel (`NotebookRoom.comms_verified`), else after one reconcile, which
+to equal the kernel (`KernelBinding.comms_verified`), else after one reconcile, which
 asks the kernel on the daemon's own control comm. The front end's comm never reaches
 the kernel on purpose: ipywidgets keeps a single control comm per kernel (the last
 one opened), so a front end's would silence the daemon's reconcile.
@@ -78,7 +78,7 @@ class ControlComms:
 
     async def _answer(self, comm_id: str, parent: dict[str, Any]) -> None:
         room = self.kernel.room
-        fresh = room.comms_verified()
+        fresh = room.kernel_binding.comms_verified()
         if not fresh:
             try:
                 result = await room.handle_request(None, m.Resync())

@@ -87,7 +87,7 @@ class GatewayKernel:
         reconcile results."""
         assert self.room.kernel is not None
         self.room.kernel.relay = self.on_kernel
-        self.room.on_reconciled = self.on_reconciled
+        self.room.kernel_binding.on_reconciled = self.on_reconciled
 
     def on_reconciled(self, plan: Plan) -> None:
         """IOPub lost something the front ends never saw either: send them the
@@ -142,7 +142,7 @@ class GatewayKernel:
     def _private(self, msg: dict[str, Any]) -> bool:
         """The daemon's own widget control comm (reconcile answers): not a front end's."""
         comm_id = msg["content"].get("comm_id")
-        control = self.room.control
+        control = self.room.kernel_binding.control
         return isinstance(comm_id, str) and control is not None and control.owns(comm_id)
 
     def _on_event(self, kind: str) -> None:
