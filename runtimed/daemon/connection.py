@@ -2,7 +2,7 @@
 
 `PeerSession` is the per-connection dispatch (handshake, sync, presence, requests on
 the notebook or control channel); the daemon (server.py) owns the listeners, the room
-registry and the connection's tasks. Every request error reaches the client with its
+registry and the connection's group. Every request error reaches the client with its
 own code (docs/errors.md); a bug of ours is `internal_error` and the connection stays.
 """
 
@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+
+from anyio.abc import TaskGroup
 
 from notebook_doc import NotebookDocError
 
@@ -65,7 +67,7 @@ class PeerSession:
         self.peer = peer
         self.channel: str | None = None
         self.room: NotebookRoom | None = None
-        self.tasks: asyncio.TaskGroup | None = None
+        self.tasks: TaskGroup | None = None  # the connection's group: one task per request
 
     async def dispatch(self, event: Any) -> bool:
         """Handle one event; False ends the connection."""
@@ -83,7 +85,7 @@ class PeerSession:
             return True
         if isinstance(event, Request):
             assert self.tasks is not None
-            self.tasks.create_task(self._request(event))
+            self.tasks.start_soon(self._request, event)
             return True
         if isinstance(event, Presence) and self.room is not None:
             self.room.relay_presence(self.peer, event.payload)

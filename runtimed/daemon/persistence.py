@@ -34,6 +34,7 @@ class DocPersister:
         max_interval: float,
         on_error: Callable[[str], None] | None = None,
         before_save: Callable[[], Callable[[], object]] | None = None,
+        spawn: Callable[..., None],
     ) -> None:
         self.doc = doc
         self.path = path
@@ -41,8 +42,8 @@ class DocPersister:
         self._on_error = on_error
         self._before_save = before_save
         self._debounce = Debouncer(self._fire, quiet=debounce, max_delay=max_interval)
+        self._spawn = spawn  # the room's task group: a save due runs there
         self._lock = asyncio.Lock()
-        self._saving: set[asyncio.Task[None]] = set()
         self._saved_heads: list[bytes] | None = None
         self.saves = 0
         self.saved_bytes: int | None = None  # the size of the last save (the history's cost)
@@ -58,9 +59,7 @@ class DocPersister:
         return self._debounce.held()
 
     def _fire(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.save())
-        self._saving.add(task)
-        task.add_done_callback(self._saving.discard)
+        self._spawn(self.save)
 
     async def save(self, saved: tuple[list[bytes], bytes] | None = None) -> bool:
         """Write the doc now if it differs from the file; False if the write failed.
@@ -106,10 +105,8 @@ class DocPersister:
         self._debounce.close()
 
     async def close(self) -> bool:
-        """Final save on shutdown or room close; waits for saves in flight."""
+        """Final save on shutdown or room close (after any save in flight: one lock)."""
         self._debounce.close()
-        if self._saving:
-            await asyncio.gather(*self._saving, return_exceptions=True)
         return await self.save()
 
 

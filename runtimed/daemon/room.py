@@ -33,6 +33,7 @@ from .peer import Peer, fan_out
 from .persistence import DocPersister
 from .room_kernel import KernelBinding
 from .room_requests import RoomRequests
+from .tasks import TaskOwner
 
 log = structlog.get_logger(__name__)
 
@@ -63,9 +64,15 @@ class NotebookRoom:
         self.room_id = hashlib.sha256(notebook_id.encode()).hexdigest()[:12]
         self.log = log.bind(room_id=self.room_id)
         self.peers: dict[str, Peer] = {}
+        # Its saves, merges, reconciles and compactions: run by the registry's group.
+        self.tasks = TaskOwner(f"room {self.room_id}", self.log)
         self.coalescer = Coalescer(settings.coalesce_window, self._flush_writes)
         self.comms = CommStore(
-            doc, blobs, schedule=self.coalescer.poke, on_storage_error=self._storage_failed
+            doc,
+            blobs,
+            schedule=self.coalescer.poke,
+            on_storage_error=self._storage_failed,
+            spawn=self.tasks.start_soon,
         )
         self.trust = RoomTrust(notary, doc, blobs, signed=signed)
         self.persister = DocPersister(
@@ -75,6 +82,7 @@ class NotebookRoom:
             max_interval=settings.save_max_interval,
             on_error=lambda message: self.broadcast("error", code="save_failed", message=message),
             before_save=self.trust.signing,  # a failure is logged; the save goes on
+            spawn=self.tasks.start_soon,
         )
         self._trust_timer: asyncio.TimerHandle | None = None
         self.kernel_binding = KernelBinding(self)
@@ -114,6 +122,7 @@ class NotebookRoom:
             quiet=self.settings.autosave_quiet,
             max_delay=self.settings.autosave_max_delay,
             retry=self.settings.autosave_retry,
+            spawn=self.tasks.start_soon,
             log_=self.log,
         )
         if self.settings.file_watch_interval > 0:
@@ -418,7 +427,8 @@ class NotebookRoom:
             self.on_idle(self)
 
     async def close(self, *, shutdown_kernel: bool = True) -> None:
-        """Flush, stop the kernel we own, save; idempotent."""
+        """Flush, stop the kernel we own, save, end the room's tasks; idempotent (the
+        order is step 3 of the shutdown order in tasks.py)."""
         if self.closed:
             return
         self.closed = True
@@ -443,6 +453,7 @@ class NotebookRoom:
             self.persister.cancel()  # a room made up and never used leaves nothing stored
         else:
             await self.persister.close()
+        await self.tasks.close()
         self.log.info("room_closed")
 
     def info(self) -> dict:

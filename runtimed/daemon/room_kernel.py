@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from notebook_doc import NotebookDocError
 
 from ..comms.reconcile import (
@@ -54,7 +56,7 @@ class KernelBinding:
         self.lock = asyncio.Lock()  # one start, restart or shutdown at a time
         self.router = IopubRouter(room.comms, is_control_comm=self._is_private_comm, log_=room.log)
         self.control: WidgetControl | None = None
-        self._reconcile_task: asyncio.Task[None] | None = None
+        self._reconciling: anyio.CancelScope | None = None  # the reconcile loop under way
         self._reconcile_again: str | None = None
         self.reconciles = 0  # reconciles that changed something, for tests and benchmarks
         # CommState known equal to the kernel's widgets: since a kernel we started (empty)
@@ -252,17 +254,24 @@ class KernelBinding:
         """Reconcile soon, once; a request during a running one queues one more."""
         if self.room.closed or self.session is None:
             return
-        if self._reconcile_task is not None and not self._reconcile_task.done():
+        if self._reconciling is not None:
             self._reconcile_again = reason
             return
-        self._reconcile_task = asyncio.get_running_loop().create_task(self._reconcile_loop(reason))
+        self._reconciling = anyio.CancelScope()
+        self.room.tasks.start_soon(self._reconcile_loop, reason, self._reconciling)
 
-    async def _reconcile_loop(self, reason: str | None) -> None:
-        while reason is not None:
-            self.log.info("reconcile", reason=reason)
-            self._reconcile_again = None
-            await self.reconcile_now()
-            reason = self._reconcile_again
+    async def _reconcile_loop(self, reason: str | None, scope: anyio.CancelScope) -> None:
+        """In the room's group; `close` cancels it."""
+        try:
+            with scope:
+                while reason is not None:
+                    self.log.info("reconcile", reason=reason)
+                    self._reconcile_again = None
+                    await self.reconcile_now()
+                    reason = self._reconcile_again
+        finally:
+            if self._reconciling is scope:
+                self._reconciling = None
 
     async def reconcile_now(self) -> dict:
         """One round trip to the kernel; what changed, or why it could not be done."""
@@ -289,5 +298,6 @@ class KernelBinding:
         return plan
 
     def close(self) -> None:
-        if self._reconcile_task is not None:
-            self._reconcile_task.cancel()
+        """The room closes: a reconcile under way stops here."""
+        if self._reconciling is not None:
+            self._reconciling.cancel()

@@ -52,8 +52,9 @@ def _method(content: dict[str, Any]) -> Any:
 class ControlComms:
     """One connection's control comms; `intercept` says whether a message was one."""
 
-    def __init__(self, kernel: GatewayKernel, deliver: Deliver) -> None:
+    def __init__(self, kernel: GatewayKernel, deliver: Deliver, spawn: Callable[..., None]) -> None:
         self.kernel = kernel
+        self.spawn = spawn  # the front end's connection group: answers end with it
         self.deliver = deliver
         self.answered = 0  # update_states sent, for tests and logs
         self._open: set[str] = set()
@@ -73,7 +74,7 @@ class ControlComms:
         if msg_type == "comm_close":
             self._open.discard(comm_id)
         elif _method(content) == "request_states":
-            self.kernel.spawn(self._answer(comm_id, msg["header"]))
+            self.spawn(self._answer, comm_id, msg["header"])
         return True
 
     async def _answer(self, comm_id: str, parent: dict[str, Any]) -> None:

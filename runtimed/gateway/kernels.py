@@ -10,7 +10,6 @@ the session that asked.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import uuid
 from pathlib import Path
@@ -58,7 +57,6 @@ class GatewayKernel:
         self.connections: set[Connection] = set()
         self.last_activity = now_iso()
         self.log = log.bind(kernel_id=kernel_id, room_id=room.room_id)
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def session(self) -> KernelSession | None:
@@ -180,11 +178,6 @@ class GatewayKernel:
 
     def touch(self) -> None:
         self.last_activity = now_iso()
-
-    def spawn(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 class GatewayKernels:

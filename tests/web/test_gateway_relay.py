@@ -220,7 +220,7 @@ async def test_request_states_is_answered_while_the_kernel_sleeps(
     # Answered while the kernel still sleeps: the sleep's idle, which would
     # have come first on this socket, has not come.
     assert not any(is_idle(m, sleeping) for m in reloaded.received)
-    assert sleeping in _room(web, kernel_id).router.executions
+    assert sleeping in _room(web, kernel_id).kernel_binding.router.executions
     await _api(web, "POST", f"/api/kernels/{kernel_id}/interrupt", {})
     await a.until(lambda m: is_idle(m, sleeping), timeout=30)
 
