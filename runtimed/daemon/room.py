@@ -1,4 +1,7 @@
-"""NotebookRoom: one notebook's doc, its peers, its kernel and its persistence.
+"""NotebookRoom: one notebook's doc and its peers.
+
+Its parts live beside it: the kernel binding (room_kernel.py), the files
+(room_files.py), the requests (room_requests.py), compaction (compaction.py).
 
 Everything that changes the doc runs synchronously on the event loop, without an
 `await` in between, so the room is the doc's only writer and needs no locks: client
@@ -26,11 +29,10 @@ from ..kernel import KernelError, KernelSession
 from ..outputs import OutputLog
 from ..trust import Notary, RoomTrust
 from ..wire import Broadcast, Presence, Snapshot, Switch, Sync
-from .autosave import NotebookSaver, SaverHooks
 from .compaction import Compactor
 from .iopub import Execution
 from .peer import Peer, fan_out
-from .persistence import DocPersister
+from .room_files import notebook_saver, save_on_close, stored_copy
 from .room_kernel import KernelBinding
 from .room_requests import RoomRequests
 from .tasks import TaskOwner
@@ -75,15 +77,7 @@ class NotebookRoom:
             spawn=self.tasks.start_soon,
         )
         self.trust = RoomTrust(notary, doc, blobs, signed=signed)
-        self.persister = DocPersister(
-            doc,
-            doc_path,
-            debounce=settings.save_debounce,
-            max_interval=settings.save_max_interval,
-            on_error=lambda message: self.broadcast("error", code="save_failed", message=message),
-            before_save=self.trust.signing,  # a failure is logged; the save goes on
-            spawn=self.tasks.start_soon,
-        )
+        self.persister = stored_copy(self, doc_path)
         self._trust_timer: asyncio.TimerHandle | None = None
         self.kernel_binding = KernelBinding(self)
         self.comms.restore_saved()
@@ -102,32 +96,7 @@ class NotebookRoom:
         # The heads of a doc the room made up (no stored copy, no file): a room left
         # like that is not stored when it closes.
         self.fresh_heads: list[bytes] | None = None
-        self.saver = self.new_saver(ipynb_path) if ipynb_path is not None else None
-
-    def new_saver(self, path: Path) -> NotebookSaver:
-        saver = NotebookSaver(
-            self.doc,
-            path,
-            notebook_id=self.notebook_id,
-            docs_dir=self.settings.docs_dir,
-            blobs=self.blobs,
-            hooks=SaverHooks(
-                doc_changed=self._disk_merged,
-                flush=self.coalescer.flush_now,
-                broadcast=self.broadcast,
-                persist=self.persister.save,
-                saved=lambda nb: self.trust.sign_saved(nb),
-            ),
-            autosave=self.settings.autosave,
-            quiet=self.settings.autosave_quiet,
-            max_delay=self.settings.autosave_max_delay,
-            retry=self.settings.autosave_retry,
-            spawn=self.tasks.start_soon,
-            log_=self.log,
-        )
-        if self.settings.file_watch_interval > 0:
-            saver.watch(self.settings.file_watch_interval)
-        return saver
+        self.saver = notebook_saver(self, ipynb_path) if ipynb_path is not None else None
 
     # --- peers -----------------------------------------------------------------------
 
@@ -271,7 +240,7 @@ class NotebookRoom:
             self.log.info("trust_changed", trusted=state["trusted"])
             self.broadcast("trust", **state)
 
-    def _disk_merged(self) -> None:
+    def disk_merged(self) -> None:
         """An edit made on disk came in: peers sync, and what it brought is judged for
         trust now (it is not the daemon's own write)."""
         self._doc_changed()
@@ -447,12 +416,7 @@ class NotebookRoom:
         await self.comms.drain()  # the last flush writes what is left in place
         self.coalescer.flush_now()
         self.coalescer.cancel()
-        if self.saver is not None:
-            await self.saver.close()
-        if self.doc.get_heads() == self.fresh_heads:
-            self.persister.cancel()  # a room made up and never used leaves nothing stored
-        else:
-            await self.persister.close()
+        await save_on_close(self)
         await self.tasks.close()
         self.log.info("room_closed")
 

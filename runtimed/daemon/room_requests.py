@@ -19,6 +19,7 @@ from ..wire import messages as m
 from . import notebook_file
 from .paths import checked_ipynb_path
 from .peer import Peer
+from .room_files import notebook_saver
 
 if TYPE_CHECKING:
     from .room import NotebookRoom
@@ -193,7 +194,7 @@ class RoomRequests:
         target = checked_ipynb_path(target)
         if room.saver is None:
             room.ipynb_path = target
-            room.saver = room.new_saver(target)
+            room.saver = notebook_saver(room, target)
         try:
             if target == room.saver.path:
                 await room.saver.save(rewrite=True)
