@@ -7,10 +7,11 @@ JS_STAMP := tests/js/node_modules/.installed
 WEB_STAMP := js/node_modules/.installed
 WEB_BUNDLE := runtimed/web/dist/app.js
 CHROMIUM := /usr/bin/chromium
+SSHD := /usr/sbin/sshd
 WS_ADDRESS ?= 127.0.0.1:8765
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format bench bench-quick soak clean install web browser
+.PHONY: run test lint format bench bench-quick soak clean install web browser sshd
 
 install: $(STAMP)
 
@@ -39,19 +40,29 @@ $(WEB_BUNDLE): $(WEB_STAMP) js/build.mjs $(wildcard js/src/*.js js/src/page/*.js
 
 web: $(WEB_BUNDLE)
 
-# Debian's Chromium for the browser tests (CI runs as root; elsewhere sudo asks).
-$(CHROMIUM):
-	@echo "==> installing Debian's chromium for the browser tests"
+# Debian packages the tests use (CI runs as root; elsewhere sudo asks): $(call apt_install,PACKAGE,WHY)
+define apt_install
+	@echo "==> installing Debian's $(1) $(2)"
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(1) >/dev/null
+endef
+
+$(CHROMIUM):
+	$(call apt_install,chromium,for the browser tests)
+
+# The remote-kernel tests start their own sshd on loopback (tests/remote).
+$(SSHD):
+	$(call apt_install,openssh-server,for the remote-kernel tests)
 
 browser: $(CHROMIUM)
+
+sshd: $(SSHD)
 
 # The page's URL (with its token) is printed at start; WS_ADDRESS= turns the listener off.
 run: $(STAMP) $(WEB_BUNDLE)
 	$(VENV)/bin/runtimed serve $(if $(WS_ADDRESS),--ws $(WS_ADDRESS)) $(RUN_ARGS)
 
-test: $(STAMP) $(JS_STAMP) $(WEB_BUNDLE) $(CHROMIUM)
+test: $(STAMP) $(JS_STAMP) $(WEB_BUNDLE) $(CHROMIUM) $(SSHD)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -24,16 +24,21 @@ def short_socket_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="rtd-", dir="/tmp"))
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Iterator[Settings]:
-    sock_dir = short_socket_dir()
-    yield Settings(
+def quick_settings(data_dir: Path, sock_dir: Path) -> Settings:
+    """Settings with the short timings tests use, on a socket in `sock_dir`."""
+    return Settings(
         socket_path=sock_dir / "runtimed.sock",
-        data_dir=tmp_path / "data",
+        data_dir=data_dir,
         room_grace=0.2,
         save_debounce=0.05,
         save_max_interval=0.5,
     )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Iterator[Settings]:
+    sock_dir = short_socket_dir()
+    yield quick_settings(tmp_path / "data", sock_dir)
     shutil.rmtree(sock_dir, ignore_errors=True)
 
 

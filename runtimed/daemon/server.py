@@ -29,6 +29,7 @@ from ..blob_store import BlobStore
 from ..config import Settings
 from ..errors import RequestFailed
 from ..gc import collect_garbage
+from ..kernel.process import prepare_provisioners
 from ..private_files import check_private_dir
 from ..service.lock import DaemonAlreadyRunning, DaemonLock
 from ..trust import Notary
@@ -76,6 +77,7 @@ class Daemon:
 
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
         """Listen, run until asked to stop, then shut down in order."""
+        prepare_provisioners()
         fd_limit, _hard = raise_fd_limit()  # idle sockets must not starve `runtimed status`
         self.settings.docs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         # The lock, held until we are gone, decides who serves this socket, not a probe.

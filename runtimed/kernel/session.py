@@ -208,7 +208,11 @@ class KernelSession(KernelRequests):
         session = previous.client.session if isinstance(previous, ZmqChannels) else None
         # The same Session across a restart: a fresh one would count msg_ids from 0.
         client = self._process.client(self._context, session)
-        await self._connect(ZmqChannels(client, logger=self._log), timeout)
+        # A remote kernel is also watched by heartbeat: a frozen or cut-off one still
+        # looks alive to its provisioner's poll.
+        heartbeat = HEARTBEAT_TIMEOUT if self._process.remote else None
+        channels = ZmqChannels(client, heartbeat_timeout=heartbeat, logger=self._log)
+        await self._connect(channels, timeout)
 
     async def _connect(self, transport: KernelTransport, timeout: float) -> None:
         """Run the transport's tasks and wait (within `timeout`) until the kernel answers."""

@@ -3,8 +3,8 @@
 Each socket's reader routes whole batches: it awaits one message, takes every other one
 already waiting, and hands them over together, because a widget burst outruns any
 per-message reader (docs/lessons.md). The IOPub SUB never drops (RCVHWM 0, set on the
-context before any socket exists). Attached kernels are watched by heartbeat; an owned
-kernel's process is watched by the session instead.
+context before any socket exists). Attached kernels, and those a remote provisioner
+launched, are watched by heartbeat; an owned kernel's process is watched by the session.
 """
 
 from __future__ import annotations
