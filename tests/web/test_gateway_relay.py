@@ -235,7 +235,9 @@ async def test_a_front_ends_burst_ends_its_execution_and_is_reconciled(
     a = await sockets(kernel_id)
     burst = room.settings.reconcile_threshold + 100
     comm_id = await a.run(SLIDER + f"\nfor i in range({burst}):\n    s.value = i")
-    await eventually(lambda: not room.router.executions and room.comms_verified())
+    await eventually(
+        lambda: not room.kernel_binding.router.executions and room.kernel_binding.comms_verified()
+    )
     (entry,) = [e for e in room.comms.state.get_all() if e.comm_id == comm_id]
     assert entry.state["value"] == burst - 1
 
