@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from anyio.abc import TaskGroup
 
 from notebook_doc import NotebookDocError
@@ -168,14 +169,13 @@ class PeerSession:
         """Bytes in, events out, each dispatched, until EOF or a protocol error."""
         conn = self.peer.conn
         # A connection that never completes its hello holds a slot for nothing.
-        hello_deadline = asyncio.get_running_loop().time() + self.daemon.settings.handshake_timeout
+        hello_deadline = anyio.current_time() + self.daemon.settings.handshake_timeout
         while not self.peer.closed:
             try:
                 if self.channel is None:
-                    try:
-                        async with asyncio.timeout_at(hello_deadline):
-                            data = await receive()
-                    except TimeoutError:
+                    with anyio.CancelScope(deadline=hello_deadline) as hello:
+                        data = await receive()
+                    if hello.cancelled_caught:
                         self.fatal("bad_handshake", "no handshake within the time allowed")
                         return
                 else:
