@@ -32,7 +32,7 @@ from ..wire import Broadcast, Presence, Snapshot, Switch, Sync
 from .compaction import Compactor
 from .iopub import Execution
 from .peer import Peer, fan_out
-from .room_files import notebook_saver, save_on_close, stored_copy
+from .room_files import StorageAlarm, notebook_saver, save_on_close, stored_copy
 from .room_kernel import KernelBinding
 from .room_requests import RoomRequests
 from .tasks import TaskOwner
@@ -68,12 +68,13 @@ class NotebookRoom:
         self.peers: dict[str, Peer] = {}
         # Its saves, merges, reconciles and compactions: run by the registry's group.
         self.tasks = TaskOwner(f"room {self.room_id}", self.log)
+        self.storage = StorageAlarm(self)  # the blob store's failures, said and retried
         self.coalescer = Coalescer(settings.coalesce_window, self._flush_writes)
         self.comms = CommStore(
             doc,
             blobs,
             schedule=self.coalescer.poke,
-            on_storage_error=self._storage_failed,
+            on_storage_error=self.storage.failed,
             spawn=self.tasks.start_soon,
         )
         self.trust = RoomTrust(notary, doc, blobs, signed=signed)
@@ -83,8 +84,6 @@ class NotebookRoom:
         self.comms.restore_saved()
         self._dirty_cells: dict[str, OutputLog] = {}
         self._snapshot: tuple[list[bytes], bytes] | None = None
-        self._storage_error: str | None = None  # the last blob-store failure, until a flush works
-        self._storage_retry: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self.on_idle: Callable[[NotebookRoom], None] | None = None
         # Which open room bridges the kernel of a connection file (the daemon knows).
@@ -257,29 +256,12 @@ class NotebookRoom:
             for cell_id, output_log in self._dirty_cells.items():
                 changed = self._write_cell_outputs(cell_id, output_log) or changed
         except OSError as exc:
-            self._storage_failed(exc)
+            self.storage.failed(exc)
             return
         self._dirty_cells.clear()
-        self._storage_error = None
+        self.storage.error = None
         if changed:
             self._doc_changed()
-
-    def _storage_failed(self, exc: OSError) -> None:
-        """The blob store's disk failed mid-flush (full, read-only). What was dirty stays
-        dirty, so a later flush writes it; say so once per failure, and try again later."""
-        message = f"could not store widget data or outputs: {exc.strerror or exc}"
-        if message != self._storage_error:
-            self._storage_error = message
-            self.log.error("storage_failed", error=str(exc))
-            self.broadcast("error", code="storage_failed", message=message)
-        if self._storage_retry is None:
-            loop = asyncio.get_running_loop()
-            self._storage_retry = loop.call_later(self.settings.save_max_interval, self._retry)
-
-    def _retry(self) -> None:
-        self._storage_retry = None
-        if not self.closed:
-            self.coalescer.poke()
 
     def _write_cell_outputs(self, cell_id: str, output_log: OutputLog) -> bool:
         try:
@@ -405,8 +387,7 @@ class NotebookRoom:
         self.compactor.close()
         if self._trust_timer is not None:
             self._trust_timer.cancel()
-        if self._storage_retry is not None:
-            self._storage_retry.cancel()
+        self.storage.close()
         self.kernel_binding.close()
         if shutdown_kernel:
             try:

@@ -1,12 +1,15 @@
-"""A room's two files, wired to the room: the stored copy and the .ipynb.
+"""A room's files, wired to the room: the stored copy, the .ipynb, the blob store's faults.
 
 The stored copy (persistence.py) holds the doc with its history, for the daemon; the
 .ipynb (autosave.py) is the notebook people open elsewhere. Both are written in the
-room's task group, after a debounce, and last of all when the room closes.
+room's task group, after a debounce, and last of all when the room closes. Outputs
+and widget values that go to the blob store are written by the room's flush; when
+that disk fails, `StorageAlarm` says so and asks for another flush later.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,3 +70,34 @@ async def save_on_close(room: NotebookRoom) -> None:
         room.persister.cancel()
     else:
         await room.persister.close()
+
+
+class StorageAlarm:
+    """The blob store's disk failed mid-flush (full, read-only). What was dirty stays
+    dirty, so a later flush writes it; said once per failure, and tried again later."""
+
+    def __init__(self, room: NotebookRoom) -> None:
+        self.room = room
+        self.error: str | None = None  # the last failure, until a flush works
+        self._retry: asyncio.TimerHandle | None = None
+
+    def failed(self, exc: OSError) -> None:
+        room = self.room
+        message = f"could not store widget data or outputs: {exc.strerror or exc}"
+        if message != self.error:
+            self.error = message
+            room.log.error("storage_failed", error=str(exc))
+            room.broadcast("error", code="storage_failed", message=message)
+        if self._retry is None and not room.closed:
+            loop = asyncio.get_running_loop()
+            self._retry = loop.call_later(room.settings.save_max_interval, self._again)
+
+    def _again(self) -> None:
+        self._retry = None
+        if not self.room.closed:
+            self.room.coalescer.poke()
+
+    def close(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
