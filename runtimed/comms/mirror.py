@@ -164,6 +164,7 @@ class CommMirror:
         blobs: BlobStore | None,
         schedule: Callable[[], None],
         on_storage_error: Callable[[OSError], None] | None = None,
+        spawn: Callable[..., None] | None = None,
     ) -> None:
         self.doc = doc
         self.comm_state = comm_state
@@ -176,9 +177,13 @@ class CommMirror:
         # New blobs are written by a worker thread, so the event loop never waits on the
         # disk (a 5 MB value and two fsyncs); a comm whose blob is still being written
         # stays dirty and reaches the doc with the flush after it is on disk: a doc never
-        # names a blob that is not there. `in_background=False` writes in place (close).
-        self.in_background = True
-        self._writing: dict[str, asyncio.Future[str]] = {}
+        # names a blob that is not there. The writes run in `spawn`'s task group (the
+        # room's); without one, or once `in_background` is off (close), in place.
+        self._spawn = spawn
+        self.in_background = spawn is not None
+        self._writing: set[str] = set()  # the hashes being written
+        self._all_written = asyncio.Event()
+        self._all_written.set()
         self._unwritten = False  # set while building one comm's state
 
     # --- what CommState just did -------------------------------------------------
@@ -266,18 +271,26 @@ class CommMirror:
         if hash_ in self._writing:
             self._unwritten = True
         elif not self.blobs.has(hash_):
-            if not self.in_background:
+            if not self.in_background or self._spawn is None:
                 return self.blobs.put(data, media_type)
             self._unwritten = True
-            write = asyncio.ensure_future(asyncio.to_thread(self.blobs.put, data, media_type))
-            self._writing[hash_] = write
-            write.add_done_callback(lambda done: self._written(hash_, done))
+            self._spawn(self._write, hash_, data, media_type)
+            self._writing.add(hash_)
+            self._all_written.clear()
         return hash_
 
-    def _written(self, hash_: str, write: asyncio.Future[str]) -> None:
-        self._writing.pop(hash_, None)
-        error = None if write.cancelled() else write.exception()
-        if isinstance(error, OSError | BlobError):
+    async def _write(self, hash_: str, data: bytes, media_type: str) -> None:
+        assert self.blobs is not None
+        error: OSError | BlobError | None = None
+        try:
+            await asyncio.to_thread(self.blobs.put, data, media_type)
+        except (OSError, BlobError) as exc:
+            error = exc
+        finally:
+            self._writing.discard(hash_)
+            if not self._writing:
+                self._all_written.set()
+        if error is not None:
             log.error("blob_write_failed", hash=hash_, error=str(error))
             if self._on_storage_error is not None:
                 self._on_storage_error(error if isinstance(error, OSError) else OSError(str(error)))
@@ -286,5 +299,4 @@ class CommMirror:
 
     async def drain(self) -> None:
         """Wait for every blob write in flight (before the last flush on close)."""
-        if self._writing:
-            await asyncio.gather(*self._writing.values(), return_exceptions=True)
+        await self._all_written.wait()

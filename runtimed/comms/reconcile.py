@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import structlog
 
 from .comm_state import CommEntry
@@ -253,7 +254,7 @@ class WidgetControl:
             self._reply = asyncio.get_running_loop().create_future()
             self._send_comm(self.comm_id, {"method": "request_states"})
             try:
-                async with asyncio.timeout(self.timeout):
+                with anyio.fail_after(self.timeout):
                     return await self._reply
             except TimeoutError:
                 self._unavailable(f"no update_states within {self.timeout:g} s")

@@ -62,17 +62,22 @@ class CommStore:
         *,
         schedule: Callable[[], None],
         on_storage_error: Callable[[OSError], None] | None = None,
-        blobs_in_background: bool = True,
+        spawn: Callable[..., None] | None = None,
     ) -> None:
         self.doc = doc
         self.blobs = blobs
         self.state = CommState()
         self.capture = OutputCapture(blobs)
         self._schedule = schedule
+        # `spawn`: where new blobs are written off the loop (none: in place).
         self.mirror = CommMirror(
-            doc, self.state, blobs=blobs, schedule=schedule, on_storage_error=on_storage_error
+            doc,
+            self.state,
+            blobs=blobs,
+            schedule=schedule,
+            on_storage_error=on_storage_error,
+            spawn=spawn,
         )
-        self.mirror.in_background = blobs_in_background
 
     # --- reading -----------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from notebook_doc import NotebookDoc, NotebookDocError, atomic_write
 from ..blob_store import BlobStore
 from ..outputs import OutputError
 from . import notebook_file
+from .debounce import Debouncer
 from .disk_sync import (
     Merged,
     NoBase,
@@ -71,6 +72,7 @@ class NotebookSaver:
         quiet: float,
         max_delay: float,
         retry: float,
+        spawn: Callable[..., None],
         log_: Any = None,
     ) -> None:
         self.doc = doc
@@ -80,8 +82,6 @@ class NotebookSaver:
         self.blobs = blobs
         self.hooks = hooks
         self.autosave = autosave
-        self.quiet = quiet
-        self.max_delay = max_delay
         self.retry = retry
         self.log = log_ or log
         record = read_record(docs_dir, notebook_id)
@@ -91,10 +91,10 @@ class NotebookSaver:
         self.state = "saved"
         self.reason: str | None = None
         self.kept_copy: Path | None = None  # the last disk version kept beside the file
-        self._dirty_since: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._debounce = Debouncer(self._fire, quiet=quiet, max_delay=max_delay)
+        self._spawn = spawn  # the room's task group: saves and merges run there
         self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._unrecorded: tuple[list[bytes], str] | None = None  # loaded, not yet recorded
         self._seen: tuple[int, int, int] | None = None  # the file's stat at our last look
         self._watch: asyncio.TimerHandle | None = None
         self.saves = 0
@@ -103,10 +103,11 @@ class NotebookSaver:
     # --- what the room tells us --------------------------------------------------------
 
     def loaded(self, version: notebook_file.FileVersion) -> None:
-        """The doc was just built from this file version: it is the base."""
+        """The doc was just built from this file version: it is the base (recorded
+        when the room opens)."""
         self.base = self.doc.get_heads()
         self.file_hash = version.sha256
-        self._spawn(self._remember(self.base, version.sha256))
+        self._unrecorded = (self.base, version.sha256)
 
     async def _remember(self, heads: list[bytes], sha256: str) -> None:
         """Record the version the room read or wrote, so that after a restart it can still
@@ -124,6 +125,9 @@ class NotebookSaver:
         A stored copy without a record (kept by an older daemon) has no base: the file
         wins outright, as an edit on top of the stored doc.
         """
+        if self._unrecorded is not None:
+            await self._remember(*self._unrecorded)
+            self._unrecorded = None
         if self.file_hash is None and self.base is None:
             self.base = self.doc.get_heads()
         async with self._lock:
@@ -141,13 +145,8 @@ class NotebookSaver:
             return
         if self.state == "saved":
             self._set_state("modified")
-        if not self.autosave:
-            return
-        now = time.monotonic()
-        if self._dirty_since is None:
-            self._dirty_since = now
-        delay = min(self.quiet, self._dirty_since + self.max_delay - now)
-        self._arm(max(0.0, delay))
+        if self.autosave:
+            self._debounce.poke()
 
     def info(self) -> dict[str, Any]:
         return {
@@ -173,7 +172,7 @@ class NotebookSaver:
             seen = _stat(self.path)
             if seen != self._seen and seen is not None and not self._lock.locked():
                 self._seen = seen
-                self._spawn(self._refresh())
+                self._spawn(self._refresh)
             self._watch = loop.call_later(interval, look)
 
         self._watch = loop.call_later(interval, look)
@@ -221,8 +220,7 @@ class NotebookSaver:
         Raises OSError (after saying so to the peers) when the disk refuses; a retry
         is scheduled when autosave is on.
         """
-        self._cancel_timer()
-        self._dirty_since = None
+        self._debounce.cancel()
         async with self._lock:
             try:
                 await self._save_once(rewrite)
@@ -278,7 +276,7 @@ class NotebookSaver:
         self.hooks.broadcast("error", code="save_failed", message=reason)
         self._set_state("failed", reason)
         if self.autosave:
-            self._arm(self.retry)
+            self._debounce.arm(self.retry)
 
     def _set_state(self, state: str, reason: str | None = None) -> None:
         if (state, reason) == (self.state, self.reason):
@@ -288,23 +286,8 @@ class NotebookSaver:
 
     # --- timing --------------------------------------------------------------------------
 
-    def _arm(self, delay: float) -> None:
-        self._cancel_timer()
-        self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
     def _fire(self) -> None:
-        self._timer = None
-        self._spawn(self._background_save())
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._background_save)
 
     async def _refresh(self) -> None:
         """The file changed on disk: merge it now; with autosave, save the merge too."""
@@ -320,17 +303,19 @@ class NotebookSaver:
             await self.save()
 
     async def close(self) -> None:
-        """The room closes: wait for saves in flight, then a last one (autosave only)."""
+        """The room closes: after the save or merge in flight (one lock), a last save
+        (autosave only)."""
         if self._watch is not None:
             self._watch.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._cancel_timer()
+        self._debounce.cancel()
         if self.autosave:
             # On failure the stored copy keeps the change; the error was broadcast and logged.
             with contextlib.suppress(OSError):
                 await self.save()
-            self._cancel_timer()
+        else:
+            async with self._lock:  # a merge from disk under way ends first
+                pass
+        self._debounce.close()
 
 
 def _stat(path: Path) -> tuple[int, int, int] | None:

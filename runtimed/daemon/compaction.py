@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+import anyio
+
 from notebook_doc import NotebookDoc, NotebookDocError, SyncState, sync_message_heads
 from notebook_doc.compaction import (
     Content,
@@ -75,7 +77,7 @@ class Compactor:
         self._last_client_change = float("-inf")
         self._last_attempt = float("-inf")
         self._timer: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task[CompactionReport | None] | None = None
+        self._auto_scope: anyio.CancelScope | None = None  # an automatic one under way
         self._lock = asyncio.Lock()  # one compaction at a time
         if room.persister.saved_bytes is None and room.persister.path.exists():
             room.persister.saved_bytes = room.persister.path.stat().st_size
@@ -126,7 +128,7 @@ class Compactor:
     def _maybe_arm(self, reason: str) -> None:
         if not self.settings.compaction or self._timer is not None or self.room.closed:
             return
-        if self._task is not None and not self._task.done():
+        if self._auto_scope is not None:
             return
         if not self.over_budget():
             return
@@ -152,13 +154,19 @@ class Compactor:
         if wait > 0:
             self._timer = asyncio.get_running_loop().call_later(wait, self._due, reason)
             return
-        self._task = asyncio.get_running_loop().create_task(self._auto(reason))
+        self._auto_scope = anyio.CancelScope()
+        self.room.tasks.start_soon(self._auto, reason, self._auto_scope)
 
-    async def _auto(self, reason: str) -> None:
+    async def _auto(self, reason: str, scope: anyio.CancelScope) -> None:
+        """In the room's group; `close` cancels it."""
         try:
-            await self._run(reason, force=False)
+            with scope:
+                await self._run(reason, force=False)
         except (NotebookDocError, OSError) as exc:  # the room goes on with its old history
             self.room.log.exception("compaction_failed", reason=reason, error=str(exc))
+        finally:
+            if self._auto_scope is scope:
+                self._auto_scope = None
 
     async def compact_now(self) -> dict[str, Any] | None:
         """The `compact` request: compact now, whatever the budget and the quiet; None
@@ -351,8 +359,8 @@ class Compactor:
             if handle is not None:
                 handle.cancel()
         self._timer = None
-        if self._task is not None:
-            self._task.cancel()
+        if self._auto_scope is not None:
+            self._auto_scope.cancel()
         switch, self._switch = self._switch, None
         if switch is not None:
             switch.done.set()

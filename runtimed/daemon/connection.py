@@ -2,7 +2,7 @@
 
 `PeerSession` is the per-connection dispatch (handshake, sync, presence, requests on
 the notebook or control channel); the daemon (server.py) owns the listeners, the room
-registry and the connection's tasks. Every request error reaches the client with its
+registry and the connection's group. Every request error reaches the client with its
 own code (docs/errors.md); a bug of ours is `internal_error` and the connection stays.
 """
 
@@ -12,6 +12,9 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup
 
 from notebook_doc import NotebookDocError
 
@@ -65,7 +68,7 @@ class PeerSession:
         self.peer = peer
         self.channel: str | None = None
         self.room: NotebookRoom | None = None
-        self.tasks: asyncio.TaskGroup | None = None
+        self.tasks: TaskGroup | None = None  # the connection's group: one task per request
 
     async def dispatch(self, event: Any) -> bool:
         """Handle one event; False ends the connection."""
@@ -83,7 +86,7 @@ class PeerSession:
             return True
         if isinstance(event, Request):
             assert self.tasks is not None
-            self.tasks.create_task(self._request(event))
+            self.tasks.start_soon(self._request, event)
             return True
         if isinstance(event, Presence) and self.room is not None:
             self.room.relay_presence(self.peer, event.payload)
@@ -166,14 +169,13 @@ class PeerSession:
         """Bytes in, events out, each dispatched, until EOF or a protocol error."""
         conn = self.peer.conn
         # A connection that never completes its hello holds a slot for nothing.
-        hello_deadline = asyncio.get_running_loop().time() + self.daemon.settings.handshake_timeout
+        hello_deadline = anyio.current_time() + self.daemon.settings.handshake_timeout
         while not self.peer.closed:
             try:
                 if self.channel is None:
-                    try:
-                        async with asyncio.timeout_at(hello_deadline):
-                            data = await receive()
-                    except TimeoutError:
+                    with anyio.CancelScope(deadline=hello_deadline) as hello:
+                        data = await receive()
+                    if hello.cancelled_caught:
                         self.fatal("bad_handshake", "no handshake within the time allowed")
                         return
                 else:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
 
 from notebook_doc import NotebookDoc, atomic_write
+
+from .debounce import Debouncer
 
 log = structlog.get_logger(__name__)
 
@@ -33,23 +34,17 @@ class DocPersister:
         max_interval: float,
         on_error: Callable[[str], None] | None = None,
         before_save: Callable[[], Callable[[], object]] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        spawn: Callable[..., None],
     ) -> None:
         self.doc = doc
         self.path = path
-        self.debounce = debounce
         self.max_interval = max_interval
         self._on_error = on_error
         self._before_save = before_save
-        self._clock = clock
-        self._dirty_since: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._debounce = Debouncer(self._fire, quiet=debounce, max_delay=max_interval)
+        self._spawn = spawn  # the room's task group: a save due runs there
         self._lock = asyncio.Lock()
-        self._saving: set[asyncio.Task[None]] = set()
         self._saved_heads: list[bytes] | None = None
-        self._held = False
-        self._due_while_held = False
-        self._closed = False
         self.saves = 0
         self.saved_bytes: int | None = None  # the size of the last save (the history's cost)
         self.on_saved: Callable[[], None] | None = None  # after each save that worked
@@ -57,37 +52,14 @@ class DocPersister:
 
     def changed(self) -> None:
         """The doc changed: (re)arm the debounce, bounded by the max interval."""
-        now = self._clock()
-        if self._dirty_since is None:
-            self._dirty_since = now
-        deadline = min(now + self.debounce, self._dirty_since + self.max_interval)
-        if self._timer is not None:
-            self._timer.cancel()
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_at(loop.time() + max(0.0, deadline - now), self._fire)
+        self._debounce.poke()
 
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        """Debounced saves wait while held: a compaction builds the next epoch, which it
-        writes whole, and a save of the old one meanwhile would only stall the loop. A
-        save that came due is armed again afterwards (debounce and max interval)."""
-        self._held = True
-        try:
-            yield
-        finally:
-            self._held = False
-            if self._due_while_held and not self._closed:
-                self.changed()
-            self._due_while_held = False
+    def held(self) -> contextlib.AbstractContextManager[None]:
+        """Debounced saves wait while held (a compaction writes the next epoch whole)."""
+        return self._debounce.held()
 
     def _fire(self) -> None:
-        self._timer = None
-        if self._held:
-            self._due_while_held = True
-            return
-        task = asyncio.get_running_loop().create_task(self.save())
-        self._saving.add(task)
-        task.add_done_callback(self._saving.discard)
+        self._spawn(self.save)
 
     async def save(self, saved: tuple[list[bytes], bytes] | None = None) -> bool:
         """Write the doc now if it differs from the file; False if the write failed.
@@ -95,10 +67,7 @@ class DocPersister:
         `saved`: (heads, bytes) of the doc at some heads, already made (a compaction's
         snapshot): written at once, then saved again the usual way after the debounce.
         """
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._dirty_since = None
+        self._debounce.cancel()
         heads = self.doc.get_heads()
         if saved is not None:
             heads, data = saved
@@ -120,8 +89,7 @@ class DocPersister:
                 if self._on_error is not None:
                     self._on_error(message)
                 # Try again later (the change is only in memory), not in a tight loop.
-                loop = asyncio.get_running_loop()
-                self._timer = loop.call_later(self.max_interval, self._fire)
+                self._debounce.arm(self.max_interval)
                 return False
         self._saved_heads = heads
         self.saved_bytes = len(data)
@@ -134,15 +102,11 @@ class DocPersister:
 
     def cancel(self) -> None:
         """Drop a pending save (the doc is not to be stored)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._debounce.close()
 
     async def close(self) -> bool:
-        """Final save on shutdown or room close; waits for saves in flight."""
-        self._closed = True
-        if self._saving:
-            await asyncio.gather(*self._saving, return_exceptions=True)
+        """Final save on shutdown or room close (after any save in flight: one lock)."""
+        self._debounce.close()
         return await self.save()
 
 

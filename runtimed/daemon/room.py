@@ -1,4 +1,7 @@
-"""NotebookRoom: one notebook's doc, its peers, its kernel and its persistence.
+"""NotebookRoom: one notebook's doc and its peers.
+
+Its parts live beside it: the kernel binding (room_kernel.py), the files
+(room_files.py), the requests (room_requests.py), compaction (compaction.py).
 
 Everything that changes the doc runs synchronously on the event loop, without an
 `await` in between, so the room is the doc's only writer and needs no locks: client
@@ -19,39 +22,20 @@ from notebook_doc import NotebookDoc, NotebookDocError
 
 from ..blob_store import BlobStore
 from ..comms.coalesce import Coalescer
-from ..comms.reconcile import (
-    WIDGET_TARGET,
-    KernelWidget,
-    Plan,
-    ReconcileUnavailable,
-    WidgetControl,
-)
-from ..comms.reconcile import plan as reconcile_plan
+from ..comms.reconcile import Plan
 from ..comms.store import CommStore
 from ..config import Settings
-from ..errors import RequestFailed
-from ..kernel import KernelError, KernelEvent, KernelSession
-from ..outputs import FinishedCellUpdate, OutputLog
+from ..kernel import KernelError, KernelSession
+from ..outputs import OutputLog
 from ..trust import Notary, RoomTrust
 from ..wire import Broadcast, Presence, Snapshot, Switch, Sync
-from .autosave import NotebookSaver, SaverHooks
 from .compaction import Compactor
-from .iopub import (
-    ControlMessage,
-    Effect,
-    Execution,
-    ExecutionCount,
-    ExecutionDone,
-    IopubRouter,
-    KernelStatus,
-    LossSuspected,
-    OutputsChanged,
-    Send,
-    WidgetOpened,
-)
+from .iopub import Execution
 from .peer import Peer, fan_out
-from .persistence import DocPersister
+from .room_files import StorageAlarm, notebook_saver, save_on_close, stored_copy
+from .room_kernel import KernelBinding
 from .room_requests import RoomRequests
+from .tasks import TaskOwner
 
 log = structlog.get_logger(__name__)
 
@@ -82,43 +66,28 @@ class NotebookRoom:
         self.room_id = hashlib.sha256(notebook_id.encode()).hexdigest()[:12]
         self.log = log.bind(room_id=self.room_id)
         self.peers: dict[str, Peer] = {}
+        # Its saves, merges, reconciles and compactions: run by the registry's group.
+        self.tasks = TaskOwner(f"room {self.room_id}", self.log)
+        self.storage = StorageAlarm(self)  # the blob store's failures, said and retried
         self.coalescer = Coalescer(settings.coalesce_window, self._flush_writes)
         self.comms = CommStore(
-            doc, blobs, schedule=self.coalescer.poke, on_storage_error=self._storage_failed
+            doc,
+            blobs,
+            schedule=self.coalescer.poke,
+            on_storage_error=self.storage.failed,
+            spawn=self.tasks.start_soon,
         )
         self.trust = RoomTrust(notary, doc, blobs, signed=signed)
-        self.persister = DocPersister(
-            doc,
-            doc_path,
-            debounce=settings.save_debounce,
-            max_interval=settings.save_max_interval,
-            on_error=lambda message: self.broadcast("error", code="save_failed", message=message),
-            before_save=self.trust.signing,  # a failure is logged; the save goes on
-        )
+        self.persister = stored_copy(self, doc_path)
         self._trust_timer: asyncio.TimerHandle | None = None
-        self.router = IopubRouter(self.comms, is_control_comm=self._is_private_comm, log_=self.log)
-        self.kernel: KernelSession | None = None
-        self.kernel_status = "none"
-        self._kernel_why: dict[str, str] = {}
-        self._reconcile_when_idle = ""  # why, when a reconnect came during an execution
-        self.control: WidgetControl | None = None
-        self._reconcile_task: asyncio.Task[None] | None = None
-        self._reconcile_again: str | None = None
-        self.reconciles = 0  # reconciles that changed something, for tests and benchmarks
-        # CommState known equal to the kernel's widgets: since a kernel we started (empty)
-        # or a reconcile, with no loss suspected since.
-        self.widgets_verified = False
+        self.kernel_binding = KernelBinding(self)
         self.comms.restore_saved()
-        self.kernel_lock = asyncio.Lock()
         self._dirty_cells: dict[str, OutputLog] = {}
         self._snapshot: tuple[list[bytes], bytes] | None = None
-        self._storage_error: str | None = None  # the last blob-store failure, until a flush works
-        self._storage_retry: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self.on_idle: Callable[[NotebookRoom], None] | None = None
         # Which open room bridges the kernel of a connection file (the daemon knows).
         self.kernel_bridged_in: Callable[[str], str | None] = lambda _file: None
-        self.on_reconciled: Callable[[Plan], None] | None = None  # a plan that changed something
         self.keep_open = False  # a Kernel Gateway kernel lives here, dead or alive
         self.requests = RoomRequests(self)
         self.closed = False
@@ -126,31 +95,7 @@ class NotebookRoom:
         # The heads of a doc the room made up (no stored copy, no file): a room left
         # like that is not stored when it closes.
         self.fresh_heads: list[bytes] | None = None
-        self.saver = self.new_saver(ipynb_path) if ipynb_path is not None else None
-
-    def new_saver(self, path: Path) -> NotebookSaver:
-        saver = NotebookSaver(
-            self.doc,
-            path,
-            notebook_id=self.notebook_id,
-            docs_dir=self.settings.docs_dir,
-            blobs=self.blobs,
-            hooks=SaverHooks(
-                doc_changed=self._disk_merged,
-                flush=self.coalescer.flush_now,
-                broadcast=self.broadcast,
-                persist=self.persister.save,
-                saved=lambda nb: self.trust.sign_saved(nb),
-            ),
-            autosave=self.settings.autosave,
-            quiet=self.settings.autosave_quiet,
-            max_delay=self.settings.autosave_max_delay,
-            retry=self.settings.autosave_retry,
-            log_=self.log,
-        )
-        if self.settings.file_watch_interval > 0:
-            saver.watch(self.settings.file_watch_interval)
-        return saver
+        self.saver = notebook_saver(self, ipynb_path) if ipynb_path is not None else None
 
     # --- peers -----------------------------------------------------------------------
 
@@ -171,7 +116,7 @@ class NotebookRoom:
         if len(self.comms):
             peer.send(self.comms.sync_event())
         peer.send(Broadcast("trust", self.trust.state))
-        peer.send(Broadcast("kernel_status", self.kernel_status_fields()))
+        peer.send(Broadcast("kernel_status", self.kernel_binding.status_fields()))
         if self.saver is not None:
             peer.send(Broadcast("save_state", self.saver.event()))
         self.log.info("peer_joined", peer_id=peer.id, peers=len(self.peers), name=peer.name)
@@ -188,7 +133,7 @@ class NotebookRoom:
             return
         self.compactor.peer_left(peer)
         self.log.info("peer_left", peer_id=peer.id, peers=len(self.peers))
-        self._maybe_schedule_close()
+        self.maybe_schedule_close()
 
     def receive_sync(self, peer: Peer, data: bytes) -> None:
         """Apply a peer's sync message; a bad one is that peer's error, not the room's."""
@@ -294,7 +239,7 @@ class NotebookRoom:
             self.log.info("trust_changed", trusted=state["trusted"])
             self.broadcast("trust", **state)
 
-    def _disk_merged(self) -> None:
+    def disk_merged(self) -> None:
         """An edit made on disk came in: peers sync, and what it brought is judged for
         trust now (it is not the daemon's own write)."""
         self._doc_changed()
@@ -303,7 +248,7 @@ class NotebookRoom:
     def _flush_writes(self) -> None:
         flushed = self.comms.flush()
         for comm_id, data in flushed.to_kernel:  # Output widgets' captures, as a browser would
-            self._tell_kernel(comm_id, data)
+            self.kernel_binding.tell(comm_id, data)
         changed = flushed.doc_changed
         try:
             if flushed.storage_error is not None:
@@ -311,36 +256,12 @@ class NotebookRoom:
             for cell_id, output_log in self._dirty_cells.items():
                 changed = self._write_cell_outputs(cell_id, output_log) or changed
         except OSError as exc:
-            self._storage_failed(exc)
+            self.storage.failed(exc)
             return
         self._dirty_cells.clear()
-        self._storage_error = None
+        self.storage.error = None
         if changed:
             self._doc_changed()
-
-    def _storage_failed(self, exc: OSError) -> None:
-        """The blob store's disk failed mid-flush (full, read-only). What was dirty stays
-        dirty, so a later flush writes it; say so once per failure, and try again later."""
-        message = f"could not store widget data or outputs: {exc.strerror or exc}"
-        if message != self._storage_error:
-            self._storage_error = message
-            self.log.error("storage_failed", error=str(exc))
-            self.broadcast("error", code="storage_failed", message=message)
-        if self._storage_retry is None:
-            loop = asyncio.get_running_loop()
-            self._storage_retry = loop.call_later(self.settings.save_max_interval, self._retry)
-
-    def _retry(self) -> None:
-        self._storage_retry = None
-        if not self.closed:
-            self.coalescer.poke()
-
-    def _tell_kernel(self, comm_id: str, data: dict) -> None:
-        if self.kernel is not None:
-            try:
-                self.kernel.send_comm(comm_id, data)
-            except KernelError as exc:
-                self.log.info("capture_not_sent", comm_id=comm_id, reason=exc.message)
 
     def _write_cell_outputs(self, cell_id: str, output_log: OutputLog) -> bool:
         try:
@@ -351,63 +272,16 @@ class NotebookRoom:
             self.log.info("outputs_dropped", cell_id=cell_id, reason=str(exc))
             return False
 
-    def _on_iopub(self, msgs: list[dict]) -> None:
-        """The kernel reader's batch: routed message by message, each effect applied here."""
-        for msg in msgs:
-            for effect in self.router.route(msg):
-                self._apply(effect)
-
-    def _on_reply(self, msg: dict) -> None:
-        """A shell reply: an execute_reply may finish its execution."""
-        for effect in self.router.route_reply(msg):
-            self._apply(effect)
-
-    def _apply(self, effect: Effect) -> None:
-        match effect:
-            case Send(event, comm_event):
-                self.send_all(event, comm_event=comm_event)
-            case KernelStatus(status):
-                self._set_kernel_status(status)
-            case OutputsChanged(execution):
-                self._cell_outputs_changed(execution)
-            case FinishedCellUpdate():
-                self._finished_cell_updated(effect)
-            case ExecutionCount(cell_id, count):
-                self._execution_count(cell_id, count)
-            case ExecutionDone(execution):
-                self._execution_done(execution)
-            case ControlMessage(msg):
-                if self.control is not None:
-                    self.control.on_message(msg)
-            case WidgetOpened():
-                if self.control is not None:
-                    self.control.widgets_seen()
-            case LossSuspected(reason):
-                self.log.info("loss_suspected", reason=reason)
-                self.widgets_verified = False
-                self.schedule_reconcile(reason)
-
-    def _cell_outputs_changed(self, execution: Execution) -> None:
-        if execution.cell_id is not None and execution.log is not None:
-            self._dirty_cells[execution.cell_id] = execution.log
-            self.coalescer.poke()
-
-    def _finished_cell_updated(self, update: FinishedCellUpdate) -> None:
-        """A display update for a finished cell: written unless a client changed it since."""
-        if self._dirty_cells.get(update.cell_id) is update.log:
-            return  # an earlier update is not written yet: the doc lags behind on purpose
-        try:
-            current = self.doc.get_outputs(update.cell_id)
-        except NotebookDocError:
-            current = None
-        if current != update.before:
-            self.router.finished.forget(update.cell_id)
-            self.log.info("display_update_skipped", cell_id=update.cell_id)
-            return
-        self._dirty_cells[update.cell_id] = update.log
+    def outputs_changed(self, cell_id: str, output_log: OutputLog) -> None:
+        """A cell's outputs are to be written (at the next flush)."""
+        self._dirty_cells[cell_id] = output_log
         self.coalescer.poke()
 
-    def _execution_count(self, cell_id: str, count: int) -> None:
+    def outputs_pending(self, cell_id: str) -> OutputLog | None:
+        """The outputs waiting for the next flush, if any."""
+        return self._dirty_cells.get(cell_id)
+
+    def execution_count(self, cell_id: str, count: int) -> None:
         """The kernel started running the cell (execute_input)."""
         try:
             changed = self.doc.set_execution_count(cell_id, count)
@@ -416,188 +290,58 @@ class NotebookRoom:
         except NotebookDocError as exc:
             self.log.info("execution_count_dropped", cell_id=cell_id, reason=str(exc))
 
-    def _execution_done(self, execution: Execution) -> None:
-        # Settle everything the execution produced first: a client that sees
-        # execution_done then finds its outputs and widget states in place.
-        if execution.cell_id is not None and execution.log is not None:
-            self._dirty_cells[execution.cell_id] = execution.log
-        outcome = execution.outcome()
-        self._set_execution_status(execution.cell_id, outcome["status"])
-        self.coalescer.flush_now()
-        self.broadcast(
-            "execution_done",
-            cell_id=execution.cell_id,
-            msg_id=execution.msg_id,
-            execution_count=execution.execution_count,
-            **outcome,
-        )
-        if execution.comm_messages >= self.settings.reconcile_threshold:
-            self.widgets_verified = False
-            self.schedule_reconcile(f"burst of {execution.comm_messages} comm messages")
-        elif self._reconcile_when_idle and not self.router.executions:
-            self.schedule_reconcile(self._reconcile_when_idle)
-        if not self.router.executions:
-            self._reconcile_when_idle = ""
+    def cell_queued(self, cell_id: str) -> None:
+        """An execution was sent for the cell: outputs and count cleared at once."""
+        self._dirty_cells.pop(cell_id, None)
+        changed = self.doc.clear_outputs(cell_id)
+        changed = self.doc.set_execution_count(cell_id, None) or changed
+        changed = self.doc.set_execution_status(cell_id, "queued") or changed
+        if changed:
+            self._doc_changed()
 
-    def _set_execution_status(self, cell_id: str | None, status: str) -> None:
-        if cell_id is None:
-            return
+    def execution_settled(self, execution: Execution, status: str) -> None:
+        """An execution ended: its outputs, widget states and status all written now."""
+        cell_id = execution.cell_id
+        if cell_id is not None and execution.log is not None:
+            self._dirty_cells[cell_id] = execution.log
         try:
-            if self.doc.set_execution_status(cell_id, status):
+            if cell_id is not None and self.doc.set_execution_status(cell_id, status):
                 self._doc_changed()
         except NotebookDocError as exc:  # the cell was deleted meanwhile
             self.log.info("execution_status_dropped", cell_id=cell_id, reason=str(exc))
-
-    def _abort_executions(self, pending: list[Execution]) -> None:
-        """The kernel went away (restart, shutdown, death): whatever was queued or
-        running ends as aborted, in the doc and for the clients."""
-        for execution in pending:
-            execution.reply = {"status": "aborted"}
-            self._execution_done(execution)
-
-    # --- kernel ------------------------------------------------------------------------
-
-    def _set_kernel_status(self, status: str, code: str = "", reason: str = "") -> None:
-        """`code` and `reason` say why a kernel is dead (e.g. gateway_unreachable)."""
-        if status != self.kernel_status:
-            self.kernel_status = status
-            self._kernel_why = {"code": code, "reason": reason} if code else {}
-            self.broadcast("kernel_status", **self.kernel_status_fields())
-
-    def kernel_status_fields(self) -> dict[str, str]:
-        return {"status": self.kernel_status, **self._kernel_why}
-
-    def _on_kernel_event(self, event: KernelEvent) -> None:
-        self.log.info("kernel_event", kind=event.kind, reason=event.reason)
-        if event.kind == "reconnected":  # messages of the gap may be lost: ask the kernel
-            self.widgets_verified = False
-            if self.router.executions:  # a busy kernel answers once its cells are done
-                self._reconcile_when_idle = event.reason
-            else:
-                self.schedule_reconcile(event.reason)
-            return
-        if event.kind in ("restarting", "died", "shutdown"):
-            self._clear_comms()
-        if event.kind == "restarted" and self.control is not None:
-            self.widgets_verified = True  # a fresh process: no widgets, CommState cleared
-            self.control.reset()
-        status = {"started": "idle", "restarted": "idle"}.get(event.kind, event.kind)
-        code = ""
-        if event.kind == "died":
-            status, code = "dead", event.code or "kernel_died"
-            message = event.reason or "kernel died"
-            # A failed launch says so once, with its code (start_kernel). The literal
-            # code stays visible to the docs check (tests/wire/test_protocol_doc.py).
-            if self.kernel_status != "starting" and code == "kernel_died":
-                self.broadcast("error", code="kernel_died", message=message)
-            elif self.kernel_status != "starting":  # gateway_unreachable, …
-                self.broadcast("error", code=code, message=message)
-        self._set_kernel_status(status, code, event.reason)
-        if event.kind in ("died", "shutdown"):
-            self._maybe_schedule_close()
-
-    def _clear_comms(self) -> None:
-        """Restart, shutdown and death drop every comm from both stores, and say so."""
-        self.widgets_verified = False
-        event = self.comms.clear()
-        pending = self.router.reset()
         self.coalescer.flush_now()
-        self._abort_executions(pending)
-        self.send_all(event)
+
+    def clear_comms(self) -> Broadcast:
+        """Every comm leaves both stores (the kernel went away or was replaced); the
+        event that tells the peers."""
+        event = self.comms.clear()
+        self.coalescer.flush_now()
         self.compactor.comms_cleared()
+        return event
 
-    # --- reconcile with the kernel's widget state ---------------------------------------
-
-    def _is_private_comm(self, comm_id: str) -> bool:
-        return self.control is not None and self.control.owns(comm_id)
-
-    def comms_verified(self) -> bool:
-        """CommState is known to equal the kernel's widgets: the kernel started here
-        without any, or a reconcile matched them, and nothing can have been lost since
-        (no loss suspected, no burst under way)."""
-        limit = self.settings.reconcile_threshold
-        running = self.router.executions.values()
-        return self.widgets_verified and all(e.comm_messages < limit for e in running)
-
-    def schedule_reconcile(self, reason: str) -> None:
-        """Reconcile soon, once; a request during a running one queues one more."""
-        if self.closed or self.kernel is None:
-            return
-        if self._reconcile_task is not None and not self._reconcile_task.done():
-            self._reconcile_again = reason
-            return
-        self._reconcile_task = asyncio.get_running_loop().create_task(self._reconcile_loop(reason))
-
-    async def _reconcile_loop(self, reason: str | None) -> None:
-        while reason is not None:
-            self.log.info("reconcile", reason=reason)
-            self._reconcile_again = None
-            await self.reconcile_now()
-            reason = self._reconcile_again
-
-    async def reconcile_now(self) -> dict:
-        """One round trip to the kernel; what changed, or why it could not be done."""
-        if self.control is None:
-            return {"available": False, "reason": "no kernel"}
-        try:
-            plan = await self.control.reconcile()
-        except ReconcileUnavailable as exc:
-            return {"available": False, "reason": str(exc)}
-        except KernelError as exc:
-            return {"available": False, "reason": exc.message}
-        return {"available": True, **plan.summary()}
-
-    def _apply_kernel_widgets(self, widgets: list[KernelWidget]) -> Plan:
-        """Bring CommState and the doc to the kernel's answer, as live messages would."""
-        plan = reconcile_plan(self.comms.state.get_all(), widgets)
+    def apply_plan(self, plan: Plan) -> None:
+        """A reconcile's plan: CommState and the doc brought to the kernel's widgets, as
+        live messages would."""
         for event in self.comms.apply_plan(plan):
             self.send_all(event, comm_event=True)
         if plan:
-            self.reconciles += 1
-            self.log.info("reconciled", **plan.summary())
             self.coalescer.flush_now()
-            if self.on_reconciled is not None:
-                self.on_reconciled(plan)
-        self.widgets_verified = True
-        return plan
+
+    # --- the kernel (room_kernel.py) ----------------------------------------------------
+
+    @property
+    def kernel(self) -> KernelSession | None:
+        return self.kernel_binding.session
+
+    @property
+    def kernel_status(self) -> str:
+        return self.kernel_binding.status
 
     def require_kernel(self) -> KernelSession:
-        if self.kernel is None or self.kernel_status in ("dead", "shutdown"):
-            raise RequestFailed("no_kernel", "no kernel is running: send launch_kernel first")
-        return self.kernel
+        return self.kernel_binding.require()
 
     async def start_kernel(self, starter: Callable[..., Any], **kwargs: Any) -> KernelSession:
-        if self.kernel is not None:
-            await self.kernel.shutdown()
-            self.kernel = None
-        if len(self.comms):
-            self._clear_comms()  # saved widgets belong to no kernel: a new one starts clean
-        self.trust.kernel_started()
-        self.refresh_trust()
-        self._set_kernel_status("starting")
-        try:
-            kernel = await starter(
-                on_iopub=self._on_iopub,
-                on_event=self._on_kernel_event,
-                on_reply=self._on_reply,
-                **kwargs,
-            )
-        except KernelError as exc:
-            self._set_kernel_status("dead", exc.code, exc.message)
-            self.broadcast("error", code=exc.code, message=exc.message)
-            raise RequestFailed(exc.code, exc.message) from exc
-        self.kernel = kernel
-        self.widgets_verified = kernel.owned  # a kernel we started has no widgets yet
-
-        async def widget_comms() -> dict:
-            content = {"target_name": WIDGET_TARGET}
-            return (await kernel.request("comm_info_request", content, timeout=10))["content"]
-
-        self.control = WidgetControl(
-            kernel.send_comm, widget_comms, self._apply_kernel_widgets, log_=self.log
-        )
-        self._set_kernel_status(kernel.status if kernel.status != "starting" else "idle")
-        return kernel
+        return await self.kernel_binding.start(starter, **kwargs)
 
     # --- requests ----------------------------------------------------------------------
 
@@ -606,29 +350,14 @@ class NotebookRoom:
         callers (the Kernel Gateway API), which no action needs to answer."""
         return await self.requests.handle(peer, request)
 
-    def start_execution(self, kernel: KernelSession, code: str, cell_id: str | None) -> dict:
-        """Send an execute request; its cell's outputs and count are cleared at once."""
-        msg_id = kernel.execute(code)
-        output_log = OutputLog(self.blobs) if cell_id is not None else None
-        self.router.started(Execution(msg_id, cell_id, output_log))
-        if cell_id is not None:
-            self._dirty_cells.pop(cell_id, None)
-            changed = self.doc.clear_outputs(cell_id)
-            changed = self.doc.set_execution_count(cell_id, None) or changed
-            changed = self.doc.set_execution_status(cell_id, "queued") or changed
-            if changed:
-                self._doc_changed()
-        self.broadcast("execution_started", cell_id=cell_id, msg_id=msg_id, execution_count=None)
-        return {"msg_id": msg_id}
-
     # --- lifetime ----------------------------------------------------------------------
 
     def release(self) -> None:
         """Nothing but peers keeps the room open any more: it closes once idle."""
         self.keep_open = False
-        self._maybe_schedule_close()
+        self.maybe_schedule_close()
 
-    def _maybe_schedule_close(self) -> None:
+    def maybe_schedule_close(self) -> None:
         if self.peers or self.keep_open or self.closed or self._close_timer is not None:
             return
         if self.kernel is not None and self.kernel_status not in ("dead", "shutdown"):
@@ -649,7 +378,8 @@ class NotebookRoom:
             self.on_idle(self)
 
     async def close(self, *, shutdown_kernel: bool = True) -> None:
-        """Flush, stop the kernel we own, save; idempotent."""
+        """Flush, stop the kernel we own, save, end the room's tasks; idempotent (the
+        order is step 3 of the shutdown order in tasks.py)."""
         if self.closed:
             return
         self.closed = True
@@ -657,25 +387,18 @@ class NotebookRoom:
         self.compactor.close()
         if self._trust_timer is not None:
             self._trust_timer.cancel()
-        if self._storage_retry is not None:
-            self._storage_retry.cancel()
-        if self._reconcile_task is not None:
-            self._reconcile_task.cancel()
-        if self.kernel is not None and shutdown_kernel:
+        self.storage.close()
+        self.kernel_binding.close()
+        if shutdown_kernel:
             try:
-                await self.kernel.shutdown()
+                await self.kernel_binding.shutdown()
             except KernelError as exc:
                 self.log.warning("kernel_shutdown_failed", error=exc.message)
-            self.kernel = None
         await self.comms.drain()  # the last flush writes what is left in place
         self.coalescer.flush_now()
         self.coalescer.cancel()
-        if self.saver is not None:
-            await self.saver.close()
-        if self.doc.get_heads() == self.fresh_heads:
-            self.persister.cancel()  # a room made up and never used leaves nothing stored
-        else:
-            await self.persister.close()
+        await save_on_close(self)
+        await self.tasks.close()
         self.log.info("room_closed")
 
     def info(self) -> dict:

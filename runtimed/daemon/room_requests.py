@@ -20,6 +20,7 @@ from ..wire import messages as m
 from . import notebook_file
 from .paths import checked_ipynb_path
 from .peer import Peer
+from .room_files import notebook_saver
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -63,7 +64,7 @@ class RoomRequests:
 
     async def _launch_kernel(self, peer: Peer | None, req: m.LaunchKernel) -> dict:
         room = self.room
-        async with room.kernel_lock:
+        async with room.kernel_binding.lock:
             if room.kernel is not None and room.kernel_status not in ("dead", "shutdown"):
                 return {"kernel_name": room.kernel.kernel_name, "status": room.kernel_status}
             name = req.kernel_name or self._default_kernel_name()
@@ -102,10 +103,10 @@ class RoomRequests:
                     "ask again with replace (runtimed attach --replace)",
                 )
             room.log.warning("launched_kernel_replaced", kernel=kernel.kernel_name)
-        async with room.kernel_lock:
+        async with room.kernel_binding.lock:
             kernel = await room.start_kernel(KernelSession.attach, connection_file=str(path))
         # Widgets made before we arrived: show them now, from the kernel's own state.
-        widgets = await room.reconcile_now()
+        widgets = await room.kernel_binding.reconcile_now()
         return {"kernel_name": kernel.kernel_name, "status": room.kernel_status, **widgets}
 
     def _default_kernel_name(self) -> str:
@@ -121,13 +122,13 @@ class RoomRequests:
             raise RequestFailed("no_such_cell", f"no cell with id {req.cell_id!r}")
         if cell.cell_type != "code":
             raise RequestFailed("bad_request", f"cell {req.cell_id!r} is {cell.cell_type}")
-        return room.start_execution(room.require_kernel(), cell.source, req.cell_id)
+        return room.kernel_binding.start_execution(cell.source, req.cell_id)
 
     async def _execute(self, peer: Peer | None, req: m.Execute) -> dict:
         room = self.room
         if req.cell_id is not None and room.doc.get_cell(req.cell_id) is None:
             raise RequestFailed("no_such_cell", f"no cell with id {req.cell_id!r}")
-        return room.start_execution(room.require_kernel(), req.code, req.cell_id)
+        return room.kernel_binding.start_execution(req.code, req.cell_id)
 
     async def _send_comm(self, peer: Peer | None, req: m.SendComm) -> dict:
         room = self.room
@@ -151,24 +152,23 @@ class RoomRequests:
 
     async def _restart_kernel(self, peer: Peer | None, req: m.RestartKernel) -> dict:
         room = self.room
-        async with room.kernel_lock:
+        async with room.kernel_binding.lock:
             kernel = room.require_kernel()
             await kernel.restart()  # a KernelError answers with its own code
             return {"status": room.kernel_status}
 
     async def _shutdown_kernel(self, peer: Peer | None, req: m.ShutdownKernel) -> dict:
         room = self.room
-        async with room.kernel_lock:
+        async with room.kernel_binding.lock:
             if room.kernel is None:
                 raise RequestFailed("no_kernel", "no kernel to shut down")
-            await room.kernel.shutdown()
-            room.kernel = None
+            await room.kernel_binding.shutdown()
             return {"status": room.kernel_status}
 
     async def _resync(self, peer: Peer | None, req: m.Resync) -> dict:
         room = self.room
         room.require_kernel()
-        return await room.reconcile_now()
+        return await room.kernel_binding.reconcile_now()
 
     async def _get_comms(self, peer: Peer | None, req: m.GetComms) -> dict:
         room = self.room
@@ -197,7 +197,7 @@ class RoomRequests:
         target = checked_ipynb_path(target)
         if room.saver is None:
             room.ipynb_path = target
-            room.saver = room.new_saver(target)
+            room.saver = notebook_saver(room, target)
         try:
             if target == room.saver.path:
                 await room.saver.save(rewrite=True)

@@ -1,10 +1,9 @@
-"""The daemon: a Unix socket listener, its connections and its rooms.
+"""The daemon: its listeners, its connections, and the daemon-wide requests.
 
 Each connection is a thin loop around a sans-I/O `protocol.Connection`: bytes in,
-events out, events dispatched to the room. Every task has an owner: the daemon owns
-the listener and the rooms, a connection owns its writer and its request tasks, and
-shutdown is ordered (stop accepting, tell peers, close rooms: flush, stop kernels,
-save; remove the socket).
+events out, events dispatched to the room (connection.py). The rooms are kept by the
+registry (rooms.py). Every task has an owner, and shutdown has one order: both are
+written out in tasks.py.
 """
 
 from __future__ import annotations
@@ -20,17 +19,10 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+import anyio
 import structlog
 
-from notebook_doc import (
-    IpynbError,
-    NotebookDoc,
-    NotebookDocError,
-    doc_filename,
-    from_ipynb,
-    is_temp_name,
-)
-from notebook_doc import load_or_create as load_doc_file
+from notebook_doc import NotebookDoc, NotebookDocError, doc_filename, is_temp_name
 
 from .. import __version__
 from ..blob_store import BlobStore
@@ -40,23 +32,26 @@ from ..gc import collect_garbage
 from ..kernel.process import prepare_provisioners
 from ..private_files import check_private_dir
 from ..service.lock import DaemonAlreadyRunning, DaemonLock
-from ..trust import Notary, notebook_bytes_signed
+from ..trust import Notary
 from ..wire import (
     PROTOCOL_VERSION,
     Connection,
     Role,
 )
-from . import notebook_file, stored
+from . import stored
 from .connection import PeerSession, Receive, StreamTransport
-from .limits import KernelSlots, check_room_limit, raise_fd_limit
-from .paths import checked_ipynb_path
+from .limits import KernelSlots, raise_fd_limit
 from .peer import FrameTransport, Peer
 from .room import NotebookRoom
+from .rooms import RoomRegistry
+from .tasks import TaskOwner
 from .websocket import WebListener
 
 log = structlog.get_logger(__name__)
 
 READ_CHUNK = 256 * 1024
+# Shutdown: how long connections may take to end once their peers were told.
+CONNECTIONS_GRACE = 5.0
 
 
 class Daemon:
@@ -64,19 +59,19 @@ class Daemon:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.rooms: dict[str, NotebookRoom] = {}
         self.blobs = BlobStore(settings.blobs_dir)
         self.notary = Notary(settings.trust_dir)
         self.started_at = time.time()
-        self._room_locks: dict[str, asyncio.Lock] = {}
-        self._connections: set[asyncio.Task[None]] = set()
+        self.log = log.bind(pid=os.getpid())
+        self.registry = RoomRegistry(settings, self.blobs, self.notary, self.log)
+        self.rooms: dict[str, NotebookRoom] = self.registry.rooms
+        self.connections = TaskOwner("connections", self.log)
         self._peers: set[Peer] = set()
         self._stop = asyncio.Event()
         self._server: asyncio.AbstractServer | None = None
         self.web: WebListener | None = None
         self._lock = DaemonLock(settings.socket_path)
         self.kernel_slots = KernelSlots(settings.max_kernels)
-        self.log = log.bind(pid=os.getpid())
 
     # --- listening -------------------------------------------------------------------
 
@@ -89,27 +84,39 @@ class Daemon:
         self._lock.acquire()
         try:
             self._remove_stale_temp_files()
-            self._server = await self._listen_unix(self.settings.socket_path)
-            try:
-                if self.settings.ws is not None:
-                    self.web = await WebListener.start(self)
-                if ready is not None:
-                    ready()  # the banner comes first in a foreground log
-                self.log.info(
-                    "listening",
-                    socket=str(self.settings.socket_path),
-                    data_dir=str(self.settings.data_dir),
-                    version=__version__,
-                    fd_limit=fd_limit,
-                    autosave=self.settings.autosave,
-                )
-                if self.web is not None:
-                    self.log.info("web_listening", host=self.web.host, port=self.web.port)
-                await self._stop.wait()
-            finally:
-                await self._shutdown()
+            failed: Exception | None = None
+            async with anyio.create_task_group() as tasks:
+                await tasks.start(self.connections.run)
+                await tasks.start(self.registry.tasks.run)
+                try:
+                    await self._listen(fd_limit, ready)
+                    await self._stop.wait()
+                except Exception as exc:  # raised as itself, not in a group, once shut down
+                    failed = exc
+                finally:
+                    with anyio.CancelScope(shield=True):  # a cancelled serve() still saves
+                        await self._shutdown()
+            if failed is not None:
+                raise failed
         finally:
             self._lock.release()
+
+    async def _listen(self, fd_limit: int, ready: Callable[[], None] | None) -> None:
+        self._server = await self._listen_unix(self.settings.socket_path)
+        if self.settings.ws is not None:
+            self.web = await WebListener.start(self)
+        if ready is not None:
+            ready()  # the banner comes first in a foreground log
+        self.log.info(
+            "listening",
+            socket=str(self.settings.socket_path),
+            data_dir=str(self.settings.data_dir),
+            version=__version__,
+            fd_limit=fd_limit,
+            autosave=self.settings.autosave,
+        )
+        if self.web is not None:
+            self.log.info("web_listening", host=self.web.host, port=self.web.port)
 
     def _remove_stale_temp_files(self) -> None:
         """A daemon killed mid-save leaves a temp file beside the doc; we hold the lock,
@@ -154,12 +161,27 @@ class Daemon:
         self, conn: Connection, transport: FrameTransport, receive: Receive
     ) -> None:
         """Drive one peer on any transport (Unix stream, WebSocket) until EOF or a
-        protocol error; every request gets its own task."""
-        # The transport's server runs this in a task it creates; shutdown waits for it.
-        task = asyncio.current_task()
-        if task is not None:
-            self._connections.add(task)
-            task.add_done_callback(self._connections.discard)
+        protocol error. The listener's task waits here; the connection itself runs in
+        the daemon's `connections` group, so shutdown can end it."""
+        ended = asyncio.Event()
+
+        async def connection() -> None:
+            try:
+                await self._serve_peer(conn, transport, receive)
+            finally:
+                ended.set()
+
+        if not self.connections.running:  # the daemon is stopping
+            transport.send_now(conn.error_frame("daemon_shutdown", "the daemon is stopping"))
+            transport.close()
+            return
+        self.connections.start_soon(connection)
+        await ended.wait()
+
+    async def _serve_peer(
+        self, conn: Connection, transport: FrameTransport, receive: Receive
+    ) -> None:
+        """The peer's writer and its requests belong to the connection's own group."""
         peer = Peer(
             conn,
             transport,
@@ -169,114 +191,23 @@ class Daemon:
         self._peers.add(peer)
         session = PeerSession(self, peer)
         try:
-            async with asyncio.TaskGroup() as tasks:
-                writer = tasks.create_task(peer.run_writer())
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(peer.run_writer)
                 session.tasks = tasks
                 try:
                     await session.read_loop(receive)
                 finally:
                     session.leave()
-                    peer.close()
-                    writer.cancel()
+                    peer.close()  # the writer ends; requests under way finish
         except* (ConnectionError, OSError) as group:
             peer.log.info("connection_lost", error=str(group.exceptions[0]))
         finally:
             self._peers.discard(peer)
 
-    # --- rooms -------------------------------------------------------------------------
-
     async def open_room(
         self, notebook_id: str, ipynb_path: str | None, *, create: bool = False
     ) -> NotebookRoom:
-        lock = self._room_locks.setdefault(notebook_id, asyncio.Lock())
-        async with lock:
-            room = self.rooms.get(notebook_id)
-            if room is not None and not room.closed:
-                return room
-            check_room_limit(self.rooms.values(), self.settings.max_rooms)
-            room = self._load_room(notebook_id, ipynb_path, create=create)
-            if room.saver is not None:
-                await room.saver.opened()  # edits made on disk meanwhile, before anyone joins
-            room.on_idle = self._close_idle_room
-            room.kernel_bridged_in = self.kernel_bridged_in
-            self.rooms[notebook_id] = room
-            return room
-
-    def _load_room(self, notebook_id: str, ipynb_path: str | None, *, create: bool) -> NotebookRoom:
-        """The room from its stored copy, else from its file, else new; a path with no
-        file fails unless the client asked to create it (no phantom notebooks)."""
-        doc_path = self.settings.docs_dir / doc_filename(notebook_id)
-        path = checked_ipynb_path(ipynb_path) if ipynb_path else None
-        current = _read_notebook_file(path) if path else None
-        if path is not None and current is None and not create:
-            raise RequestFailed(
-                "no_such_notebook",
-                f"{path} does not exist (to create it, say so: `create: true` in the "
-                "handshake, `--create` on the command line)",
-            )
-        room_log = self.log.bind(notebook_id=notebook_id)
-        if doc_path.exists():
-            doc, warning = load_doc_file(doc_path, notebook_id)
-            if warning:
-                room_log.warning("doc_quarantined", detail=warning)
-            if not warning:
-                return self._room(notebook_id, doc, doc_path, path)
-        if current is not None:
-            assert path is not None
-            doc, signed = self._doc_from_ipynb(notebook_id, current, path)
-            room = self._room(notebook_id, doc, doc_path, path, signed=signed)
-            if room.saver is not None:
-                room.saver.loaded(current)
-        else:
-            room = self._room(notebook_id, NotebookDoc.new(notebook_id), doc_path, path)
-            if path is None:
-                room.fresh_heads = room.doc.get_heads()
-                return room
-            if room.saver is not None:
-                room.saver.changed()  # the file the client asked for
-        room.persister.changed()
-        return room
-
-    def _doc_from_ipynb(
-        self, notebook_id: str, version: notebook_file.FileVersion, path: Path
-    ) -> tuple[NotebookDoc, bool]:
-        """The file's doc, and whether its signature is in the trust store."""
-        data = version.data
-        try:
-            doc = from_ipynb(data, notebook_id=notebook_id, store_blob=self.blobs.put)
-        except (OSError, IpynbError) as exc:
-            raise RequestFailed("bad_notebook", f"cannot open {path}: {exc}") from exc
-        return doc, notebook_bytes_signed(self.notary, data)
-
-    def _room(
-        self,
-        notebook_id: str,
-        doc: NotebookDoc,
-        doc_path: Path,
-        path: Path | None,
-        *,
-        signed: bool = False,
-    ) -> NotebookRoom:
-        return NotebookRoom(
-            notebook_id,
-            doc,
-            settings=self.settings,
-            blobs=self.blobs,
-            doc_path=doc_path,
-            notary=self.notary,
-            ipynb_path=path,
-            signed=signed,
-        )
-
-    def _close_idle_room(self, room: NotebookRoom) -> None:
-        async def close() -> None:
-            await room.close()
-            if self.rooms.get(room.notebook_id) is room:
-                del self.rooms[room.notebook_id]
-
-        task = asyncio.get_running_loop().create_task(close())
-        self._connections.add(task)  # owned: shutdown waits for it
-        task.add_done_callback(self._connections.discard)
+        return await self.registry.open(notebook_id, ipynb_path, create=create)
 
     # --- daemon-wide requests -----------------------------------------------------------
 
@@ -350,20 +281,11 @@ class Daemon:
                 dropped.append(copy.notebook_id)
         return dropped
 
-    def kernel_bridged_in(self, connection_file: str) -> str | None:
-        """The open room whose kernel uses this connection file, if any."""
-        wanted = os.path.realpath(connection_file)
-        for room in self.rooms.values():
-            kernel = room.kernel
-            if kernel is None or kernel.connection_file is None or room.closed:
-                continue
-            if os.path.realpath(kernel.connection_file) == wanted:
-                return room.notebook_id
-        return None
-
     # --- shutdown ----------------------------------------------------------------------
 
     async def _shutdown(self) -> None:
+        """The order written out in tasks.py: stop accepting, tell the peers, close the
+        rooms, let the connections end, remove the socket."""
         self.log.info("shutting_down", rooms=len(self.rooms), peers=len(self._peers))
         if self._server is not None:
             self._server.close()
@@ -374,25 +296,13 @@ class Daemon:
                 peer.conn.error_frame("daemon_shutdown", "the daemon is stopping")
             )
             peer.close()
-        for room in list(self.rooms.values()):
-            await room.close()
-        self.rooms.clear()
-        if self._connections:
-            _done, pending = await asyncio.wait(list(self._connections), timeout=5)
-            for task in pending:
-                task.cancel()
+        await self.registry.close_all()
+        await self.connections.close(grace=CONNECTIONS_GRACE)
         if self.web is not None:
             await self.web.wait_closed()
         with contextlib.suppress(FileNotFoundError):
             self.settings.socket_path.unlink()
         self.log.info("stopped")
-
-
-def _read_notebook_file(path: Path) -> notebook_file.FileVersion | None:
-    try:
-        return notebook_file.read(path)
-    except OSError as exc:
-        raise RequestFailed("bad_notebook", f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 async def _socket_answers(path: Path) -> bool:

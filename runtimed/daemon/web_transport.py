@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 
+import anyio
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -15,19 +15,29 @@ class WebSocketTransport:
     """A peer's frames over a WebSocket: one binary message per frame.
 
     `send_now` (an error frame right before a close) cannot write synchronously on a
-    WebSocket, so the frame waits for `close`, which sends it and then the close frame.
+    WebSocket, so the frame waits for `aclose`; `close` only ends the read under way,
+    and the handler's `aclose` then sends it and the close frame (no task of its own).
     """
 
     def __init__(self, ws: ServerConnection) -> None:
         self.ws = ws
         self._last_frames: list[bytes] = []
-        self._closing: asyncio.Task[None] | None = None
+        self._closed = False
+        self._reading: anyio.CancelScope | None = None
 
     async def receive(self) -> bytes:
-        """The next frame; b"" once the peer is gone. Text or empty messages are bad frames."""
-        try:
-            message = await self.ws.recv()
-        except ConnectionClosed:
+        """The next frame; b"" once the peer is gone or closed. Text or empty messages
+        are bad frames."""
+        if self._closed:
+            return b""
+        with anyio.CancelScope() as self._reading:
+            try:
+                message = await self.ws.recv()
+            except ConnectionClosed:
+                return b""
+            finally:
+                self._reading = None
+        if self._closed:  # closed while waiting (recv is safe to cancel: nothing is lost)
             return b""
         if isinstance(message, str):
             raise RemoteProtocolError(
@@ -48,14 +58,12 @@ class WebSocketTransport:
         self._last_frames.append(frame)
 
     def close(self) -> None:
-        if self._closing is None:
-            self._closing = asyncio.get_running_loop().create_task(self._close())
+        self._closed = True
+        if self._reading is not None:
+            self._reading.cancel()
 
-    async def wait_closed(self) -> None:
-        if self._closing is not None:
-            await self._closing
-
-    async def _close(self) -> None:
+    async def aclose(self) -> None:
+        """The last frames, then the close frame."""
         with contextlib.suppress(ConnectionClosed):
             for frame in self._last_frames:
                 await self.ws.send(frame)

@@ -205,7 +205,8 @@ class WebListener:
         try:
             await self.daemon.run_connection(conn, transport, transport.receive)
         finally:
-            await transport.wait_closed()
+            transport.close()
+            await transport.aclose()
 
     # --- HTTP ---------------------------------------------------------------------------
 

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
+from anyio.abc import TaskGroup
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ..comms.comm_state import CommMessageError, parse_comm_update
 from ..daemon.iopub import Execution
+from ..daemon.tasks import logged
 from ..kernel import KernelError
 from ..kernel import ws_codec as codec
 from .control import ControlComms
@@ -45,10 +49,11 @@ class KernelChannels:
         self.kernel = kernel
         self.sessions = {session_id} if session_id else set()
         self.outbox = Outbox(bound)
-        self.control = ControlComms(kernel, self.deliver)
+        self.control = ControlComms(kernel, self.deliver, self._spawn)
         self.log = kernel.log.bind(session=session_id, remote=str(ws.remote_address))
         self._wakeup = asyncio.Event()
         self._closing = False
+        self._tasks: TaskGroup | None = None  # the connection's group: its writer, its answers
 
     # --- kernel side (called synchronously from the kernel reader) -----------------------
 
@@ -69,14 +74,14 @@ class KernelChannels:
     async def run(self) -> None:
         self.kernel.connections.add(self)
         self.log.info("gateway_connected", connections=len(self.kernel.connections))
-        writer = asyncio.get_running_loop().create_task(self._write())
         try:
-            await self._read()
+            async with anyio.create_task_group() as tasks:
+                self._tasks = tasks
+                tasks.start_soon(self._write)
+                await self._read()
+                tasks.cancel_scope.cancel()
         finally:
             self.kernel.connections.discard(self)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-                await writer
             await self.ws.close()
             self.log.info(
                 "gateway_disconnected", merged=self.outbox.merged, unsent=len(self.outbox)
@@ -94,17 +99,22 @@ class KernelChannels:
                     # The front end's mistake: skipped, the connection goes on.
                     self.log.warning("gateway_bad_frame", reason=str(exc))
 
+    def _spawn(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        if self._tasks is not None:
+            self._tasks.start_soon(logged, self.log, func, *args)
+
     async def _write(self) -> None:
-        while True:
-            item = self.outbox.pop()
-            if item is None:
-                if self._closing:
-                    await self.ws.close()
-                    return
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            await self.ws.send(codec.encode(item.msg, item.channel))
+        with contextlib.suppress(ConnectionClosed):  # the reader sees it too, and ends
+            while True:
+                item = self.outbox.pop()
+                if item is None:
+                    if self._closing:
+                        await self.ws.close()
+                        return
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                await self.ws.send(codec.encode(item.msg, item.channel))
 
     # --- front end to kernel ----------------------------------------------------------------
 
@@ -124,7 +134,7 @@ class KernelChannels:
             self.log.info("gateway_no_kernel", msg_type=msg_type)
             return
         if msg_type == "execute_request":
-            self.kernel.room.router.started(Execution(header["msg_id"], None, None))
+            self.kernel.room.kernel_binding.router.started(Execution(header["msg_id"], None, None))
         try:
             kernel.send_message(channel, msg)
         except KernelError as exc:

@@ -4,7 +4,7 @@ ipywidgets' front end (JupyterLab's widget manager) opens this comm on every pag
 load and sends `request_states`, then waits 4 s for `update_states`: a busy kernel
 answers too late and the page shows no widgets. The daemon keeps each front end's
 control comm to itself and answers from CommState: at once when CommState is known
-to equal the kernel (`NotebookRoom.comms_verified`), else after one reconcile, which
+to equal the kernel (`KernelBinding.comms_verified`), else after one reconcile, which
 asks the kernel on the daemon's own control comm. The front end's comm never reaches
 the kernel on purpose: ipywidgets keeps a single control comm per kernel (the last
 one opened), so a front end's would silence the daemon's reconcile.
@@ -52,8 +52,9 @@ def _method(content: dict[str, Any]) -> Any:
 class ControlComms:
     """One connection's control comms; `intercept` says whether a message was one."""
 
-    def __init__(self, kernel: GatewayKernel, deliver: Deliver) -> None:
+    def __init__(self, kernel: GatewayKernel, deliver: Deliver, spawn: Callable[..., None]) -> None:
         self.kernel = kernel
+        self.spawn = spawn  # the front end's connection group: answers end with it
         self.deliver = deliver
         self.answered = 0  # update_states sent, for tests and logs
         self._open: set[str] = set()
@@ -73,12 +74,12 @@ class ControlComms:
         if msg_type == "comm_close":
             self._open.discard(comm_id)
         elif _method(content) == "request_states":
-            self.kernel.spawn(self._answer(comm_id, msg["header"]))
+            self.spawn(self._answer, comm_id, msg["header"])
         return True
 
     async def _answer(self, comm_id: str, parent: dict[str, Any]) -> None:
         room = self.kernel.room
-        fresh = room.comms_verified()
+        fresh = room.kernel_binding.comms_verified()
         if not fresh:
             try:
                 result = await room.handle_request(None, m.Resync())

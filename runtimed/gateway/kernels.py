@@ -10,7 +10,6 @@ the session that asked.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import uuid
 from pathlib import Path
@@ -58,7 +57,6 @@ class GatewayKernel:
         self.connections: set[Connection] = set()
         self.last_activity = now_iso()
         self.log = log.bind(kernel_id=kernel_id, room_id=room.room_id)
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def session(self) -> KernelSession | None:
@@ -87,7 +85,7 @@ class GatewayKernel:
         reconcile results."""
         assert self.room.kernel is not None
         self.room.kernel.relay = self.on_kernel
-        self.room.on_reconciled = self.on_reconciled
+        self.room.kernel_binding.on_reconciled = self.on_reconciled
 
     def on_reconciled(self, plan: Plan) -> None:
         """IOPub lost something the front ends never saw either: send them the
@@ -142,7 +140,7 @@ class GatewayKernel:
     def _private(self, msg: dict[str, Any]) -> bool:
         """The daemon's own widget control comm (reconcile answers): not a front end's."""
         comm_id = msg["content"].get("comm_id")
-        control = self.room.control
+        control = self.room.kernel_binding.control
         return isinstance(comm_id, str) and control is not None and control.owns(comm_id)
 
     def _on_event(self, kind: str) -> None:
@@ -180,11 +178,6 @@ class GatewayKernel:
 
     def touch(self) -> None:
         self.last_activity = now_iso()
-
-    def spawn(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 class GatewayKernels:

@@ -77,7 +77,7 @@ async def test_reconciling_an_unchanged_room_adds_no_doc_change(running: Running
         result = await actor.request("resync")
         assert result == {"available": True, "added": 0, "updated": 0, "removed": 0}
         assert room.doc.get_heads() == heads
-        assert room.reconciles == 0
+        assert room.kernel_binding.reconciles == 0
         await actor.request("shutdown_kernel")
 
 
@@ -166,13 +166,13 @@ async def test_a_fresh_kernel_sees_no_comm_traffic_until_it_uses_widgets(
     async with running.client("nb-quiet") as actor:
         room = running.daemon.rooms["nb-quiet"]
         answers: list[tuple[str, str]] = []  # (IOPub msg_type, the request it answers)
-        route = room.router.route
+        route = room.kernel_binding.router.route
 
         def record(msg: dict) -> list:
             answers.append((msg["msg_type"], msg.get("parent_header", {}).get("msg_type", "")))
             return route(msg)
 
-        room.router.route = record  # type: ignore[method-assign]
+        room.kernel_binding.router.route = record  # type: ignore[method-assign]
         await actor.request("launch_kernel")
         await run(actor, "import sys\nprint('out')\nprint('err', file=sys.stderr)")
         result = await actor.request("resync")

@@ -262,7 +262,7 @@ async def _burst(actor, observer, running) -> None:
     room = running.daemon.rooms["nb-burst"]
     # Every comm message the kernel sent was counted: the open, its Layout and Style
     # (and their opens' updates), and the 20,000 value updates.
-    assert room.router.stats.comm_messages >= 20000
+    assert room.kernel_binding.router.stats.comm_messages >= 20000
     # A second client got every update as a live comm broadcast, in kernel order.
     values = [
         e.fields["content"]["data"]["state"]["value"]
@@ -320,10 +320,10 @@ async def test_malformed_kernel_messages_are_skipped(pair, running) -> None:
             "content": {},
         },
     ]
-    skipped = room.router.stats.skipped
+    skipped = room.kernel_binding.router.stats.skipped
     for msg in bad:
-        room.router.route(msg)
-    assert room.router.stats.skipped >= skipped + 4
+        room.kernel_binding.router.route(msg)
+    assert room.kernel_binding.router.stats.skipped >= skipped + 4
     assert await assert_doc_matches_comm_state(observer, actor) == legacy
 
 

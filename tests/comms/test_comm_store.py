@@ -32,7 +32,7 @@ OUTPUT = {"_model_module": "@jupyter-widgets/output", "_model_name": "OutputMode
 def new_store(root: Path) -> tuple[CommStore, NotebookDoc, BlobStore]:
     doc = NotebookDoc.new("nb")
     blobs = BlobStore(root)
-    return CommStore(doc, blobs, schedule=lambda: None, blobs_in_background=False), doc, blobs
+    return CommStore(doc, blobs, schedule=lambda: None), doc, blobs
 
 
 def stream(msg_id: str, text: str) -> dict[str, Any]:

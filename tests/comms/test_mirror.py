@@ -7,6 +7,8 @@ import json
 import threading
 from pathlib import Path
 
+import anyio
+
 from notebook_doc import NotebookDoc
 from runtimed.blob_store import BlobStore
 from runtimed.comms.comm_state import CommState
@@ -91,21 +93,24 @@ async def test_a_slow_blob_write_never_blocks_the_loop_nor_leaks_into_the_doc(
     comms = CommState()
     doc = NotebookDoc.new("nb")
     flushes = asyncio.Event()
-    mirror = CommMirror(doc, comms, blobs=blobs, schedule=flushes.set)
-    comms.on_comm_open("small", "jupyter.widget", {"state": {"value": 1}})
-    comms.on_comm_open("big", "jupyter.widget", {"state": {"value": "z" * (LARGE_VALUE_LIMIT * 2)}})
-    mirror.opened("small")
-    mirror.opened("big")
+    async with anyio.create_task_group() as tasks:  # where the writes run, as a room's
+        mirror = CommMirror(doc, comms, blobs=blobs, schedule=flushes.set, spawn=tasks.start_soon)
+        comms.on_comm_open("small", "jupyter.widget", {"state": {"value": 1}})
+        big = {"state": {"value": "z" * (LARGE_VALUE_LIMIT * 2)}}
+        comms.on_comm_open("big", "jupyter.widget", big)
+        mirror.opened("small")
+        mirror.opened("big")
 
-    assert mirror.flush()  # returns at once although the disk is "slow"
-    assert doc.get_comm("small") is not None
-    assert doc.get_comm("big") is None  # its blob is not on disk yet: not in the doc
-    flushes.clear()
-    assert not mirror.flush()  # still being written: still not in the doc
+        assert mirror.flush()  # returns at once although the disk is "slow"
+        assert doc.get_comm("small") is not None
+        assert doc.get_comm("big") is None  # its blob is not on disk yet: not in the doc
+        flushes.clear()
+        assert not mirror.flush()  # still being written: still not in the doc
 
-    blobs.gate.set()
-    await asyncio.wait_for(flushes.wait(), 30)  # the finished write asks for a flush
-    assert mirror.flush()
-    stored = json.loads(doc.get_comm_state_json("big") or "{}")
-    assert blobs.has(stored["value"]["$blob"])
-    assert not mirror.flush()  # nothing left to write
+        blobs.gate.set()
+        await asyncio.wait_for(flushes.wait(), 30)  # the finished write asks for a flush
+        assert mirror.flush()
+        stored = json.loads(doc.get_comm_state_json("big") or "{}")
+        assert blobs.has(stored["value"]["$blob"])
+        assert not mirror.flush()  # nothing left to write
+        await mirror.drain()

@@ -125,7 +125,7 @@ async def test_jupyterlab_widgets_through_the_daemon(
         await _open_notebook(browser)
         await browser.wait("lab", f"{READOUT}?.textContent === '{UPDATES - 1}'", timeout=60)
         # Shown while the kernel still sleeps: the sleep's execution has not ended.
-        sleeping = [e for e in room.router.executions.values() if e.cell_id is None]
+        sleeping = [e for e in room.kernel_binding.router.executions.values() if e.cell_id is None]
         assert len(sleeping) == 1
         await browser.call(
             "eval",

@@ -200,7 +200,7 @@ async def test_request_states_is_answered_while_the_kernel_sleeps(
     a = await sockets(kernel_id)
     comm_id = await a.run(SLIDER + "\ns.value = 7")
     # A kernel the daemon started, nothing lost: CommState is the kernel's truth.
-    assert _room(web, kernel_id).comms_verified()
+    assert _room(web, kernel_id).kernel_binding.comms_verified()
     first = await _request_states(a)
     assert first["content"]["data"]["states"][comm_id]["state"]["value"] == 7
 
@@ -220,7 +220,7 @@ async def test_request_states_is_answered_while_the_kernel_sleeps(
     # Answered while the kernel still sleeps: the sleep's idle, which would
     # have come first on this socket, has not come.
     assert not any(is_idle(m, sleeping) for m in reloaded.received)
-    assert sleeping in _room(web, kernel_id).router.executions
+    assert sleeping in _room(web, kernel_id).kernel_binding.router.executions
     await _api(web, "POST", f"/api/kernels/{kernel_id}/interrupt", {})
     await a.until(lambda m: is_idle(m, sleeping), timeout=30)
 
@@ -235,7 +235,9 @@ async def test_a_front_ends_burst_ends_its_execution_and_is_reconciled(
     a = await sockets(kernel_id)
     burst = room.settings.reconcile_threshold + 100
     comm_id = await a.run(SLIDER + f"\nfor i in range({burst}):\n    s.value = i")
-    await eventually(lambda: not room.router.executions and room.comms_verified())
+    await eventually(
+        lambda: not room.kernel_binding.router.executions and room.kernel_binding.comms_verified()
+    )
     (entry,) = [e for e in room.comms.state.get_all() if e.comm_id == comm_id]
     assert entry.state["value"] == burst - 1
 
@@ -258,7 +260,7 @@ async def test_after_a_suspected_loss_the_kernel_is_asked_and_front_ends_correct
     comm_id = await a.run(SLIDER)
     room = _room(web, kernel_id)
     lossy = await a.execute(LOSE_AN_UPDATE)
-    await eventually(lambda: not room.comms_verified())
+    await eventually(lambda: not room.kernel_binding.comms_verified())
     assert room.comms.state.get(comm_id).state["value"] == 3  # stale, and known to be
     # A page loaded now is not answered from CommState: the kernel is asked (once
     # its cell is done) and its answer is the truth.
@@ -270,7 +272,7 @@ async def test_after_a_suspected_loss_the_kernel_is_asked_and_front_ends_correct
     correction = await a.until(lambda m: _comm_value(m, comm_id) == 9)
     assert correction["content"]["data"]["method"] == "update"
     assert room.comms.state.get(comm_id).state["value"] == 9
-    assert room.comms_verified()
+    assert room.kernel_binding.comms_verified()
     # The daemon's own reconcile traffic (its control comm) was not relayed.
     methods = [(m["content"].get("data") or {}).get("method") for m in a.received]
     assert "update_states" not in methods
