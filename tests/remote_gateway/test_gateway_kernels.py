@@ -156,8 +156,9 @@ async def test_a_dropped_websocket_reconnects_and_the_room_ends_at_the_kernels_s
             await actor.request("launch_kernel", kernel_name="unbounded")
             room = running.daemon.rooms["nb-drop"]
             reasons: list[str] = []
-            schedule = room.schedule_reconcile
-            room.schedule_reconcile = lambda reason: (reasons.append(reason), schedule(reason))
+            binding = room.kernel_binding
+            schedule = binding.schedule_reconcile
+            binding.schedule_reconcile = lambda reason: (reasons.append(reason), schedule(reason))
             await run(actor, "from ipywidgets import IntSlider\ns = IntSlider(max=10**9)")
             slider_id = only(await assert_doc_matches_comm_state(observer, actor), "IntSliderModel")
             connections = proxy.accepted
