@@ -127,7 +127,8 @@ class DaemonProcess:
     ) -> None:
         self.workdir = workdir
         self.ws_port = ws_port
-        self.socket_path = Path(f"/tmp/rtd-bench-{os.getpid()}-{id(self):x}.sock")
+        # The daemon refuses a socket in a directory others can write to (/tmp itself).
+        self.socket_path = workdir / "daemon.sock"
         self.data_dir = workdir / "data"
         self.stats_path = workdir / "loop-stats.json"
         self.log_path = workdir / "daemon.log"
