@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import itertools
 import os
-import re
 from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, Self
@@ -31,7 +30,6 @@ import structlog
 
 from notebook_doc import NotebookDoc, SyncState, sync_message_heads
 
-from .. import __version__
 from ..errors import RuntimedError
 from ..service.autostart import start_daemon
 from ..wire import (
@@ -47,16 +45,14 @@ from ..wire import (
     Response,
     Role,
     Snapshot,
-    Switch,
     Sync,
 )
+from .epoch_switch import switch_frames
+from .errors import ClientError
+from .handshake import accepted, hello
 from .transports import ClientTransport, UnixSocketTransport
 
 log = structlog.get_logger(__name__)
-
-
-class ClientError(RuntimedError):
-    """Something the daemon refused or a connection that failed; `code` is the spec's."""
 
 
 class Client:
@@ -171,53 +167,25 @@ class Client:
             raise ClientError(exc.code, exc.message) from exc
 
     async def _handshake(self) -> None:
-        hello: dict[str, Any] = {
-            "protocol": self.protocol_version,
-            "client": {"name": self.name, "version": __version__},
-        }
-        if self.notebook_id is None:
-            hello["channel"] = "control"
-        else:
-            hello.update(channel="notebook", notebook_id=self.notebook_id, snapshot=self.snapshot)
-            if self.path is not None:
-                hello["path"] = self.path
-            if self.create:
-                hello["create"] = True
-        await self._write(self._conn.send(Handshake(hello)))
-        reply = await self._next_event()
-        if not isinstance(reply, Handshake):
-            await self.aclose()
-            raise ClientError("bad_handshake", f"expected the handshake reply, got {reply!r}")
-        if not reply.payload.get("ok"):
-            error = reply.payload.get("error") or {}
-            code, message = error.get("code", "bad_handshake"), error.get("message", "")
-            await self.aclose()
-            if code == "unsupported_version":
-                raise self._version_mismatch(_spoken_version(message))
-            raise ClientError(code, message)
-        daemon_protocol = reply.payload.get("protocol")
-        if daemon_protocol != self.protocol_version:
-            await self.aclose()
-            raise self._version_mismatch(daemon_protocol)
-        self.handshake = reply.payload
-        self.epoch = reply.payload.get("epoch")
-
-    def _version_mismatch(self, daemon_protocol: object) -> ClientError:
-        """Both versions, and what to run: the older side is the one to replace."""
-        ours = self.protocol_version
-        theirs = daemon_protocol if isinstance(daemon_protocol, int) else None
-        if theirs is not None and theirs > ours:
-            advice = (
-                "upgrade this client (pip install -U runtimed), or replace the daemon with "
-                "this installation's: `runtimed stop && runtimed start`"
-            )
-        else:
-            advice = "restart the daemon from this installation: `runtimed stop && runtimed start`"
-        return ClientError(
-            "unsupported_version",
-            f"client speaks protocol {ours}, the daemon at {self._transport.address} speaks "
-            f"{theirs if theirs is not None else 'another version'}: {advice}",
+        payload = hello(
+            self.notebook_id,
+            protocol=self.protocol_version,
+            name=self.name,
+            snapshot=self.snapshot,
+            path=self.path,
+            create=self.create,
         )
+        await self._write(self._conn.send(Handshake(payload)))
+        reply = await self._next_event()
+        try:
+            payload = accepted(
+                reply, protocol=self.protocol_version, address=self._transport.address
+            )
+        except ClientError:
+            await self.aclose()
+            raise
+        self.handshake = payload
+        self.epoch = payload.get("epoch")
 
     async def aclose(self) -> None:
         """Close the connection and stop the reader; idempotent."""
@@ -407,28 +375,12 @@ class Client:
         async with self._write_lock:  # nothing of the new epoch may go out before SWITCH
             heads = [bytes.fromhex(head) for head in notice.get("heads", [])]
             changes = self.doc.get_changes_since(heads)
-            await self._send_locked(b"".join(self._switch_frames(notice["epoch"], changes)))
+            await self._send_locked(b"".join(switch_frames(self._conn, notice["epoch"], changes)))
             self.doc = NotebookDoc.load(snapshot)
             self.sync_state = SyncState()
             self.epoch = notice["epoch"]
             self._pushed_heads = set()
             self._daemon_heads = set()
-
-    def _switch_frames(self, epoch: int, changes: list[bytes]) -> list[bytes]:
-        """SWITCH frames holding whole changes each under the frame cap; the last says so."""
-        budget = (self._conn.max_frame_size - 1024) * 3 // 4  # base64 grows by 4/3
-        batches: list[list[bytes]] = [[]]
-        size = 0
-        for change in changes:
-            if batches[-1] and size + len(change) > budget:
-                batches.append([])
-                size = 0
-            batches[-1].append(change)
-            size += len(change)
-        return [
-            self._conn.send(Switch(epoch, tuple(batch), more=index < len(batches) - 1))
-            for index, batch in enumerate(batches)
-        ]
 
     def _on_broadcast(self, event: Broadcast) -> None:
         self.broadcasts.append(event)
@@ -451,9 +403,3 @@ class Client:
             if not future.done():
                 future.set_exception(error)
         self._pending.clear()
-
-
-def _spoken_version(refusal: str) -> int | None:
-    """The daemon's version from its refusal ("... (this daemon speaks 1)"), if named."""
-    match = re.search(r"speaks (\d+)", refusal)
-    return int(match.group(1)) if match else None

@@ -18,8 +18,9 @@ site), and everything that reveals or changes a notebook (`/ws`, `/blob/`, `/fil
 token, given as `?token=` or `Authorization: Bearer`, and refused with 401 before any
 upgrade. The page (`/`) and its assets are the same for everyone and need none: the
 page takes the token from its address and keeps it in memory (`js/src/page/token.js`).
-The token is fresh at each start, written 0600 beside the socket, and compared in
-constant time.
+The token is fresh at each start, written 0600 beside the socket (`web_token`), and
+compared in constant time. The HTTP answers are in `web_responses`, a room peer's
+transport in `web_transport`.
 """
 
 from __future__ import annotations
@@ -30,57 +31,31 @@ import errno
 import hmac
 import http
 import ipaddress
-import json
 import logging
-import mimetypes
-import os
-import re
-import secrets
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from ..blob_store import HASH_RE, BlobError
 from ..config import token_path
 from ..gateway import BodyConnection, Gateway, is_gateway_path
 from ..log_safety import Throttle, register_secret
-from ..private_files import open_private, read_private
-from ..wire import MAX_FRAME_SIZE, Connection, Framing, RemoteProtocolError, Role
-from .file_list import list_notebooks
-from .web_guard import (
-    BLOB_CSP,
-    COMMON_HEADERS,
-    PAGE_CSP,
-    ConnectionGate,
-    host_refusal,
-    origin_refusal,
-)
+from ..wire import MAX_FRAME_SIZE, Connection, Framing, Role
+from .web_guard import ConnectionGate, host_refusal, origin_refusal
+from .web_responses import blob, notebook_list, static_file, text
+from .web_token import page_url, write_token
+from .web_transport import WebSocketTransport
 
 if TYPE_CHECKING:
     from .server import Daemon
 
 log = structlog.get_logger(__name__)
 
-WEB_ROOT = Path(__file__).parent.parent / "web"
-"""The page's sources; the JS build (`make web`) writes its bundle to `WEB_ROOT/dist`."""
 WS_PATH = "/ws"
-
-_STATIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_STATIC_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".map": "application/json",
-    ".wasm": "application/wasm",  # compiled while it streams in
-}
 
 
 class WebListenerError(RuntimeError):
@@ -103,82 +78,6 @@ def check_bind_host(host: str, *, allow_remote: bool) -> None:
             f"refusing to listen on {host}: not a loopback address "
             "(pass --ws-allow-remote to expose the daemon beyond this machine)"
         )
-
-
-def write_token(path: Path) -> str:
-    """A fresh random token, stored 0600 from its first byte (no window for others)."""
-    token = secrets.token_urlsafe(32)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    fd = open_private(path, os.O_WRONLY, new=True)
-    with os.fdopen(fd, "w") as file:
-        file.write(token + "\n")
-    return token
-
-
-def read_token(path: Path) -> str:
-    """The token a running daemon wrote beside its socket."""
-    return read_private(path).strip()
-
-
-def page_url(host: str, port: int, token: str, notebook_id: str | None = None) -> str:
-    """The address a person opens: the page, with the token (and a notebook) in its query."""
-    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    query = f"token={quote(token)}"
-    if notebook_id:
-        query += f"&notebook={quote(notebook_id, safe='')}"
-    return f"http://{netloc}/?{query}"
-
-
-class WebSocketTransport:
-    """A peer's frames over a WebSocket: one binary message per frame.
-
-    `send_now` (an error frame right before a close) cannot write synchronously on a
-    WebSocket, so the frame waits for `close`, which sends it and then the close frame.
-    """
-
-    def __init__(self, ws: ServerConnection) -> None:
-        self.ws = ws
-        self._last_frames: list[bytes] = []
-        self._closing: asyncio.Task[None] | None = None
-
-    async def receive(self) -> bytes:
-        """The next frame; b"" once the peer is gone. Text or empty messages are bad frames."""
-        try:
-            message = await self.ws.recv()
-        except ConnectionClosed:
-            return b""
-        if isinstance(message, str):
-            raise RemoteProtocolError(
-                "bad_frame", "text message: runtimed frames travel as binary messages"
-            )
-        if not message:
-            raise RemoteProtocolError("bad_frame", "empty message: a frame needs a type byte")
-        return message
-
-    async def send_frames(self, frames: list[bytes]) -> None:
-        try:
-            for frame in frames:
-                await self.ws.send(frame)
-        except ConnectionClosed as exc:
-            raise ConnectionResetError(f"websocket closed: {exc}") from exc
-
-    def send_now(self, frame: bytes) -> None:
-        self._last_frames.append(frame)
-
-    def close(self) -> None:
-        if self._closing is None:
-            self._closing = asyncio.get_running_loop().create_task(self._close())
-
-    async def wait_closed(self) -> None:
-        if self._closing is not None:
-            await self._closing
-
-    async def _close(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            for frame in self._last_frames:
-                await self.ws.send(frame)
-        await self.ws.close()
 
 
 class GatedConnection(BodyConnection):
@@ -321,19 +220,19 @@ class WebListener:
         ) or origin_refusal(request.headers.get("Origin"), request.headers.get("Host"))
         if refusal is not None:
             self.log_refusal("forbidden", str(ws.remote_address), path, refusal)
-            return _text(http.HTTPStatus.FORBIDDEN, f"forbidden: {refusal}\n")
+            return text(http.HTTPStatus.FORBIDDEN, f"forbidden: {refusal}\n")
         if path.startswith("/static/"):
-            return await self._static(path.removeprefix("/static/"))
+            return await static_file(path.removeprefix("/static/"))
         if is_gateway_path(path):
             authorized = self._authorized(request, url.query)
             return await self.gateway.process_request(request, authorized)
         if path == "/":
-            return await self._static("index.html")
+            return await static_file("index.html")
         if path not in (WS_PATH, "/files") and not path.startswith("/blob/"):
-            return _text(http.HTTPStatus.NOT_FOUND, f"no such page: {path}\n")
+            return text(http.HTTPStatus.NOT_FOUND, f"no such page: {path}\n")
         if not self._authorized(request, url.query):
             self.log_refusal("unauthorized", str(ws.remote_address), path, "no or wrong token")
-            return _text(
+            return text(
                 http.HTTPStatus.UNAUTHORIZED,
                 "missing or wrong token: open the URL that `runtimed serve --ws` printed "
                 "(the token is also in the file beside the daemon's socket)\n",
@@ -341,9 +240,8 @@ class WebListener:
         if path == WS_PATH:
             return None
         if path == "/files":
-            listing = await asyncio.to_thread(list_notebooks, Path.cwd())
-            return _response(http.HTTPStatus.OK, json.dumps(listing).encode(), "application/json")
-        return await self._blob(path.removeprefix("/blob/"))
+            return await notebook_list()
+        return await blob(self.daemon.blobs, path.removeprefix("/blob/"))
 
     def log_refusal(self, event: str, remote: str, path: str, reason: str) -> None:
         """One warning per kind and interval, with how many were left out before it."""
@@ -357,70 +255,3 @@ class WebListener:
         if scheme in ("Bearer", "token"):  # `token` is what jupyter_server's GatewayClient sends
             given = value.strip()
         return hmac.compare_digest(given.encode(), self.token.encode())
-
-    async def _static(self, name: str) -> Response:
-        if not _STATIC_NAME.fullmatch(name):
-            return _text(http.HTTPStatus.NOT_FOUND, f"no such file: {name}\n")
-        for folder in (WEB_ROOT, WEB_ROOT / "dist"):
-            path = folder / name
-            if path.is_file():
-                body = await asyncio.to_thread(path.read_bytes)
-                kind = _STATIC_TYPES.get(path.suffix) or mimetypes.guess_type(name)[0]
-                return _response(http.HTTPStatus.OK, body, kind or "application/octet-stream")
-        if name in ("app.js", "app.css"):
-            return _text(
-                http.HTTPStatus.SERVICE_UNAVAILABLE,
-                f"{name} is not built: run `make web` (npm install and build in js/)\n",
-            )
-        return _text(http.HTTPStatus.NOT_FOUND, f"no such file: {name}\n")
-
-    async def _blob(self, blob_hash: str) -> Response:
-        if not HASH_RE.fullmatch(blob_hash):
-            return _text(http.HTTPStatus.BAD_REQUEST, "a blob hash is 64 lowercase hex digits\n")
-        blobs = self.daemon.blobs
-        try:
-            info = blobs.info(blob_hash)
-            body = await asyncio.to_thread(blobs.get, blob_hash)
-        except BlobError as exc:
-            status = (
-                http.HTTPStatus.NOT_FOUND
-                if exc.code == "blob_not_found"
-                else http.HTTPStatus.INTERNAL_SERVER_ERROR
-            )
-            return _text(status, f"{exc.message}\n")
-        # Content-addressed, so never stale; sandboxed, so kernel HTML cannot run here.
-        return _response(
-            http.HTTPStatus.OK,
-            body,
-            info.media_type,
-            cache="private, max-age=31536000, immutable",
-            csp=BLOB_CSP,
-        )
-
-
-def _response(
-    status: http.HTTPStatus,
-    body: bytes,
-    content_type: str,
-    *,
-    cache: str = "no-cache",
-    csp: str = PAGE_CSP,
-) -> Response:
-    """Every answer of the port, with one of each header (the page's policy unless a
-    blob's own)."""
-    headers = Headers(
-        [
-            ("Content-Type", content_type),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", cache),
-            ("Content-Security-Policy", csp),
-            ("X-Frame-Options", "SAMEORIGIN" if csp == BLOB_CSP else "DENY"),
-            *COMMON_HEADERS,
-            ("Connection", "close"),
-        ]
-    )
-    return Response(status.value, status.phrase, headers, body)
-
-
-def _text(status: http.HTTPStatus, message: str) -> Response:
-    return _response(status, message.encode(), "text/plain; charset=utf-8")

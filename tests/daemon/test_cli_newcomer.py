@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from runtimed.cli import _parser, main
+from runtimed.cli import main
+from runtimed.cli.parser import build_parser
 from runtimed.client import Client
 from runtimed.config import Settings
 from tests.daemon.test_cli import RUNTIMED, cli, wait_for_socket
@@ -120,7 +121,7 @@ def write_notebook(path: Path) -> None:
 
 
 def test_every_subcommand_has_a_description_and_examples() -> None:
-    commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     assert {"serve", "start", "stop", "status", "cat", "ls", "forget", "gc"} <= set(commands)
     for name in commands:
         out = io.StringIO()

@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from runtimed.client import ClientError
 from runtimed.config import Settings, token_path
-from runtimed.daemon.websocket import read_token
+from runtimed.daemon.web_token import read_token
 from tests.conftest import RunningDaemon, eventually
 from tests.reliability.conftest import free_port
 

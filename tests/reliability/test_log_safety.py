@@ -25,7 +25,7 @@ from websockets.exceptions import InvalidStatus
 
 from runtimed.client import Client
 from runtimed.config import Settings, token_path
-from runtimed.daemon.websocket import read_token
+from runtimed.daemon.web_token import read_token
 from runtimed.log_safety import REDACTED, RepeatFilter, clean, register_secret
 from tests.reliability.conftest import free_port
 from tests.web.test_listener import http_get

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from runtimed.config import Settings
-from runtimed.daemon.websocket import WEB_ROOT
+from runtimed.daemon.web_responses import WEB_ROOT
 from tests.conftest import RunningDaemon
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -225,6 +225,21 @@ async def test_request_states_is_answered_while_the_kernel_sleeps(
     await a.until(lambda m: is_idle(m, sleeping), timeout=30)
 
 
+async def test_a_front_ends_burst_ends_its_execution_and_is_reconciled(
+    web: WebDaemon, kernel_id: str, sockets: Opener
+) -> None:
+    """The execute_reply goes to the front end that asked, and the room sees it too:
+    the execution ends, and a burst is reconciled at once (so a page reloaded later
+    gets its widgets from CommState without waiting on the kernel)."""
+    room = _room(web, kernel_id)
+    a = await sockets(kernel_id)
+    burst = room.settings.reconcile_threshold + 100
+    comm_id = await a.run(SLIDER + f"\nfor i in range({burst}):\n    s.value = i")
+    await eventually(lambda: not room.router.executions and room.comms_verified())
+    (entry,) = [e for e in room.comms.state.get_all() if e.comm_id == comm_id]
+    assert entry.state["value"] == burst - 1
+
+
 LOSE_AN_UPDATE = """
 s.comm.send = lambda *args, **kwargs: None  # the change below never reaches IOPub
 s.value = 9

@@ -15,7 +15,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from runtimed.cli import ws_address
+from runtimed.cli.parser import ws_address
 from runtimed.config import Settings, token_path
 from runtimed.daemon.websocket import WebListenerError, check_bind_host
 from runtimed.wire import MAX_FRAME_SIZE, FrameType

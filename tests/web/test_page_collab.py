@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from runtimed.daemon.websocket import WEB_ROOT
+from runtimed.daemon.web_responses import WEB_ROOT
 from tests.web.conftest import ARTIFACTS, Browser, WebDaemon
 
 pytestmark = [pytest.mark.slow]

@@ -1,4 +1,4 @@
-"""What the CLI prints: a notebook as readable text, stored copies as a table.
+"""What the CLI prints: a notebook as readable text, stored copies as a table, room lines.
 
 Pure functions of the JSON the daemon gives (outputs already resolved from blobs), so
 they are tested without a daemon.
@@ -7,6 +7,7 @@ they are tested without a daemon.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -110,3 +111,40 @@ def _size(count: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} GiB"
+
+
+def room_line(room: dict[str, Any]) -> str:
+    """One open room from `list_rooms` or `status`: peers, kernel, saving, history."""
+    kernel = f"{room['kernel_name']} ({room['kernel_status']})" if room["kernel_name"] else "-"
+    line = (
+        f"{room['notebook_id']}  peers={room['peers']} cells={room['cells']} "
+        f"comms={room['comms']} kernel={kernel}"
+    )
+    save = room.get("save_state")
+    if save:
+        line += f" {save['state']}" + (f": {save['reason']}" if save.get("reason") else "")
+    history = room.get("history")
+    if history is not None:
+        line += f" epoch={room['epoch']} history={history['changes']} changes"
+        if history["bytes"] is not None:
+            line += f"/{history['bytes']} B"
+    last = room.get("last_compaction")
+    if last:
+        when = time.strftime("%H:%M:%S", time.localtime(last["at"]))
+        line += (
+            f" last_compaction={when} ({last['reason']}, {last['bytes_before']} -> "
+            f"{last['bytes_after']} B, {last['duration'] * 1000:.0f} ms)"
+        )
+    return line
+
+
+def age(seconds: float) -> str:
+    """An uptime the way people say it: the two largest units."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
