@@ -101,10 +101,10 @@ class Peer:
         if self._closed or (comm_event and self._comm_resync):
             return
         frame = self.encode(event)
-        log = self.broadcast_log
-        self._queue.append((0 if log is None else log.end, comm_event, frame))
+        shared = self.broadcast_log
+        self._queue.append((0 if shared is None else shared.end, comm_event, frame))
         self.queued_bytes += len(frame)
-        unread = 0 if log is None else log.unread_bytes(self)
+        unread = 0 if shared is None else shared.unread_bytes(self)
         if self.queued_bytes + unread > self.queue_limit:
             self.overflow()
         self.wake()
@@ -180,29 +180,30 @@ class Peer:
         """Take every queued item, this peer's own and the room's broadcasts, in the
         order they were queued (an own frame goes before the broadcasts appended after it)."""
         own, self._queue, self.queued_bytes = self._queue, deque(), 0
-        log = self.broadcast_log
-        if log is None or self.cursor == log.end:
+        shared = self.broadcast_log
+        if shared is None or self.cursor == shared.end:
             return iter(own)
-        start, self.cursor = self.cursor, log.end
-        first, last = start - log.base, log.end - log.base
-        shared = zip(
-            range(start, log.end),
-            log.comm[first:last],
-            log.frames[self.conn.framing][first:last],
+        start, self.cursor = self.cursor, shared.end
+        first, last = start - shared.base, shared.end - shared.base
+        broadcasts = zip(
+            range(start, shared.end),
+            shared.comm[first:last],
+            shared.frames[self.conn.framing][first:last],
             strict=True,
         )
-        return heapq.merge(own, shared, key=lambda item: item[0])  # ties: own first
+        return heapq.merge(own, broadcasts, key=lambda item: item[0])  # ties: own first
 
     def _queued_frames(self) -> list[bytes]:
-        log = self.broadcast_log
+        """Take the frames to write after (or before) the sync message."""
+        shared = self.broadcast_log
         if (
             not self._queue
             and not self._comm_resync
-            and log is not None
+            and shared is not None
             and self.conn.framing is Framing.STREAM
-            and self.cursor < log.end
+            and self.cursor < shared.end
         ):  # the usual batch: only broadcasts, joined once for every peer that asks
-            data, self.cursor = log.joined(self.cursor), log.end
+            data, self.cursor = shared.joined(self.cursor), shared.end
             return [data]
         if self._comm_resync:  # a comm_sync made at write time carries the comm events
             return [frame for _, comm, frame in self._take_queued() if not comm]
