@@ -1,19 +1,23 @@
 """One connected client as the room sees it: sync state and a bounded outgoing queue.
 
-The room never waits on a peer. It hands frames to `Peer.send` (which only appends)
-and flags `request_sync` (sync messages are generated when the writer is ready to
-write, so a slow peer gets one fresh message instead of a backlog). A peer whose
-backlog grows past its limit loses its queued comm broadcasts for one `comm_sync`
-built at write time; a peer that stays stuck past the stall timeout is dropped.
+The room never waits on a peer. It hands frames meant for one peer to `Peer.send`
+(which only appends), broadcasts to the room's `BroadcastLog` (framed once, read by
+every peer from its own cursor), and flags `request_sync` (sync messages are generated
+when the writer is ready to write, so a slow peer gets one fresh message instead of a
+backlog). The writer sends everything queued in one write, its own frames and the
+room's broadcasts in the order they were queued. A peer whose backlog grows past its
+limit loses its queued comm broadcasts for one `comm_sync` built at write time; a peer
+that stays stuck past the stall timeout is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterable
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -30,6 +34,9 @@ from ..wire import (
     Sync,
 )
 
+if TYPE_CHECKING:
+    from .broadcast_log import BroadcastLog
+
 log = structlog.get_logger(__name__)
 
 _peer_ids = itertools.count(1)
@@ -44,30 +51,6 @@ class FrameTransport(Protocol):
         """Write one frame at once, between batches (an error frame before a close)."""
 
     def close(self) -> None: ...
-
-
-def fan_out(peers: Iterable[Peer], event: Broadcast, *, comm_event: bool = False) -> None:
-    """One broadcast to many peers: encoded and framed once per framing (not once per
-    peer), the same bytes queued for each; each writer sends its batch in one write.
-    The per-peer step is `Peer.push`, inlined: it runs for every delivered frame."""
-    frames: dict[Framing, bytes] = {}
-    framing: Framing | None = None
-    item = (comm_event, b"")
-    size = 0
-    for peer in peers:
-        if peer._closed or (comm_event and peer._comm_resync):
-            continue
-        if peer.conn.framing is not framing:
-            framing = peer.conn.framing
-            frame = frames.get(framing) or frames.setdefault(framing, peer.encode(event))
-            item, size = (comm_event, frame), len(frame)
-        peer._queue.append(item)
-        peer._queued_bytes += size
-        if peer._queued_bytes > peer.queue_limit:
-            peer._overflow()
-        if not peer._woken:
-            peer._woken = True
-            peer._wake.set()
 
 
 class Peer:
@@ -96,8 +79,12 @@ class Peer:
         # Set by the room on join: the doc's save() bytes, for a peer too far behind.
         self.snapshot_source: Callable[[], bytes] | None = None
         self.log = log.bind(peer_id=self.id)
-        self._queue: deque[tuple[bool, bytes]] = deque()  # (droppable comm event, frame)
-        self._queued_bytes = 0
+        # Frames for this peer alone: (the room's broadcast position when queued,
+        # droppable comm event, frame); the room's broadcasts come from its log.
+        self._queue: deque[tuple[int, bool, bytes]] = deque()
+        self.queued_bytes = 0
+        self.broadcast_log: BroadcastLog | None = None  # set by the room's log on attach
+        self.cursor = 0  # the position of the next broadcast this peer has not taken
         self._sync_pending = False
         self._sync_after_queue = False  # the next sync message goes after the queued frames
         self._acks: list[bytes] = []  # sync answers made on receipt, sent before anything
@@ -109,23 +96,22 @@ class Peer:
     # --- called by the room (never blocks) -----------------------------------------
 
     def send(self, event: object, *, comm_event: bool = False) -> None:
-        """Queue one event; `comm_event` marks live comm broadcasts that a comm_sync can
-        replace. (A broadcast to many peers goes through `fan_out`, framed once.)"""
-        if self.takes(comm_event):
-            self.push(comm_event, self.encode(event))
+        """Queue one event for this peer alone; `comm_event` marks live comm broadcasts
+        that a comm_sync can replace. (The room's broadcasts go through its log.)"""
+        if self._closed or (comm_event and self._comm_resync):
+            return
+        frame = self.encode(event)
+        shared = self.broadcast_log
+        self._queue.append((0 if shared is None else shared.end, comm_event, frame))
+        self.queued_bytes += len(frame)
+        unread = 0 if shared is None else shared.unread_bytes(self)
+        if self.queued_bytes + unread > self.queue_limit:
+            self.overflow()
+        self.wake()
 
-    def takes(self, comm_event: bool) -> bool:
-        """Whether a frame is wanted now: not after close, and no comm broadcast while a
-        comm_sync built at write time will carry it."""
-        return not (self._closed or (comm_event and self._comm_resync))
-
-    def push(self, comm_event: bool, frame: bytes) -> None:
-        """Queue an encoded frame and wake the writer (once per batch)."""
-        self._queue.append((comm_event, frame))
-        self._queued_bytes += len(frame)
-        if self._queued_bytes > self.queue_limit:
-            self._overflow()
-        if not self._woken:  # one wake-up per batch, however many frames join it
+    def wake(self) -> None:
+        """Wake the writer: once per batch, however many frames join it."""
+        if not self._woken:
             self._woken = True
             self._wake.set()
 
@@ -147,9 +133,7 @@ class Peer:
 
     def request_sync(self) -> None:
         self._sync_pending = True
-        if not self._woken:
-            self._woken = True
-            self._wake.set()
+        self.wake()
 
     def acknowledge_sync(self) -> None:
         """Make the answer to a sync message that brought changes now, not at write time.
@@ -166,7 +150,7 @@ class Peer:
             self.request_sync()  # the writer restarts from a snapshot when it is too large
             return
         self._acks.append(self.conn.send(Sync(data)))
-        self._wake.set()
+        self.wake()
 
     def restart_sync(self, *events: object) -> None:
         """Queue `events`, then restart sync from a fresh state: every later sync message
@@ -178,22 +162,60 @@ class Peer:
         self._sync_after_queue = True
         self.request_sync()
 
-    def _overflow(self) -> None:
-        kept = deque(item for item in self._queue if not item[0])
-        dropped = len(self._queue) - len(kept)
+    def overflow(self) -> None:
+        """Too much queued: drop the comm broadcasts (a comm_sync made at write time
+        replaces them), keep the rest, and read the room's log from its end."""
+        queued = list(self._take_queued())
+        kept = deque(item for item in queued if not item[1])
+        dropped = len(queued) - len(kept)
         self._queue = kept
-        self._queued_bytes = sum(len(frame) for _, frame in kept)
+        self.queued_bytes = sum(len(frame) for _, _, frame in kept)
         if dropped and self.comm_sync_source is not None:
             self._comm_resync = True
         self.log.warning(
-            "peer_lagging", dropped_comm_events=dropped, queued_bytes=self._queued_bytes
+            "peer_lagging", dropped_comm_events=dropped, queued_bytes=self.queued_bytes
         )
+
+    def _take_queued(self) -> Iterator[tuple[int, bool, bytes]]:
+        """Take every queued item, this peer's own and the room's broadcasts, in the
+        order they were queued (an own frame goes before the broadcasts appended after it)."""
+        own, self._queue, self.queued_bytes = self._queue, deque(), 0
+        shared = self.broadcast_log
+        if shared is None or self.cursor == shared.end:
+            return iter(own)
+        start, self.cursor = self.cursor, shared.end
+        first, last = start - shared.base, shared.end - shared.base
+        broadcasts = zip(
+            range(start, shared.end),
+            shared.comm[first:last],
+            shared.frames[self.conn.framing][first:last],
+            strict=True,
+        )
+        return heapq.merge(own, broadcasts, key=lambda item: item[0])  # ties: own first
+
+    def _queued_frames(self) -> list[bytes]:
+        """Take the frames to write after (or before) the sync message."""
+        shared = self.broadcast_log
+        if (
+            not self._queue
+            and not self._comm_resync
+            and shared is not None
+            and self.conn.framing is Framing.STREAM
+            and self.cursor < shared.end
+        ):  # the usual batch: only broadcasts, joined once for every peer that asks
+            data, self.cursor = shared.joined(self.cursor), shared.end
+            return [data]
+        if self._comm_resync:  # a comm_sync made at write time carries the comm events
+            return [frame for _, comm, frame in self._take_queued() if not comm]
+        return [frame for _, _, frame in self._take_queued()]
 
     # --- the writer task -------------------------------------------------------------
 
     async def run_writer(self) -> None:
         """Write queued frames in batches until closed; drop the peer if it stays stuck."""
         while not self._closed:
+            if self.broadcast_log is not None:
+                self.broadcast_log.sleep(self)
             await self._wake.wait()
             self._wake.clear()
             self._woken = False
@@ -215,9 +237,7 @@ class Peer:
         self._acks = []
         if self._sync_after_queue:
             self._sync_after_queue = False
-            frames.extend(frame for _, frame in self._queue)
-            self._queue.clear()
-            self._queued_bytes = 0
+            frames.extend(self._queued_frames())
         if self._sync_pending and self.sync_source is not None:
             self._sync_pending = False
             data = self.sync_source(self.sync_state)
@@ -226,9 +246,7 @@ class Peer:
                 data = self.sync_source(self.sync_state)
             if data is not None:
                 frames.append(self.conn.send(Sync(data)))
-        frames.extend([frame for _, frame in self._queue])
-        self._queue.clear()
-        self._queued_bytes = 0
+        frames.extend(self._queued_frames())
         if self._comm_resync and self.comm_sync_source is not None:
             self._comm_resync = False
             frames.append(self.conn.send(self.comm_sync_source()))
@@ -260,6 +278,8 @@ class Peer:
         if self._closed:
             return
         self._closed = True
+        if self.broadcast_log is not None:
+            self.broadcast_log.detach(self)
         self._wake.set()
         self.transport.close()
 

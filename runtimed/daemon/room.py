@@ -29,9 +29,10 @@ from ..kernel import KernelError, KernelSession
 from ..outputs import OutputLog
 from ..trust import Notary, RoomTrust
 from ..wire import Broadcast, Presence, Snapshot, Switch, Sync
+from .broadcast_log import BroadcastLog
 from .compaction import Compactor
 from .iopub import Execution
-from .peer import Peer, fan_out
+from .peer import Peer
 from .room_files import StorageAlarm, notebook_saver, save_on_close, stored_copy
 from .room_kernel import KernelBinding
 from .room_requests import RoomRequests
@@ -66,6 +67,7 @@ class NotebookRoom:
         self.room_id = hashlib.sha256(notebook_id.encode()).hexdigest()[:12]
         self.log = log.bind(room_id=self.room_id)
         self.peers: dict[str, Peer] = {}
+        self.broadcasts = BroadcastLog()  # framed once, read by every peer
         # Its saves, merges, reconciles and compactions: run by the registry's group.
         self.tasks = TaskOwner(f"room {self.room_id}", self.log)
         self.storage = StorageAlarm(self)  # the blob store's failures, said and retried
@@ -103,6 +105,7 @@ class NotebookRoom:
         """Welcome a peer in the spec's order: SNAPSHOT, SYNC, comm_sync, trust, kernel_status."""
         self._cancel_close()
         self.peers[peer.id] = peer
+        self.broadcasts.attach(peer)
         peer.log = peer.log.bind(room_id=self.room_id)
         peer.sync_source = lambda state: self.doc.generate_sync_message(state)  # any epoch
         peer.comm_sync_source = self.comms.sync_event
@@ -131,6 +134,7 @@ class NotebookRoom:
     def leave(self, peer: Peer) -> None:
         if self.peers.pop(peer.id, None) is None:
             return
+        self.broadcasts.detach(peer)
         self.compactor.peer_left(peer)
         self.log.info("peer_left", peer_id=peer.id, peers=len(self.peers))
         self.maybe_schedule_close()
@@ -192,7 +196,7 @@ class NotebookRoom:
 
     def send_all(self, message: Broadcast, *, comm_event: bool = False) -> None:
         """One broadcast to every peer, framed once; `comm_event`: a comm_sync may replace it."""
-        fan_out(self.peers.values(), message, comm_event=comm_event)
+        self.broadcasts.append(message, comm_event=comm_event)
 
     def _repair(self, peer: Peer, problems: list[str], before: list[bytes]) -> None:
         """A client wrote something the schema forbids: put the doc back in shape, lost

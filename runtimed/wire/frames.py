@@ -135,13 +135,16 @@ def _response_body(response: Response) -> dict[str, Any]:
     )
 
 
+_PAYLOAD_NAMES: Final = {frame_type: f"{frame_type.name} payload" for frame_type in FrameType}
+
+
 def decode_typed(frame_type: FrameType, body: bytes) -> Event:
     """The event a typed frame's payload stands for; a malformed payload is a bad frame."""
     if frame_type is FrameType.SYNC:
         return Sync(body)
     if frame_type is FrameType.SNAPSHOT:
         return Snapshot(body)
-    obj = decode_json_object(body, "bad_frame", f"{frame_type.name} payload")
+    obj = decode_json_object(body, "bad_frame", _PAYLOAD_NAMES[frame_type])
     match frame_type:
         case FrameType.PRESENCE:
             return Presence(obj)

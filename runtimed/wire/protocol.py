@@ -94,6 +94,10 @@ class Connection:
         self.framing = framing
         self.max_frame_size = max_frame_size
         self._peer = Role.CLIENT if role is Role.SERVER else Role.SERVER
+        # The spec's direction column, looked up per frame: by type byte for what we
+        # read, a tuple (membership by identity first) for what we send.
+        self._readable = {int(t): t for t, senders in _SENDERS.items() if self._peer in senders}
+        self._sendable = tuple(t for t, senders in _SENDERS.items() if role in senders)
         needs_preamble = role is Role.SERVER and framing is Framing.STREAM
         self._reading = _Reading.PREAMBLE if needs_preamble else _Reading.HANDSHAKE
         self._buffer = bytearray()  # STREAM: received bytes; those before _pos are parsed
@@ -159,15 +163,19 @@ class Connection:
             raise RemoteProtocolError("bad_frame", "frame after the handshake was refused")
         if not frame:
             raise RemoteProtocolError("bad_frame", "empty frame: a typed frame needs a type byte")
-        try:
-            frame_type = FrameType(frame[0])
-        except ValueError:
-            raise RemoteProtocolError("bad_frame", f"unknown frame type 0x{frame[0]:02x}") from None
-        if self._peer not in _SENDERS[frame_type]:
-            raise RemoteProtocolError(
-                "bad_frame", f"a {self._peer.name.lower()} may not send {frame_type.name} frames"
-            )
+        frame_type = self._readable.get(frame[0])
+        if frame_type is None:
+            raise self._unreadable(frame[0])
         return decode_typed(frame_type, frame[1:])
+
+    def _unreadable(self, type_byte: int) -> RemoteProtocolError:
+        try:
+            frame_type = FrameType(type_byte)
+        except ValueError:
+            return RemoteProtocolError("bad_frame", f"unknown frame type 0x{type_byte:02x}")
+        return RemoteProtocolError(
+            "bad_frame", f"a {self._peer.name.lower()} may not send {frame_type.name} frames"
+        )
 
     def _starved(self, code: str, truncated: str) -> Event | NeedData:
         """No whole unit is buffered: wait for more, or end cleanly or as truncated."""
@@ -207,7 +215,8 @@ class Connection:
         if len(self._buffer) < start:
             return None
         (size,) = _LENGTH.unpack_from(self._buffer, self._pos)
-        self._check_frame_size(size)
+        if size > self.max_frame_size:
+            self._check_frame_size(size)
         if len(self._buffer) < start + size:
             return None
         with memoryview(self._buffer) as view:
@@ -250,7 +259,7 @@ class Connection:
 
     def _typed_frame(self, event: Event) -> bytes:
         frame_type, payload = encode_typed(event)
-        if self.role not in _SENDERS[frame_type]:
+        if frame_type not in self._sendable:
             raise LocalProtocolError(
                 "wrong_direction", f"a {self.role.name.lower()} may not send {frame_type.name}"
             )

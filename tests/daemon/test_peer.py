@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from notebook_doc import NotebookDoc, SyncState, sync_message_heads
-from runtimed.daemon.peer import Peer, fan_out
+from runtimed.daemon.broadcast_log import BroadcastLog
+from runtimed.daemon.peer import Peer
 from runtimed.wire import (
     NEED_DATA,
     Broadcast,
@@ -28,8 +31,10 @@ class Recorder:
 
     def __init__(self) -> None:
         self.written: list[bytes] = []
+        self.writes = 0
 
     async def send_frames(self, frames: list[bytes]) -> None:
+        self.writes += 1
         self.written.extend(frames)
 
     def send_now(self, frame: bytes) -> None:
@@ -126,22 +131,34 @@ def test_other_local_protocol_errors_still_raise() -> None:
         peer.send(Broadcast("comm", {"event": "clash"}))
 
 
+def fan_out(peers: list[Peer], event: Broadcast, *, comm_event: bool = False) -> BroadcastLog:
+    log = BroadcastLog()
+    for peer in peers:
+        log.attach(peer)
+    log.append(event, comm_event=comm_event)
+    return log
+
+
 def test_a_broadcast_to_many_peers_is_framed_once_and_shared() -> None:
     pairs = [connected() for _ in range(5)]
     peers = [Peer(server, Recorder(), queue_limit=10**9, stall_timeout=5) for _, server in pairs]
     closed = peers[4]
+    log = BroadcastLog()
+    for peer in peers:
+        log.attach(peer)
     closed.close()
     event = Broadcast("comm", {"msg_type": "comm_msg", "content": {"comm_id": "a"}})
-    fan_out(peers, event, comm_event=True)
+    log.append(event, comm_event=True)
     batches = [peer._take_batch() for peer in peers[:4]]
     assert all(len(batch) == 1 for batch in batches)
     assert all(batch[0] is batches[0][0] for batch in batches)  # one frame, shared
     for (client, _), batch in zip(pairs, batches, strict=False):
         assert events(client, batch) == [event]
     assert closed._take_batch() == []
+    assert len(log) == 1  # kept until the next look at what every peer has read
 
 
-def test_fan_out_frames_for_each_framing_and_skips_a_peer_awaiting_comm_sync() -> None:
+def test_broadcasts_go_to_each_framing_and_skip_a_peer_awaiting_comm_sync() -> None:
     stream_client, stream_server = connected()
     ws_client = Connection(Role.CLIENT, framing=Framing.MESSAGE)
     ws_server = Connection(Role.SERVER, framing=Framing.MESSAGE)
@@ -159,8 +176,11 @@ def test_fan_out_frames_for_each_framing_and_skips_a_peer_awaiting_comm_sync() -
 
     comm = Broadcast("comm", {"msg_type": "comm_msg", "content": {"comm_id": "b"}})
     status = Broadcast("kernel_status", {"status": "idle"})
+    log = BroadcastLog()
+    for peer in (stream, web, lagging):
+        log.attach(peer)
     for event, is_comm in ((comm, True), (status, False)):
-        fan_out([stream, web, lagging], event, comm_event=is_comm)
+        log.append(event, comm_event=is_comm)
     assert events(stream_client, stream._take_batch()) == [comm, status]
     for frame in web._take_batch():  # a WebSocket message carries exactly one frame
         ws_client.receive_data(frame)
@@ -170,6 +190,88 @@ def test_fan_out_frames_for_each_framing_and_skips_a_peer_awaiting_comm_sync() -
         status,
         Broadcast("comm_sync", {"comms": []}),
     ]
+
+
+def test_a_peers_own_frames_and_the_rooms_broadcasts_keep_the_order_they_were_queued() -> None:
+    client, server = connected()
+    peer = Peer(server, Recorder(), queue_limit=10**9, stall_timeout=5)
+    first = Response(1, True, {})
+    peer.send(first)  # before it joined the room
+    log = BroadcastLog()
+    log.attach(peer)
+    one, two, three = (Broadcast("kernel_status", {"status": s}) for s in ("a", "b", "c"))
+    log.append(one)
+    reply = Response(2, True, {"n": 2})
+    peer.send(reply)
+    log.append(two)
+    log.append(three)
+    last = Response(3, True, {})
+    peer.send(last)
+    assert events(client, peer._take_batch()) == [first, one, reply, two, three, last]
+    log.append(one)
+    assert events(client, peer._take_batch()) == [one]
+
+
+def test_a_peer_that_stops_reading_bounds_the_log_and_keeps_what_is_not_a_comm_event() -> None:
+    """The reader that keeps up gets every broadcast; the one that does not loses its
+    comm broadcasts for one comm_sync, keeps the rest in order, and the log stays small."""
+    fast_client, fast_server = connected()
+    slow_client, slow_server = connected()
+    fast = Peer(fast_server, Recorder(), queue_limit=4096, stall_timeout=5)
+    slow = Peer(slow_server, Recorder(), queue_limit=4096, stall_timeout=5)
+    slow.comm_sync_source = lambda: Broadcast("comm_sync", {"comms": ["latest"]})
+    log = BroadcastLog()
+    log.attach(fast)
+    log.attach(slow)
+    received: list[object] = []
+    statuses = []
+    longest = 0
+    for i in range(3000):
+        log.append(Broadcast("comm", {"content": {"value": i}}), comm_event=True)
+        if i % 500 == 0:
+            statuses.append(Broadcast("kernel_status", {"status": f"s{i}"}))
+            log.append(statuses[-1])
+        if i % 10 == 0:
+            received += events(fast_client, fast._take_batch())
+        longest = max(longest, len(log))
+    received += events(fast_client, fast._take_batch())
+    assert [e.fields["content"]["value"] for e in received if e.event == "comm"] == list(
+        range(3000)
+    )
+    assert longest < 200  # about 4096 bytes of ~40-byte frames, plus one trim interval
+    late = events(slow_client, slow._take_batch())
+    assert [e for e in late if e.event == "kernel_status"] == statuses
+    assert late[-1] == Broadcast("comm_sync", {"comms": ["latest"]})
+    assert sum(e.event == "comm" for e in late) < 200
+
+
+async def test_writers_that_wait_get_every_broadcast_in_order_in_few_writes() -> None:
+    pairs = [connected() for _ in range(3)]
+    recorders = [Recorder() for _ in pairs]
+    peers = [
+        Peer(server, recorder, queue_limit=10**9, stall_timeout=5)
+        for (_, server), recorder in zip(pairs, recorders, strict=True)
+    ]
+    log = BroadcastLog()
+    writers = []
+    for peer in peers:
+        log.attach(peer)
+        writers.append(asyncio.create_task(peer.run_writer()))
+    sent = [Broadcast("comm", {"content": {"value": i}}) for i in range(1000)]
+    for i, event in enumerate(sent):
+        log.append(event, comm_event=True)
+        if i % 100 == 99:
+            await asyncio.sleep(0)  # the writers run between bursts
+    deadline = asyncio.get_running_loop().time() + 10
+    while any(peer.cursor < log.end for peer in peers):
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+    for peer in peers:
+        peer.close()
+    await asyncio.gather(*writers)
+    for (client, _), recorder in zip(pairs, recorders, strict=True):
+        assert events(client, recorder.written) == sent
+        assert recorder.writes <= 11  # one write per burst, not one per frame
 
 
 def test_changes_from_a_peer_are_acknowledged_even_if_its_next_message_says_it_is_synced() -> None:

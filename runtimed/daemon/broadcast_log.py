@@ -1,0 +1,130 @@
+"""A room's broadcasts, framed once and read by every peer's writer from one shared log.
+
+A broadcast costs the room the same whatever the number of peers: it is encoded once
+per framing and appended here; each peer keeps only a cursor into the log (and its own
+queue for frames meant for it alone, see peer.py). Writers that wait for work are woken
+once per batch, not once per frame. An entry stays until every attached peer has read
+past it. A peer whose unread part grows past its queue limit loses its comm broadcasts
+for one `comm_sync` (`Peer.overflow`), so one slow reader bounds the log, not the room.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..wire import Broadcast, Framing
+
+if TYPE_CHECKING:
+    from .peer import Peer
+
+TRIM_EVERY = 1024  # entries appended between two looks at what every peer has read
+
+
+class BroadcastLog:
+    """Shared frames of one room's broadcasts, each peer reading from its own cursor."""
+
+    def __init__(self) -> None:
+        self.base = 0  # the position of the oldest entry still kept
+        self.end = 0  # the position the next broadcast gets
+        self.comm: list[bool] = []  # per entry: a comm event that a comm_sync may replace
+        self.frames: dict[Framing, list[bytes]] = {framing: [] for framing in Framing}
+        self._offsets: list[int] = []  # per entry: the bytes appended before it
+        self._total = 0
+        self._peers: set[Peer] = set()
+        self._encoders: dict[Framing, Peer] = {}  # an attached peer of each framing in use
+        self._sleeping: set[Peer] = set()
+        self._limit = 0  # the smallest queue limit of the attached peers
+        self._oldest = 0  # no attached peer's cursor is below this
+        self._next_trim = TRIM_EVERY
+        self._joined: tuple[int, int, bytes] = (0, 0, b"")  # (start, end, the frames joined)
+
+    # --- peers ---------------------------------------------------------------------
+
+    def attach(self, peer: Peer) -> None:
+        """`peer` reads every broadcast appended from now on, after what it has queued."""
+        peer.broadcast_log, peer.cursor = self, self.end
+        self._peers.add(peer)
+        self._encoders.setdefault(peer.conn.framing, peer)
+        self._limit = min(p.queue_limit for p in self._peers)
+
+    def detach(self, peer: Peer) -> None:
+        """`peer` reads no more (closed, or left the room); idempotent."""
+        if peer not in self._peers:
+            return
+        self._peers.discard(peer)
+        framing = peer.conn.framing
+        if self._encoders.get(framing) is peer:
+            del self._encoders[framing]
+            for other in self._peers:
+                if other.conn.framing is framing:
+                    self._encoders[framing] = other
+                    break
+        self._sleeping.discard(peer)
+        self._limit = min((p.queue_limit for p in self._peers), default=0)
+        peer.broadcast_log = None
+
+    def sleep(self, peer: Peer) -> None:
+        """`peer`'s writer waits: wake it with the next broadcast (or now, if it is behind)."""
+        if peer.cursor < self.end:
+            peer.wake()
+        else:
+            self._sleeping.add(peer)
+
+    # --- broadcasts ----------------------------------------------------------------
+
+    def append(self, event: Broadcast, *, comm_event: bool = False) -> None:
+        """One broadcast for every attached peer: framed once per framing in use."""
+        if not self._peers:
+            return
+        encoded = {framing: peer.encode(event) for framing, peer in self._encoders.items()}
+        for framing, frames in self.frames.items():
+            frames.append(encoded.get(framing, b""))
+        self.comm.append(comm_event)
+        size = max(map(len, encoded.values()))
+        self._offsets.append(self._total)
+        self._total += size
+        self.end += 1
+        if self._sleeping:
+            for peer in self._sleeping:
+                peer.wake()
+            self._sleeping.clear()
+        if self._total - self.offset(self._oldest) > self._limit or self.end >= self._next_trim:
+            self._check_readers()
+
+    def offset(self, position: int) -> int:
+        """The bytes appended before `position` (the end's: all of them)."""
+        if position >= self.end:
+            return self._total
+        return self._offsets[position - self.base]
+
+    def unread_bytes(self, peer: Peer) -> int:
+        return self._total - self.offset(peer.cursor)
+
+    def joined(self, start: int) -> bytes:
+        """STREAM frames from `start` to the end as one buffer, shared by every peer that
+        asks for the same span (peers woken by the same broadcasts usually do)."""
+        cached_start, cached_end, data = self._joined
+        if (cached_start, cached_end) != (start, self.end):
+            frames = self.frames[Framing.STREAM]
+            data = b"".join(frames[start - self.base : self.end - self.base])
+            self._joined = (start, self.end, data)
+        return data
+
+    def _check_readers(self) -> None:
+        """Peers too far behind overflow; what every peer has read is dropped."""
+        for peer in list(self._peers):
+            if self.unread_bytes(peer) + peer.queued_bytes > peer.queue_limit:
+                peer.overflow()
+        self._oldest = min((p.cursor for p in self._peers), default=self.end)
+        self._next_trim = self.end + TRIM_EVERY
+        drop = self._oldest - self.base
+        if drop > 0:
+            del self.comm[:drop]
+            del self._offsets[:drop]
+            for frames in self.frames.values():
+                del frames[:drop]
+            self.base = self._oldest
+
+    def __len__(self) -> int:
+        """Entries kept (not yet read by every peer)."""
+        return self.end - self.base
