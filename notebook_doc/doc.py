@@ -268,6 +268,11 @@ class NotebookDoc:
             and len(self._doc.get_changes([change_hash])) < self.change_count()
         )
 
+    def history_size(self, since: list[bytes]) -> int:
+        """Uncompressed bytes of the changes that are not ancestors of `since` (all of
+        them for []): what that history holds in memory, about 2.4x this in the daemon."""
+        return sum(len(change.raw_bytes) for change in self._doc.get_changes(list(since)))
+
     def change_count(self) -> int:
         """How many changes the history holds (walks the whole history)."""
         return len(self._doc.get_changes([]))

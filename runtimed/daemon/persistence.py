@@ -52,7 +52,6 @@ class DocPersister:
         self._closed = False
         self.saves = 0
         self.saved_bytes: int | None = None  # the size of the last save (the history's cost)
-        self.on_saved: Callable[[], None] | None = None  # after each save that worked
         self.last_error: str | None = None
 
     def changed(self) -> None:
@@ -126,8 +125,6 @@ class DocPersister:
         self._saved_heads = heads
         self.saved_bytes = len(data)
         self.saves += 1
-        if self.on_saved is not None:
-            self.on_saved()
         self.last_error = None
         log.debug("saved", path=str(self.path), bytes=len(data))
         return True

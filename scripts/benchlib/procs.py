@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,9 @@ class DaemonProcess:
     ) -> None:
         self.workdir = workdir
         self.ws_port = ws_port
-        self.socket_path = Path(f"/tmp/rtd-bench-{os.getpid()}-{id(self):x}.sock")
+        # A short path (sockets have a length limit) in a directory of its own (0700): the
+        # daemon refuses a socket in a directory others can write to.
+        self.socket_path = Path(tempfile.mkdtemp(prefix="rtd-bench-")) / "daemon.sock"
         self.data_dir = workdir / "data"
         self.stats_path = workdir / "loop-stats.json"
         self.log_path = workdir / "daemon.log"
@@ -213,3 +216,5 @@ class DaemonProcess:
             self.proc.kill()
             await self.proc.wait()
         self.socket_path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.socket_path.parent.rmdir()
