@@ -48,6 +48,7 @@ from ..wire import (
 from . import notebook_file, stored
 from .connection import PeerSession, Receive, StreamTransport
 from .limits import KernelSlots, check_room_limit, raise_fd_limit
+from .memory import give_back_periodically
 from .paths import checked_ipynb_path
 from .peer import FrameTransport, Peer
 from .room import NotebookRoom
@@ -103,7 +104,11 @@ class Daemon:
                 )
                 if self.web is not None:
                     self.log.info("web_listening", host=self.web.host, port=self.web.port)
-                await self._stop.wait()
+                trimmer = asyncio.get_running_loop().create_task(give_back_periodically())
+                try:
+                    await self._stop.wait()
+                finally:
+                    trimmer.cancel()
             finally:
                 await self._shutdown()
         finally:
