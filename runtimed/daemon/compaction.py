@@ -173,6 +173,7 @@ class Compactor:
             with room.persister.held():  # the new epoch's file replaces the old one
                 content, versions = await read_in_slices(old)
                 built = await build(content, self._base_copy(old))
+                await asyncio.sleep(0)  # the snapshot's bytes were joined; the loop runs
                 for _ in room.trust.warm(built.doc):  # what the save after the switch signs
                     await asyncio.sleep(0)
             if room.closed or room.doc is not old:
@@ -190,7 +191,9 @@ class Compactor:
                 return None
             report = self._switch_to(built, reason, started)
             del old, content, versions
-        # The new epoch replaces the file (atomic rename), from the snapshot's bytes.
+        # The new epoch replaces the file (atomic rename), from the snapshot's bytes. The
+        # save reads the comms' signature first: the loop runs between switch and save.
+        await asyncio.sleep(0)
         await room.persister.save((built.snapshot_heads, built.snapshot))
         if self._switch is None:  # nobody kept the old doc: give its memory back
             self._give_back()

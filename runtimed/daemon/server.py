@@ -48,7 +48,7 @@ from ..wire import (
 from . import notebook_file, stored
 from .connection import PeerSession, Receive, StreamTransport
 from .limits import KernelSlots, check_room_limit, raise_fd_limit
-from .memory import give_back_periodically
+from .memory import freeze_startup_objects, give_back_periodically
 from .paths import checked_ipynb_path
 from .peer import FrameTransport, Peer
 from .room import NotebookRoom
@@ -92,6 +92,7 @@ class Daemon:
             try:
                 if self.settings.ws is not None:
                     self.web = await WebListener.start(self)
+                freeze_startup_objects()
                 if ready is not None:
                     ready()  # the banner comes first in a foreground log
                 self.log.info(
