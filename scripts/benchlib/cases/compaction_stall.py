@@ -4,7 +4,8 @@
 request) every slider moves once, so each compaction has real history to drop. The
 daemon runs a LoopProbe: the longest stall during the compaction is the figure, an
 idle window of the same length in the same room is its baseline. The build of the
-fresh doc runs in a worker thread; what is left on the loop is the stall.
+fresh doc runs on the loop in short steps (docs/compaction.md); the longest step left,
+or anything else the daemon does meanwhile, is the stall.
 """
 
 from __future__ import annotations
