@@ -168,7 +168,8 @@ class Compactor:
                 return None
             self._last_attempt = _now()
             started = time.perf_counter()
-            room.coalescer.flush_now()
+            # Widget writes the coalescer holds land in whichever doc is the room's when
+            # it flushes: in epoch n they are carried like any other write.
             old = room.doc
             with room.persister.held():  # the new epoch's file replaces the old one
                 content, versions = await read_in_slices(old)
@@ -176,10 +177,19 @@ class Compactor:
                 await asyncio.sleep(0)  # the snapshot's bytes were joined; the loop runs
                 for _ in room.trust.warm(built.doc):  # what the save after the switch signs
                     await asyncio.sleep(0)
+                # What epoch n received while we read and built (widget states, outputs,
+                # edits), carried with the loop running after it: the switch below
+                # carries only what came since, and reads nothing if nothing did.
+                heads = old.get_heads()
+                later, versions = read_content_since(old, content, versions)
+                carry(built.doc, content, later, comms=True)
+                content = later
+                await asyncio.sleep(0)
             if room.closed or room.doc is not old:
                 return None
-            # What changed while we read and built (widget states, outputs, edits).
-            carry(built.doc, content, read_content_since(old, content, versions), comms=True)
+            if old.get_heads() != heads:
+                later, _ = read_content_since(old, content, versions)
+                carry(built.doc, content, later, comms=True)
             self.budget.fresh = built.doc.history_size([])
             if not force and not self.over_budget():
                 room.log.info(
@@ -190,7 +200,7 @@ class Compactor:
                 )
                 return None
             report = self._switch_to(built, reason, started)
-            del old, content, versions
+            del old, content, later, versions
         # The new epoch replaces the file (atomic rename), from the snapshot's bytes. The
         # save reads the comms' signature first: the loop runs between switch and save.
         await asyncio.sleep(0)
