@@ -131,7 +131,7 @@ def carry(target: NotebookDoc, before: Content, after: Content, *, comms: bool =
             if cell_id not in target_cells:
                 target.restore_cell(cell)
                 changed = True
-        elif cell_id in target_cells:
+        elif old != cell and cell_id in target_cells:  # an unchanged cell costs no read
             changed = _carry_cell(target, old, cell) or changed
     for cell_id in before.cells.keys() - after.cells.keys():
         if cell_id in target_cells:
