@@ -12,8 +12,17 @@ from runtimed.daemon.persistence import DocPersister
 STATE = {"value": 0, "description": "x" * 300}
 
 
-def persister(doc: NotebookDoc, path: Path) -> DocPersister:
-    return DocPersister(doc, path, debounce=60.0, max_interval=60.0)
+async def saved(
+    tmp_path: Path, widget_count: int
+) -> tuple[NotebookDoc, list[str], Path, DocPersister]:
+    """A doc of `widget_count` widgets, its persister (no timer fires: a long debounce)
+    and its file, saved once."""
+    doc = NotebookDoc.new("nb-save")
+    ids = widgets(doc, widget_count)
+    path = tmp_path / "doc.automerge"
+    saver = DocPersister(doc, path, debounce=60.0, max_interval=60.0)
+    assert await saver.save()
+    return doc, ids, path, saver
 
 
 def widgets(doc: NotebookDoc, count: int) -> list[str]:
@@ -35,11 +44,7 @@ def assert_file_is(path: Path, doc: NotebookDoc) -> NotebookDoc:
 
 
 async def test_a_save_appends_the_changes_to_the_last_full_save(tmp_path: Path) -> None:
-    doc = NotebookDoc.new("nb-append")
-    ids = widgets(doc, 300)
-    path = tmp_path / "doc.automerge"
-    saver = persister(doc, path)
-    assert await saver.save()
+    doc, ids, path, saver = await saved(tmp_path, 300)
     full = path.read_bytes()
     assert full == doc.save()
     move(doc, ids, 1)
@@ -56,11 +61,7 @@ async def test_a_save_appends_the_changes_to_the_last_full_save(tmp_path: Path) 
 
 
 async def test_a_tail_past_half_the_full_save_makes_a_full_save_again(tmp_path: Path) -> None:
-    doc = NotebookDoc.new("nb-full-again")
-    ids = widgets(doc, 5)
-    path = tmp_path / "doc.automerge"
-    saver = persister(doc, path)
-    assert await saver.save()
+    doc, ids, path, saver = await saved(tmp_path, 5)
     full = path.read_bytes()
     value = 0
     while True:  # one change per save, until the file no longer starts with that save
@@ -76,11 +77,7 @@ async def test_a_tail_past_half_the_full_save_makes_a_full_save_again(tmp_path: 
 
 
 async def test_after_a_compaction_the_file_holds_the_new_doc_alone(tmp_path: Path) -> None:
-    doc = NotebookDoc.new("nb-replaced")
-    ids = widgets(doc, 20)
-    path = tmp_path / "doc.automerge"
-    saver = persister(doc, path)
-    assert await saver.save()
+    doc, ids, path, saver = await saved(tmp_path, 20)
     move(doc, ids, 1)
     assert await saver.save()  # appended: the file's tail builds on the old history
     fresh = build_fresh(read_content(doc))
