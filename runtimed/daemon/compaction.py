@@ -299,16 +299,19 @@ class Compactor:
             expected = "none" if switch is None else str(switch.epoch)
             peer.abort("bad_switch", f"SWITCH to epoch {event.epoch}, expected {expected}")
             return False
-        count = switch.old.change_count()
-        try:
-            changed = self._carry_late(
-                peer, switch, lambda: switch.old.apply_changes(list(event.changes))
-            )
-        except NotebookDocError as exc:
-            peer.abort("bad_switch", f"the SWITCH's changes do not apply: {exc}")
-            self.peer_left(peer)
-            return False
-        switch.late[peer.id] = switch.late.get(peer.id, 0) + switch.old.change_count() - count
+        changed = False
+        if event.changes:  # most peers have nothing late: no read of the old doc then
+            count = switch.old.change_count()
+            try:
+                changed = self._carry_late(
+                    peer, switch, lambda: switch.old.apply_changes(list(event.changes))
+                )
+            except NotebookDocError as exc:
+                peer.abort("bad_switch", f"the SWITCH's changes do not apply: {exc}")
+                self.peer_left(peer)
+                return False
+            late = switch.old.change_count() - count
+            switch.late[peer.id] = switch.late.get(peer.id, 0) + late
         if not event.more:
             late = switch.late.pop(peer.id, 0)
             del switch.pending[peer.id]
