@@ -53,22 +53,27 @@ def read_content(doc: NotebookDoc, *, comms: bool = True) -> Content:
     )
 
 
-def read_content_since(doc: NotebookDoc, before: Content, versions: dict[str, Any]) -> Content:
+def read_content_since(
+    doc: NotebookDoc, before: Content, versions: dict[str, Any]
+) -> tuple[Content, dict[str, Any]]:
     """The doc's content now, reading again only the comms whose `comm_versions()`
-    fingerprint differs from `versions` (taken with `before`): cheap after a short while."""
+    fingerprint differs from `versions` (taken with `before`): cheap after a short
+    while. With the fingerprints it read, for a later call against this content."""
     comms = {}
-    for comm_id, version in doc.comm_versions().items():
+    now = doc.comm_versions()
+    for comm_id, version in now.items():
         kept = before.comms.get(comm_id)
         if kept is None or versions.get(comm_id) != version:
             kept = doc.get_raw_comm(comm_id)
         if kept is not None:
             comms[comm_id] = kept
-    return Content(
+    content = Content(
         notebook_id=doc.notebook_id,
         metadata=doc.get_metadata(),
         cells={cell.id: cell for cell in doc.get_cells()},
         comms=comms,
     )
+    return content, now
 
 
 # One step of `fresh_steps`: this many cells (one op per source character) or comms.
@@ -126,7 +131,7 @@ def carry(target: NotebookDoc, before: Content, after: Content, *, comms: bool =
             if cell_id not in target_cells:
                 target.restore_cell(cell)
                 changed = True
-        elif cell_id in target_cells:
+        elif old != cell and cell_id in target_cells:  # an unchanged cell costs no read
             changed = _carry_cell(target, old, cell) or changed
     for cell_id in before.cells.keys() - after.cells.keys():
         if cell_id in target_cells:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from ._automerge import ROOT, ObjId, ObjType, Reader, ScalarType, get, kind_name
+from ._automerge import ROOT, ObjId, ObjType, Reader, ScalarType, Stored, get, kind_name
 from .errors import SchemaError, UnsupportedSchemaVersion
 
 SCHEMA_VERSION: Final = 3
@@ -36,25 +36,33 @@ def describe(value: ObjType | tuple[ScalarType, Any] | None) -> str:
 
 def read_str(reader: Reader, obj: ObjId, key: str, where: str) -> str:
     """A Str scalar field."""
-    stored = get(reader, obj, key, f"{where}.{key}")
+    return as_str(get(reader, obj, key, f"{where}.{key}"), f"{where}.{key}")
+
+
+def as_str(stored: Stored | None, where: str) -> str:
+    """The Str that `.get()` (or `get_fields`) returned for the field at `where`."""
     if stored is None:
-        raise SchemaError(f"{where}.{key} is missing")
+        raise SchemaError(f"{where} is missing")
     value = stored[0]
     if isinstance(value, ObjType) or value[0] != ScalarType.Str:
-        raise SchemaError(f"{where}.{key} is {describe(value)}, not a Str")
+        raise SchemaError(f"{where} is {describe(value)}, not a Str")
     return str(value[1])
 
 
 def read_uint(reader: Reader, obj: ObjId, key: str, where: str) -> int:
     """A non-negative integer field: Uint as written here, Int as other clients may write."""
-    stored = get(reader, obj, key, f"{where}.{key}")
+    return as_uint(get(reader, obj, key, f"{where}.{key}"), f"{where}.{key}")
+
+
+def as_uint(stored: Stored | None, where: str) -> int:
+    """The non-negative integer that `.get()` (or `get_fields`) returned at `where`."""
     if stored is None:
-        raise SchemaError(f"{where}.{key} is missing")
+        raise SchemaError(f"{where} is missing")
     value = stored[0]
     if isinstance(value, ObjType) or value[0] not in (ScalarType.Uint, ScalarType.Int):
-        raise SchemaError(f"{where}.{key} is {describe(value)}, not a Uint")
+        raise SchemaError(f"{where} is {describe(value)}, not a Uint")
     if value[1] < 0:
-        raise SchemaError(f"{where}.{key} is negative ({value[1]})")
+        raise SchemaError(f"{where} is negative ({value[1]})")
     return int(value[1])
 
 

@@ -100,10 +100,11 @@ class Settings:
     # A launched kernel that has not answered kernel_info by then is killed: launch fails.
     kernel_startup_timeout: float = 60.0
     # Compaction (docs/compaction.md): replace a room's doc by a fresh one with the same
-    # content once its history holds `compact_changes` changes, or 100 and a saved file
-    # over `compact_ratio` times a fresh doc's; after `compact_quiet` seconds without a
-    # client change, at most every `compact_interval` seconds. A peer that has not
-    # switched within `compact_deadline` seconds is dropped. False: only on request.
+    # content once its history holds `compact_changes` changes, or is at least 64 KB
+    # (uncompressed) and over `compact_ratio` times a fresh doc's; after `compact_quiet`
+    # seconds without a client change, at most every `compact_interval` seconds. A peer
+    # that has not switched within `compact_deadline` seconds is dropped. False: only on
+    # request.
     compaction: bool = True
     compact_changes: int = 2000
     compact_ratio: float = 2.0

@@ -1,10 +1,9 @@
 """A room's compaction: when to compact, the move of every peer to the new epoch, and
 the late changes of peers that have not switched yet (docs/compaction.md).
 
-The heavy part, building the fresh doc (one op per source character, a map per comm),
-runs on the event loop a few cells or comms at a time: it touches only the doc it
-creates. Carrying what changed meanwhile and the switch itself run with no `await`
-in between, so the room stays the doc's only writer.
+The heavy part, building the fresh doc, runs on the event loop in steps
+(compaction_build). Carrying what changed meanwhile and the switch itself run with no
+`await` in between, so the room stays the doc's only writer.
 """
 
 from __future__ import annotations
@@ -14,27 +13,21 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from notebook_doc import NotebookDoc, NotebookDocError, SyncState, sync_message_heads
-from notebook_doc.compaction import (
-    Content,
-    carry,
-    fresh_steps,
-    read_content,
-    read_content_since,
-)
+from notebook_doc.compaction import carry, read_content, read_content_since
 
 from ..wire import Broadcast, Snapshot, Switch
+from .compaction_budget import HistoryBudget
+from .compaction_build import Built, build, read_in_slices
+from .memory import give_back_in_thread
 
 if TYPE_CHECKING:
     from .peer import Peer
     from .room import NotebookRoom
-
-# Below this many changes the saved size is not worth a look: a fresh doc is no smaller.
-MIN_CHANGES: Final = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +40,8 @@ class CompactionReport:
     changes: int  # changes the old epoch's history held (as the room counted them)
     bytes_before: int  # size of the old epoch's last save
     bytes_after: int  # size of the fresh doc
+    history_before: int  # raw bytes of the old epoch's history (what it held in memory)
+    history_after: int  # raw bytes of the fresh doc's
     duration: float  # seconds, from the first read to the switch
 
 
@@ -69,9 +64,9 @@ class Compactor:
         self.room = room
         self.settings = room.settings
         self.epoch = 0
-        self.changes = room.doc.change_count()  # history of the current epoch
-        self.fresh_bytes: int | None = None  # a fresh doc's size, once one was built
-        self._first_save: int | None = None
+        self.budget = HistoryBudget(
+            room.doc, changes=room.doc.change_count(), ratio=self.settings.compact_ratio
+        )
         self.last: CompactionReport | None = None
         self._switch: _Switch | None = None
         self._last_client_change = float("-inf")
@@ -79,17 +74,16 @@ class Compactor:
         self._timer: asyncio.TimerHandle | None = None
         self._auto_scope: anyio.CancelScope | None = None  # an automatic one under way
         self._lock = asyncio.Lock()  # one compaction at a time
+        self._trimming = False  # a heap trim under way (memory.py)
         if room.persister.saved_bytes is None and room.persister.path.exists():
             room.persister.saved_bytes = room.persister.path.stat().st_size
-        # A save updates the history's size: a room that just went idle is checked too.
-        room.persister.on_saved = lambda: self._maybe_arm("history over budget")
         self._maybe_arm("history over budget on load")
 
     # --- what the room tells us ------------------------------------------------------
 
     def changed(self) -> None:
         """The doc changed (any writer)."""
-        self.changes += 1
+        self.budget.changes += 1
         self._maybe_arm("history over budget")
 
     def client_changed(self) -> None:
@@ -112,18 +106,7 @@ class Compactor:
     # --- budget and timing -------------------------------------------------------------
 
     def over_budget(self) -> bool:
-        if self.changes >= self.settings.compact_changes:
-            return True
-        persister = self.room.persister
-        saved = persister.saved_bytes
-        if self._first_save is not None and persister.saves > self._first_save and saved:
-            # The first save() after a compaction is the fresh doc in its compressed form
-            # (the snapshot is its changes joined, larger): the baseline for the ratio.
-            self._first_save = None
-            self.fresh_bytes = min(saved, self.fresh_bytes or saved)
-        if self.changes < MIN_CHANGES or saved is None:
-            return False
-        return self.fresh_bytes is None or saved > self.settings.compact_ratio * self.fresh_bytes
+        return self.budget.over(self.room.doc, self.settings.compact_changes)
 
     def _maybe_arm(self, reason: str) -> None:
         if not self.settings.compaction or self._timer is not None or self.room.closed:
@@ -193,29 +176,57 @@ class Compactor:
                 return None
             self._last_attempt = _now()
             started = time.perf_counter()
-            room.coalescer.flush_now()
+            # Widget writes the coalescer holds land in whichever doc is the room's when
+            # it flushes: in epoch n they are carried like any other write.
             old = room.doc
             with room.persister.held():  # the new epoch's file replaces the old one
-                content, versions = await _read_in_slices(old)
-                built = await _build(content, self._base_copy(old))
+                content, versions = await read_in_slices(old)
+                built = await build(content, self._base_copy(old))
+                await asyncio.sleep(0)  # the snapshot's bytes were joined; the loop runs
                 for _ in room.trust.warm(built.doc):  # what the save after the switch signs
                     await asyncio.sleep(0)
+                # What epoch n received while we read and built (widget states, outputs,
+                # edits), carried with the loop running after it: the switch below
+                # carries only what came since, and reads nothing if nothing did.
+                heads = old.get_heads()
+                later, versions = read_content_since(old, content, versions)
+                carry(built.doc, content, later, comms=True)
+                content = later
+                await asyncio.sleep(0)
             if room.closed or room.doc is not old:
                 return None
-            # What changed while we read and built (widget states, outputs, edits).
-            carry(built.doc, content, read_content_since(old, content, versions), comms=True)
-            self.fresh_bytes = built.saved_size or len(built.snapshot)
+            if old.get_heads() != heads:
+                later, _ = read_content_since(old, content, versions)
+                carry(built.doc, content, later, comms=True)
+            self.budget.fresh = built.doc.history_size([])
             if not force and not self.over_budget():
                 room.log.info(
-                    "compaction_skipped", changes=self.changes, fresh_bytes=len(built.snapshot)
+                    "compaction_skipped",
+                    changes=self.budget.changes,
+                    history=self.budget.size,
+                    fresh=self.budget.fresh,
                 )
                 return None
             report = self._switch_to(built, reason, started)
-        # The new epoch replaces the file (atomic rename), from the snapshot's bytes.
+            del old, content, later, versions
+        # The new epoch replaces the file (atomic rename), from the snapshot's bytes. The
+        # save reads the comms' signature first: the loop runs between switch and save.
+        await asyncio.sleep(0)
         await room.persister.save((built.snapshot_heads, built.snapshot))
-        if built.saved_size is None:
-            self._first_save = room.persister.saves  # the next save measures the fresh doc
+        if self._switch is None:  # nobody kept the old doc: give its memory back
+            self._give_back()
         return report
+
+    def _give_back(self) -> None:
+        if not self._trimming:  # one trim at a time, in the room's task group
+            self._trimming = True
+            self.room.tasks.start_soon(self._trim_heap)
+
+    async def _trim_heap(self) -> None:
+        try:
+            await give_back_in_thread()
+        finally:
+            self._trimming = False
 
     def _base_copy(self, doc: NotebookDoc) -> NotebookDoc | None:
         """The doc as the room's .ipynb last had it (the autosave's merge base), for the
@@ -228,23 +239,27 @@ class Compactor:
         except NotebookDocError:  # a base this doc does not know: the saver copes alone
             return None
 
-    def _switch_to(self, built: _Built, reason: str, started: float) -> CompactionReport:
+    def _switch_to(self, built: Built, reason: str, started: float) -> CompactionReport:
         room = self.room
         old = room.doc
         old_heads = old.get_heads()
+        history_before = self.budget.measure(old)
         snapshot = built.snapshot
         room.replace_doc(built.doc, (built.snapshot_heads, snapshot), base=built.base_heads)
         self.epoch += 1
+        changes = self.budget.changes
+        self.budget.new_epoch(built.doc)
         report = CompactionReport(
             epoch=self.epoch,
             at=time.time(),
             reason=reason,
-            changes=self.changes,
+            changes=changes,
             bytes_before=room.persister.saved_bytes or 0,
             bytes_after=len(snapshot),
+            history_before=history_before,
+            history_after=self.budget.size,
             duration=round(time.perf_counter() - started, 4),
         )
-        self.changes = 0
         self.last = report
         notice = Broadcast(
             "compaction",
@@ -299,16 +314,19 @@ class Compactor:
             expected = "none" if switch is None else str(switch.epoch)
             peer.abort("bad_switch", f"SWITCH to epoch {event.epoch}, expected {expected}")
             return False
-        count = switch.old.change_count()
-        try:
-            changed = self._carry_late(
-                peer, switch, lambda: switch.old.apply_changes(list(event.changes))
-            )
-        except NotebookDocError as exc:
-            peer.abort("bad_switch", f"the SWITCH's changes do not apply: {exc}")
-            self.peer_left(peer)
-            return False
-        switch.late[peer.id] = switch.late.get(peer.id, 0) + switch.old.change_count() - count
+        changed = False
+        if event.changes:  # most peers have nothing late: no read of the old doc then
+            count = switch.old.change_count()
+            try:
+                changed = self._carry_late(
+                    peer, switch, lambda: switch.old.apply_changes(list(event.changes))
+                )
+            except NotebookDocError as exc:
+                peer.abort("bad_switch", f"the SWITCH's changes do not apply: {exc}")
+                self.peer_left(peer)
+                return False
+            late = switch.old.change_count() - count
+            switch.late[peer.id] = switch.late.get(peer.id, 0) + late
         if not event.more:
             late = switch.late.pop(peer.id, 0)
             del switch.pending[peer.id]
@@ -352,6 +370,7 @@ class Compactor:
             switch.timer.cancel()
         self._switch = None  # the old doc goes with it
         switch.done.set()
+        self._give_back()
         self._maybe_arm("history over budget")
 
     def close(self) -> None:
@@ -369,76 +388,15 @@ class Compactor:
         last = self.last
         return {
             "epoch": self.epoch,
-            "history": {"changes": self.changes, "bytes": self.room.persister.saved_bytes},
+            "history": {
+                "changes": self.budget.changes,
+                "bytes": self.room.persister.saved_bytes,
+                "size": self.budget.size,
+                "fresh_size": self.budget.fresh,
+            },
             "last_compaction": None if last is None else dataclasses.asdict(last),
             "switching": 0 if self._switch is None else len(self._switch.pending),
         }
-
-
-@dataclass(frozen=True, slots=True)
-class _Built:
-    """The fresh doc, and its bytes for SNAPSHOT and the file."""
-
-    doc: NotebookDoc
-    snapshot_heads: list[bytes]
-    snapshot: bytes
-    saved_size: int | None  # the size of its save(), when that was cheap to learn
-    base_heads: list[bytes] | None  # where it holds the .ipynb's version (a saver's base)
-
-
-# Below this many bytes of changes, a fresh doc's save() is quick (well under 5 ms).
-CHEAP_SAVE: Final = 16 * 1024
-
-
-async def _build(content: Content, base: NotebookDoc | None) -> _Built:
-    """The heavy part, a few cells or comms at a time with the loop running between
-    steps. Not in a worker thread: the binding holds the GIL for each call, and a
-    thread busy with short calls still makes the loop wait for the GIL after each of
-    its own system calls (a convoy that stalled it for hundreds of milliseconds). The
-    fresh doc is nobody else's until the switch. The bytes are its changes joined (any
-    Automerge load takes them), not one long `save()`; a small doc's save() size is
-    measured, the ratio's base. With `base` (the doc as the .ipynb last had it), the
-    fresh doc holds that version first, then what changed since."""
-    if base is None:
-        fresh = await _fresh(content)
-        base_heads = None
-    else:
-        base_content, _ = await _read_in_slices(base)
-        fresh = await _fresh(base_content)
-        base_heads = fresh.get_heads()
-        carry(fresh, base_content, content, comms=True)
-    snapshot = fresh.save_changes()
-    saved_size = len(fresh.save()) if len(snapshot) < CHEAP_SAVE else None
-    return _Built(fresh, fresh.get_heads(), snapshot, saved_size, base_heads)
-
-
-async def _fresh(content: Content) -> NotebookDoc:
-    doc, steps = fresh_steps(content)
-    for _ in steps:
-        await asyncio.sleep(0)
-    return doc
-
-
-# Comms read per slice of the old doc's content; the loop runs between slices.
-READ_SLICE = 100
-
-
-async def _read_in_slices(doc: NotebookDoc) -> tuple[Content, dict[str, Any]]:
-    """The doc's content, comms a slice at a time. Comms may change between slices;
-    each comm's fingerprint is taken before it is read, so `read_content_since` later
-    re-reads every comm that moved after its fingerprint."""
-    await asyncio.sleep(0)  # after the coalescer's flush
-    versions = doc.comm_versions()
-    await asyncio.sleep(0)
-    content = read_content(doc, comms=False)  # cells: all read again before the switch
-    ids = list(versions)
-    for start in range(0, len(ids), READ_SLICE):
-        await asyncio.sleep(0)
-        for comm_id in ids[start : start + READ_SLICE]:
-            comm = doc.get_raw_comm(comm_id)
-            if comm is not None:
-                content.comms[comm_id] = comm
-    return content, versions
 
 
 def _now() -> float:

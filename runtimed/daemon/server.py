@@ -41,6 +41,7 @@ from ..wire import (
 from . import stored
 from .connection import PeerSession, Receive, StreamTransport
 from .limits import KernelSlots, raise_fd_limit
+from .memory import freeze_startup_objects, give_back_periodically
 from .peer import FrameTransport, Peer
 from .room import NotebookRoom
 from .rooms import RoomRegistry
@@ -90,7 +91,11 @@ class Daemon:
                 await tasks.start(self.registry.tasks.run)
                 try:
                     await self._listen(fd_limit, ready)
-                    await self._stop.wait()
+                    freeze_startup_objects()
+                    async with anyio.create_task_group() as housekeeping:
+                        housekeeping.start_soon(give_back_periodically)  # memory.py
+                        await self._stop.wait()
+                        housekeeping.cancel_scope.cancel()
                 except Exception as exc:  # raised as itself, not in a group, once shut down
                     failed = exc
                 finally:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from automerge.core import Document
+from automerge.core import ROOT, Document
 from nbdoc_helpers import push_raw
 
 from notebook_doc import NotebookDoc, SchemaError, SyncState
+from notebook_doc._automerge import get_fields
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 PEER = JS_DIR / "automerge_peer.mjs"
@@ -117,6 +118,19 @@ def test_js_counter_is_a_clear_error_not_a_crash(node: str, tmp_path: Path) -> N
     assert any("clicks" in fix for fix in doc.repair())
     assert doc.validate() == []
     assert "clicks" not in doc.get_metadata()
+
+
+def test_a_map_read_in_bulk_names_a_js_counter(node: str, tmp_path: Path) -> None:
+    """`get_fields` (a comm's fields in two binding calls) turns the binding's panic on
+    a counter into the same clear error as a key-by-key read; the doc stays usable."""
+    plain, path = tmp_path / "plain.automerge", tmp_path / "counter.automerge"
+    run_peer(node, "write", str(plain))
+    run_peer(node, "write-counter", str(plain), str(path))
+    raw = Document.load(path.read_bytes())
+    metadata = raw.get(ROOT, "metadata")[1]
+    with pytest.raises(SchemaError, match=r"metadata holds a value the Python binding cannot"):
+        get_fields(raw, metadata, "metadata")
+    assert raw.get(ROOT, "notebook_id") is not None
 
 
 @pytest.fixture
