@@ -274,33 +274,43 @@ async def test_writers_that_wait_get_every_broadcast_in_order_in_few_writes() ->
         assert recorder.writes <= 11  # one write per burst, not one per frame
 
 
+def _crossing_changes() -> tuple[NotebookDoc, Peer, Connection, NotebookDoc, SyncState, bytes]:
+    """Daemon and client in sync, then change C on the client and D on the daemon,
+    each side's sync message generated before it saw the other's. The client's message
+    carries C unless its Bloom filter falsely says the daemon has C already (Automerge
+    sends it a round later then): such a draw is made again."""
+    for _ in range(20):
+        daemon_doc = NotebookDoc.new("nb")
+        client_conn, server_conn = connected()
+        peer = Peer(server_conn, Recorder(), queue_limit=10**9, stall_timeout=5)
+        peer.sync_source = daemon_doc.generate_sync_message
+        client_doc = NotebookDoc.empty()
+        client_state = SyncState()
+        for _ in range(5):  # an ordinary first sync: both have the notebook
+            message = daemon_doc.generate_sync_message(peer.sync_state)
+            if message is not None:
+                client_doc.receive_sync_message(client_state, message)
+            reply = client_doc.generate_sync_message(client_state)
+            if reply is not None:
+                daemon_doc.receive_sync_message(peer.sync_state, reply)
+        client_doc.add_cell(source="C")
+        daemon_doc.add_cell(source="D")
+        d_message = daemon_doc.generate_sync_message(peer.sync_state)
+        with_c = client_doc.generate_sync_message(client_state)
+        assert d_message is not None
+        assert with_c is not None
+        if daemon_doc.receive_sync_message(peer.sync_state, with_c):  # as the room does:
+            return daemon_doc, peer, client_conn, client_doc, client_state, d_message
+    raise AssertionError("the client's message never carried its change")
+
+
 def test_changes_from_a_peer_are_acknowledged_even_if_its_next_message_says_it_is_synced() -> None:
     """A client's change C crosses the daemon's change D. The daemon gets C, the client
     gets D, and the client's next message says it has both before the writer ran: a
     sync message generated only then is nothing at all, so the answer to C is made on
     receipt and names C."""
-    daemon_doc = NotebookDoc.new("nb")
-    client_conn, server_conn = connected()
-    peer = Peer(server_conn, Recorder(), queue_limit=10**9, stall_timeout=5)
-    peer.sync_source = daemon_doc.generate_sync_message
-    client_doc = NotebookDoc.empty()
-    client_state = SyncState()
-    for _ in range(5):  # an ordinary first sync: both have the notebook
-        message = daemon_doc.generate_sync_message(peer.sync_state)
-        if message is not None:
-            client_doc.receive_sync_message(client_state, message)
-        reply = client_doc.generate_sync_message(client_state)
-        if reply is not None:
-            daemon_doc.receive_sync_message(peer.sync_state, reply)
-    client_doc.add_cell(source="C")
+    daemon_doc, peer, client_conn, client_doc, client_state, d_message = _crossing_changes()
     [c_head] = client_doc.get_heads()
-    daemon_doc.add_cell(source="D")
-    d_message = daemon_doc.generate_sync_message(peer.sync_state)
-    with_c = client_doc.generate_sync_message(client_state)
-    assert d_message is not None
-    assert with_c is not None
-
-    assert daemon_doc.receive_sync_message(peer.sync_state, with_c)  # as the room does:
     peer.acknowledge_sync()
     client_doc.receive_sync_message(client_state, d_message)
     synced = client_doc.generate_sync_message(client_state)

@@ -20,9 +20,13 @@ async def saved(
     doc = NotebookDoc.new("nb-save")
     ids = widgets(doc, widget_count)
     path = tmp_path / "doc.automerge"
-    saver = DocPersister(doc, path, debounce=60.0, max_interval=60.0)
+    saver = DocPersister(doc, path, debounce=60.0, max_interval=60.0, spawn=_no_timed_save)
     assert await saver.save()
     return doc, ids, path, saver
+
+
+def _no_timed_save(*args: object) -> None:
+    raise AssertionError("only the test's own saves run here")
 
 
 def widgets(doc: NotebookDoc, count: int) -> list[str]:
