@@ -73,7 +73,17 @@ async def give_back_in_thread() -> None:
 
 
 async def give_back_periodically(interval: float = TRIM_INTERVAL) -> None:
-    """Trim every `interval` seconds, until cancelled."""
+    """Trim every `interval` seconds, until cancelled. A trim that cannot run (no
+    descriptor left for the worker thread's first import, say) is skipped and said
+    once: housekeeping never ends the daemon."""
+    failing = False
     while True:
         await asyncio.sleep(interval)
-        await give_back_in_thread()
+        try:
+            await give_back_in_thread()
+        except Exception as exc:
+            if not failing:
+                log.warning("memory_trim_failed", error=repr(exc))
+            failing = True
+        else:
+            failing = False

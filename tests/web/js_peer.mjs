@@ -25,11 +25,14 @@ const client = await RuntimedClient.connect({ url, token, notebookId, WebSocket,
 await client.waitSynced();
 
 const commands = {
-  view: async () => ({
-    view: view(client.doc),
-    comm_sync: client.commSync,
-    kernel_status: client.kernelStatus,
-  }),
+  view: async () => {
+    // The welcome's comm_sync and kernel_status follow its SNAPSHOT and SYNC, and an
+    // answer to this client's own sync message may be written before them.
+    await client.waitFor((c) => c.commSync !== null && c.kernelStatus !== null, {
+      what: "the welcome's comm_sync and kernel_status",
+    });
+    return { view: view(client.doc), comm_sync: client.commSync, kernel_status: client.kernelStatus };
+  },
   edit: async (cellId, text) => {
     const added = client.change((d) => {
       setSource(d, cellId, text);
