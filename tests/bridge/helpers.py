@@ -85,6 +85,12 @@ def doc_comms(client: Client) -> dict[str, dict]:
     }
 
 
+def only(comms: dict[str, dict], model_name: str) -> str:
+    """The id of the one comm of `model_name` (fails if there are none or several)."""
+    [comm_id] = [cid for cid, c in comms.items() if c["model_name"] == model_name]
+    return comm_id
+
+
 def bytes_marker(data: bytes) -> dict[str, str]:
     """How a binary value is compared: by content."""
     return {"$bytes": hashlib.sha256(data).hexdigest()}

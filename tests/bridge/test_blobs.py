@@ -13,6 +13,7 @@ import pytest
 from tests.bridge.helpers import (
     assert_doc_matches_comm_state,
     fetch_blob,
+    only,
     resolve_output,
     run,
     run_cell,
@@ -20,11 +21,6 @@ from tests.bridge.helpers import (
 from tests.conftest import RunningDaemon
 
 pytestmark = pytest.mark.kernel
-
-
-def only(legacy: dict[str, dict], model_name: str) -> str:
-    [comm_id] = [cid for cid, c in legacy.items() if c["model_name"] == model_name]
-    return comm_id
 
 
 async def test_ten_thousand_prints_become_one_growing_stream(pair) -> None:

@@ -24,6 +24,7 @@ from tests.bridge.helpers import (
     doc_comms,
     done,
     kernel_widgets,
+    only,
     run,
     run_cell,
 )
@@ -33,11 +34,6 @@ from tests.remote_gateway.enterprise_gateway import EnterpriseGateway, free_port
 from tests.remote_gateway.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.kernel
-
-
-def only(comms: dict[str, dict], model_name: str) -> str:
-    [comm_id] = [cid for cid, c in comms.items() if c["model_name"] == model_name]
-    return comm_id
 
 
 def statuses(client: Any, since: int = 0) -> list[dict]:
