@@ -76,6 +76,17 @@ class Check:
     met: bool | None
     measured: str
 
+    @classmethod
+    def ratio_at_most(cls, target: str, ratio: Spread | None, bound: float, what: str) -> Check:
+        """`target` met when the median `ratio` over repeats is at most `bound`."""
+        return cls(
+            target,
+            ratio is not None and ratio.median <= bound,
+            f"{what} min/median/max {ratio.min:.2f}/{ratio.median:.2f}/{ratio.max:.2f}"
+            if ratio
+            else "n/a",
+        )
+
 
 @dataclass(slots=True)
 class Curve:

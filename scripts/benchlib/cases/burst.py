@@ -123,13 +123,7 @@ async def run(ctx: BenchContext) -> list[CaseResult]:
     ratio = result.rows[0].ratio_spread
     result.checks = [
         Check("zero loss", all(x == 0 for x in lost), f"lost per repeat: {lost}"),
-        Check(
-            "ratio <= 1.2 (median over repeats)",
-            ratio is not None and ratio.median <= 1.2,
-            f"doc ratio min/median/max {ratio.min:.2f}/{ratio.median:.2f}/{ratio.max:.2f}"
-            if ratio
-            else "n/a",
-        ),
+        Check.ratio_at_most("ratio <= 1.2 (median over repeats)", ratio, 1.2, "doc ratio"),
     ]
     result.notes.append(
         "The kernel is real ipykernel 7.4 + ipywidgets 8.1 with its IOPub send high-water mark "

@@ -89,13 +89,7 @@ async def run(ctx: BenchContext) -> list[CaseResult]:
             all(t["final"] == updates for t in theirs),
             f"last values {[t['final'] for t in theirs]}",
         ),
-        Check(
-            "daemon/reader time ratio <= 1.5 (median)",
-            ratio is not None and ratio.median <= 1.5,
-            f"ratio min/median/max {ratio.min:.2f}/{ratio.median:.2f}/{ratio.max:.2f}"
-            if ratio
-            else "n/a",
-        ),
+        Check.ratio_at_most("daemon/reader time ratio <= 1.5 (median)", ratio, 1.5, "ratio"),
     ]
     result.notes.append(
         "Enterprise Gateway 3.3.0 from its own venv (.venv-eg), kernels local behind it; the "
