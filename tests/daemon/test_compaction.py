@@ -379,6 +379,34 @@ async def test_a_history_over_twice_a_fresh_doc_is_compacted(settings: Settings)
         await handle.stop()
 
 
+async def test_a_small_room_at_rest_with_a_file_over_twice_a_fresh_doc_is_compacted(
+    settings: Settings,
+) -> None:
+    """Under the memory budget (a history of a few KB), the file still grew past twice
+    its content: once the room is at rest it is compacted, and the file follows."""
+    handle = RunningDaemon(dataclasses.replace(settings, compact_rest=0.5))
+    await handle.start()
+    try:
+        async with handle.client("nb-c15") as a:
+            cell = a.doc.add_cell(source="")
+            for i in range(40):
+                a.doc.set_source(cell, f"draft {i} " * 4)
+                await a.push()
+            await a.wait_synced()
+            await a.wait_for(lambda x: x.epoch == 1, 15, what="compacted at rest")
+            room = room_of(handle, "nb-c15")
+            last = room.info()["last_compaction"]
+            assert last["reason"] == "file over budget at rest"
+            assert last["history_before"] < MIN_HISTORY  # the memory budget had no say
+            assert last["bytes_before"] > 2 * last["bytes_after"]
+            path = handle.settings.docs_dir / doc_filename("nb-c15")
+            fresh = len(room.doc.save())
+            await eventually(lambda: len(path.read_bytes()) <= 2 * fresh, what="small file")
+            assert sources(a) == ["draft 39 " * 4]
+    finally:
+        await handle.stop()
+
+
 async def test_a_switch_with_no_compaction_pending_is_refused(running: RunningDaemon) -> None:
     async with running.client("nb-c14") as a:
         await a._write(a._conn.send(Switch(5)))
