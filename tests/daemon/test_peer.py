@@ -274,6 +274,28 @@ async def test_writers_that_wait_get_every_broadcast_in_order_in_few_writes() ->
         assert recorder.writes <= 11  # one write per burst, not one per frame
 
 
+def test_the_log_is_emptied_once_every_peer_has_read_it_and_waits() -> None:
+    """The trim in `append` runs only while broadcasts come: after a burst, the last
+    writer to wait drops what every peer has read, so the burst's frames do not stay."""
+    pairs = [connected() for _ in range(2)]
+    peers = [Peer(server, Recorder(), queue_limit=10**9, stall_timeout=5) for _, server in pairs]
+    log = BroadcastLog()
+    for peer in peers:
+        log.attach(peer)
+    for i in range(100):  # fewer than a trim interval
+        log.append(Broadcast("comm", {"content": {"value": i}}), comm_event=True)
+    first, second = peers
+    assert len(events(pairs[0][0], first._take_batch())) == 100
+    log.sleep(first)
+    assert len(log) == 100  # the second peer has not read them yet
+    assert len(events(pairs[1][0], second._take_batch())) == 100
+    log.sleep(second)
+    assert len(log) == 0
+    after = Broadcast("kernel_status", {"status": "idle"})
+    log.append(after)
+    assert events(pairs[1][0], second._take_batch()) == [after]
+
+
 def _crossing_changes() -> tuple[NotebookDoc, Peer, Connection, NotebookDoc, SyncState, bytes]:
     """Daemon and client in sync, then change C on the client and D on the daemon,
     each side's sync message generated before it saw the other's. The client's message
