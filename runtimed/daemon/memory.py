@@ -53,7 +53,7 @@ def share_one_heap() -> bool:
     message is received first) and the worker threads (saves, compaction builds). What
     a burst leaves in theirs is given back only in part. Measured on `make bench` cases
     3 and 5 (100,000 updates to 1,000 sliders, three runs each, RSS at rest): 82.9-86.0
-    MB with a heap per thread, 75.5-76.5 MB with one, 86.5-88.2 MB with two.
+    MB with a heap per thread, 75.5-76.5 MB with one, 73.3-88.2 MB with two.
     """
     return _mallopt is not None and _mallopt(M_ARENA_MAX, 1) == 1
 
