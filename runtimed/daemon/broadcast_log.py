@@ -45,7 +45,13 @@ class FrameBuffer:
     def __getitem__(self, entries: slice) -> list[bytes]:
         """The frames of a range of entries, one bytes object each."""
         first, last, _ = entries.indices(len(self._ends))
-        return [self.join(index, index + 1) for index in range(first, last)]
+        frames = []
+        start = (self._ends[first - 1] if first else self._head) - self._head
+        with memoryview(self._data) as view:
+            for end in self._ends[first:last]:
+                frames.append(bytes(view[start : end - self._head]))
+                start = end - self._head
+        return frames
 
     def join(self, first: int, last: int) -> bytes:
         """The frames of entries `first` to `last` (excluded) as one bytes object."""

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from notebook_doc import NotebookDoc, SyncState, sync_message_heads
-from runtimed.daemon.broadcast_log import BroadcastLog
+from runtimed.daemon.broadcast_log import BroadcastLog, FrameBuffer
 from runtimed.daemon.peer import Peer
 from runtimed.wire import (
     NEED_DATA,
@@ -294,6 +294,25 @@ def test_the_log_is_emptied_once_every_peer_has_read_it_and_waits() -> None:
     after = Broadcast("kernel_status", {"status": "idle"})
     log.append(after)
     assert events(pairs[1][0], second._take_batch()) == [after]
+
+
+def test_a_frame_buffer_gives_back_each_frame_and_spans_after_drops() -> None:
+    frames = [bytes([n % 251]) * (n % 7) for n in range(50)]  # empty ones included
+    buffer = FrameBuffer()
+    for frame in frames[:30]:
+        buffer.append(frame)
+    buffer.drop(12)
+    for frame in frames[30:]:
+        buffer.append(frame)
+    kept = frames[12:]
+    assert len(buffer) == len(kept)
+    assert buffer[:] == kept
+    assert buffer[5:9] == kept[5:9]
+    assert buffer.join(3, 20) == b"".join(kept[3:20])
+    assert buffer.join(4, 4) == b""
+    buffer.drop(len(kept))
+    assert len(buffer) == 0
+    assert buffer[:] == []
 
 
 def _crossing_changes() -> tuple[NotebookDoc, Peer, Connection, NotebookDoc, SyncState, bytes]:
