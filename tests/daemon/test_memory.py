@@ -1,12 +1,17 @@
-"""The daemon's allocator settings (runtimed/daemon/memory.py), in a fresh process each:
-they hold for the threads started after them, and glibc reports its heaps itself."""
+"""Giving memory back (runtimed/daemon/memory.py): the allocator setting, in a fresh
+process each (it holds for the threads started after it; glibc reports its heaps
+itself), and trims asked for by the rooms."""
 
 from __future__ import annotations
 
+import asyncio
 import platform
 import subprocess
 import sys
 
+import pytest
+
+from runtimed.daemon import memory
 from runtimed.daemon.memory import share_one_heap
 
 HEAPS_AFTER_A_THREAD = """
@@ -46,3 +51,36 @@ def test_threads_share_the_main_heap_once_asked() -> None:
         return
     assert heaps_after_a_thread("default") >= 2  # a guard: the thread got its own
     assert heaps_after_a_thread("one") == 1
+
+
+async def test_trims_asked_for_during_one_run_once_more_and_not_when_closing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runs = 0
+
+    async def counted() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:  # asked while a trim runs: one more after it, not one each
+            trims.ask()
+            trims.ask()
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(memory, "give_back_in_thread", counted)
+    tasks: list[asyncio.Task[None]] = []
+    trims = memory.TrimRequests(lambda func: tasks.append(asyncio.create_task(func())))
+    trims.ask()
+    trims.ask()  # before it started: the same run covers it
+    assert len(tasks) == 1
+    await tasks[0]
+    assert runs == 2
+    trims.ask()  # done: a new request starts a new run
+    await tasks[-1]
+    assert (len(tasks), runs) == (2, 3)
+
+    def closing(func: object) -> None:
+        raise RuntimeError("runs no more tasks")
+
+    closed = memory.TrimRequests(closing)
+    closed.ask()  # said nothing, raised nothing: the periodic trim remains
+    closed.ask()
