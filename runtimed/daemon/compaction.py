@@ -26,7 +26,6 @@ from ..wire import Broadcast, Snapshot, Switch
 from .compaction_budget import HistoryBudget
 from .compaction_build import Built, build, read_in_slices
 from .debounce import Debouncer
-from .memory import give_back_in_thread
 
 if TYPE_CHECKING:
     from .peer import Peer
@@ -77,7 +76,6 @@ class Compactor:
         self._timer: asyncio.TimerHandle | None = None
         self._auto_scope: anyio.CancelScope | None = None  # an automatic one under way
         self._lock = asyncio.Lock()  # one compaction at a time
-        self._trimming = False  # a heap trim under way (memory.py)
         # A room at rest is compacted once more if its file is over the ratio: a history
         # under the memory budget can still make a small notebook's file many times its
         # content (docs/compaction.md, "At rest").
@@ -241,19 +239,8 @@ class Compactor:
         await asyncio.sleep(0)
         await room.persister.save((built.snapshot_heads, built.snapshot))
         if self._switch is None:  # nobody kept the old doc: give its memory back
-            self._give_back()
+            self.room.trims.ask()
         return report
-
-    def _give_back(self) -> None:
-        if not self._trimming:  # one trim at a time, in the room's task group
-            self._trimming = True
-            self.room.tasks.start_soon(self._trim_heap)
-
-    async def _trim_heap(self) -> None:
-        try:
-            await give_back_in_thread()
-        finally:
-            self._trimming = False
 
     def _base_copy(self, doc: NotebookDoc) -> NotebookDoc | None:
         """The doc as the room's .ipynb last had it (the autosave's merge base), for the
@@ -397,7 +384,7 @@ class Compactor:
             switch.timer.cancel()
         self._switch = None  # the old doc goes with it
         switch.done.set()
-        self._give_back()
+        self.room.trims.ask()
         self._maybe_arm("history over budget")
 
     def close(self) -> None:

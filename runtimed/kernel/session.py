@@ -25,8 +25,7 @@ from jupyter_client.asynchronous import AsyncKernelClient
 
 from .connection_files import load_connection_file
 from .events import KernelError, KernelEvent, KernelEventKind
-from .gateway_process import GatewayProcess
-from .gateway_rest import GatewayTarget
+from .gateway_target import GatewayTarget
 from .inbox import Inbox, IopubSink, RelaySink, ReplySink
 from .process import DEFAULT_SHUTDOWN_WAIT, KernelProcess, OwnedKernel, Wiring
 from .requests import KernelRequests
@@ -108,6 +107,10 @@ class KernelSession(KernelRequests):
         kernel_id = str(uuid.uuid4())
         process: OwnedKernel
         if gateway is not None:
+            # Imported here: the gateway's HTTP and WebSocket clients (httpx, websockets)
+            # are for this rarely used kind of kernel only, not for every daemon's start.
+            from .gateway_process import GatewayProcess
+
             process = GatewayProcess(
                 gateway,
                 kernel_name,
