@@ -143,7 +143,12 @@ def test_start_failure_shows_the_end_of_the_log(service: Service, tmp_path: Path
 def test_logs_follow_prints_new_lines(service: Service) -> None:
     service.cli("start")
     follower = subprocess.Popen(
-        [*RUNTIMED, "logs", "-f", "-n", "1"], stdout=subprocess.PIPE, text=True
+        [*RUNTIMED, "logs", "-f", "-n", "1"],
+        stdout=subprocess.PIPE,
+        text=True,
+        # Ctrl-C as a terminal delivers it: a suite started in the background (`make
+        # test &`, nohup) hands its children SIGINT ignored, and then nothing stops it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert follower.stdout is not None
