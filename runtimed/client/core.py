@@ -147,7 +147,8 @@ class Client:
             await self._start_daemon()
             await self._open_socket()
         try:
-            await asyncio.wait_for(self._handshake(), self.timeout)
+            with anyio.fail_after(self.timeout):
+                await self._handshake()
         except TimeoutError:
             await self.aclose()
             raise ClientError(
@@ -229,7 +230,8 @@ class Client:
         self._pending[request_id] = future
         try:
             await self._write(self._conn.send(Request(request_id, action, params)))
-            response = await asyncio.wait_for(future, timeout or max(self.timeout, 60))
+            with anyio.fail_after(timeout or max(self.timeout, 60)):
+                response = await future
         finally:
             self._pending.pop(request_id, None)
         if not response.ok:

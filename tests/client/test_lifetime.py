@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 
 import pytest
 
-from runtimed.client import ClientError
-from tests.conftest import RunningDaemon, eventually
+from runtimed.client import Client, ClientError
+from tests.conftest import RunningDaemon, eventually, short_socket_dir
 
 
 def readers(name: str) -> list[asyncio.Task]:
@@ -45,3 +46,26 @@ async def test_the_reader_ends_by_itself_when_the_daemon_goes(running: RunningDa
         await eventually(lambda: readers("gone") == [], what="the reader's end")
         with pytest.raises(ClientError):
             await client.request("get_comms")
+
+
+async def test_a_daemon_that_never_answers_the_handshake_is_a_timeout() -> None:
+    path = short_socket_dir() / "mute.sock"
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # accepted, never answered
+
+    server = await asyncio.start_unix_server(hold, path=str(path))
+    try:
+        client = Client("nb-mute", socket_path=path, timeout=0.5, name="mute")
+        with pytest.raises(ClientError) as caught:
+            await client.connect()
+        assert caught.value.code == "timeout"
+        assert "did not answer the handshake within 0.5 s" in caught.value.message
+        assert readers("mute") == []
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+        shutil.rmtree(path.parent, ignore_errors=True)
