@@ -159,9 +159,13 @@ def test_logs_follow_prints_new_lines(service: Service) -> None:
                 break
     finally:
         follower.send_signal(signal.SIGINT)
-        assert follower.wait(30) == 0
-        assert follower.stdout is not None
-        follower.stdout.close()
+        try:
+            code = follower.wait(30)
+        finally:
+            follower.kill()  # only one that did not stop is still there to kill
+            assert follower.stdout is not None
+            follower.stdout.close()
+    assert code == 0
 
 
 async def test_a_failed_autostart_shows_the_end_of_the_log(
