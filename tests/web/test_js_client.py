@@ -6,6 +6,7 @@ import pytest
 
 from runtimed.client import Client
 from tests.bridge.helpers import run_cell, wire_comms
+from tests.conftest import HeldClients
 from tests.web.conftest import WebDaemon, run_node
 
 pytestmark = pytest.mark.kernel
@@ -19,7 +20,7 @@ async def js(web: WebDaemon, command: str, *args: str) -> dict:
 
 @pytest.fixture
 async def py(web: WebDaemon):
-    async with web.client(NOTEBOOK) as client:
+    async with HeldClients(web.client(NOTEBOOK)) as (client,):
         await client.request("launch_kernel")
         yield client
         await client.request("shutdown_kernel")
