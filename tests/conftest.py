@@ -87,53 +87,6 @@ async def running(settings: Settings) -> AsyncIterator[RunningDaemon]:
         await handle.stop()
 
 
-class HeldClients:
-    """Clients connected, and later closed, each by a task of its own.
-
-    A client's connect and aclose belong to one task (its reader's task group), while
-    pytest-asyncio runs a fixture's setup and teardown in two tasks; and clients that
-    must connect at once (`together`) need a task each anyway. In order by default.
-    """
-
-    def __init__(self, *clients: Client, together: bool = False) -> None:
-        self.clients = clients
-        self._together = together
-        self._release = asyncio.Event()
-        self._holders: list[asyncio.Task[None]] = []
-
-    async def __aenter__(self) -> tuple[Client, ...]:
-        try:
-            if self._together:
-                await asyncio.gather(*(self._hold(client) for client in self.clients))
-            else:
-                for client in self.clients:
-                    await self._hold(client)
-        except BaseException:
-            await self.__aexit__()
-            raise
-        return self.clients
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._release.set()
-        await asyncio.gather(*self._holders)
-
-    async def _hold(self, client: Client) -> None:
-        connected = asyncio.get_running_loop().create_future()
-
-        async def hold() -> None:
-            try:
-                async with client:
-                    connected.set_result(None)
-                    await self._release.wait()
-            except BaseException as exc:
-                if connected.done():
-                    raise
-                connected.set_exception(exc)
-
-        self._holders.append(asyncio.create_task(hold()))
-        await connected
-
-
 async def eventually(
     check: Callable[[], Any], *, timeout: float = 15.0, what: str = "condition"
 ) -> Any:

@@ -33,7 +33,6 @@ from typing import Any, ClassVar, Self
 
 import anyio
 import structlog
-from anyio.abc import TaskGroup
 
 from notebook_doc import NotebookDoc, SyncState, sync_message_heads
 
@@ -117,7 +116,11 @@ class Client:
         self._daemon_heads: set[bytes] = set()  # the heads the daemon's last message named
         self._conn = Connection(Role.CLIENT, framing=transport.framing)
         self._connected = False
-        self._tasks: TaskGroup | None = None  # the reader's group, from connect to aclose
+        # The reader belongs to this Client, not to the task that called connect: connect
+        # and aclose may run in different tasks (a fixture's set-up and teardown,
+        # `asyncio.wait_for(client.connect(), t)`), which a task group entered in connect
+        # refuses. aclose ends it, as websockets' connections end theirs.
+        self._reader: asyncio.Task[None] | None = None
         self._pending: dict[int | str, asyncio.Future[Response]] = {}
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
@@ -136,8 +139,8 @@ class Client:
 
     async def connect(self) -> None:
         """Connect and hand-shake; with `autostart`, start a daemon if none answers.
-        The reader then runs until `aclose`, which the same task calls."""
-        if self._tasks is not None:
+        The reader then runs until `aclose`."""
+        if self._reader is not None:
             raise ClientError("connected", "this client is connected already")
         try:
             await self._open_socket()
@@ -156,11 +159,10 @@ class Client:
                 f"the daemon at {self._transport.address} accepted the connection but did not "
                 f"answer the handshake within {self.timeout:g} s",
             ) from None
-        tasks = anyio.create_task_group()
-        await tasks.__aenter__()
-        self._tasks = tasks
+        self._reader = asyncio.get_running_loop().create_task(
+            self._read_loop(), name=f"client reader {self.name}"
+        )
         try:
-            tasks.start_soon(self._read_loop, name=f"client reader {self.name}")
             if self.notebook_id is not None:
                 # The join sequence ends with kernel_status: by then a snapshot is loaded.
                 await self.wait_for(
@@ -209,10 +211,10 @@ class Client:
 
     async def aclose(self) -> None:
         """Stop the reader, then close the connection; idempotent."""
-        tasks, self._tasks = self._tasks, None
-        if tasks is not None:
-            tasks.cancel_scope.cancel()
-            await tasks.__aexit__(None, None, None)
+        reader, self._reader = self._reader, None
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+            await asyncio.wait([reader])  # our own cancellation still reaches us
         if self._connected:
             self._connected = False
             with contextlib.suppress(Exception):

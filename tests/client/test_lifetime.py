@@ -1,4 +1,4 @@
-"""The client's reader: one task, in the group `connect` enters and `aclose` leaves."""
+"""The client's reader: one task the Client owns from `connect` to `aclose`."""
 
 from __future__ import annotations
 
@@ -29,6 +29,21 @@ async def test_the_reader_runs_from_connect_to_aclose(running: RunningDaemon) ->
         await client.request("get_comms")
     assert closed.value.code == "closed"
     await client.aclose()  # idempotent
+
+
+async def test_connect_and_aclose_may_run_in_different_tasks(running: RunningDaemon) -> None:
+    """As a fixture's set-up and teardown do, or `wait_for` around connect: its own
+    task connects, and the test's task edits, syncs and closes."""
+    client = running.client("nb-tasks", name="tasks")
+    await asyncio.wait_for(client.connect(), 30)
+    try:
+        client.doc.add_cell(source="x")
+        await client.wait_synced()
+    finally:
+        await asyncio.create_task(client.aclose())
+    assert readers("tasks") == []
+    async with running.client("nb-tasks") as other:
+        assert [cell.source for cell in other.doc.get_cells()] == ["x"]
 
 
 async def test_a_second_connect_is_a_clear_error(running: RunningDaemon) -> None:

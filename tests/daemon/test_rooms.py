@@ -12,7 +12,7 @@ import pytest
 
 from notebook_doc import NotebookDoc, doc_filename
 from runtimed.client import ClientError
-from tests.conftest import HeldClients, RunningDaemon, eventually
+from tests.conftest import RunningDaemon, eventually
 
 
 def sources(client) -> list[str]:
@@ -63,7 +63,8 @@ async def test_join_sequence_order_is_snapshot_sync_then_kernel_status(
 
 async def test_fifty_clients_on_one_room_converge(running: RunningDaemon) -> None:
     clients = [running.client("nb-fifty", name=f"c{i}") for i in range(50)]
-    async with HeldClients(*clients, together=True):
+    await asyncio.gather(*(c.connect() for c in clients))
+    try:
         for i, client in enumerate(clients):
             client.doc.add_cell(source=f"from {i}")
         await asyncio.gather(*(c.push() for c in clients))
@@ -72,6 +73,8 @@ async def test_fifty_clients_on_one_room_converge(running: RunningDaemon) -> Non
             await client.wait_for(lambda c: set(sources(c)) == want, 30, "all 50 cells")
         views = [c.doc.to_json() for c in clients]
         assert all(view == views[0] for view in views)
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients))
 
 
 async def test_presence_is_relayed_to_the_other_peers_only(running: RunningDaemon) -> None:

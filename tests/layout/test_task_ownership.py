@@ -8,6 +8,11 @@ import ast
 from tests.layout.import_graph import module_files
 
 BARE_STARTS = {"create_task", "ensure_future"}
+# The one task not in a task group: a Client's reader. A library object may be connected
+# in one task and closed in another (a fixture's set-up and teardown, wait_for around
+# connect), which a task group entered in connect refuses; the Client owns its reader
+# and aclose ends it.
+OWNED_BY_AN_OBJECT = {"runtimed.client.core": 1}
 
 
 def _bare_starts(tree: ast.AST) -> list[int]:
@@ -57,9 +62,10 @@ def test_the_scan_sees_a_bare_task() -> None:
 
 
 def test_no_module_starts_a_bare_task() -> None:
-    """Not the kernel session's runner (its owner's group: the room's), not the client's
-    reader (the group its connect enters and its aclose leaves): no exception."""
-    assert _scan(_bare_starts) == {}
+    """Not the kernel session's runner (its owner's group: the room's); only the
+    client's reader, once."""
+    found = {name: len(lines) for name, lines in _scan(_bare_starts).items()}
+    assert found == OWNED_BY_AN_OBJECT
 
 
 def test_no_module_keeps_tasks_by_hand() -> None:

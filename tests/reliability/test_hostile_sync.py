@@ -17,7 +17,7 @@ from automerge.core import ROOT, Document, ObjType, ScalarType
 
 from runtimed.client import Client
 from tests.bridge.helpers import assert_doc_matches_comm_state, run
-from tests.conftest import HeldClients, RunningDaemon
+from tests.conftest import RunningDaemon
 from tests.daemon.test_wire import Raw, typed
 
 NOTEBOOK = "nb-hostile"
@@ -91,8 +91,11 @@ HOSTILE: dict[str, Mutation] = {
 @pytest.fixture
 async def room(running: RunningDaemon) -> AsyncIterator[tuple[Client, Client, Client]]:
     """An actor with a kernel and two widgets, a bystander and the peer that will misbehave."""
-    clients = HeldClients(*(running.client(NOTEBOOK) for _ in range(3)))
-    async with clients as (actor, bystander, offender):
+    async with (
+        running.client(NOTEBOOK) as actor,
+        running.client(NOTEBOOK) as bystander,
+        running.client(NOTEBOOK) as offender,
+    ):
         await actor.request("launch_kernel")
         actor.doc.update_metadata("kernelspec", {"name": "python3", "display_name": "Python 3"})
         for source in ("a = 1", "print(a)", "# notes"):

@@ -10,7 +10,7 @@ import pytest
 
 from runtimed.client import Client
 from runtimed.config import Settings
-from tests.conftest import HeldClients, RunningDaemon
+from tests.conftest import RunningDaemon
 from tests.remote_gateway.enterprise_gateway import EnterpriseGateway
 
 NOTEBOOK = "nb-remote"
@@ -64,7 +64,7 @@ async def remote(
 @pytest.fixture
 async def remote_pair(remote: RunningDaemon) -> AsyncIterator[tuple[Client, Client]]:
     """An actor and an observer on one room whose kernel runs on the gateway."""
-    async with HeldClients(remote.client(NOTEBOOK), remote.client(NOTEBOOK)) as (actor, observer):
+    async with remote.client(NOTEBOOK) as actor, remote.client(NOTEBOOK) as observer:
         await actor.request("launch_kernel")
         yield actor, observer
         await actor.request("shutdown_kernel")

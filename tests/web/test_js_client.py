@@ -6,7 +6,6 @@ import pytest
 
 from runtimed.client import Client
 from tests.bridge.helpers import run_cell, wire_comms
-from tests.conftest import HeldClients
 from tests.web.conftest import WebDaemon, run_node
 
 pytestmark = pytest.mark.kernel
@@ -20,7 +19,7 @@ async def js(web: WebDaemon, command: str, *args: str) -> dict:
 
 @pytest.fixture
 async def py(web: WebDaemon):
-    async with HeldClients(web.client(NOTEBOOK)) as (client,):
+    async with web.client(NOTEBOOK) as client:
         await client.request("launch_kernel")
         yield client
         await client.request("shutdown_kernel")

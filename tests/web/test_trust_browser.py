@@ -18,7 +18,6 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from runtimed.client import Client
-from tests.conftest import HeldClients
 from tests.daemon.test_trust import html_widget_state
 from tests.web.conftest import ARTIFACTS, Browser, WebDaemon
 
@@ -152,7 +151,7 @@ async def shown(
     """A downloaded notebook shown in page "t", checked inert; a Python peer holds its room."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = hostile_notebook(tmp_path / "downloaded.ipynb")
-    async with HeldClients(web.client(path, path=path)) as (py,):
+    async with web.client(path, path=path) as py:
         await browser.call("open", page="t", url=web.page_url(path))
         await inert_rendered(browser, "t")
         yield py, path
