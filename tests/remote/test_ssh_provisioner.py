@@ -23,7 +23,7 @@ from tests.bridge.helpers import (
     run,
     run_cell,
 )
-from tests.conftest import HeldClients, eventually
+from tests.conftest import eventually
 from tests.reliability.conftest import DaemonProcess
 from tests.remote.conftest import (
     KERNEL_NAME,
@@ -77,8 +77,7 @@ async def room(
 ) -> AsyncIterator[tuple[Client, Client]]:
     """An actor and an observer on a room of its own (the daemon is the module's)."""
     notebook = f"nb-{request.node.name}"
-    clients = HeldClients(remote_daemon.client(notebook), remote_daemon.client(notebook))
-    async with clients as (actor, observer):
+    async with remote_daemon.client(notebook) as actor, remote_daemon.client(notebook) as observer:
         yield actor, observer
 
 

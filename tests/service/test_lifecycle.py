@@ -17,7 +17,6 @@ from runtimed.client import Client, ClientError
 from runtimed.config import lock_path
 from runtimed.service.lock import process_alive
 from tests.bridge.helpers import run_cell
-from tests.conftest import HeldClients
 from tests.service.conftest import RUNTIMED, Service, wait_gone
 
 
@@ -105,8 +104,11 @@ def test_start_takes_over_from_a_sigkilled_daemon(service: Service) -> None:
 
 async def test_ten_concurrent_autostarting_clients_get_one_daemon(service: Service) -> None:
     clients = [Client(socket_path=service.socket, autostart=True) for _ in range(10)]
-    async with HeldClients(*clients, together=True):
+    await asyncio.gather(*(client.connect() for client in clients))
+    try:
         infos = await asyncio.gather(*(client.request("daemon_info") for client in clients))
+    finally:
+        await asyncio.gather(*(client.aclose() for client in clients))
     pids = {info["pid"] for info in infos}
     assert len(pids) == 1
     assert [p.pid for p in service.daemons()] == list(pids)
