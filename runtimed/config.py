@@ -91,6 +91,9 @@ class Settings:
     # replaced by one comm_sync; one that stays stuck this long is dropped.
     peer_queue_limit: int = 32 * 1024 * 1024
     peer_stall_timeout: float = 30.0
+    # A doc-sync message with changes is in flight until the peer answers or this many
+    # seconds pass; doc changes meanwhile wait and go in one message (protocol.md).
+    sync_pacing: float = 1.0
     # An execution that carried at least this many comm messages is followed by a
     # reconcile with the kernel's own widget state once the kernel is idle.
     reconcile_threshold: int = 500

@@ -4,8 +4,9 @@ The room never waits on a peer. It hands frames meant for one peer to `Peer.send
 (which only appends), broadcasts to the room's `BroadcastLog` (framed once, read by
 every peer from its own cursor), and flags `request_sync` (sync messages are generated
 when the writer is ready to write, so a slow peer gets one fresh message instead of a
-backlog). The writer sends everything queued in one write, its own frames and the
-room's broadcasts in the order they were queued. A peer whose backlog grows past its
+backlog; `SyncPacing` holds the next one while a message with changes is in flight).
+The writer sends everything queued in one write, its own frames and the room's
+broadcasts in the order they were queued. A peer whose backlog grows past its
 limit loses its queued comm broadcasts for one `comm_sync` built at write time; a peer
 that stays stuck past the stall timeout is dropped.
 """
@@ -23,6 +24,7 @@ import structlog
 
 from notebook_doc import SyncState
 
+from ..config import Settings
 from ..wire import (
     Broadcast,
     Connection,
@@ -33,6 +35,7 @@ from ..wire import (
     Snapshot,
     Sync,
 )
+from .sync_pacing import SyncPacing
 
 if TYPE_CHECKING:
     from .broadcast_log import BroadcastLog
@@ -63,6 +66,7 @@ class Peer:
         *,
         queue_limit: int,
         stall_timeout: float,
+        sync_pacing: float = Settings.sync_pacing,
         name: str = "",
     ) -> None:
         self.id = f"p{next(_peer_ids)}"
@@ -72,6 +76,8 @@ class Peer:
         self.queue_limit = queue_limit
         self.stall_timeout = stall_timeout
         self.sync_state = SyncState()
+        self.pacing = SyncPacing(sync_pacing)
+        self._pacing_timer: asyncio.TimerHandle | None = None
         # Set by the room on join: make this peer's next sync message (None: nothing to say).
         self.sync_source: Callable[[SyncState], bytes | None] | None = None
         # Set by the room on join: a fresh comm_sync broadcast, used after an overflow.
@@ -135,6 +141,10 @@ class Peer:
         self._sync_pending = True
         self.wake()
 
+    def sync_received(self, data: bytes) -> None:
+        """The peer's SYNC `data` was applied: it may answer the message in flight."""
+        self.pacing.received(data)
+
     def acknowledge_sync(self) -> None:
         """Make the answer to a sync message that brought changes now, not at write time.
 
@@ -149,7 +159,7 @@ class Peer:
         if len(data) >= self.conn.max_frame_size:
             self.request_sync()  # the writer restarts from a snapshot when it is too large
             return
-        self._acks.append(self.conn.send(Sync(data)))
+        self._acks.append(self._sync_frame(data))
         self.wake()
 
     def restart_sync(self, *events: object) -> None:
@@ -159,6 +169,7 @@ class Peer:
         for event in events:
             self.send(event)
         self.sync_state = SyncState()
+        self.pacing.reset()  # nothing of the old sync is in flight any more
         self._sync_after_queue = True
         self.request_sync()
 
@@ -239,18 +250,41 @@ class Peer:
             self._sync_after_queue = False
             frames.extend(self._queued_frames())
         if self._sync_pending and self.sync_source is not None:
-            self._sync_pending = False
-            data = self.sync_source(self.sync_state)
-            if data is not None and len(data) >= self.conn.max_frame_size:
-                frames.append(self._restart_from_snapshot(len(data)))
-                data = self.sync_source(self.sync_state)
-            if data is not None:
-                frames.append(self.conn.send(Sync(data)))
+            self._take_sync(frames)
         frames.extend(self._queued_frames())
         if self._comm_resync and self.comm_sync_source is not None:
             self._comm_resync = False
             frames.append(self.conn.send(self.comm_sync_source()))
         return frames
+
+    def _take_sync(self, frames: list[bytes]) -> None:
+        """Add the next sync message to `frames`, unless one with changes is in flight:
+        then wake again when the pacing interval ends (or earlier, at the answer)."""
+        delay = self.pacing.wait()
+        if delay > 0:
+            if self._pacing_timer is None:
+                loop = asyncio.get_running_loop()
+                self._pacing_timer = loop.call_later(delay, self._pacing_over)
+            return
+        assert self.sync_source is not None
+        if self._pacing_timer is not None:  # answered before the interval ended
+            self._pacing_timer.cancel()
+            self._pacing_timer = None
+        self._sync_pending = False
+        data = self.sync_source(self.sync_state)
+        if data is not None and len(data) >= self.conn.max_frame_size:
+            frames.append(self._restart_from_snapshot(len(data)))
+            data = self.sync_source(self.sync_state)
+        if data is not None:
+            frames.append(self._sync_frame(data))
+
+    def _pacing_over(self) -> None:
+        self._pacing_timer = None
+        self.wake()
+
+    def _sync_frame(self, data: bytes) -> bytes:
+        self.pacing.sent(data)
+        return self.conn.send(Sync(data))
 
     def _restart_from_snapshot(self, sync_size: int) -> bytes:
         """A peer so far behind that its changes do not fit in a frame: send the whole doc
@@ -278,6 +312,8 @@ class Peer:
         if self._closed:
             return
         self._closed = True
+        if self._pacing_timer is not None:
+            self._pacing_timer.cancel()
         if self.broadcast_log is not None:
             self.broadcast_log.detach(self)
         self._wake.set()

@@ -147,6 +147,7 @@ class NotebookRoom:
             return
         before = self.doc.get_heads()
         changed = self.doc.receive_sync_message(peer.sync_state, data)
+        peer.sync_received(data)
         if changed:
             self.compactor.client_changed()
             problems = self.doc.validate()

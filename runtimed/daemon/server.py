@@ -192,6 +192,7 @@ class Daemon:
             transport,
             queue_limit=self.settings.peer_queue_limit,
             stall_timeout=self.settings.peer_stall_timeout,
+            sync_pacing=self.settings.sync_pacing,
         )
         self._peers.add(peer)
         session = PeerSession(self, peer)

@@ -1,0 +1,68 @@
+"""One doc-sync round in flight per peer, so a burst of doc changes folds into few messages.
+
+Without pacing, every flush of the room's doc costs every peer a whole sync round: the
+daemon's message, the peer's answer, the daemon's look at that answer. With 50 peers
+and a flush every 16 ms that round trip is most of the daemon's CPU. Instead, a SYNC
+from the daemon that carries changes is *in flight* until the peer answers it (an
+Automerge peer answers a message that moved its heads) or `interval` seconds pass.
+While one is in flight, doc changes only mark the peer as due; its next message then
+carries all of them. A peer that answers quickly still gets each change at once; one
+that is busy or far away gets fewer, larger messages, and nothing is lost: Automerge's
+sync state knows what the peer lacks. Answers to a peer's own messages are never held
+(docs/protocol.md, "Joining a notebook room").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from notebook_doc import SyncMessageError, summarize_sync_message
+
+
+class SyncPacing:
+    """When one peer may get its next doc-sync message."""
+
+    def __init__(self, interval: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._in_flight: frozenset[bytes] | None = None  # the heads a message in flight named
+        self._since = 0.0
+
+    def sent(self, data: bytes) -> None:
+        """The daemon sent `data` to the peer: in flight when it carries changes."""
+        message = summarize_sync_message(data)
+        if message.changes:
+            self._in_flight = message.heads
+            self._since = self._clock()
+
+    def received(self, data: bytes) -> None:
+        """The peer sent `data` (a SYNC Automerge accepted). It answers what is in flight
+        when it names every head that message named, or brings changes of its own (an
+        edit on top of those heads names only itself), or needs changes (Automerge's
+        Bloom filter held one back: the reply must not wait). An answer to an older
+        message does not count: counted, each would start a round of its own, and a
+        peer that lags would get ever more of them."""
+        if self._in_flight is None:
+            return
+        try:
+            message = summarize_sync_message(data)
+        except SyncMessageError:  # Automerge took it; what this reader cannot, ends it
+            self._in_flight = None
+            return
+        if message.changes or message.needs or self._in_flight <= message.heads:
+            self._in_flight = None
+
+    def reset(self) -> None:
+        """Sync starts over (a compaction's switch): nothing is in flight."""
+        self._in_flight = None
+
+    def wait(self) -> float:
+        """Seconds until the next message may go (0: now)."""
+        if self._in_flight is None:
+            return 0.0
+        left = self._since + self.interval - self._clock()
+        if left <= 0:
+            self._in_flight = None
+            return 0.0
+        return left
