@@ -24,7 +24,7 @@ import structlog
 
 from notebook_doc import SyncState
 
-from ..config import Settings
+from ..config import ROOM_SYNC_RATE, SYNC_PACING
 from ..wire import (
     Broadcast,
     Connection,
@@ -50,6 +50,9 @@ class FrameTransport(Protocol):
 
     async def send_frames(self, frames: list[bytes]) -> None: ...
 
+    def send_nowait(self, frames: list[bytes]) -> bool:
+        """Write `frames` at once if that cannot block (True), else leave them (False)."""
+
     def send_now(self, frame: bytes) -> None:
         """Write one frame at once, between batches (an error frame before a close)."""
 
@@ -66,7 +69,8 @@ class Peer:
         *,
         queue_limit: int,
         stall_timeout: float,
-        sync_pacing: float = Settings.sync_pacing,
+        sync_pacing: float = SYNC_PACING,
+        room_sync_rate: float = ROOM_SYNC_RATE,
         name: str = "",
     ) -> None:
         self.id = f"p{next(_peer_ids)}"
@@ -76,7 +80,7 @@ class Peer:
         self.queue_limit = queue_limit
         self.stall_timeout = stall_timeout
         self.sync_state = SyncState()
-        self.pacing = SyncPacing(sync_pacing)
+        self.pacing = SyncPacing(sync_pacing, room_sync_rate)
         self._pacing_timer: asyncio.TimerHandle | None = None
         # Set by the room on join: make this peer's next sync message (None: nothing to say).
         self.sync_source: Callable[[SyncState], bytes | None] | None = None
@@ -231,8 +235,8 @@ class Peer:
             self._wake.clear()
             self._woken = False
             frames = self._take_batch()
-            if not frames:
-                continue
+            if not frames or self.transport.send_nowait(frames):
+                continue  # the usual batch: no drain to wait for, so no stall to time
             try:
                 async with asyncio.timeout(self.stall_timeout):
                     await self.transport.send_frames(frames)
@@ -240,6 +244,9 @@ class Peer:
                 self.log.warning("peer_dropped", reason="stalled", timeout=self.stall_timeout)
                 self.close()
                 return
+
+    def _room_size(self) -> int:
+        return 1 if self.broadcast_log is None else max(1, self.broadcast_log.readers)
 
     def _take_batch(self) -> list[bytes]:
         # The sync message goes first: a broadcast about a doc change (execution_done
@@ -258,9 +265,11 @@ class Peer:
         return frames
 
     def _take_sync(self, frames: list[bytes]) -> None:
-        """Add the next sync message to `frames`, unless one with changes is in flight:
-        then wake again when the pacing interval ends (or earlier, at the answer)."""
-        delay = self.pacing.wait()
+        """Add the next sync message to `frames`, unless pacing holds it (one with changes
+        is in flight, or the last went too recently): then wake again when it may go.
+        Never held before a frame that is not a comm event: execution_done, say, promises
+        that the doc change before it has arrived."""
+        delay = 0.0 if self._ordered_frame_queued() else self.pacing.wait(self._room_size())
         if delay > 0:
             if self._pacing_timer is None:
                 loop = asyncio.get_running_loop()
@@ -277,6 +286,12 @@ class Peer:
             data = self.sync_source(self.sync_state)
         if data is not None:
             frames.append(self._sync_frame(data))
+
+    def _ordered_frame_queued(self) -> bool:
+        shared = self.broadcast_log
+        if shared is not None and shared.last_ordered >= self.cursor:
+            return True
+        return any(not comm for _, comm, _ in self._queue)
 
     def _pacing_over(self) -> None:
         self._pacing_timer = None

@@ -67,7 +67,7 @@ class NotebookRoom:
         self.room_id = hashlib.sha256(notebook_id.encode()).hexdigest()[:12]
         self.log = log.bind(room_id=self.room_id)
         self.peers: dict[str, Peer] = {}
-        self.broadcasts = BroadcastLog()  # framed once, read by every peer
+        self.broadcasts = BroadcastLog(settings.room_write_rate)  # framed once, read by all
         # Its saves, merges, reconciles and compactions: run by the registry's group.
         self.tasks = TaskOwner(f"room {self.room_id}", self.log)
         self.storage = StorageAlarm(self)  # the blob store's failures, said and retried

@@ -6,10 +6,12 @@ and a flush every 16 ms that round trip is most of the daemon's CPU. Instead, a 
 from the daemon that carries changes is *in flight* until the peer answers it (an
 Automerge peer answers a message that moved its heads) or `interval` seconds pass.
 While one is in flight, doc changes only mark the peer as due; its next message then
-carries all of them. A peer that answers quickly still gets each change at once; one
-that is busy or far away gets fewer, larger messages, and nothing is lost: Automerge's
-sync state knows what the peer lacks. Answers to a peer's own messages are never held
-(docs/protocol.md, "Joining a notebook room").
+carries all of them. Messages with changes are also spaced by the room's size, so that
+its peers together get at most about `room_rate` a second while the doc keeps changing
+(a peer that answers at once would otherwise get one per flush). A change after a quiet
+spell still goes at once; a peer that is busy or far away gets fewer, larger messages,
+and nothing is lost: Automerge's sync state knows what the peer lacks. Answers to a
+peer's own changes are never held (docs/protocol.md, "Pacing").
 """
 
 from __future__ import annotations
@@ -23,11 +25,18 @@ from notebook_doc import SyncMessageError, summarize_sync_message
 class SyncPacing:
     """When one peer may get its next doc-sync message."""
 
-    def __init__(self, interval: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        interval: float,
+        room_rate: float = float("inf"),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.interval = interval
+        self.room_rate = room_rate
         self._clock = clock
         self._in_flight: frozenset[bytes] | None = None  # the heads a message in flight named
-        self._since = 0.0
+        self._since = float("-inf")  # when the last message with changes went
 
     def sent(self, data: bytes) -> None:
         """The daemon sent `data` to the peer: in flight when it carries changes."""
@@ -54,15 +63,16 @@ class SyncPacing:
             self._in_flight = None
 
     def reset(self) -> None:
-        """Sync starts over (a compaction's switch): nothing is in flight."""
+        """Sync starts over (a compaction's switch): nothing is in flight, nothing waits."""
         self._in_flight = None
+        self._since = float("-inf")
 
-    def wait(self) -> float:
-        """Seconds until the next message may go (0: now)."""
-        if self._in_flight is None:
-            return 0.0
-        left = self._since + self.interval - self._clock()
-        if left <= 0:
+    def wait(self, peers: int = 1) -> float:
+        """Seconds until the next message may go (0: now): its answer or the interval, and
+        `peers / room_rate` after the last one with changes (a room's peers together get
+        about `room_rate` a second in a burst; after a quiet spell, at once)."""
+        now = self._clock()
+        if self._in_flight is not None and now - self._since >= self.interval:
             self._in_flight = None
-            return 0.0
-        return left
+        until = self._since + (self.interval if self._in_flight else peers / self.room_rate)
+        return max(0.0, until - now)

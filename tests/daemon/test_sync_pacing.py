@@ -20,19 +20,27 @@ from notebook_doc import NotebookDoc, SyncState, summarize_sync_message
 from runtimed.client import Client
 from runtimed.config import Settings
 from runtimed.daemon.sync_pacing import SyncPacing
-from runtimed.wire import Sync
+from runtimed.wire import Broadcast, Sync
 from tests.conftest import RunningDaemon
 from tests.daemon.compaction_helpers import sources
 
 
 class HoldingClient(Client):
     """Applies the daemon's SYNC frames but answers them only while `answering`: a peer
-    that is busy or far away. Counts the SYNC frames that carried changes."""
+    that is busy or far away. Counts the SYNC frames that carried changes, and notes the
+    outputs its doc held for a cell when that cell's `execution_done` came."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.answering = True
         self.with_changes = 0
+        self.outputs_at_done: dict[str, list[str]] = {}
+
+    def _on_broadcast(self, event: Broadcast) -> None:
+        if event.event == "execution_done":
+            cell_id = event.fields["cell_id"]
+            self.outputs_at_done[cell_id] = self.doc.get_outputs(cell_id)
+        super()._on_broadcast(event)
 
     async def _handle(self, event: Any) -> None:
         if isinstance(event, Sync):
@@ -73,9 +81,10 @@ async def test_a_peer_gets_one_sync_with_changes_until_it_answers(settings: Sett
         before = holder.with_changes
 
         await edit(writer, 20, "w")
-        # Its own request's answer comes after anything the daemon's writer for it made
-        # before: every SYNC the 20 changes caused has arrived by then.
-        await holder.request("get_comms")
+        # Unpaced, each of the 20 changes (one round trip of the writer's apart) would
+        # have sent the holder a SYNC of its own by now; paced, only the first went. (No
+        # request as a barrier here: its response would take the held SYNC along.)
+        await holder.wait_for(lambda c: c.with_changes > before, 10, "the first SYNC")
         assert holder.with_changes - before == 1
 
         holder.answering = True
@@ -130,6 +139,30 @@ async def test_edits_a_compaction_and_a_late_joiner_during_a_burst_all_converge(
                     lambda c: sorted(sources(c)) == expected, 20, f"{client.name} converged"
                 )
             assert sources(late) == sources(first) == sources(slow)
+
+
+@pytest.mark.kernel
+async def test_execution_done_never_overtakes_the_outputs_pacing_holds(
+    settings: Settings,
+) -> None:
+    """execution_done promises the cell's outputs are in the doc: the SYNC carrying them
+    goes before it even while an earlier one is in flight (a real kernel's outputs)."""
+    async with (
+        paced(settings, 60.0) as daemon,
+        daemon.client("nb-order") as actor,
+        HoldingClient("nb-order", socket_path=settings.socket_path) as holder,
+    ):
+        await actor.request("launch_kernel")
+        await holder.wait_synced()
+        holder.answering = False  # the first outputs stay in flight for the whole test
+        cells = [actor.doc.add_cell(source=f"print('out {i}')") for i in range(3)]
+        for cell_id in cells:
+            assert (await actor.run_cell(cell_id))["status"] == "ok"
+        await holder.wait_for(
+            lambda c: set(c.outputs_at_done) == set(cells), 30, "every execution_done"
+        )
+        assert all(holder.outputs_at_done[cell_id] for cell_id in cells)
+        await actor.request("shutdown_kernel")
 
 
 # --- the pacing rule alone, with real Automerge messages ------------------------------
