@@ -291,7 +291,7 @@ class Peer:
         shared = self.broadcast_log
         if shared is not None and shared.last_ordered >= self.cursor:
             return True
-        return any(not comm for _, comm, _ in self._queue)
+        return bool(self._queue) and any(not comm for _, comm, _ in self._queue)
 
     def _pacing_over(self) -> None:
         self._pacing_timer = None
