@@ -32,7 +32,9 @@ class Coalescer:
         self._handle: asyncio.Handle | None = None
         self._last = float("-inf")
         self._last_poke = float("-inf")
+        self._late = False  # the pending flush waits for the window: a burst is on
         self.flushes = 0
+        self.bursting = False  # during a flush: it is a burst's, not the first after a pause
 
     def poke(self) -> None:
         now = self._clock()
@@ -42,6 +44,7 @@ class Coalescer:
             return
         loop = asyncio.get_running_loop()
         delay = 0.0 if paused else self._last + self.window - now
+        self._late = delay > 0
         if delay <= 0:
             self._handle = loop.call_soon(self.flush_now)
         else:
@@ -49,12 +52,16 @@ class Coalescer:
 
     def flush_now(self) -> None:
         """Flush at once (also on close, so nothing waits on a timer that will not fire)."""
+        self.bursting = self._handle is not None and self._late
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
         self._last = self._clock()
         self.flushes += 1
-        self._flush()
+        try:
+            self._flush()
+        finally:
+            self.bursting = False
 
     def cancel(self) -> None:
         if self._handle is not None:

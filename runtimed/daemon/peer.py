@@ -96,6 +96,7 @@ class Peer:
         self.broadcast_log: BroadcastLog | None = None  # set by the room's log on attach
         self.cursor = 0  # the position of the next broadcast this peer has not taken
         self._sync_pending = False
+        self._sync_now = False  # the pending sync message may not wait for pacing
         self._sync_after_queue = False  # the next sync message goes after the queued frames
         self._acks: list[bytes] = []  # sync answers made on receipt, sent before anything
         self._comm_resync = False
@@ -141,8 +142,10 @@ class Peer:
         fields = {"code": "frame_too_large", "message": f"{name}: {message}"}
         return self.conn.send(Broadcast("error", fields))
 
-    def request_sync(self) -> None:
+    def request_sync(self, *, paced: bool = False) -> None:
+        """Send a sync message at the next write; `paced`: it may wait (sync_pacing.py)."""
         self._sync_pending = True
+        self._sync_now = self._sync_now or not paced
         self.wake()
 
     def sync_received(self, data: bytes) -> None:
@@ -265,11 +268,13 @@ class Peer:
         return frames
 
     def _take_sync(self, frames: list[bytes]) -> None:
-        """Add the next sync message to `frames`, unless pacing holds it (one with changes
-        is in flight, or the last went too recently): then wake again when it may go.
-        Never held before a frame that is not a comm event: execution_done, say, promises
-        that the doc change before it has arrived."""
-        delay = 0.0 if self._ordered_frame_queued() else self.pacing.wait(self._room_size())
+        """Add the next sync message to `frames`, unless pacing holds it (only a burst's
+        changes and answers wait: while one with changes is in flight, or the last went
+        too recently): then wake again when it may go. Never held before a frame that is
+        not a comm event: execution_done, say, promises that the doc change before it has
+        arrived."""
+        urgent = self._sync_now or self._ordered_frame_queued()
+        delay = 0.0 if urgent else self.pacing.wait(self._room_size())
         if delay > 0:
             if self._pacing_timer is None:
                 loop = asyncio.get_running_loop()
@@ -279,7 +284,7 @@ class Peer:
         if self._pacing_timer is not None:  # answered before the interval ended
             self._pacing_timer.cancel()
             self._pacing_timer = None
-        self._sync_pending = False
+        self._sync_pending = self._sync_now = False
         data = self.sync_source(self.sync_state)
         if data is not None and len(data) >= self.conn.max_frame_size:
             frames.append(self._restart_from_snapshot(len(data)))

@@ -156,7 +156,7 @@ class NotebookRoom:
             self._doc_changed(origin=peer)
             peer.acknowledge_sync()
         else:
-            peer.request_sync()
+            peer.request_sync(paced=True)  # an answer: it waits for what is in flight
 
     def receive_switch(self, peer: Peer, event: Switch) -> None:
         """A peer's move to the compacted doc (docs/protocol.md, Compaction)."""
@@ -219,10 +219,12 @@ class NotebookRoom:
 
     # --- doc writes --------------------------------------------------------------------
 
-    def _doc_changed(self, origin: Peer | None = None) -> None:
+    def _doc_changed(self, origin: Peer | None = None, *, paced: bool = False) -> None:
+        """`paced`: a burst's coalesced write, whose SYNC may wait (protocol.md, Pacing);
+        any other change goes to every peer at once."""
         for peer in self.peers.values():
             if peer is not origin:
-                peer.request_sync()
+                peer.request_sync(paced=paced)
         self.persister.changed()
         self.compactor.changed()
         if self.saver is not None:
@@ -266,7 +268,7 @@ class NotebookRoom:
         self._dirty_cells.clear()
         self.storage.error = None
         if changed:
-            self._doc_changed()
+            self._doc_changed(paced=self.coalescer.bursting)
 
     def _write_cell_outputs(self, cell_id: str, output_log: OutputLog) -> bool:
         try:

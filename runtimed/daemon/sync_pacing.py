@@ -1,17 +1,16 @@
 """One doc-sync round in flight per peer, so a burst of doc changes folds into few messages.
 
-Without pacing, every flush of the room's doc costs every peer a whole sync round: the
-daemon's message, the peer's answer, the daemon's look at that answer. With 50 peers
-and a flush every 16 ms that round trip is most of the daemon's CPU. Instead, a SYNC
-from the daemon that carries changes is *in flight* until the peer answers it (an
-Automerge peer answers a message that moved its heads) or `interval` seconds pass.
-While one is in flight, doc changes only mark the peer as due; its next message then
-carries all of them. Messages with changes are also spaced by the room's size, so that
-its peers together get at most about `room_rate` a second while the doc keeps changing
-(a peer that answers at once would otherwise get one per flush). A change after a quiet
-spell still goes at once; a peer that is busy or far away gets fewer, larger messages,
-and nothing is lost: Automerge's sync state knows what the peer lacks. Answers to a
-peer's own changes are never held (docs/protocol.md, "Pacing").
+Without pacing, every flush of a burst (a widget stream: one doc change per 16 ms)
+costs every peer a whole sync round: the daemon's message, the peer's answer, the
+daemon's look at that answer. With 50 peers that round trip is most of the daemon's
+CPU. So a burst's changes are paced (the room says which; any other change goes at
+once): a SYNC from the daemon that carries changes is *in flight* until the peer
+answers it (an Automerge peer answers a message that moved its heads) or `interval`
+seconds pass, and the next one goes at least `peers / room_rate` seconds after it (a
+room's peers together get about `room_rate` a second). Meanwhile doc changes only mark
+the peer as due; its next message carries all of them. A peer that is busy or far away
+gets fewer, larger messages, and nothing is lost: Automerge's sync state knows what the
+peer lacks (docs/protocol.md, "Pacing").
 """
 
 from __future__ import annotations

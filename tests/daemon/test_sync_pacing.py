@@ -1,9 +1,10 @@
 """Doc-sync pacing: one SYNC with changes in flight per peer, and nothing lost by it.
 
-Real daemon, real clients (Automerge peers over the Unix socket): a peer that does not
-answer gets one SYNC carrying changes, then the rest once it answers (or once the
-pacing interval ends); a burst of edits from several clients, a compaction and a late
-joiner in the middle of it, and every doc ends equal.
+Real daemon, real kernel, real clients (Automerge peers over the Unix socket): during a
+kernel's burst a peer that does not answer gets one SYNC carrying changes, then the
+rest once it answers (or once the pacing interval ends); a burst, edits from two
+clients, a compaction and a late joiner at once, and every doc ends equal; and
+execution_done never overtakes the outputs pacing holds.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,24 +25,23 @@ from runtimed.config import Settings
 from runtimed.daemon.sync_pacing import SyncPacing
 from runtimed.wire import Broadcast, Sync
 from tests.conftest import RunningDaemon
-from tests.daemon.compaction_helpers import sources
 
 
 class HoldingClient(Client):
     """Applies the daemon's SYNC frames but answers them only while `answering`: a peer
     that is busy or far away. Counts the SYNC frames that carried changes, and notes the
-    outputs its doc held for a cell when that cell's `execution_done` came."""
+    text its doc held for a cell when that cell's `execution_done` came."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.answering = True
         self.with_changes = 0
-        self.outputs_at_done: dict[str, list[str]] = {}
+        self.printed_at_done: dict[str, str] = {}
 
     def _on_broadcast(self, event: Broadcast) -> None:
         if event.event == "execution_done":
             cell_id = event.fields["cell_id"]
-            self.outputs_at_done[cell_id] = self.doc.get_outputs(cell_id)
+            self.printed_at_done[cell_id] = printed(self, cell_id)
         super()._on_broadcast(event)
 
     async def _handle(self, event: Any) -> None:
@@ -53,8 +55,11 @@ class HoldingClient(Client):
 
 @contextlib.asynccontextmanager
 async def paced(settings: Settings, interval: float) -> AsyncIterator[RunningDaemon]:
-    """A daemon whose pacing interval is `interval` seconds."""
-    handle = RunningDaemon(dataclasses.replace(settings, sync_pacing=interval))
+    """A daemon whose pacing interval is `interval` seconds. Its coalescing window is
+    0.2 s, so a burst (lines 2 ms apart) stays one however loaded the machine: only a
+    pause of 0.1 s would make a change the first after a pause, sent unpaced."""
+    changed = dataclasses.replace(settings, sync_pacing=interval, coalesce_window=0.2)
+    handle = RunningDaemon(changed)
     await handle.start()
     try:
         yield handle
@@ -69,99 +74,165 @@ async def edit(client: Client, count: int, tag: str) -> None:
         await client.wait_synced()
 
 
-async def test_a_peer_gets_one_sync_with_changes_until_it_answers(settings: Settings) -> None:
+# A counter printed to `lines` - 1, 2 ms apart, each line replacing the last: the room
+# writes it in a burst, one doc change per window.
+BURST = """import os, time
+from IPython.display import clear_output
+for i in range({lines}):
+    clear_output(wait=True)
+    print(i, flush=True)
+    time.sleep(0.002)
+"""
+
+
+def burst_then_wait(lines: int, marker: Path) -> str:
+    """The burst, then busy until `marker` exists: nothing but the burst's own paced
+    SYNC frames can bring its outputs to a peer meanwhile."""
+    wait = f"while not os.path.exists({str(marker)!r}):\n    time.sleep(0.01)\n"
+    return BURST.format(lines=lines) + wait
+
+
+def printed(client: Client, cell_id: str) -> str:
+    return "".join(
+        json.loads(entry).get("text", "")
+        for entry in client.doc.get_outputs(cell_id)
+        if entry.startswith("{")
+    )
+
+
+def all_printed(lines: int) -> Callable[[Client], bool]:
+    return lambda c: any(printed(c, cell) == f"{lines - 1}\n" for cell in c.doc.cell_ids())
+
+
+@pytest.mark.kernel
+async def test_a_peer_that_does_not_answer_gets_a_bursts_writes_in_one_sync(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """While a SYNC with changes is unanswered, the burst's doc changes wait (a 60 s
+    interval: only the answer can release them), then come in one go."""
+    marker = tmp_path / "go"
     async with (
         paced(settings, 60.0) as daemon,
-        daemon.client("nb-pace") as writer,
+        daemon.client("nb-pace") as actor,
         HoldingClient("nb-pace", socket_path=settings.socket_path) as holder,
     ):
-        await writer.wait_synced()
-        await holder.wait_synced()
+        await actor.request("launch_kernel")
+        await actor.run_cell(actor.doc.add_cell(source="1"))
+        cell_id = actor.doc.add_cell(source=burst_then_wait(1000, marker))
+        await actor.wait_synced()
+        await holder.wait_for(lambda c: cell_id in c.doc.cell_ids(), 10, "the cell")
         holder.answering = False
         before = holder.with_changes
-
-        await edit(writer, 20, "w")
-        # Unpaced, each of the 20 changes (one round trip of the writer's apart) would
-        # have sent the holder a SYNC of its own by now; paced, only the first went. (No
-        # request as a barrier here: its response would take the held SYNC along.)
-        await holder.wait_for(lambda c: c.with_changes > before, 10, "the first SYNC")
-        assert holder.with_changes - before == 1
+        await actor.request("execute_cell", cell_id=cell_id)
+        await actor.wait_for(all_printed(1000), 60, "the burst in the actor's doc")
+        # Unpaced, each of the burst's 10 or more windows (2 s at least) would have sent
+        # the holder a SYNC of its own; paced, only the changes before it (queued,
+        # running and its count) and the burst's first window's did.
+        assert holder.with_changes - before <= 6
+        assert not all_printed(1000)(holder)
 
         holder.answering = True
         await holder.push()  # the answer to the message in flight
-        await holder.wait_for(lambda c: sources(c) == sources(writer), 10, "the rest")
-        assert len(sources(holder)) == 20
+        await holder.wait_for(all_printed(1000), 20, "the rest, before the cell ends")
+        marker.touch()
+        await actor.wait_for(lambda c: c.kernel_status == "idle", 20, "the cell's end")
+        await actor.request("shutdown_kernel")
 
 
-async def test_a_peer_that_never_answers_still_gets_every_change(settings: Settings) -> None:
+@pytest.mark.kernel
+async def test_a_peer_that_never_answers_still_gets_every_change(
+    settings: Settings, tmp_path: Path
+) -> None:
+    marker = tmp_path / "go"
     async with (
         paced(settings, 0.2) as daemon,
-        daemon.client("nb-silent") as writer,
+        daemon.client("nb-silent") as actor,
         HoldingClient("nb-silent", socket_path=settings.socket_path) as silent,
     ):
-        await writer.wait_synced()
+        await actor.request("launch_kernel")
+        await actor.run_cell(actor.doc.add_cell(source="1"))
         await silent.wait_synced()
         silent.answering = False
+        cell_id = actor.doc.add_cell(source=burst_then_wait(200, marker))
+        await actor.wait_synced()
+        await actor.request("execute_cell", cell_id=cell_id)
+        # No answer and no broadcast but comm events while the cell is busy: only the
+        # pacing interval's end lets the next SYNC go.
+        await silent.wait_for(all_printed(200), 30, "every change, unanswered")
+        marker.touch()
+        await actor.wait_for(lambda c: c.kernel_status == "idle", 20, "the cell's end")
+        await actor.request("shutdown_kernel")
 
-        await edit(writer, 10, "w")
-        await silent.wait_for(lambda c: sources(c) == sources(writer), 10, "every change")
-        assert len(sources(silent)) == 10
 
-
-async def test_edits_a_compaction_and_a_late_joiner_during_a_burst_all_converge(
-    settings: Settings,
+@pytest.mark.kernel
+async def test_a_burst_edits_a_compaction_and_a_late_joiner_all_converge(
+    settings: Settings, tmp_path: Path
 ) -> None:
-    """Two clients edit at once while others watch, one of them answering late; the
-    room compacts in the middle and a client joins late: every doc ends the same."""
+    """A kernel's burst (paced) while two clients edit (not paced), one peer answering
+    late; the room compacts in the middle and a client joins late: every doc ends the
+    same."""
+    marker = tmp_path / "go"
     async with (
         paced(settings, 1.0) as daemon,
         daemon.client("nb-burst") as first,
         daemon.client("nb-burst") as second,
-        daemon.client("nb-burst") as watcher,
         HoldingClient("nb-burst", socket_path=settings.socket_path) as slow,
     ):
-        for client in (first, second, watcher, slow):
+        await first.request("launch_kernel")
+        await first.run_cell(first.doc.add_cell(source="1"))
+        for client in (first, second, slow):
             await client.wait_synced()
+        cell_id = first.doc.add_cell(source=burst_then_wait(400, marker))
+        await first.wait_synced()
         slow.answering = False
+        await first.request("execute_cell", cell_id=cell_id)
 
         async def compact_midway() -> None:
-            await first.wait_for(lambda c: len(sources(c)) >= 10, 20, "ten cells")
-            await watcher.request("compact")
+            await first.wait_for(lambda c: printed(c, cell_id) not in ("", "0\n"), 30, "a burst")
+            await second.request("compact")
 
-        await asyncio.gather(edit(first, 25, "a"), edit(second, 25, "b"), compact_midway())
+        await asyncio.gather(edit(first, 15, "a"), edit(second, 15, "b"), compact_midway())
+        await first.wait_for(all_printed(400), 60, "the whole burst")
         slow.answering = True
         await slow.push()
+        marker.touch()
+        await first.wait_for(lambda c: c.kernel_status == "idle", 20, "the cell's end")
         async with daemon.client("nb-burst") as late:
-            expected = sorted(sources(first))
-            assert len(expected) == 50
-            for client in (first, second, watcher, slow, late):
+            for client in (second, slow, late):
                 await client.wait_for(
-                    lambda c: sorted(sources(c)) == expected, 20, f"{client.name} converged"
+                    lambda c: c.doc.to_json() == first.doc.to_json(), 20, f"{client.name} converged"
                 )
-            assert sources(late) == sources(first) == sources(slow)
+            assert len(first.doc.cell_ids()) == 32
+            assert all_printed(400)(late)
+        await first.request("shutdown_kernel")
 
 
 @pytest.mark.kernel
-async def test_execution_done_never_overtakes_the_outputs_pacing_holds(
-    settings: Settings,
+async def test_no_frame_but_a_comm_broadcast_overtakes_the_doc_changes_pacing_holds(
+    settings: Settings, tmp_path: Path
 ) -> None:
-    """execution_done promises the cell's outputs are in the doc: the SYNC carrying them
-    goes before it even while an earlier one is in flight (a real kernel's outputs)."""
+    """A response (like execution_done, or any frame that is not a comm broadcast) comes
+    after the doc changes made before it, though pacing holds them for this peer."""
+    marker = tmp_path / "go"
     async with (
         paced(settings, 60.0) as daemon,
         daemon.client("nb-order") as actor,
         HoldingClient("nb-order", socket_path=settings.socket_path) as holder,
     ):
         await actor.request("launch_kernel")
-        await holder.wait_synced()
-        holder.answering = False  # the first outputs stay in flight for the whole test
-        cells = [actor.doc.add_cell(source=f"print('out {i}')") for i in range(3)]
-        for cell_id in cells:
-            assert (await actor.run_cell(cell_id))["status"] == "ok"
-        await holder.wait_for(
-            lambda c: set(c.outputs_at_done) == set(cells), 30, "every execution_done"
-        )
-        assert all(holder.outputs_at_done[cell_id] for cell_id in cells)
+        await actor.run_cell(actor.doc.add_cell(source="1"))
+        cell_id = actor.doc.add_cell(source=burst_then_wait(300, marker))
+        await actor.wait_synced()
+        await holder.wait_for(lambda c: cell_id in c.doc.cell_ids(), 10, "the cell")
+        holder.answering = False  # the burst's first outputs stay in flight
+        await actor.request("execute_cell", cell_id=cell_id)
+        await actor.wait_for(all_printed(300), 60, "the burst in the actor's doc")
+        await holder.request("kernel_info")  # the kernel is still busy: no other frame
+        assert all_printed(300)(holder)
+
+        marker.touch()
+        await holder.wait_for(lambda c: cell_id in c.printed_at_done, 30, "execution_done")
+        assert holder.printed_at_done[cell_id] == "299\n"
         await actor.request("shutdown_kernel")
 
 
