@@ -32,11 +32,13 @@ class Coalescer:
         self._handle: asyncio.Handle | None = None
         self._last = float("-inf")
         self._last_poke = float("-inf")
-        self._late = False  # the pending flush waits for the window: a burst is on
+        self._pokes = 0  # changes since the last flush
         self.flushes = 0
-        self.bursting = False  # during a flush: it is a burst's, not the first after a pause
+        # During a flush: it folds several changes (a burst's), not a single one.
+        self.bursting = False
 
     def poke(self) -> None:
+        self._pokes += 1
         now = self._clock()
         paused = now - self._last_poke >= self.window / 2
         self._last_poke = now
@@ -44,7 +46,6 @@ class Coalescer:
             return
         loop = asyncio.get_running_loop()
         delay = 0.0 if paused else self._last + self.window - now
-        self._late = delay > 0
         if delay <= 0:
             self._handle = loop.call_soon(self.flush_now)
         else:
@@ -52,7 +53,7 @@ class Coalescer:
 
     def flush_now(self) -> None:
         """Flush at once (also on close, so nothing waits on a timer that will not fire)."""
-        self.bursting = self._handle is not None and self._late
+        self.bursting, self._pokes = self._pokes > 1, 0
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None

@@ -220,8 +220,8 @@ class NotebookRoom:
     # --- doc writes --------------------------------------------------------------------
 
     def _doc_changed(self, origin: Peer | None = None, *, paced: bool = False) -> None:
-        """`paced`: a burst's coalesced write, whose SYNC may wait (protocol.md, Pacing);
-        any other change goes to every peer at once."""
+        """`paced`: a burst's write (several kernel messages folded), whose SYNC may wait
+        (protocol.md, Pacing); any other change goes to every peer at once."""
         for peer in self.peers.values():
             if peer is not origin:
                 peer.request_sync(paced=paced)
