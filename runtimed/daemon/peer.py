@@ -143,9 +143,17 @@ class Peer:
         return self.conn.send(Broadcast("error", fields))
 
     def request_sync(self, *, paced: bool = False) -> None:
-        """Send a sync message at the next write; `paced`: it may wait (sync_pacing.py)."""
+        """Send a sync message at the next write; `paced`: it may wait (sync_pacing.py),
+        and then wakes the writer only when it may go (the broadcasts a wake would write
+        wait for the room's own, fewer wakes)."""
         self._sync_pending = True
-        self._sync_now = self._sync_now or not paced
+        if paced and not self._sync_now:
+            delay = self.pacing.wait(self._room_size())
+            if delay > 0:
+                self._hold_sync(delay)
+                return
+        else:
+            self._sync_now = True
         self.wake()
 
     def sync_received(self, data: bytes) -> None:
@@ -276,9 +284,7 @@ class Peer:
         urgent = self._sync_now or self._ordered_frame_queued()
         delay = 0.0 if urgent else self.pacing.wait(self._room_size())
         if delay > 0:
-            if self._pacing_timer is None:
-                loop = asyncio.get_running_loop()
-                self._pacing_timer = loop.call_later(delay, self._pacing_over)
+            self._hold_sync(delay)
             return
         assert self.sync_source is not None
         if self._pacing_timer is not None:  # answered before the interval ended
@@ -297,6 +303,17 @@ class Peer:
         if shared is not None and shared.last_ordered >= self.cursor:
             return True
         return bool(self._queue) and any(not comm for _, comm, _ in self._queue)
+
+    def _hold_sync(self, delay: float) -> None:
+        """Wake the writer when pacing lets the pending sync message go (an answer may
+        bring that moment closer than the timer already set)."""
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay
+        if self._pacing_timer is not None:
+            if self._pacing_timer.when() <= when:
+                return
+            self._pacing_timer.cancel()
+        self._pacing_timer = loop.call_at(when, self._pacing_over)
 
     def _pacing_over(self) -> None:
         self._pacing_timer = None
