@@ -25,6 +25,7 @@ from runtimed.config import Settings
 from runtimed.daemon.sync_pacing import SyncPacing
 from runtimed.wire import Broadcast, Sync
 from tests.conftest import RunningDaemon
+from tests.notebook_doc.nbdoc_helpers import sync
 
 
 class HoldingClient(Client):
@@ -104,6 +105,20 @@ def all_printed(lines: int) -> Callable[[Client], bool]:
     return lambda c: any(printed(c, cell) == f"{lines - 1}\n" for cell in c.doc.cell_ids())
 
 
+async def start_burst(actor: Client, holder: HoldingClient, code: str) -> tuple[int, str]:
+    """Launch a kernel and run `code` in a new cell, the holder no longer answering once
+    it has the cell: its count of SYNC frames with changes before, and the cell."""
+    await actor.request("launch_kernel")
+    await actor.run_cell(actor.doc.add_cell(source="1"))
+    cell_id = actor.doc.add_cell(source=code)
+    await actor.wait_synced()
+    await holder.wait_for(lambda c: cell_id in c.doc.cell_ids(), 10, "the cell")
+    holder.answering = False
+    before = holder.with_changes
+    await actor.request("execute_cell", cell_id=cell_id)
+    return before, cell_id
+
+
 @pytest.mark.kernel
 async def test_a_peer_that_does_not_answer_gets_a_bursts_writes_in_one_sync(
     settings: Settings, tmp_path: Path
@@ -116,14 +131,7 @@ async def test_a_peer_that_does_not_answer_gets_a_bursts_writes_in_one_sync(
         daemon.client("nb-pace") as actor,
         HoldingClient("nb-pace", socket_path=settings.socket_path) as holder,
     ):
-        await actor.request("launch_kernel")
-        await actor.run_cell(actor.doc.add_cell(source="1"))
-        cell_id = actor.doc.add_cell(source=burst_then_wait(1000, marker))
-        await actor.wait_synced()
-        await holder.wait_for(lambda c: cell_id in c.doc.cell_ids(), 10, "the cell")
-        holder.answering = False
-        before = holder.with_changes
-        await actor.request("execute_cell", cell_id=cell_id)
+        before, _ = await start_burst(actor, holder, burst_then_wait(1000, marker))
         await actor.wait_for(all_printed(1000), 60, "the burst in the actor's doc")
         # Unpaced, each of the burst's 10 or more windows (2 s at least) would have sent
         # the holder a SYNC of its own; paced, only the changes before it (queued,
@@ -219,13 +227,7 @@ async def test_no_frame_but_a_comm_broadcast_overtakes_the_doc_changes_pacing_ho
         daemon.client("nb-order") as actor,
         HoldingClient("nb-order", socket_path=settings.socket_path) as holder,
     ):
-        await actor.request("launch_kernel")
-        await actor.run_cell(actor.doc.add_cell(source="1"))
-        cell_id = actor.doc.add_cell(source=burst_then_wait(300, marker))
-        await actor.wait_synced()
-        await holder.wait_for(lambda c: cell_id in c.doc.cell_ids(), 10, "the cell")
-        holder.answering = False  # the burst's first outputs stay in flight
-        await actor.request("execute_cell", cell_id=cell_id)
+        _, cell_id = await start_burst(actor, holder, burst_then_wait(300, marker))
         await actor.wait_for(all_printed(300), 60, "the burst in the actor's doc")
         await holder.request("kernel_info")  # the kernel is still busy: no other frame
         assert all_printed(300)(holder)
@@ -252,13 +254,7 @@ def exchange() -> tuple[NotebookDoc, NotebookDoc, SyncState, SyncState]:
     daemon = NotebookDoc.new("nb")
     client = NotebookDoc.load(daemon.save())
     ours, theirs = SyncState(), SyncState()
-    for _ in range(5):
-        message = daemon.generate_sync_message(ours)
-        if message is not None:
-            client.receive_sync_message(theirs, message)
-        reply = client.generate_sync_message(theirs)
-        if reply is not None:
-            daemon.receive_sync_message(ours, reply)
+    sync(daemon, client, ours, theirs)
     return daemon, client, ours, theirs
 
 
