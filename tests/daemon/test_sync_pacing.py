@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from notebook_doc import NotebookDoc, SyncState, summarize_sync_message
+from notebook_doc import NotebookDoc, SyncMessageError, SyncState, summarize_sync_message
 from runtimed.client import Client
 from runtimed.config import Settings
 from runtimed.daemon.sync_pacing import SyncPacing
@@ -314,4 +314,23 @@ def test_a_peer_edit_ends_what_is_in_flight() -> None:
     assert edit_message is not None
     assert summarize_sync_message(edit_message).changes
     pacing.received(edit_message)
+    assert pacing.wait() == 0.0
+
+
+def test_a_sync_message_is_read_without_decoding_its_changes() -> None:
+    daemon, _, ours, _ = exchange()
+    daemon.add_cell(source="one")
+    carrying = daemon.generate_sync_message(ours)
+    assert carrying is not None
+    summary = summarize_sync_message(carrying)
+    assert summary.heads == frozenset(daemon.get_heads())
+    assert summary.changes
+    assert not summary.needs
+    for bad in (b"", b"\x00", b"\x42\x05", carrying[:40]):
+        with pytest.raises(SyncMessageError):
+            summarize_sync_message(bad)
+    # A reply Automerge accepted but this reader could not read ends what is in flight.
+    pacing = SyncPacing(1.0, clock=Clock())
+    pacing.sent(carrying)
+    pacing.received(b"\x42\x05")
     assert pacing.wait() == 0.0
