@@ -119,6 +119,14 @@ async def start_burst(actor: Client, holder: HoldingClient, code: str) -> tuple[
     return before, cell_id
 
 
+async def end_burst(actor: Client, marker: Path, *, shutdown: bool = True) -> None:
+    """Let the cell end, wait for the kernel to be idle, and shut it down."""
+    marker.touch()
+    await actor.wait_for(lambda c: c.kernel_status == "idle", 20, "the cell's end")
+    if shutdown:
+        await actor.request("shutdown_kernel")
+
+
 @pytest.mark.kernel
 async def test_a_peer_that_does_not_answer_gets_a_bursts_writes_in_one_sync(
     settings: Settings, tmp_path: Path
@@ -142,9 +150,7 @@ async def test_a_peer_that_does_not_answer_gets_a_bursts_writes_in_one_sync(
         holder.answering = True
         await holder.push()  # the answer to the message in flight
         await holder.wait_for(all_printed(1000), 20, "the rest, before the cell ends")
-        marker.touch()
-        await actor.wait_for(lambda c: c.kernel_status == "idle", 20, "the cell's end")
-        await actor.request("shutdown_kernel")
+        await end_burst(actor, marker)
 
 
 @pytest.mark.kernel
@@ -157,19 +163,11 @@ async def test_a_peer_that_never_answers_still_gets_every_change(
         daemon.client("nb-silent") as actor,
         HoldingClient("nb-silent", socket_path=settings.socket_path) as silent,
     ):
-        await actor.request("launch_kernel")
-        await actor.run_cell(actor.doc.add_cell(source="1"))
-        await silent.wait_synced()
-        silent.answering = False
-        cell_id = actor.doc.add_cell(source=burst_then_wait(200, marker))
-        await actor.wait_synced()
-        await actor.request("execute_cell", cell_id=cell_id)
+        await start_burst(actor, silent, burst_then_wait(200, marker))
         # No answer and no broadcast but comm events while the cell is busy: only the
         # pacing interval's end lets the next SYNC go.
         await silent.wait_for(all_printed(200), 30, "every change, unanswered")
-        marker.touch()
-        await actor.wait_for(lambda c: c.kernel_status == "idle", 20, "the cell's end")
-        await actor.request("shutdown_kernel")
+        await end_burst(actor, marker)
 
 
 @pytest.mark.kernel
@@ -203,8 +201,7 @@ async def test_a_burst_edits_a_compaction_and_a_late_joiner_all_converge(
         await first.wait_for(all_printed(400), 60, "the whole burst")
         slow.answering = True
         await slow.push()
-        marker.touch()
-        await first.wait_for(lambda c: c.kernel_status == "idle", 20, "the cell's end")
+        await end_burst(first, marker, shutdown=False)
         async with daemon.client("nb-burst") as late:
             for client in (second, slow, late):
                 await client.wait_for(
