@@ -68,6 +68,19 @@ async def paced(settings: Settings, interval: float) -> AsyncIterator[RunningDae
         await handle.stop()
 
 
+@contextlib.asynccontextmanager
+async def actor_and_holder(
+    settings: Settings, interval: float, notebook: str
+) -> AsyncIterator[tuple[Client, HoldingClient]]:
+    """A paced daemon, a client that runs the cells, and a peer that may stop answering."""
+    async with (
+        paced(settings, interval) as daemon,
+        daemon.client(notebook) as actor,
+        HoldingClient(notebook, socket_path=settings.socket_path) as holder,
+    ):
+        yield actor, holder
+
+
 async def edit(client: Client, count: int, tag: str) -> None:
     """`count` cells, each its own change, each held by the daemon before the next."""
     for i in range(count):
@@ -134,11 +147,7 @@ async def test_a_peer_that_does_not_answer_gets_a_bursts_writes_in_one_sync(
     """While a SYNC with changes is unanswered, the burst's doc changes wait (a 60 s
     interval: only the answer can release them), then come in one go."""
     marker = tmp_path / "go"
-    async with (
-        paced(settings, 60.0) as daemon,
-        daemon.client("nb-pace") as actor,
-        HoldingClient("nb-pace", socket_path=settings.socket_path) as holder,
-    ):
+    async with actor_and_holder(settings, 60.0, "nb-pace") as (actor, holder):
         before, _ = await start_burst(actor, holder, burst_then_wait(1000, marker))
         await actor.wait_for(all_printed(1000), 60, "the burst in the actor's doc")
         # Unpaced, each of the burst's 10 or more windows (2 s at least) would have sent
@@ -158,11 +167,7 @@ async def test_a_peer_that_never_answers_still_gets_every_change(
     settings: Settings, tmp_path: Path
 ) -> None:
     marker = tmp_path / "go"
-    async with (
-        paced(settings, 0.2) as daemon,
-        daemon.client("nb-silent") as actor,
-        HoldingClient("nb-silent", socket_path=settings.socket_path) as silent,
-    ):
+    async with actor_and_holder(settings, 0.2, "nb-silent") as (actor, silent):
         await start_burst(actor, silent, burst_then_wait(200, marker))
         # No answer and no broadcast but comm events while the cell is busy: only the
         # pacing interval's end lets the next SYNC go.
@@ -219,11 +224,7 @@ async def test_no_frame_but_a_comm_broadcast_overtakes_the_doc_changes_pacing_ho
     """A response (like execution_done, or any frame that is not a comm broadcast) comes
     after the doc changes made before it, though pacing holds them for this peer."""
     marker = tmp_path / "go"
-    async with (
-        paced(settings, 60.0) as daemon,
-        daemon.client("nb-order") as actor,
-        HoldingClient("nb-order", socket_path=settings.socket_path) as holder,
-    ):
+    async with actor_and_holder(settings, 60.0, "nb-order") as (actor, holder):
         _, cell_id = await start_burst(actor, holder, burst_then_wait(300, marker))
         await actor.wait_for(all_printed(300), 60, "the burst in the actor's doc")
         await holder.request("kernel_info")  # the kernel is still busy: no other frame
