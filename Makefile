@@ -20,11 +20,16 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# rfc3987-syntax comes only with the dev tools (jupyter_server's jupyter_events asks for
+# jsonschema[format-nongpl]) and builds ~30 Earley parsers when jsonschema is imported:
+# 3-6 s in every process that imports nbformat (each daemon a test starts). Nothing here
+# checks IRI formats, and jsonschema goes on without it, as a plain install has it.
+$(STAMP): pyproject.toml Makefile
 	@echo "==> creating $(VENV) and installing pinned dependencies"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@$(PY) -m pip uninstall --quiet --disable-pip-version-check -y rfc3987-syntax
 	@touch $(STAMP)
 
 $(EG_STAMP): $(EG_REQUIREMENTS)

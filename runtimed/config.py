@@ -114,14 +114,17 @@ class Settings:
     # content once its history holds `compact_changes` changes, or is at least 64 KB
     # (uncompressed) and over `compact_ratio` times a fresh doc's; after `compact_quiet`
     # seconds without a client change, at most every `compact_interval` seconds. A peer
-    # that has not switched within `compact_deadline` seconds is dropped. False: only on
-    # request.
+    # that has not switched within `compact_deadline` seconds is dropped. A room with no
+    # change for `compact_rest` seconds whose file is over `compact_ratio` times a fresh
+    # doc's is compacted too (a small notebook's file, under the memory budget, can be
+    # many times its content). False: only on request.
     compaction: bool = True
     compact_changes: int = 2000
     compact_ratio: float = 2.0
     compact_quiet: float = 1.0
     compact_interval: float = 5.0
     compact_deadline: float = 30.0
+    compact_rest: float = 10.0
     # The WebSocket listener as (host, port), None for none; port 0 picks a free one.
     # A host other than loopback is refused unless ws_allow_remote is set.
     ws: tuple[str, int] | None = None

@@ -5,7 +5,8 @@ them fully only when the user has vouched for them: the notebook's HMAC signatur
 (nbformat's `NotebookNotary`, a per-user secret) is in a local signature store, or the
 outputs were produced by the user's own kernel in this session. runtimed keeps its own
 secret and store in its data dir (`trust/notebook_secret`, `trust/nbsignatures.db`, both
-0600) and applies the same rules per cell:
+0600; signed and stored as nbformat does, without importing it: signatures.py) and
+applies the same rules per cell:
 
 - a cell is trusted when it has no output that could run code (only streams, errors
   and rich outputs without data: nbformat's `_check_cell` rule), or its outputs are
@@ -28,23 +29,20 @@ import sqlite3
 import tempfile
 from base64 import encodebytes
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import structlog
-from nbformat import from_dict
-from nbformat.sign import NotebookNotary
 
 from notebook_doc import NotebookDoc
 
+from . import signatures
 from .blob_store import HASH_RE, BlobError, BlobStore
 
 log = structlog.get_logger(__name__)
 
 SECRET_NAME = "notebook_secret"
 DB_NAME = "nbsignatures.db"
-ALGORITHM = "sha256"
 # nbformat's rule: only these output types can carry markup or script.
 _RICH_OUTPUTS = frozenset({"execute_result", "display_data"})
 _INERT_KEYS = frozenset({"output_type", "execution_count", "metadata"})
@@ -55,29 +53,24 @@ class TrustStoreError(Exception):
 
 
 class Notary:
-    """nbformat's NotebookNotary with runtimed's own secret and signature store.
+    """nbformat's notary (see `signatures`) with runtimed's own secret and store.
 
-    The store is opened for each batch and closed after it (nbformat's context manager),
-    so the daemon holds no file open in its data dir between saves.
+    The store is opened for each batch and closed after it, so the daemon holds no file
+    open in its data dir between saves.
     """
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._secret = _load_or_create_secret(directory / SECRET_NAME)
-        self._directory = directory
         self._db_file = directory / DB_NAME
-        _create_private(self._db_file)  # sqlite would create it with the umask's mode
+        with self._open():  # made now (0600), and any unreadable one set aside
+            pass
 
     @contextlib.contextmanager
-    def _open(self) -> Iterator[NotebookNotary]:
+    def _open(self) -> Iterator[sqlite3.Connection]:
         try:
-            with NotebookNotary(
-                data_dir=str(self._directory),
-                secret=self._secret,
-                db_file=str(self._db_file),
-                algorithm=ALGORITHM,
-            ) as notary:
-                yield notary
+            with signatures.opened(self._db_file) as db:
+                yield db
         except (sqlite3.Error, OSError) as exc:
             log.warning("trust_store_failed", error=str(exc))
             raise TrustStoreError(f"the trust store {self._db_file} failed: {exc}") from exc
@@ -85,73 +78,48 @@ class Notary:
     def notebook_signed(self, nb: dict[str, Any]) -> bool:
         """True when the whole notebook's signature is in the store (`jupyter trust`)."""
         try:
-            with self._open() as notary:
-                return bool(notary.check_signature(from_dict(nb)))
+            if not _nbformat_at_least_3(nb):
+                return False
+            digest = signatures.compute_signature(self._secret, nb)
+            with self._open() as db:
+                found = signatures.known(db, [digest])
+                signatures.commit(db, seen=found)
         except (KeyError, TypeError, AttributeError, ValueError, TrustStoreError):
             return False  # not shaped like a notebook, or no store: nothing to trust
+        return bool(found)
 
     def sign_notebook(self, nb: dict[str, Any]) -> None:
-        with self._open() as notary:
-            notary.sign(from_dict(nb))
+        if not _nbformat_at_least_3(nb):
+            return
+        digest = signatures.compute_signature(self._secret, nb)
+        with self._open() as db:
+            found = signatures.known(db, [digest])
+            signatures.commit(db, seen=found, new={digest} - found)
 
     def signed(self, contents: list[dict[str, Any]]) -> list[bool]:
         """Which contents (dicts with a `metadata` key) were signed before; none when the
-        store cannot be read.
-
-        nbformat's store commits once per signature checked; a notebook has many cells,
-        so they are looked up together and marked seen in one commit, in its schema.
-        """
+        store cannot be read. Looked up together and marked seen in one commit."""
+        digests = [signatures.compute_signature(self._secret, content) for content in contents]
         try:
-            with self._open() as notary:
-                digests = [notary.compute_signature(content) for content in contents]
-                known = _known(notary.store.db, digests)
-                _commit(notary, seen=known)
+            with self._open() as db:
+                found = signatures.known(db, digests)
+                signatures.commit(db, seen=found)
         except TrustStoreError:
             return [False] * len(contents)
-        return [digest in known for digest in digests]
+        return [digest in found for digest in digests]
 
     def sign(self, contents: list[dict[str, Any]]) -> None:
         """Store signatures for `contents`, in one commit; TrustStoreError if it failed."""
-        with self._open() as notary:
-            digests = [notary.compute_signature(content) for content in contents]
-            known = _known(notary.store.db, digests)
-            _commit(notary, seen=known, new=set(digests) - known)
+        digests = [signatures.compute_signature(self._secret, content) for content in contents]
+        with self._open() as db:
+            found = signatures.known(db, digests)
+            signatures.commit(db, seen=found, new=set(digests) - found)
 
 
-def _known(db: sqlite3.Connection, digests: list[str]) -> set[str]:
-    known: set[str] = set()
-    for start in range(0, len(digests), 500):
-        chunk = digests[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = db.execute(
-            f"SELECT signature FROM nbsignatures WHERE algorithm = ? AND signature IN ({marks})",
-            (ALGORITHM, *chunk),
-        )
-        known.update(row[0] for row in rows)
-    return known
-
-
-def _commit(
-    notary: NotebookNotary, *, seen: set[str], new: frozenset[str] | set[str] = frozenset()
-) -> None:
-    """Mark `seen` signatures used now and insert `new` ones, as nbformat's store does."""
-    if not seen and not new:
-        return
-    db = notary.store.db
-    now = datetime.now(tz=UTC)
-    db.executemany(
-        "UPDATE nbsignatures SET last_seen = ? WHERE algorithm = ? AND signature = ?",
-        [(now, ALGORITHM, digest) for digest in seen],
-    )
-    db.executemany(
-        "INSERT INTO nbsignatures (algorithm, signature, last_seen) VALUES (?, ?, ?)",
-        [(ALGORITHM, digest, now) for digest in new],
-    )
-    db.commit()
-    if new:
-        (count,) = db.execute("SELECT Count(*) FROM nbsignatures").fetchone()
-        if count > notary.store.cache_size:
-            notary.store.cull_db()
+def _nbformat_at_least_3(nb: dict[str, Any]) -> bool:
+    """nbformat signs and checks only notebooks of format 3 or later."""
+    version = nb.get("nbformat")
+    return isinstance(version, int) and version >= 3
 
 
 def notebook_bytes_signed(notary: Notary, data: bytes) -> bool:
@@ -390,8 +358,3 @@ def _read_private(path: Path) -> bytes:
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     with os.fdopen(fd, "rb") as f:
         return f.read()
-
-
-def _create_private(path: Path) -> None:
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
-    os.close(fd)

@@ -3,6 +3,7 @@
     python scripts/bench.py            # the full run, a few minutes
     python scripts/bench.py --quick    # about a minute, smaller sizes and fewer repeats
     python scripts/bench.py --only burst,latency
+    python scripts/bench.py --only stream --update   # re-run one case, keep the others
 
 Prints a progress line per case and a table, and writes bench/results.json,
 bench/results.md, bench/latency.png and, for the cases that sample figures along their
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
+import json
 import shutil
 import sys
 import tempfile
@@ -45,11 +48,25 @@ async def run_cases(ctx: BenchContext, keys: list[str]) -> list[CaseResult]:
             failed.checks.append(Check("case ran", False, f"{type(exc).__name__}: {exc}"))
             case_results = [failed]
         seconds = time.monotonic() - started
+        measured = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         for result in case_results:
             result.seconds = seconds
+            result.measured = measured
         ctx.progress(key, f"done in {seconds:.1f} s")
         results.extend(case_results)
     return results
+
+
+def kept_with(results: list[CaseResult], path: Path, *, quick: bool) -> list[CaseResult]:
+    """The cases of `path` in their order, those just run replacing theirs."""
+    if not path.exists():
+        return results
+    previous = json.loads(path.read_text())
+    if previous["quick"] != quick:
+        sys.exit(f"--update: {path} is a {'quick' if previous['quick'] else 'full'} run")
+    fresh = {result.key: result for result in results}
+    merged = [fresh.pop(c["key"], None) or CaseResult.from_dict(c) for c in previous["cases"]]
+    return merged + list(fresh.values())
 
 
 def main() -> int:
@@ -61,6 +78,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="where results go")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (daemon logs)")
     parser.add_argument("--profile", type=Path, help="run each daemon under cProfile; stats here")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the other cases of --out's results.json (each case says when it ran)",
+    )
     args = parser.parse_args()
     keys = [k.strip() for k in args.only.split(",") if k.strip()] or list(CASES)
     unknown = [k for k in keys if k not in CASES]
@@ -77,6 +99,8 @@ def main() -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     print(report.table(results))
+    if args.update:
+        results = kept_with(results, args.out / "results.json", quick=args.quick)
     report.write_all(results, args.out, quick=args.quick)
     print(f"wrote {args.out}/results.json, results.md and the plots")
     return 0

@@ -14,6 +14,11 @@ The bytes travel over a transport (`transports`): the Unix socket by default, or
 `autostart=True`, a client that finds no daemon on its Unix socket runs `runtimed
 start` there (which detaches one, or reports the one that won a race) and connects
 again.
+
+The client reads the daemon's frames in a task of its own, in an anyio task group
+that `connect` enters and `aclose` leaves: both belong to one task, as `async with
+Client(...)` has them (a helper task that connects, e.g. under `asyncio.gather`, must
+close it too).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
+import anyio
 import structlog
 
 from notebook_doc import NotebookDoc, SyncState, sync_message_heads
@@ -110,7 +116,11 @@ class Client:
         self._daemon_heads: set[bytes] = set()  # the heads the daemon's last message named
         self._conn = Connection(Role.CLIENT, framing=transport.framing)
         self._connected = False
-        self._reader_task: asyncio.Task[None] | None = None
+        # The reader belongs to this Client, not to the task that called connect: connect
+        # and aclose may run in different tasks (a fixture's set-up and teardown,
+        # `asyncio.wait_for(client.connect(), t)`), which a task group entered in connect
+        # refuses. aclose ends it, as websockets' connections end theirs.
+        self._reader: asyncio.Task[None] | None = None
         self._pending: dict[int | str, asyncio.Future[Response]] = {}
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
@@ -128,7 +138,10 @@ class Client:
         await self.aclose()
 
     async def connect(self) -> None:
-        """Connect and hand-shake; with `autostart`, start a daemon if none answers."""
+        """Connect and hand-shake; with `autostart`, start a daemon if none answers.
+        The reader then runs until `aclose`."""
+        if self._reader is not None:
+            raise ClientError("connected", "this client is connected already")
         try:
             await self._open_socket()
         except ClientError as exc:
@@ -137,7 +150,8 @@ class Client:
             await self._start_daemon()
             await self._open_socket()
         try:
-            await asyncio.wait_for(self._handshake(), self.timeout)
+            with anyio.fail_after(self.timeout):
+                await self._handshake()
         except TimeoutError:
             await self.aclose()
             raise ClientError(
@@ -145,10 +159,18 @@ class Client:
                 f"the daemon at {self._transport.address} accepted the connection but did not "
                 f"answer the handshake within {self.timeout:g} s",
             ) from None
-        self._reader_task = asyncio.get_running_loop().create_task(self._read_loop())
-        if self.notebook_id is not None:
-            # The join sequence ends with kernel_status: by then a snapshot is loaded.
-            await self.wait_for(lambda c: c.joined, self.timeout, "the room never sent its welcome")
+        self._reader = asyncio.get_running_loop().create_task(
+            self._read_loop(), name=f"client reader {self.name}"
+        )
+        try:
+            if self.notebook_id is not None:
+                # The join sequence ends with kernel_status: by then a snapshot is loaded.
+                await self.wait_for(
+                    lambda c: c.joined, self.timeout, "the room never sent its welcome"
+                )
+        except BaseException:
+            await self.aclose()  # no `async with` will: its __aenter__ failed
+            raise
 
     async def _open_socket(self) -> None:
         try:
@@ -188,12 +210,11 @@ class Client:
         self.epoch = payload.get("epoch")
 
     async def aclose(self) -> None:
-        """Close the connection and stop the reader; idempotent."""
-        if self._reader_task is not None:
-            self._reader_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader_task
-            self._reader_task = None
+        """Stop the reader, then close the connection; idempotent."""
+        reader, self._reader = self._reader, None
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+            await asyncio.wait([reader])  # our own cancellation still reaches us
         if self._connected:
             self._connected = False
             with contextlib.suppress(Exception):
@@ -211,7 +232,8 @@ class Client:
         self._pending[request_id] = future
         try:
             await self._write(self._conn.send(Request(request_id, action, params)))
-            response = await asyncio.wait_for(future, timeout or max(self.timeout, 60))
+            with anyio.fail_after(timeout or max(self.timeout, 60)):
+                response = await future
         finally:
             self._pending.pop(request_id, None)
         if not response.ok:
@@ -335,7 +357,9 @@ class Client:
                 await self._handle(event)
                 async with self._changed:
                     self._changed.notify_all()
-        except (ClientError, ProtocolError, OSError) as exc:
+        except Exception as exc:  # the daemon's word, a broken socket, or a bug of ours
+            if not isinstance(exc, ClientError | ProtocolError | OSError):
+                log.exception("client_reader_failed", client=self.name)
             error = exc if isinstance(exc, ClientError) else ClientError("closed", str(exc))
             # The daemon's fatal error frame, if one came, says why better than the close.
             error = self._closed_error or error

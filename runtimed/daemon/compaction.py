@@ -9,7 +9,9 @@ The heavy part, building the fresh doc, runs on the event loop in steps
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from notebook_doc.compaction import Content, carry, read_content, read_content_s
 from ..wire import Broadcast, Snapshot, Switch
 from .compaction_budget import HistoryBudget
 from .compaction_build import Built, build, read_in_slices
-from .memory import give_back_in_thread
+from .debounce import Debouncer
 
 if TYPE_CHECKING:
     from .peer import Peer
@@ -78,7 +80,11 @@ class Compactor:
         self._timer: asyncio.TimerHandle | None = None
         self._auto_scope: anyio.CancelScope | None = None  # an automatic one under way
         self._lock = asyncio.Lock()  # one compaction at a time
-        self._trimming = False  # a heap trim under way (memory.py)
+        # A room at rest is compacted once more if its file is over the ratio: a history
+        # under the memory budget can still make a small notebook's file many times its
+        # content (docs/compaction.md, "At rest").
+        self._rest = Debouncer(self._at_rest, quiet=self.settings.compact_rest, max_delay=math.inf)
+        self._fresh_file: int | None = None  # a fresh doc's saved size, when last measured
         if room.persister.saved_bytes is None and room.persister.path.exists():
             room.persister.saved_bytes = room.persister.path.stat().st_size
         self._maybe_arm("history over budget on load")
@@ -89,6 +95,9 @@ class Compactor:
         """The doc changed (any writer)."""
         self.budget.changes += 1
         self._maybe_arm("history over budget")
+        if self.settings.compaction and not self.room.closed:
+            with contextlib.suppress(RuntimeError):  # no loop: a room built by a tool
+                self._rest.poke()
 
     def client_changed(self) -> None:
         """A client's change arrived: the room is not quiet."""
@@ -111,6 +120,13 @@ class Compactor:
 
     def over_budget(self) -> bool:
         return self.budget.over(self.room.doc, self.settings.compact_changes)
+
+    def _file_over_budget(self) -> bool:
+        """The last save is over `compact_ratio` times a fresh doc's (or that is unknown)."""
+        saved = self.room.persister.saved_bytes
+        if saved is None:
+            return False
+        return self._fresh_file is None or saved > self.settings.compact_ratio * self._fresh_file
 
     def _maybe_arm(self, reason: str) -> None:
         if not self.settings.compaction or self._timer is not None or self.room.closed:
@@ -143,6 +159,14 @@ class Compactor:
             return
         self._auto_scope = anyio.CancelScope()
         self.room.tasks.start_soon(self._auto, reason, self._auto_scope)
+
+    def _at_rest(self) -> None:
+        """No doc change for `compact_rest` seconds (so no client change either)."""
+        if self.room.closed or self._auto_scope is not None or self._switch is not None:
+            return
+        if self._file_over_budget():
+            self._auto_scope = anyio.CancelScope()
+            self.room.tasks.start_soon(self._auto, "file over budget at rest", self._auto_scope)
 
     async def _auto(self, reason: str, scope: anyio.CancelScope) -> None:
         """In the room's group; `close` cancels it."""
@@ -203,7 +227,8 @@ class Compactor:
                 later, _ = read_content_since(old, content, versions)
                 carry(built.doc, content, later, comms=True)
             self.budget.fresh = built.doc.history_size([])
-            if not force and not self.over_budget():
+            self._fresh_file = len(built.snapshot)
+            if not force and not (self.over_budget() or self._file_over_budget()):
                 room.log.info(
                     "compaction_skipped",
                     changes=self.budget.changes,
@@ -218,19 +243,8 @@ class Compactor:
         await asyncio.sleep(0)
         await room.persister.save((built.snapshot_heads, built.snapshot))
         if self._switch is None:  # nobody kept the old doc: give its memory back
-            self._give_back()
+            self.room.trims.ask()
         return report
-
-    def _give_back(self) -> None:
-        if not self._trimming:  # one trim at a time, in the room's task group
-            self._trimming = True
-            self.room.tasks.start_soon(self._trim_heap)
-
-    async def _trim_heap(self) -> None:
-        try:
-            await give_back_in_thread()
-        finally:
-            self._trimming = False
 
     def _base_copy(self, doc: NotebookDoc) -> NotebookDoc | None:
         """The doc as the room's .ipynb last had it (the autosave's merge base), for the
@@ -377,7 +391,7 @@ class Compactor:
             switch.timer.cancel()
         self._switch = None  # the old doc goes with it
         switch.done.set()
-        self._give_back()
+        self.room.trims.ask()
         self._maybe_arm("history over budget")
 
     def close(self) -> None:
@@ -385,6 +399,7 @@ class Compactor:
             if handle is not None:
                 handle.cancel()
         self._timer = None
+        self._rest.close()
         if self._auto_scope is not None:
             self._auto_scope.cancel()
         switch, self._switch = self._switch, None

@@ -32,6 +32,7 @@ from ..wire import Broadcast, Presence, Snapshot, Switch, Sync
 from .broadcast_log import BroadcastLog
 from .compaction import Compactor
 from .iopub import Execution
+from .memory import TrimRequests
 from .peer import Peer
 from .room_files import StorageAlarm, notebook_saver, save_on_close, stored_copy
 from .room_kernel import KernelBinding
@@ -71,6 +72,7 @@ class NotebookRoom:
         # Its saves, merges, reconciles and compactions: run by the registry's group.
         self.tasks = TaskOwner(f"room {self.room_id}", self.log)
         self.storage = StorageAlarm(self)  # the blob store's failures, said and retried
+        self.trims = TrimRequests(self.tasks.start_soon)  # memory given back at once
         self.coalescer = Coalescer(settings.coalesce_window, self._flush_writes)
         self.comms = CommStore(
             doc,
@@ -123,6 +125,7 @@ class NotebookRoom:
         if self.saver is not None:
             peer.send(Broadcast("save_state", self.saver.event()))
         self.log.info("peer_joined", peer_id=peer.id, peers=len(self.peers), name=peer.name)
+        self.trims.ask()  # what building the welcome took (the comm_sync of every widget)
 
     def snapshot(self) -> bytes:
         """The doc's save() bytes; joiners that arrive between two changes share one save."""
@@ -137,6 +140,7 @@ class NotebookRoom:
         self.broadcasts.detach(peer)
         self.compactor.peer_left(peer)
         self.log.info("peer_left", peer_id=peer.id, peers=len(self.peers))
+        self.trims.ask()  # what the peer held (its sync state, the frames it did not read)
         self.maybe_schedule_close()
 
     def receive_sync(self, peer: Peer, data: bytes) -> None:

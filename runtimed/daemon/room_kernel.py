@@ -86,6 +86,7 @@ class KernelBinding:
         self.set_status("starting")
         try:
             kernel = await starter(
+                tasks=room.tasks,  # the session's runner: a restart in a request stays owned
                 on_iopub=self._on_iopub,
                 on_event=self._on_kernel_event,
                 on_reply=self._on_reply,
@@ -212,8 +213,10 @@ class KernelBinding:
 
     def clear_comms(self) -> None:
         """Restart, shutdown and death drop every comm from both stores; whatever was
-        queued or running ends as aborted, in the doc and for the clients."""
+        queued or running ends as aborted, in the doc and for the clients. A reconcile
+        waiting for those executions to end is dropped: the comms it would check are gone."""
         self.widgets_verified = False
+        self._reconcile_when_idle = ""
         pending = self.router.reset()
         event = self.room.clear_comms()
         for execution in pending:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..comms.comm_state import b64, parse_comm_update
 from ..errors import RequestFailed
 from ..kernel import KernelSession
-from ..kernel.gateway_rest import GatewayTarget
+from ..kernel.gateway_target import GatewayTarget
 from ..wire import messages as m
 from . import notebook_file
 from .paths import checked_ipynb_path

@@ -41,7 +41,7 @@ from ..wire import (
 from . import stored
 from .connection import PeerSession, Receive, StreamTransport
 from .limits import KernelSlots, raise_fd_limit
-from .memory import freeze_startup_objects, give_back_periodically
+from .memory import freeze_startup_objects, give_back_periodically, share_one_heap
 from .peer import FrameTransport, Peer
 from .room import NotebookRoom
 from .rooms import RoomRegistry
@@ -78,6 +78,7 @@ class Daemon:
 
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
         """Listen, run until asked to stop, then shut down in order."""
+        share_one_heap()  # memory.py: before the kernels' and workers' threads start
         prepare_provisioners()
         fd_limit, _hard = raise_fd_limit()  # idle sockets must not starve `runtimed status`
         self.settings.docs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

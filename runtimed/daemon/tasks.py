@@ -11,7 +11,8 @@ compactions) holds a `TaskOwner`, a group run by its parent's group until `close
       |    +- connection group        the peer's writer, one task per request
       +- rooms (TaskOwner)            one runner per open room, idle closes (rooms.py)
            +- room.tasks (TaskOwner)  saves of the stored copy and the .ipynb, the
-                                      file watch's merges, reconcile, compaction
+                                      file watch's merges, reconcile, compaction,
+                                      the kernel session's runner (kernel/runner.py)
 
 Timers (debounce, trust refresh, idle grace, retries) are loop callbacks, cancelled
 by their owner; what they start is a task in the owner's group.

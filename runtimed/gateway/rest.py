@@ -24,7 +24,6 @@ from .. import __version__
 from ..daemon.room_requests import DEFAULT_KERNEL, gateway_target
 from ..errors import RequestFailed
 from ..kernel import KernelError
-from ..kernel.gateway_rest import GatewayRest
 from ..wire import messages as m
 from .httpio import ApiError, BodyRequest, json_response, raw_response
 from .kernels import GatewayKernel, GatewayKernels
@@ -150,6 +149,9 @@ class RestApi:
         target = gateway_target(self.kernels.daemon.settings)
         if target is None:
             return None
+        # Imported here: httpx only for a daemon whose kernels are on a Kernel Gateway.
+        from ..kernel.gateway_rest import GatewayRest
+
         rest = GatewayRest(target)
         try:
             specs = await rest.kernelspecs()

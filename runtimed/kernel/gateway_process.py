@@ -16,7 +16,8 @@ import structlog
 from jupyter_client.session import Session
 
 from .events import KernelError
-from .gateway_rest import GONE, GatewayRest, GatewayTarget
+from .gateway_rest import GONE, GatewayRest
+from .gateway_target import GatewayTarget
 from .gateway_transport import GatewayTransport
 from .process import Wiring
 from .transport import KernelTransport

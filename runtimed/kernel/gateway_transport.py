@@ -29,7 +29,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from . import ws_codec
 from .events import KernelError
-from .gateway_rest import GatewayTarget
+from .gateway_target import GatewayTarget
 from .transport import Deliver, SendChannel
 
 log = structlog.get_logger(__name__)

@@ -4,14 +4,16 @@ The session speaks Jupyter messages and keeps the kernel's lifecycle state (star
 idle once it answers, restarting, dead, shutdown; busy and idle from IOPub are the
 room's, read once by its router); a `KernelTransport` carries the messages and an
 `Inbox` routes what comes back. Each connection's tasks (the transport's readers, the
-liveness watch) belong to one anyio task group, run by the session's one runner task;
-readiness comes through `start()`, deadlines are cancel scopes.
+liveness watch) belong to one anyio task group, held by the connection's runner; the
+runner runs in the group of the session's owner (`tasks`: the room's, or a caller's
+task group), so a restart inside a request leaves nothing unowned. Readiness comes
+through `start()`, deadlines are cancel scopes, and a disconnect cancels the runner's
+scope and waits for its end.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,15 +23,16 @@ import anyio
 import structlog
 import zmq
 import zmq.asyncio
+from anyio.abc import TaskStatus
 from jupyter_client.asynchronous import AsyncKernelClient
 
 from .connection_files import load_connection_file
 from .events import KernelError, KernelEvent, KernelEventKind
-from .gateway_process import GatewayProcess
-from .gateway_rest import GatewayTarget
+from .gateway_target import GatewayTarget
 from .inbox import Inbox, IopubSink, RelaySink, ReplySink
 from .process import DEFAULT_SHUTDOWN_WAIT, KernelProcess, OwnedKernel, Wiring
 from .requests import KernelRequests
+from .runner import Runner, TaskStarter
 from .transport import KernelTransport, SendChannel
 from .zmq_channels import ZmqChannels
 
@@ -54,6 +57,7 @@ class KernelSession(KernelRequests):
         kernel_id: str,
         kernel_name: str,
         process: OwnedKernel | None,
+        tasks: TaskStarter,
         on_iopub: IopubSink,
         on_event: EventSink,
         on_reply: ReplySink | None,
@@ -77,7 +81,8 @@ class KernelSession(KernelRequests):
         # Before any socket exists: an IOPub SUB must never drop (lessons.md).
         self._context.setsockopt(zmq.RCVHWM, 0)
         self._transport: KernelTransport | None = None
-        self._runner: asyncio.Task[None] | None = None
+        self._tasks = tasks
+        self._runner: Runner | None = None
         self._lifecycle = asyncio.Lock()
         self._death_reason = ""
         self._closed = False
@@ -90,6 +95,7 @@ class KernelSession(KernelRequests):
         cls,
         kernel_name: str = "python3",
         *,
+        tasks: TaskStarter,
         cwd: str | None = None,
         on_iopub: IopubSink,
         on_event: EventSink,
@@ -100,6 +106,8 @@ class KernelSession(KernelRequests):
     ) -> KernelSession:
         """Start a kernel from its kernelspec (provisioner included) and wait until it answers.
 
+        `tasks` runs the connection's runner (the room's group): it must outlive the
+        session, which ends its runner on restart, shutdown and aclose.
         `on_reply` receives every shell/control reply no `request()` awaits, e.g. the
         execute_reply of `execute()` and its execution_count. `shutdown_timeout` bounds
         the polite part of a shutdown before SIGKILL. With a `gateway`, the kernel is
@@ -108,6 +116,10 @@ class KernelSession(KernelRequests):
         kernel_id = str(uuid.uuid4())
         process: OwnedKernel
         if gateway is not None:
+            # Imported here: the gateway's HTTP and WebSocket clients (httpx, websockets)
+            # are for this rarely used kind of kernel only, not for every daemon's start.
+            from .gateway_process import GatewayProcess
+
             process = GatewayProcess(
                 gateway,
                 kernel_name,
@@ -120,6 +132,7 @@ class KernelSession(KernelRequests):
             kernel_id=kernel_id,
             kernel_name=kernel_name,
             process=process,
+            tasks=tasks,
             on_iopub=on_iopub,
             on_event=on_event,
             on_reply=on_reply,
@@ -146,6 +159,7 @@ class KernelSession(KernelRequests):
         cls,
         connection_file: str,
         *,
+        tasks: TaskStarter,
         on_iopub: IopubSink,
         on_event: EventSink,
         on_reply: ReplySink | None = None,
@@ -159,6 +173,7 @@ class KernelSession(KernelRequests):
             kernel_id=Path(connection_file).stem.removeprefix("kernel-"),
             kernel_name=kernel_name if isinstance(kernel_name, str) else "",
             process=None,
+            tasks=tasks,
             on_iopub=on_iopub,
             on_event=on_event,
             on_reply=on_reply,
@@ -181,6 +196,7 @@ class KernelSession(KernelRequests):
         *,
         kernel_id: str,
         kernel_name: str = "",
+        tasks: TaskStarter,
         on_iopub: IopubSink,
         on_event: EventSink,
         on_reply: ReplySink | None = None,
@@ -191,6 +207,7 @@ class KernelSession(KernelRequests):
             kernel_id=kernel_id,
             kernel_name=kernel_name,
             process=None,
+            tasks=tasks,
             on_iopub=on_iopub,
             on_event=on_event,
             on_reply=on_reply,
@@ -229,9 +246,7 @@ class KernelSession(KernelRequests):
         self._inbox.iopub_seen.clear()
         # Waited on like a reply, so a kernel that dies meanwhile fails it at once.
         connected = self._inbox.expect(_CONNECTED)
-        self._runner = asyncio.get_running_loop().create_task(
-            self._run(transport, connected), name=f"kernel {self.kernel_id}"
-        )
+        self._runner = await self._tasks.start(self._run, transport, connected)
         try:
             with anyio.fail_after(timeout):
                 await connected
@@ -243,24 +258,35 @@ class KernelSession(KernelRequests):
         finally:
             self._inbox.forget(_CONNECTED)
 
-    async def _run(self, transport: KernelTransport, connected: asyncio.Future[dict]) -> None:
+    async def _run(
+        self,
+        transport: KernelTransport,
+        connected: asyncio.Future[dict],
+        *,
+        task_status: TaskStatus[Runner],
+    ) -> None:
         """The owner of one connection's tasks; the first failure means the kernel is dead."""
-        try:
-            async with anyio.create_task_group() as tg:
-                if self._process is not None:
-                    tg.start_soon(self._watch_process, self._process)
-                await tg.start(transport.serve, self._inbox.deliver)
-                if not connected.done():
-                    connected.set_result({})
-        except* KernelError as group:
-            error = group.exceptions[0]
-            if isinstance(error, KernelError):
-                self._report_died(error.message, error.code)
-            else:
-                self._report_died(repr(error))
-        except* Exception as group:
-            self._log.error("kernel task failed", exc_info=group)
-            self._report_died(f"kernel channel failed: {group.exceptions[0]!r}")
+        runner = Runner()
+        with runner.scope:
+            try:
+                task_status.started(runner)
+                async with anyio.create_task_group() as tg:
+                    if self._process is not None:
+                        tg.start_soon(self._watch_process, self._process)
+                    await tg.start(transport.serve, self._inbox.deliver)
+                    if not connected.done():
+                        connected.set_result({})
+            except* KernelError as group:
+                error = group.exceptions[0]
+                if isinstance(error, KernelError):
+                    self._report_died(error.message, error.code)
+                else:
+                    self._report_died(repr(error))
+            except* Exception as group:
+                self._log.error("kernel task failed", exc_info=group)
+                self._report_died(f"kernel channel failed: {group.exceptions[0]!r}")
+            finally:
+                runner.ended.set()
 
     async def _watch_process(self, process: OwnedKernel) -> None:
         self._report_died(await process.exited())
@@ -286,10 +312,8 @@ class KernelSession(KernelRequests):
     async def _disconnect(self) -> None:
         """Cancel the connection's tasks, then close the transport."""
         runner, self._runner = self._runner, None
-        if runner is not None and runner is not asyncio.current_task():
-            runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
+        if runner is not None:
+            await runner.stop()
         if self._transport is not None:
             await self._transport.aclose()
 

@@ -41,10 +41,11 @@ def fresh_size(doc: NotebookDoc) -> int:
 
 async def settled(daemon: DaemonProcess, notebook: str, since: float) -> dict[str, Any]:
     """The room's `daemon_info` entry once a compaction after `since` (unix time) has
-    switched, or once the daemon's quiet period and interval have passed without one
-    (the room is under budget): what a joiner meets when the room has come to rest."""
+    switched, or once the daemon's quiet period and interval, and its rest, have passed
+    without one (the room is under budget): what a joiner meets when the room has come to rest."""
     defaults = Settings()
-    deadline = time.monotonic() + defaults.compact_quiet + defaults.compact_interval + 5
+    wait = max(defaults.compact_quiet + defaults.compact_interval, defaults.compact_rest)
+    deadline = time.monotonic() + wait + 5
     while True:
         room = await daemon.room_info(notebook)
         last = room["last_compaction"]

@@ -107,7 +107,8 @@ def markdown(results: list[CaseResult], *, quick: bool, meta: dict[str, Any]) ->
         out += [f"## {result.title}", ""]
         if result.params:
             params = ", ".join(f"{k}={v}" for k, v in result.params.items())
-            out += [f"Parameters: {params}. Took {result.seconds:.0f} s.", ""]
+            when = f", measured {result.measured}" if result.measured else ""
+            out += [f"Parameters: {params}. Took {result.seconds:.0f} s{when}.", ""]
         if result.rows:
             header = _header(result)
             extra = bool(result.extra_column)

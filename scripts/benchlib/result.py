@@ -118,6 +118,7 @@ class CaseResult:
     # Figures along the run, by panel title: drawn in <key>.png beside latency.png.
     curves: dict[str, Curve] = field(default_factory=dict)
     seconds: float = 0.0
+    measured: str = ""  # when the case ran (UTC, ISO 8601): cases of one file may differ
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +127,7 @@ class CaseResult:
             "params": self.params,
             **({"extra_column": self.extra_column} if self.extra_column else {}),
             "seconds": round(self.seconds, 1),
+            "measured": self.measured,
             "rows": [row.as_dict() for row in self.rows],
             "checks": [
                 {"target": c.target, "met": c.met, "measured": c.measured} for c in self.checks
@@ -137,3 +139,39 @@ class CaseResult:
             "notes": self.notes,
             "curves": {title: curve.as_dict() for title, curve in self.curves.items()},
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CaseResult:
+        """A case as results.json has it (samples thinned): kept by `bench.py --update`."""
+        rows = [
+            Row(
+                r["label"],
+                r["unit"],
+                r["values"],
+                r.get("baseline_label", ""),
+                r.get("baseline"),
+                r.get("extra"),
+            )
+            for r in data["rows"]
+        ]
+        curves = {
+            title: Curve(
+                c["x_label"],
+                c["y_label"],
+                {n: [tuple(p) for p in pts] for n, pts in c["series"].items()},
+            )
+            for title, c in data.get("curves", {}).items()
+        }
+        return cls(
+            data["key"],
+            data["title"],
+            params=data["params"],
+            rows=rows,
+            extra_column=data.get("extra_column", ""),
+            checks=[Check(c["target"], c["met"], c["measured"]) for c in data["checks"]],
+            samples=data.get("samples", {}),
+            notes=data.get("notes", []),
+            curves=curves,
+            seconds=data["seconds"],
+            measured=data.get("measured", ""),
+        )

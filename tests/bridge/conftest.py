@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from runtimed.client import Client
-from tests.conftest import RunningDaemon
+from tests.conftest import HeldClients, RunningDaemon
 
 NOTEBOOK = "nb-bridge"
 
@@ -15,7 +15,7 @@ NOTEBOOK = "nb-bridge"
 @pytest.fixture
 async def pair(running: RunningDaemon) -> AsyncIterator[tuple[Client, Client]]:
     """An actor (runs code) and an observer that only syncs the doc, on one room."""
-    async with running.client(NOTEBOOK) as actor, running.client(NOTEBOOK) as observer:
+    async with HeldClients(running.client(NOTEBOOK), running.client(NOTEBOOK)) as (actor, observer):
         await actor.request("launch_kernel")
         yield actor, observer
         await actor.request("shutdown_kernel")

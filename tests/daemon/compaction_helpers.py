@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from notebook_doc import NotebookDoc, SyncState
 from runtimed.client import Client
-from runtimed.wire import Broadcast
+from runtimed.wire import Broadcast, FrameType, Sync
+from runtimed.wire.frames import decode_typed
+
+_PREFIX = 4  # a frame's length prefix on the Unix socket
 
 
 class LateClient(Client):
@@ -19,6 +23,25 @@ class LateClient(Client):
         self.gate = asyncio.Event()
         self.held = asyncio.Event()  # a notice is being held
         self.forget = False
+        self.last_sent = b""
+
+    async def _send_locked(self, data: bytes) -> None:
+        self.last_sent = data
+        await super()._send_locked(data)
+
+    def carried_since(self, base: NotebookDoc) -> bool:
+        """Whether the last frame sent, a SYNC, carried every edit made since `base`.
+
+        Automerge leaves a change out when the daemon's Bloom filter falsely says it
+        has it (about 1 in 100), and sends it only in the next round, after the
+        daemon's answer: which a held client reads only once released."""
+        frame_type = FrameType(self.last_sent[_PREFIX])
+        event = decode_typed(frame_type, self.last_sent[_PREFIX + 1 :])
+        if not isinstance(event, Sync):
+            return False
+        probe = base.fork()
+        probe.receive_sync_message(SyncState(), event.data)
+        return set(probe.get_heads()) == set(self.doc.get_heads())
 
     def release(self, *, forget: bool = False) -> None:
         """Go on reading; with `forget`, ignore the held notice and every doc frame after

@@ -20,7 +20,11 @@ from tests.conftest import RunningDaemon, eventually
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return dataclasses.replace(
-        settings, autosave_quiet=0.2, autosave_max_delay=2.0, autosave_retry=0.3
+        settings,
+        autosave_quiet=0.2,
+        autosave_max_delay=2.0,
+        autosave_retry=0.3,
+        file_watch_interval=0.2,  # a disk edit shows up within 0.2 s, not 2 s
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 
 from notebook_doc import NotebookDoc
 from notebook_doc.compaction import build_fresh, read_content
@@ -65,4 +66,6 @@ def test_an_unknown_fresh_size_asks_for_a_compaction_to_measure_it() -> None:
 
 
 def test_giving_memory_back_works_here() -> None:
-    assert give_back() >= 0.0
+    """With glibc the trim is found (and takes some time); elsewhere it does nothing."""
+    seconds = give_back()
+    assert seconds > 0.0 if platform.libc_ver()[0] == "glibc" else seconds == 0.0

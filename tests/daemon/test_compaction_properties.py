@@ -144,7 +144,7 @@ async def scenario(base: Settings, plan: list[tuple[str, int, int]]) -> None:
         )
         event(f"late changes in SWITCH: {'some' if late else 'none'}")
     finally:
-        for client in clients:
+        for client in reversed(clients):  # a client's reader group: closed last in, first out
             client.release()
             await client.aclose()
         await running.stop()

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from notebook_doc import NotebookDoc, SyncState, sync_message_heads
-from runtimed.daemon.broadcast_log import BroadcastLog
+from runtimed.daemon.broadcast_log import BroadcastLog, FrameBuffer
 from runtimed.daemon.peer import Peer
 from runtimed.wire import (
     NEED_DATA,
@@ -276,6 +276,47 @@ async def test_writers_that_wait_get_every_broadcast_in_order_in_few_writes() ->
     for (client, _), recorder in zip(pairs, recorders, strict=True):
         assert events(client, recorder.written) == sent
         assert recorder.writes <= 11  # one write per burst, not one per frame
+
+
+def test_the_log_is_emptied_once_every_peer_has_read_it_and_waits() -> None:
+    """The trim in `append` runs only while broadcasts come: after a burst, the last
+    writer to wait drops what every peer has read, so the burst's frames do not stay."""
+    pairs = [connected() for _ in range(2)]
+    peers = [Peer(server, Recorder(), queue_limit=10**9, stall_timeout=5) for _, server in pairs]
+    log = BroadcastLog()
+    for peer in peers:
+        log.attach(peer)
+    for i in range(100):  # fewer than a trim interval
+        log.append(Broadcast("comm", {"content": {"value": i}}), comm_event=True)
+    first, second = peers
+    assert len(events(pairs[0][0], first._take_batch())) == 100
+    log.sleep(first)
+    assert len(log) == 100  # the second peer has not read them yet
+    assert len(events(pairs[1][0], second._take_batch())) == 100
+    log.sleep(second)
+    assert len(log) == 0
+    after = Broadcast("kernel_status", {"status": "idle"})
+    log.append(after)
+    assert events(pairs[1][0], second._take_batch()) == [after]
+
+
+def test_a_frame_buffer_gives_back_each_frame_and_spans_after_drops() -> None:
+    frames = [bytes([n % 251]) * (n % 7) for n in range(50)]  # empty ones included
+    buffer = FrameBuffer()
+    for frame in frames[:30]:
+        buffer.append(frame)
+    buffer.drop(12)
+    for frame in frames[30:]:
+        buffer.append(frame)
+    kept = frames[12:]
+    assert len(buffer) == len(kept)
+    assert buffer[:] == kept
+    assert buffer[5:9] == kept[5:9]
+    assert buffer.join(3, 20) == b"".join(kept[3:20])
+    assert buffer.join(4, 4) == b""
+    buffer.drop(len(kept))
+    assert len(buffer) == 0
+    assert buffer[:] == []
 
 
 def _crossing_changes() -> tuple[NotebookDoc, Peer, Connection, NotebookDoc, SyncState, bytes]:

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from nbformat.sign import NotebookNotary
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
+from runtimed import signatures
 from runtimed.blob_store import BlobStore
 from runtimed.client import Client
 from runtimed.config import Settings
@@ -117,6 +119,65 @@ def test_notary_keeps_a_private_secret_and_store_and_signs_notebooks(tmp_path: P
     assert other.notebook_signed(nb)
     assert not again.notebook_signed(nb)
     assert not again.notebook_signed({"cells": "not a notebook"})
+
+
+def nbformat_notary(directory: Path) -> NotebookNotary:
+    """nbformat's own notary on the same secret and store as `Notary(directory)`."""
+    return NotebookNotary(
+        data_dir=str(directory),
+        secret=(directory / SECRET_NAME).read_bytes(),
+        db_file=str(directory / DB_NAME),
+        algorithm="sha256",
+    )
+
+
+def test_signatures_and_store_agree_with_nbformats_notary(tmp_path: Path) -> None:
+    """runtimed signs without importing nbformat; a store either one wrote reads in the
+    other, so a store kept from before (or `jupyter trust` on it) still vouches."""
+    directory = tmp_path / "trust"
+    notary = Notary(directory)
+    theirs = nbformat_notary(directory)
+    nb = new_notebook(
+        cells=[
+            new_code_cell(
+                "print('é')",
+                id="c1",
+                outputs=[new_output("display_data", data={"text/html": "<b>x</b>"})],
+                metadata={"n": 1.5, "flag": True, "none": None, "list": [1, "two", [3]]},
+            )
+        ],
+        metadata={"signature": "sha256:stale", "language_info": {"name": "python"}},
+    )
+    contents = [{"metadata": {}, "runtimed": "cell-outputs", "outputs": ["x", "y"]}]
+    with theirs:
+        assert signatures.compute_signature(notary._secret, nb) == theirs.compute_signature(nb)
+        assert signatures.compute_signature(
+            notary._secret, contents[0]
+        ) == theirs.compute_signature(contents[0])
+        theirs.sign(nb)
+    assert nb.metadata.signature == "sha256:stale"  # the caller's notebook is left as it was
+    assert notary.notebook_signed(nb)
+    notary.sign(contents)
+    other = new_notebook(cells=[new_code_cell("2")])
+    notary.sign_notebook(other)
+    with nbformat_notary(directory) as theirs:
+        assert theirs.check_signature(other)
+        assert theirs.store.check_signature(
+            signatures.compute_signature(notary._secret, contents[0]), "sha256"
+        )
+
+
+def test_an_unreadable_store_is_set_aside_and_trusts_nothing(tmp_path: Path) -> None:
+    directory = tmp_path / "trust"
+    nb = new_notebook(cells=[new_code_cell("1")])
+    Notary(directory).sign_notebook(nb)
+    (directory / DB_NAME).write_bytes(b"not a database" * 100)
+    notary = Notary(directory)
+    assert not notary.notebook_signed(nb)
+    assert (directory / f"{DB_NAME}.bak").read_bytes().startswith(b"not a database")
+    assert stat.S_IMODE((directory / DB_NAME).stat().st_mode) == 0o600
+    notary.sign_notebook(nb)
+    assert notary.notebook_signed(nb)
 
 
 def test_only_rich_outputs_with_data_can_run_code(tmp_path: Path) -> None:

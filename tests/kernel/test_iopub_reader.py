@@ -9,6 +9,7 @@ from jupyter_client.session import Session
 from kernel_helpers import Recorder, ScriptedKernel
 from structlog.testing import capture_logs
 
+from runtimed.daemon.tasks import TaskOwner
 from runtimed.kernel import KernelSession
 from runtimed.kernel.decode import MessageDecoder
 
@@ -94,8 +95,10 @@ def test_malformed_frames_are_skipped_with_a_reason(build, reason: str) -> None:
 # ---------------------------------------------------------------------- a live reader
 
 
-async def attach(kernel: ScriptedKernel, recorder: Recorder) -> KernelSession:
-    return await KernelSession.attach(kernel.connection_file, timeout=30, **recorder.sinks)
+async def attach(tasks: TaskOwner, kernel: ScriptedKernel, recorder: Recorder) -> KernelSession:
+    return await KernelSession.attach(
+        kernel.connection_file, timeout=30, tasks=tasks, **recorder.sinks
+    )
 
 
 def comm_values(recorder: Recorder) -> list[int]:
@@ -107,10 +110,10 @@ def comm_values(recorder: Recorder) -> list[int]:
 
 
 async def test_a_malformed_iopub_message_is_logged_and_the_reader_goes_on(
-    scripted_kernel: ScriptedKernel, recorder: Recorder
+    tasks: TaskOwner, scripted_kernel: ScriptedKernel, recorder: Recorder
 ) -> None:
     with capture_logs() as logs:
-        session = await attach(scripted_kernel, recorder)
+        session = await attach(tasks, scripted_kernel, recorder)
         try:
             session_key = scripted_kernel.session
             scripted_kernel.publish("comm_msg", {"comm_id": "c", "data": {"state": {"value": 1}}})
@@ -127,7 +130,9 @@ async def test_a_malformed_iopub_message_is_logged_and_the_reader_goes_on(
     assert all(e["kernel_id"] == "scripted" for e in skipped)
 
 
-async def test_a_failing_sink_does_not_stop_the_reader(scripted_kernel: ScriptedKernel) -> None:
+async def test_a_failing_sink_does_not_stop_the_reader(
+    tasks: TaskOwner, scripted_kernel: ScriptedKernel
+) -> None:
     recorder = Recorder()
     calls = []
 
@@ -139,7 +144,10 @@ async def test_a_failing_sink_does_not_stop_the_reader(scripted_kernel: Scripted
 
     with capture_logs() as logs:
         session = await KernelSession.attach(
-            scripted_kernel.connection_file, on_iopub=flaky_sink, on_event=recorder.on_event
+            scripted_kernel.connection_file,
+            tasks=tasks,
+            on_iopub=flaky_sink,
+            on_event=recorder.on_event,
         )
         try:
             scripted_kernel.publish("comm_msg", {"comm_id": "c", "data": {"state": {"value": 7}}})
@@ -150,12 +158,12 @@ async def test_a_failing_sink_does_not_stop_the_reader(scripted_kernel: Scripted
 
 
 async def test_a_burst_published_while_the_loop_is_busy_arrives_whole(
-    scripted_kernel: ScriptedKernel, recorder: Recorder
+    tasks: TaskOwner, scripted_kernel: ScriptedKernel, recorder: Recorder
 ) -> None:
     """The test's own loop publishes 20,000 messages without yielding, so the reader
     cannot run meanwhile: only an unlimited receive buffer keeps the publisher's
     1000-message queue from overflowing (lessons.md: RCVHWM 0)."""
-    session = await attach(scripted_kernel, recorder)
+    session = await attach(tasks, scripted_kernel, recorder)
     try:
         for value in range(1, 20001):
             scripted_kernel.publish(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from kernel_helpers import Recorder
 
+from runtimed.daemon.tasks import TaskOwner
 from runtimed.kernel import KernelError, KernelSession
 
 pytestmark = pytest.mark.kernel
@@ -104,9 +105,9 @@ async def test_send_comm_moves_a_slider_in_the_kernel(
 
 @pytest.mark.slow
 async def test_a_20000_update_burst_reaches_on_iopub_whole(
-    recorder: Recorder, unbounded_kernel: str
+    tasks: TaskOwner, recorder: Recorder, unbounded_kernel: str
 ) -> None:
-    kernel = await KernelSession.launch(unbounded_kernel, **recorder.sinks)
+    kernel = await KernelSession.launch(unbounded_kernel, tasks=tasks, **recorder.sinks)
     try:
         setup = kernel.execute("from ipywidgets import IntSlider; w = IntSlider(max=10**9)")
         await recorder.until_idle(setup)
@@ -143,9 +144,9 @@ async def test_bad_sends_raise_a_clear_error_and_the_session_goes_on(
 
 
 async def test_launch_in_a_directory_then_shut_down_twice(
-    recorder: Recorder, tmp_path: Path
+    tasks: TaskOwner, recorder: Recorder, tmp_path: Path
 ) -> None:
-    session = await KernelSession.launch(cwd=str(tmp_path), **recorder.sinks)
+    session = await KernelSession.launch(cwd=str(tmp_path), tasks=tasks, **recorder.sinks)
     cwd = session.execute("import os; print(os.getcwd())")
     assert (await recorder.stdout_of(cwd)).strip() == str(tmp_path)
     connection_file = session.connection_file

@@ -15,6 +15,7 @@ import pytest
 from jupyter_client.manager import AsyncKernelManager
 from kernel_helpers import Recorder
 
+from runtimed.daemon.tasks import TaskOwner
 from runtimed.kernel import KernelError, KernelSession
 
 pytestmark = pytest.mark.kernel
@@ -41,11 +42,11 @@ def live_processes_with(marker: str) -> list[psutil.Process]:
 
 
 async def test_a_kernel_that_exits_at_start_fails_launch_with_its_exit_code(
-    recorder: Recorder, make_kernelspec: Callable[..., str]
+    tasks: TaskOwner, recorder: Recorder, make_kernelspec: Callable[..., str]
 ) -> None:
     name = make_kernelspec("exits", [sys.executable, "-c", "import sys; sys.exit(3)"])
     with pytest.raises(KernelError) as failed:
-        await KernelSession.launch(name, startup_timeout=30, **recorder.sinks)
+        await KernelSession.launch(name, startup_timeout=30, tasks=tasks, **recorder.sinks)
 
     assert failed.value.code == "kernel_dead"
     assert "failed to start: exited with code 3" in failed.value.message
@@ -54,13 +55,13 @@ async def test_a_kernel_that_exits_at_start_fails_launch_with_its_exit_code(
 
 
 async def test_a_kernel_that_never_answers_times_out_and_is_killed(
-    recorder: Recorder, make_kernelspec: Callable[..., str], tmp_path: Path
+    tasks: TaskOwner, recorder: Recorder, make_kernelspec: Callable[..., str], tmp_path: Path
 ) -> None:
     marker = f"never-answers-{tmp_path.name}"
     argv = [sys.executable, "-c", "import time; time.sleep(600)", marker]
     name = make_kernelspec("mute", argv)
     with pytest.raises(KernelError) as failed:
-        await KernelSession.launch(name, startup_timeout=1.5, **recorder.sinks)
+        await KernelSession.launch(name, startup_timeout=1.5, tasks=tasks, **recorder.sinks)
 
     assert failed.value.code == "kernel_timeout"
     assert "no kernel_info_reply within 1.5 s" in failed.value.message
@@ -69,11 +70,11 @@ async def test_a_kernel_that_never_answers_times_out_and_is_killed(
 
 
 async def test_a_cancelled_launch_leaves_no_process(
-    recorder: Recorder, make_kernelspec: Callable[..., str], tmp_path: Path
+    tasks: TaskOwner, recorder: Recorder, make_kernelspec: Callable[..., str], tmp_path: Path
 ) -> None:
     marker = f"cancelled-{tmp_path.name}"
     name = make_kernelspec("slow", [sys.executable, "-c", "import time; time.sleep(600)", marker])
-    launching = asyncio.ensure_future(KernelSession.launch(name, **recorder.sinks))
+    launching = asyncio.ensure_future(KernelSession.launch(name, tasks=tasks, **recorder.sinks))
     deadline = asyncio.get_running_loop().time() + 30
     while not live_processes_with(marker):
         assert asyncio.get_running_loop().time() < deadline, "the kernel process never started"
@@ -85,9 +86,9 @@ async def test_a_cancelled_launch_leaves_no_process(
     assert live_processes_with(marker) == []
 
 
-async def test_an_unknown_kernelspec_is_a_clear_error(recorder: Recorder) -> None:
+async def test_an_unknown_kernelspec_is_a_clear_error(tasks: TaskOwner, recorder: Recorder) -> None:
     with pytest.raises(KernelError) as failed:
-        await KernelSession.launch("no-such-kernel-here", **recorder.sinks)
+        await KernelSession.launch("no-such-kernel-here", tasks=tasks, **recorder.sinks)
     assert failed.value.code == "no_such_kernel"
     assert "no-such-kernel-here" in failed.value.message
 
@@ -96,9 +97,11 @@ async def test_an_unknown_kernelspec_is_a_clear_error(recorder: Recorder) -> Non
 
 
 async def test_attach_bridges_an_external_kernel_and_never_kills_it(
-    external_kernel: AsyncKernelManager, recorder: Recorder
+    tasks: TaskOwner, external_kernel: AsyncKernelManager, recorder: Recorder
 ) -> None:
-    session = await KernelSession.attach(external_kernel.connection_file, **recorder.sinks)
+    session = await KernelSession.attach(
+        external_kernel.connection_file, tasks=tasks, **recorder.sinks
+    )
     try:
         assert not session.owned
         assert session.kernel_info is not None
@@ -114,7 +117,7 @@ async def test_attach_bridges_an_external_kernel_and_never_kills_it(
     assert await external_kernel.is_alive()
     assert Path(external_kernel.connection_file).exists()
     again = Recorder()
-    second = await KernelSession.attach(external_kernel.connection_file, **again.sinks)
+    second = await KernelSession.attach(external_kernel.connection_file, tasks=tasks, **again.sinks)
     try:
         msg_id = second.execute("print('still alive')")
         assert (await again.stdout_of(msg_id)).strip() == "still alive"
@@ -132,26 +135,28 @@ async def test_attach_bridges_an_external_kernel_and_never_kills_it(
     ],
 )
 async def test_attach_refuses_a_bad_connection_file(
-    tmp_path: Path, recorder: Recorder, content: str | None, complaint: str
+    tasks: TaskOwner, tmp_path: Path, recorder: Recorder, content: str | None, complaint: str
 ) -> None:
     path = tmp_path / "kernel-bad.json"
     if content is not None:
         path.write_text(content)
     with pytest.raises(KernelError) as refused:
-        await KernelSession.attach(str(path), **recorder.sinks)
+        await KernelSession.attach(str(path), tasks=tasks, **recorder.sinks)
     assert refused.value.code == "bad_connection_file"
     assert complaint in refused.value.message
     assert recorder.events == []
 
 
-async def test_attach_to_nobody_fails_in_time(tmp_path: Path, recorder: Recorder) -> None:
+async def test_attach_to_nobody_fails_in_time(
+    tasks: TaskOwner, tmp_path: Path, recorder: Recorder
+) -> None:
     ports = {f"{c}_port": 1 + n for n, c in enumerate(["shell", "iopub", "stdin", "control", "hb"])}
     info = {"transport": "tcp", "ip": "127.0.0.1", "key": "k", "signature_scheme": "hmac-sha256"}
     path = tmp_path / "kernel-nobody.json"
     path.write_text(json.dumps(info | ports))
 
     with pytest.raises(KernelError) as failed:
-        await KernelSession.attach(str(path), timeout=1, **recorder.sinks)
+        await KernelSession.attach(str(path), timeout=1, tasks=tasks, **recorder.sinks)
     assert failed.value.code == "kernel_timeout"
     assert recorder.events[-1].kind == "died"
 
@@ -178,10 +183,10 @@ async def test_a_killed_owned_kernel_is_reported_dead_and_can_be_restarted(
 
 
 async def test_a_killed_attached_kernel_is_reported_dead_by_heartbeat(
-    external_kernel: AsyncKernelManager, recorder: Recorder
+    tasks: TaskOwner, external_kernel: AsyncKernelManager, recorder: Recorder
 ) -> None:
     session = await KernelSession.attach(
-        external_kernel.connection_file, heartbeat_timeout=1.5, **recorder.sinks
+        external_kernel.connection_file, heartbeat_timeout=1.5, tasks=tasks, **recorder.sinks
     )
     try:
         os.kill(await kernel_pid(session, recorder), signal.SIGKILL)

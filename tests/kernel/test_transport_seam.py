@@ -12,6 +12,7 @@ import pytest
 from anyio.abc import TaskStatus
 from kernel_helpers import Recorder
 
+from runtimed.daemon.tasks import TaskOwner
 from runtimed.kernel import KernelError, KernelSession, KernelTransport
 from runtimed.kernel.transport import Deliver, SendChannel
 
@@ -84,10 +85,10 @@ class MemoryKernel:
 
 
 @pytest.fixture
-async def memory_session(recorder: Recorder) -> Any:
+async def memory_session(tasks: TaskOwner, recorder: Recorder) -> Any:
     kernel = MemoryKernel()
     transport: KernelTransport = kernel  # the test double satisfies the seam's type
-    session = await KernelSession.connect(transport, kernel_id="mem", **recorder.sinks)
+    session = await KernelSession.connect(transport, kernel_id="mem", tasks=tasks, **recorder.sinks)
     yield kernel, session
     await session.shutdown()
 

@@ -111,18 +111,22 @@ class DaemonProcess:
         )
 
 
+def quick_timings(settings: Settings) -> dict[str, float]:
+    """The test settings' short timings, as a daemon process's knobs."""
+    return {
+        "save_debounce": settings.save_debounce,
+        "save_max_interval": settings.save_max_interval,
+        "room_grace": settings.room_grace,
+    }
+
+
 @pytest.fixture
 def daemon_process(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     """Build daemon processes on the test's socket and data dir; all stopped at the end."""
     made: list[DaemonProcess] = []
 
     def make(**knobs: float) -> DaemonProcess:
-        timings = {
-            "save_debounce": settings.save_debounce,
-            "save_max_interval": settings.save_max_interval,
-            "room_grace": settings.room_grace,
-            **knobs,
-        }
+        timings = quick_timings(settings) | knobs
         daemon = DaemonProcess(settings, tmp_path / f"daemon-{len(made)}.log", timings)
         made.append(daemon)
         return daemon

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import socket
 import struct
 from collections.abc import Iterator
@@ -23,8 +24,9 @@ from hypothesis import strategies as st
 
 from runtimed.wire import MAX_FRAME_SIZE
 from runtimed.wire.messages import CONTROL_ACTIONS, NOTEBOOK_ACTIONS
+from tests.conftest import quick_settings, short_socket_dir
 from tests.daemon.test_wire import PREAMBLE, frame, typed
-from tests.reliability.conftest import DaemonProcess
+from tests.reliability.conftest import DaemonProcess, quick_timings
 
 NOTEBOOK = "nb-fuzz"
 BYSTANDER = "nb-bystander"
@@ -120,15 +122,29 @@ def error_code(body: bytes, *, typed_frame: bool) -> str | None:
     return message["code"] if message["event"] == "error" else None
 
 
+@pytest.fixture(scope="module")
+def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    """One daemon process for every test and example of this module (each only attacks
+    and checks), and a bystander room written before them."""
+    root = tmp_path_factory.mktemp("hostile")
+    sock_dir = short_socket_dir()
+    config = quick_settings(root / "data", sock_dir)
+    process = DaemonProcess(config, root / "daemon.log", quick_timings(config))
+    try:
+        asyncio.run(process.start())
+        asyncio.run(_write_bystander(process))
+        yield process
+    finally:
+        process.stop()
+        shutil.rmtree(sock_dir, ignore_errors=True)
+
+
 @pytest.fixture
-def daemon(daemon_process, settings) -> Iterator[DaemonProcess]:
-    """One daemon process for every example, and a bystander room written before them."""
-    process = daemon_process()
-    asyncio.run(process.start())
-    asyncio.run(_write_bystander(process))
-    yield process
-    assert process.alive, "the daemon died"
-    assert asyncio.run(_read_bystander(process)) == ["written before the fuzz"]
+def daemon(shared_daemon: DaemonProcess) -> Iterator[DaemonProcess]:
+    """The module's daemon; after each test it is still up and the bystander intact."""
+    yield shared_daemon
+    assert shared_daemon.alive, "the daemon died"
+    assert asyncio.run(_read_bystander(shared_daemon)) == ["written before the fuzz"]
 
 
 async def _write_bystander(daemon: DaemonProcess) -> None:

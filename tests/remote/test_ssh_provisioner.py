@@ -23,7 +23,7 @@ from tests.bridge.helpers import (
     run,
     run_cell,
 )
-from tests.conftest import eventually
+from tests.conftest import HeldClients, eventually
 from tests.reliability.conftest import DaemonProcess
 from tests.remote.conftest import (
     KERNEL_NAME,
@@ -77,7 +77,8 @@ async def room(
 ) -> AsyncIterator[tuple[Client, Client]]:
     """An actor and an observer on a room of its own (the daemon is the module's)."""
     notebook = f"nb-{request.node.name}"
-    async with remote_daemon.client(notebook) as actor, remote_daemon.client(notebook) as observer:
+    clients = HeldClients(remote_daemon.client(notebook), remote_daemon.client(notebook))
+    async with clients as (actor, observer):
         yield actor, observer
 
 

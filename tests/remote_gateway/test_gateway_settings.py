@@ -15,7 +15,7 @@ import pytest
 
 from runtimed.config import Settings
 from runtimed.kernel import KernelError
-from runtimed.kernel.gateway_rest import GatewayTarget
+from runtimed.kernel.gateway_target import GatewayTarget
 from tests.remote_gateway.conftest import gateway_settings
 from tests.remote_gateway.enterprise_gateway import EnterpriseGateway
 from tests.web.conftest import WebDaemon

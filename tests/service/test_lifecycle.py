@@ -17,6 +17,7 @@ from runtimed.client import Client, ClientError
 from runtimed.config import lock_path
 from runtimed.service.lock import process_alive
 from tests.bridge.helpers import run_cell
+from tests.conftest import HeldClients
 from tests.service.conftest import RUNTIMED, Service, wait_gone
 
 
@@ -104,11 +105,8 @@ def test_start_takes_over_from_a_sigkilled_daemon(service: Service) -> None:
 
 async def test_ten_concurrent_autostarting_clients_get_one_daemon(service: Service) -> None:
     clients = [Client(socket_path=service.socket, autostart=True) for _ in range(10)]
-    await asyncio.gather(*(client.connect() for client in clients))
-    try:
+    async with HeldClients(*clients, together=True):
         infos = await asyncio.gather(*(client.request("daemon_info") for client in clients))
-    finally:
-        await asyncio.gather(*(client.aclose() for client in clients))
     pids = {info["pid"] for info in infos}
     assert len(pids) == 1
     assert [p.pid for p in service.daemons()] == list(pids)
@@ -145,7 +143,12 @@ def test_start_failure_shows_the_end_of_the_log(service: Service, tmp_path: Path
 def test_logs_follow_prints_new_lines(service: Service) -> None:
     service.cli("start")
     follower = subprocess.Popen(
-        [*RUNTIMED, "logs", "-f", "-n", "1"], stdout=subprocess.PIPE, text=True
+        [*RUNTIMED, "logs", "-f", "-n", "1"],
+        stdout=subprocess.PIPE,
+        text=True,
+        # Ctrl-C as a terminal delivers it: a suite started in the background (`make
+        # test &`, nohup) hands its children SIGINT ignored, and then nothing stops it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert follower.stdout is not None
@@ -156,9 +159,13 @@ def test_logs_follow_prints_new_lines(service: Service) -> None:
                 break
     finally:
         follower.send_signal(signal.SIGINT)
-        assert follower.wait(30) == 0
-        assert follower.stdout is not None
-        follower.stdout.close()
+        try:
+            code = follower.wait(30)
+        finally:
+            follower.kill()  # only one that did not stop is still there to kill
+            assert follower.stdout is not None
+            follower.stdout.close()
+    assert code == 0
 
 
 async def test_a_failed_autostart_shows_the_end_of_the_log(

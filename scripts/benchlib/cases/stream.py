@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import time
 
 from notebook_doc import NotebookDoc
 
@@ -22,6 +23,7 @@ from ..history import (
     fresh_size,
     join_seconds,
     saved_doc,
+    settled,
 )
 from ..kernel_code import NEW_PROGRESS, PROGRESS_STREAM
 from ..result import CaseResult, Check, Curve, Row
@@ -78,6 +80,9 @@ async def run(ctx: BenchContext) -> list[CaseResult]:
             for _ in range(END_JOINS)
         ]
         await log.stop()
+        # The file at rest: during the stream it is a compacted doc plus the changes
+        # since, appended; once the room rests it is compacted if over the ratio.
+        rested = await settled(r.daemon, notebook, time.time())
         fresh = fresh_size(r.watcher.client.doc)
         saved = await saved_doc(ctx.dir(KEY) / "data" / "docs", done)
 
@@ -90,9 +95,15 @@ async def run(ctx: BenchContext) -> list[CaseResult]:
         Row("late join after the stream", "ms", end_ms),
         Row("late join during the stream, after the first 10%", "ms", [tenth[2]]),
         Row("late join during the stream, at its last step", "ms", [end[2]]),
-        Row("saved doc file", "MB", [len(saved) / MB], "fresh doc, same content", [fresh / MB]),
+        Row(
+            "saved doc file, at rest",
+            "MB",
+            [len(saved) / MB],
+            "fresh doc, same content",
+            [fresh / MB],
+        ),
         Row("doc changes per step", "", [changes / steps]),
-        Row("compactions", "", [log.room["epoch"]]),
+        Row("compactions", "", [rested["epoch"]]),
     ]
     result.checks = [
         Check(
@@ -107,7 +118,7 @@ async def run(ctx: BenchContext) -> list[CaseResult]:
             f"({END_JOINS} joins after the last step)",
         ),
         Check(
-            "doc file <= 2x a fresh doc of the same content (issue 14)",
+            "doc file at rest <= 2x a fresh doc of the same content (issue 14)",
             len(saved) <= 2 * fresh,
             f"{len(saved) / fresh:.1f}x ({len(saved) / MB:.3f} vs {fresh / MB:.3f} MB)",
         ),
@@ -118,7 +129,7 @@ async def run(ctx: BenchContext) -> list[CaseResult]:
             + (f" ({log.missed} compactions between polls not counted)" if log.missed else ""),
         ),
     ]
-    result.notes.append(compactions_note(log.room))
+    result.notes.append(compactions_note(rested))
     result.curves = {
         "daemon RSS": Curve("steps (each moves the bar and rewrites the label)", "RSS, MB"),
         "late join": Curve("steps (each moves the bar and rewrites the label)", "late join, ms"),
