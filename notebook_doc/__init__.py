@@ -27,7 +27,7 @@ from .errors import (
 from .files import atomic_write, doc_filename, is_temp_name, load_or_create
 from .ipynb import from_ipynb, to_ipynb
 from .schema import SCHEMA_VERSION
-from .sync import SyncState, sync_message_heads
+from .sync import SyncMessageSummary, SyncState, summarize_sync_message, sync_message_heads
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -46,6 +46,7 @@ __all__ = [
     "SchemaError",
     "SetCommOutputs",
     "SyncMessageError",
+    "SyncMessageSummary",
     "SyncState",
     "UnsupportedSchemaVersion",
     "UpdateCommState",
@@ -54,6 +55,7 @@ __all__ = [
     "from_ipynb",
     "is_temp_name",
     "load_or_create",
+    "summarize_sync_message",
     "sync_message_heads",
     "to_ipynb",
 ]

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from . import _automerge
 from .errors import SyncMessageError
 
-__all__ = ["SyncState", "changes_message", "sync_message_heads"]
+__all__ = [
+    "SyncMessageSummary",
+    "SyncState",
+    "changes_message",
+    "summarize_sync_message",
+    "sync_message_heads",
+]
 
 _SYNC_MESSAGE_TYPES = (0x42, 0x43)  # v1, and v2 (which adds capabilities after the rest)
 _HASH_SIZE = 32
@@ -28,22 +36,65 @@ def sync_message_heads(data: bytes) -> set[bytes]:
     A client learns from it that the daemon has its changes, without waiting for the
     room to go quiet. Raises SyncMessageError for bytes that are not a sync message.
     """
+    _check_type(data)
+    hashes, _ = _read_hashes(data, 1, "heads")
+    return set(hashes)
+
+
+class SyncMessageSummary(NamedTuple):
+    """What a sync message says, without decoding its changes."""
+
+    heads: frozenset[bytes]  # the sender's heads
+    needs: bool  # it asks for changes by hash
+    changes: bool  # it carries changes
+
+
+def summarize_sync_message(data: bytes) -> SyncMessageSummary:
+    """Read a sync message's fields in order: heads, needs, the haves (each a last-sync
+    hash list and a length-prefixed Bloom filter), then the count of change chunks.
+
+    The daemon paces its messages by it: one that carries changes moves the receiver's
+    heads, so an Automerge peer answers it. Raises SyncMessageError for bytes that are
+    not a sync message.
+    """
+    _check_type(data)
+    heads, offset = _read_hashes(data, 1, "heads")
+    needs, offset = _read_hashes(data, offset, "needs")
+    haves, offset = _read_uleb(data, offset, "haves")
+    for _ in range(haves):
+        _, offset = _read_hashes(data, offset, "have")
+        size, offset = _read_uleb(data, offset, "bloom filter")
+        offset += size
+    changes, _ = _read_uleb(data, offset, "changes")
+    return SyncMessageSummary(frozenset(heads), bool(needs), changes > 0)
+
+
+def _check_type(data: bytes) -> None:
     if not data or data[0] not in _SYNC_MESSAGE_TYPES:
         raise SyncMessageError("not an Automerge sync message")
-    count, shift, offset = 0, 0, 1
+
+
+def _read_uleb(data: bytes, offset: int, field: str) -> tuple[int, int]:
+    """A ULEB128 number at `offset`, and the offset after it."""
+    value, shift = 0, 0
     while True:
         if offset >= len(data) or shift > 63:
-            raise SyncMessageError("sync message heads: bad length")
+            raise SyncMessageError(f"sync message {field}: bad length")
         byte = data[offset]
         offset += 1
-        count |= (byte & 0x7F) << shift
+        value |= (byte & 0x7F) << shift
         shift += 7
         if not byte & 0x80:
-            break
+            return value, offset
+
+
+def _read_hashes(data: bytes, offset: int, field: str) -> tuple[list[bytes], int]:
+    """A counted list of 32-byte change hashes at `offset`, and the offset after it."""
+    count, offset = _read_uleb(data, offset, field)
     end = offset + count * _HASH_SIZE
     if end > len(data):
-        raise SyncMessageError("sync message heads: truncated")
-    return {data[i : i + _HASH_SIZE] for i in range(offset, end, _HASH_SIZE)}
+        raise SyncMessageError(f"sync message {field}: truncated")
+    return [data[i : i + _HASH_SIZE] for i in range(offset, end, _HASH_SIZE)], end
 
 
 def _uleb(value: int) -> bytes:

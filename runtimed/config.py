@@ -13,6 +13,10 @@ from pathlib import Path
 import platformdirs
 
 APP_NAME = "runtimed"
+# Peer pacing (Settings.sync_pacing, room_sync_rate, room_write_rate; docs/protocol.md).
+SYNC_PACING = 1.0
+ROOM_SYNC_RATE = 200.0
+ROOM_WRITE_RATE = 2_000.0
 
 
 def default_socket_path() -> Path:
@@ -91,6 +95,13 @@ class Settings:
     # replaced by one comm_sync; one that stays stuck this long is dropped.
     peer_queue_limit: int = 32 * 1024 * 1024
     peer_stall_timeout: float = 30.0
+    # A doc-sync message with changes is in flight until the peer answers or this many
+    # seconds pass; doc changes meanwhile wait and go in one message (protocol.md).
+    sync_pacing: float = SYNC_PACING
+    # In a burst a room's peers together get at most about this many SYNC frames with
+    # changes, and this many socket writes, a second: a peer waits peers/rate between two.
+    room_sync_rate: float = ROOM_SYNC_RATE
+    room_write_rate: float = ROOM_WRITE_RATE
     # An execution that carried at least this many comm messages is followed by a
     # reconcile with the kernel's own widget state once the kernel is idle.
     reconcile_threshold: int = 500

@@ -401,7 +401,9 @@ class Client:
         assert notice is not None
         async with self._write_lock:  # nothing of the new epoch may go out before SWITCH
             heads = [bytes.fromhex(head) for head in notice.get("heads", [])]
-            changes = self.doc.get_changes_since(heads)
+            # The daemon has what its last SYNC named too: a client that lagged behind
+            # the switch sends its own late changes, not the whole history.
+            changes = self.doc.get_changes_since(heads + list(self._daemon_heads))
             await self._send_locked(b"".join(switch_frames(self._conn, notice["epoch"], changes)))
             self.doc = NotebookDoc.load(snapshot, check=False)
             self.sync_state = SyncState()

@@ -32,9 +32,13 @@ class Coalescer:
         self._handle: asyncio.Handle | None = None
         self._last = float("-inf")
         self._last_poke = float("-inf")
+        self._pokes = 0  # changes since the last flush
         self.flushes = 0
+        # During a flush: it folds several changes (a burst's), not a single one.
+        self.bursting = False
 
     def poke(self) -> None:
+        self._pokes += 1
         now = self._clock()
         paused = now - self._last_poke >= self.window / 2
         self._last_poke = now
@@ -49,12 +53,16 @@ class Coalescer:
 
     def flush_now(self) -> None:
         """Flush at once (also on close, so nothing waits on a timer that will not fire)."""
+        self.bursting, self._pokes = self._pokes > 1, 0
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
         self._last = self._clock()
         self.flushes += 1
-        self._flush()
+        try:
+            self._flush()
+        finally:
+            self.bursting = False
 
     def cancel(self) -> None:
         if self._handle is not None:

@@ -3,9 +3,12 @@
 A broadcast costs the room the same whatever the number of peers: it is encoded once
 per framing and appended here; each peer keeps only a cursor into the log (and its own
 queue for frames meant for it alone, see peer.py). Writers that wait for work are woken
-once per batch, not once per frame. An entry stays until every attached peer has read
-past it. A peer whose unread part grows past its queue limit loses its comm broadcasts
-for one `comm_sync` (`Peer.overflow`), so one slow reader bounds the log, not the room.
+once per batch, not once per frame, and in a burst at most once per `peers / write_rate`
+seconds: the first broadcast after a pause goes at once, later ones join the next wake,
+so a kernel's rate does not set the number of socket writes. An entry stays until every
+attached peer has read past it. A peer whose unread part grows past its queue limit
+loses its comm broadcasts for one `comm_sync` (`Peer.overflow`), so one slow reader
+bounds the log, not the room.
 
 The frames of a framing lie back to back in one buffer (`FrameBuffer`), not one bytes
 object each: readers lag during a burst, and 100,000 small frames held at once, freed
@@ -14,6 +17,8 @@ once read, left 20 MB of the heap's small-object arenas in pieces it could not r
 
 from __future__ import annotations
 
+import asyncio
+import time
 from array import array
 from typing import TYPE_CHECKING
 
@@ -74,9 +79,11 @@ class FrameBuffer:
 class BroadcastLog:
     """Shared frames of one room's broadcasts, each peer reading from its own cursor."""
 
-    def __init__(self) -> None:
+    def __init__(self, write_rate: float = float("inf")) -> None:
+        self.write_rate = write_rate
         self.base = 0  # the position of the oldest entry still kept
         self.end = 0  # the position the next broadcast gets
+        self.last_ordered = -1  # the position of the last broadcast that is not a comm event
         self.comm: list[bool] = []  # per entry: a comm event that a comm_sync may replace
         self.frames: dict[Framing, FrameBuffer] = {framing: FrameBuffer() for framing in Framing}
         self._offsets = array("q")  # per entry: the bytes appended before it
@@ -84,6 +91,8 @@ class BroadcastLog:
         self._peers: set[Peer] = set()
         self._encoders: dict[Framing, Peer] = {}  # an attached peer of each framing in use
         self._sleeping: set[Peer] = set()
+        self._last_wake = float("-inf")
+        self._wake_timer: asyncio.TimerHandle | None = None
         self._limit = 0  # the smallest queue limit of the attached peers
         self._oldest = 0  # no attached peer's cursor is below this
         self._next_trim = TRIM_EVERY
@@ -114,17 +123,25 @@ class BroadcastLog:
         self._limit = min((p.queue_limit for p in self._peers), default=0)
         peer.broadcast_log = None
 
-    def sleep(self, peer: Peer) -> None:
-        """`peer`'s writer waits: wake it with the next broadcast (or now, if it is behind).
+    @property
+    def readers(self) -> int:
+        """The attached peers (what pacing divides a room's rates by)."""
+        return len(self._peers)
 
-        Once every attached peer waits, every entry has been read and the log is emptied:
-        the trim in `append` runs only while broadcasts come, so the tail of a burst
-        (100,000 widget updates: 26 MB of frames) would otherwise stay for ever."""
-        if peer.cursor < self.end:
+    def sleep(self, peer: Peer) -> None:
+        """`peer`'s writer waits: wake it with the next broadcast (or now, if it is behind
+        and no paced wake is due: then that wake takes it along).
+
+        Once every attached peer waits with nothing unread (no paced wake is due), every
+        entry has been read and the log is emptied: the trim in `append` runs only while
+        broadcasts come, so the tail of a burst (100,000 widget updates: 26 MB of frames)
+        would otherwise stay for ever."""
+        if peer.cursor < self.end and self._wake_timer is None:
             peer.wake()
             return
         self._sleeping.add(peer)
-        if self.end > self.base and len(self._sleeping) == len(self._peers):
+        waiting = self._wake_timer is None and len(self._sleeping) == len(self._peers)
+        if waiting and self.end > self.base:
             self._drop_before(self.end)
 
     # --- broadcasts ----------------------------------------------------------------
@@ -137,16 +154,28 @@ class BroadcastLog:
         for framing, frames in self.frames.items():
             frames.append(encoded.get(framing, b""))
         self.comm.append(comm_event)
+        if not comm_event:
+            self.last_ordered = self.end
         size = max(map(len, encoded.values()))
         self._offsets.append(self._total)
         self._total += size
         self.end += 1
-        if self._sleeping:
-            for peer in self._sleeping:
-                peer.wake()
-            self._sleeping.clear()
+        if self._sleeping and self._wake_timer is None:
+            due = self._last_wake + len(self._peers) / self.write_rate
+            delay = due - time.monotonic()
+            if delay <= 0:
+                self._wake_sleepers()
+            else:
+                self._wake_timer = asyncio.get_running_loop().call_later(delay, self._wake_sleepers)
         if self._total - self.offset(self._oldest) > self._limit or self.end >= self._next_trim:
             self._check_readers()
+
+    def _wake_sleepers(self) -> None:
+        self._wake_timer = None
+        self._last_wake = time.monotonic()
+        for peer in self._sleeping:
+            peer.wake()
+        self._sleeping.clear()
 
     def offset(self, position: int) -> int:
         """The bytes appended before `position` (the end's: all of them)."""

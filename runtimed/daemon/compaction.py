@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from notebook_doc import NotebookDoc, NotebookDocError, SyncState, sync_message_heads
-from notebook_doc.compaction import carry, read_content, read_content_since
+from notebook_doc.compaction import Content, carry, read_content, read_content_since
 
 from ..wire import Broadcast, Snapshot, Switch
 from .compaction_budget import HistoryBudget
@@ -57,6 +57,10 @@ class _Switch:
     late: dict[str, int] = field(default_factory=dict)  # peer id -> changes its SWITCH added
     done: asyncio.Event = field(default_factory=asyncio.Event)
     timer: asyncio.TimerHandle | None = None
+    # The old doc's content as last read (comms aside): only late changes move it, and
+    # most late SYNC and SWITCH frames (a lagging peer's) bring none, so each reads it
+    # once per carried change, not once per frame.
+    content: Content | None = None
 
 
 class Compactor:
@@ -350,12 +354,15 @@ class Compactor:
         return changed
 
     def _carry_late(self, peer: Peer, switch: _Switch, apply: Callable[[], bool]) -> bool:
-        before = read_content(switch.old, comms=False)
+        before = switch.content or read_content(switch.old, comms=False)
+        switch.content = before
         if not apply():
             return False
         self.client_changed()
+        switch.content = None  # read again at the next late frame, if it can be
         try:
-            return carry(self.room.doc, before, read_content(switch.old, comms=False))
+            switch.content = read_content(switch.old, comms=False)
+            return carry(self.room.doc, before, switch.content)
         except NotebookDocError as exc:  # the late change broke the schema: nothing to carry
             peer.log.warning("late_change_not_carried", error=str(exc))
             message = f"your change against the previous epoch could not be carried: {exc}"

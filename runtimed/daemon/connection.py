@@ -51,6 +51,15 @@ class StreamTransport:
         self.writer.write(b"".join(frames))
         await self.writer.drain()
 
+    def send_nowait(self, frames: list[bytes]) -> bool:
+        """Write at once when nothing earlier is still waiting in the transport's buffer
+        (so nothing to drain, no stall to time); False: use `send_frames`."""
+        transport = self.writer.transport
+        if transport.is_closing() or transport.get_write_buffer_size():
+            return False
+        self.writer.write(b"".join(frames))
+        return True
+
     def send_now(self, frame: bytes) -> None:
         with contextlib.suppress(Exception):
             self.writer.write(frame)

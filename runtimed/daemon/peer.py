@@ -4,8 +4,9 @@ The room never waits on a peer. It hands frames meant for one peer to `Peer.send
 (which only appends), broadcasts to the room's `BroadcastLog` (framed once, read by
 every peer from its own cursor), and flags `request_sync` (sync messages are generated
 when the writer is ready to write, so a slow peer gets one fresh message instead of a
-backlog). The writer sends everything queued in one write, its own frames and the
-room's broadcasts in the order they were queued. A peer whose backlog grows past its
+backlog; `SyncPacing` holds the next one while a message with changes is in flight).
+The writer sends everything queued in one write, its own frames and the room's
+broadcasts in the order they were queued. A peer whose backlog grows past its
 limit loses its queued comm broadcasts for one `comm_sync` built at write time; a peer
 that stays stuck past the stall timeout is dropped.
 """
@@ -23,6 +24,7 @@ import structlog
 
 from notebook_doc import SyncState
 
+from ..config import ROOM_SYNC_RATE, SYNC_PACING
 from ..wire import (
     Broadcast,
     Connection,
@@ -33,6 +35,7 @@ from ..wire import (
     Snapshot,
     Sync,
 )
+from .sync_pacing import SyncPacing
 
 if TYPE_CHECKING:
     from .broadcast_log import BroadcastLog
@@ -46,6 +49,9 @@ class FrameTransport(Protocol):
     """Where a peer's frames go: a Unix stream or a WebSocket."""
 
     async def send_frames(self, frames: list[bytes]) -> None: ...
+
+    def send_nowait(self, frames: list[bytes]) -> bool:
+        """Write `frames` at once if that cannot block (True), else leave them (False)."""
 
     def send_now(self, frame: bytes) -> None:
         """Write one frame at once, between batches (an error frame before a close)."""
@@ -63,6 +69,8 @@ class Peer:
         *,
         queue_limit: int,
         stall_timeout: float,
+        sync_pacing: float = SYNC_PACING,
+        room_sync_rate: float = ROOM_SYNC_RATE,
         name: str = "",
     ) -> None:
         self.id = f"p{next(_peer_ids)}"
@@ -72,6 +80,8 @@ class Peer:
         self.queue_limit = queue_limit
         self.stall_timeout = stall_timeout
         self.sync_state = SyncState()
+        self.pacing = SyncPacing(sync_pacing, room_sync_rate)
+        self._pacing_timer: asyncio.TimerHandle | None = None
         # Set by the room on join: make this peer's next sync message (None: nothing to say).
         self.sync_source: Callable[[SyncState], bytes | None] | None = None
         # Set by the room on join: a fresh comm_sync broadcast, used after an overflow.
@@ -86,6 +96,7 @@ class Peer:
         self.broadcast_log: BroadcastLog | None = None  # set by the room's log on attach
         self.cursor = 0  # the position of the next broadcast this peer has not taken
         self._sync_pending = False
+        self._sync_now = False  # the pending sync message may not wait for pacing
         self._sync_after_queue = False  # the next sync message goes after the queued frames
         self._acks: list[bytes] = []  # sync answers made on receipt, sent before anything
         self._comm_resync = False
@@ -131,9 +142,23 @@ class Peer:
         fields = {"code": "frame_too_large", "message": f"{name}: {message}"}
         return self.conn.send(Broadcast("error", fields))
 
-    def request_sync(self) -> None:
+    def request_sync(self, *, paced: bool = False) -> None:
+        """Send a sync message at the next write; `paced`: it may wait (sync_pacing.py),
+        and then wakes the writer only when it may go (the broadcasts a wake would write
+        wait for the room's own, fewer wakes)."""
         self._sync_pending = True
+        if paced and not self._sync_now:
+            delay = self.pacing.wait(self._room_size())
+            if delay > 0:
+                self._hold_sync(delay)
+                return
+        else:
+            self._sync_now = True
         self.wake()
+
+    def sync_received(self, data: bytes) -> None:
+        """The peer's SYNC `data` was applied: it may answer the message in flight."""
+        self.pacing.received(data)
 
     def acknowledge_sync(self) -> None:
         """Make the answer to a sync message that brought changes now, not at write time.
@@ -149,7 +174,7 @@ class Peer:
         if len(data) >= self.conn.max_frame_size:
             self.request_sync()  # the writer restarts from a snapshot when it is too large
             return
-        self._acks.append(self.conn.send(Sync(data)))
+        self._acks.append(self._sync_frame(data))
         self.wake()
 
     def restart_sync(self, *events: object) -> None:
@@ -159,6 +184,7 @@ class Peer:
         for event in events:
             self.send(event)
         self.sync_state = SyncState()
+        self.pacing.reset()  # nothing of the old sync is in flight any more
         self._sync_after_queue = True
         self.request_sync()
 
@@ -220,8 +246,8 @@ class Peer:
             self._wake.clear()
             self._woken = False
             frames = self._take_batch()
-            if not frames:
-                continue
+            if not frames or self.transport.send_nowait(frames):
+                continue  # the usual batch: no drain to wait for, so no stall to time
             try:
                 async with asyncio.timeout(self.stall_timeout):
                     await self.transport.send_frames(frames)
@@ -229,6 +255,9 @@ class Peer:
                 self.log.warning("peer_dropped", reason="stalled", timeout=self.stall_timeout)
                 self.close()
                 return
+
+    def _room_size(self) -> int:
+        return 1 if self.broadcast_log is None else max(1, self.broadcast_log.readers)
 
     def _take_batch(self) -> list[bytes]:
         # The sync message goes first: a broadcast about a doc change (execution_done
@@ -239,18 +268,60 @@ class Peer:
             self._sync_after_queue = False
             frames.extend(self._queued_frames())
         if self._sync_pending and self.sync_source is not None:
-            self._sync_pending = False
-            data = self.sync_source(self.sync_state)
-            if data is not None and len(data) >= self.conn.max_frame_size:
-                frames.append(self._restart_from_snapshot(len(data)))
-                data = self.sync_source(self.sync_state)
-            if data is not None:
-                frames.append(self.conn.send(Sync(data)))
+            self._take_sync(frames)
         frames.extend(self._queued_frames())
         if self._comm_resync and self.comm_sync_source is not None:
             self._comm_resync = False
             frames.append(self.conn.send(self.comm_sync_source()))
         return frames
+
+    def _take_sync(self, frames: list[bytes]) -> None:
+        """Add the next sync message to `frames`, unless pacing holds it (only a burst's
+        changes and answers wait: while one with changes is in flight, or the last went
+        too recently): then wake again when it may go. Never held before a frame that is
+        not a comm event: execution_done, say, promises that the doc change before it has
+        arrived."""
+        urgent = self._sync_now or self._ordered_frame_queued()
+        delay = 0.0 if urgent else self.pacing.wait(self._room_size())
+        if delay > 0:
+            self._hold_sync(delay)
+            return
+        assert self.sync_source is not None
+        if self._pacing_timer is not None:  # answered before the interval ended
+            self._pacing_timer.cancel()
+            self._pacing_timer = None
+        self._sync_pending = self._sync_now = False
+        data = self.sync_source(self.sync_state)
+        if data is not None and len(data) >= self.conn.max_frame_size:
+            frames.append(self._restart_from_snapshot(len(data)))
+            data = self.sync_source(self.sync_state)
+        if data is not None:
+            frames.append(self._sync_frame(data))
+
+    def _ordered_frame_queued(self) -> bool:
+        shared = self.broadcast_log
+        if shared is not None and shared.last_ordered >= self.cursor:
+            return True
+        return bool(self._queue) and any(not comm for _, comm, _ in self._queue)
+
+    def _hold_sync(self, delay: float) -> None:
+        """Wake the writer when pacing lets the pending sync message go (an answer may
+        bring that moment closer than the timer already set)."""
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay
+        if self._pacing_timer is not None:
+            if self._pacing_timer.when() <= when:
+                return
+            self._pacing_timer.cancel()
+        self._pacing_timer = loop.call_at(when, self._pacing_over)
+
+    def _pacing_over(self) -> None:
+        self._pacing_timer = None
+        self.wake()
+
+    def _sync_frame(self, data: bytes) -> bytes:
+        self.pacing.sent(data)
+        return self.conn.send(Sync(data))
 
     def _restart_from_snapshot(self, sync_size: int) -> bytes:
         """A peer so far behind that its changes do not fit in a frame: send the whole doc
@@ -278,6 +349,8 @@ class Peer:
         if self._closed:
             return
         self._closed = True
+        if self._pacing_timer is not None:
+            self._pacing_timer.cancel()
         if self.broadcast_log is not None:
             self.broadcast_log.detach(self)
         self._wake.set()

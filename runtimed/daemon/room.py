@@ -68,7 +68,7 @@ class NotebookRoom:
         self.room_id = hashlib.sha256(notebook_id.encode()).hexdigest()[:12]
         self.log = log.bind(room_id=self.room_id)
         self.peers: dict[str, Peer] = {}
-        self.broadcasts = BroadcastLog()  # framed once, read by every peer
+        self.broadcasts = BroadcastLog(settings.room_write_rate)  # framed once, read by all
         # Its saves, merges, reconciles and compactions: run by the registry's group.
         self.tasks = TaskOwner(f"room {self.room_id}", self.log)
         self.storage = StorageAlarm(self)  # the blob store's failures, said and retried
@@ -151,6 +151,7 @@ class NotebookRoom:
             return
         before = self.doc.get_heads()
         changed = self.doc.receive_sync_message(peer.sync_state, data)
+        peer.sync_received(data)
         if changed:
             self.compactor.client_changed()
             problems = self.doc.validate()
@@ -159,7 +160,7 @@ class NotebookRoom:
             self._doc_changed(origin=peer)
             peer.acknowledge_sync()
         else:
-            peer.request_sync()
+            peer.request_sync(paced=True)  # an answer: it waits for what is in flight
 
     def receive_switch(self, peer: Peer, event: Switch) -> None:
         """A peer's move to the compacted doc (docs/protocol.md, Compaction)."""
@@ -222,10 +223,12 @@ class NotebookRoom:
 
     # --- doc writes --------------------------------------------------------------------
 
-    def _doc_changed(self, origin: Peer | None = None) -> None:
+    def _doc_changed(self, origin: Peer | None = None, *, paced: bool = False) -> None:
+        """`paced`: a burst's write (several kernel messages folded), whose SYNC may wait
+        (protocol.md, Pacing); any other change goes to every peer at once."""
         for peer in self.peers.values():
             if peer is not origin:
-                peer.request_sync()
+                peer.request_sync(paced=paced)
         self.persister.changed()
         self.compactor.changed()
         if self.saver is not None:
@@ -269,7 +272,7 @@ class NotebookRoom:
         self._dirty_cells.clear()
         self.storage.error = None
         if changed:
-            self._doc_changed()
+            self._doc_changed(paced=self.coalescer.bursting)
 
     def _write_cell_outputs(self, cell_id: str, output_log: OutputLog) -> bool:
         try:

@@ -193,6 +193,8 @@ class Daemon:
             transport,
             queue_limit=self.settings.peer_queue_limit,
             stall_timeout=self.settings.peer_stall_timeout,
+            sync_pacing=self.settings.sync_pacing,
+            room_sync_rate=self.settings.room_sync_rate,
         )
         self._peers.add(peer)
         session = PeerSession(self, peer)

@@ -54,6 +54,9 @@ class WebSocketTransport:
         except ConnectionClosed as exc:
             raise ConnectionResetError(f"websocket closed: {exc}") from exc
 
+    def send_nowait(self, frames: list[bytes]) -> bool:
+        return False  # a WebSocket send may wait: always `send_frames`
+
     def send_now(self, frame: bytes) -> None:
         self._last_frames.append(frame)
 

@@ -20,6 +20,7 @@ from runtimed.wire import (
     Snapshot,
     Sync,
 )
+from tests.conftest import eventually
 
 CAP = 64 * 1024
 HELLO = {"channel": "notebook", "notebook_id": "nb", "snapshot": False}
@@ -36,6 +37,9 @@ class Recorder:
     async def send_frames(self, frames: list[bytes]) -> None:
         self.writes += 1
         self.written.extend(frames)
+
+    def send_nowait(self, frames: list[bytes]) -> bool:
+        return False  # every batch through send_frames, counted
 
     def send_now(self, frame: bytes) -> None:
         self.written.append(frame)
@@ -385,3 +389,34 @@ def test_a_sync_answer_made_before_a_switch_goes_out_before_the_notice() -> None
     assert isinstance(last, Sync)
     assert sync_message_heads(first.data) == set(old.get_heads())
     assert sync_message_heads(last.data) == set(new.get_heads())
+
+
+async def test_in_a_burst_writers_are_woken_once_per_window_and_every_broadcast_arrives() -> None:
+    """The first broadcast after a pause is written at once; those appended soon after
+    wait for one wake of every writer (2 peers at 4 wakes a second: 0.5 s apart)."""
+    pairs = [connected() for _ in range(2)]
+    recorders = [Recorder() for _ in pairs]
+    peers = [
+        Peer(server, recorder, queue_limit=10**9, stall_timeout=5)
+        for (_, server), recorder in zip(pairs, recorders, strict=True)
+    ]
+    log = BroadcastLog(write_rate=4.0)
+    for peer in peers:
+        log.attach(peer)
+    writers = [asyncio.create_task(peer.run_writer()) for peer in peers]
+    try:
+        burst = [Broadcast("comm", {"content": {"value": i}}) for i in range(21)]
+        await asyncio.sleep(0)  # the writers wait for work
+        log.append(burst[0], comm_event=True)
+        await eventually(lambda: all(r.writes == 1 for r in recorders), what="first write")
+        for event in burst[1:]:
+            log.append(event, comm_event=True)
+            await asyncio.sleep(0)
+        assert all(r.writes == 1 for r in recorders)  # the rest wait for the next wake
+        await eventually(lambda: all(r.writes == 2 for r in recorders), what="the next wake")
+        for (client, _), recorder in zip(pairs, recorders, strict=True):
+            assert events(client, recorder.written) == burst
+    finally:
+        for peer in peers:
+            peer.close()
+        await asyncio.gather(*writers)

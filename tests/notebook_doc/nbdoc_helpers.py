@@ -14,9 +14,15 @@ from notebook_doc import NotebookDoc, SyncState
 MAX_ROUNDS = 100
 
 
-def sync(a: NotebookDoc, b: NotebookDoc) -> int:
-    """Run the sync protocol between two docs until neither has anything to send."""
-    state_a, state_b = SyncState(), SyncState()
+def sync(
+    a: NotebookDoc,
+    b: NotebookDoc,
+    state_a: SyncState | None = None,
+    state_b: SyncState | None = None,
+) -> int:
+    """Run the sync protocol between two docs until neither has anything to send (from
+    fresh sync states, or the ones given, which are kept for more rounds)."""
+    state_a, state_b = state_a or SyncState(), state_b or SyncState()
     for rounds in range(MAX_ROUNDS):
         to_b = a.generate_sync_message(state_a)
         if to_b is not None:
