@@ -28,20 +28,29 @@ if TYPE_CHECKING:
     from .peer import Peer
 
 TRIM_EVERY = 1024  # entries appended between two looks at what every peer has read
+LARGE = 64 * 1024  # a frame this size or more is kept as its own object (FrameBuffer)
 
 
 class FrameBuffer:
-    """One framing's frames, one per log entry, back to back in a single buffer."""
+    """One framing's frames, one per log entry: small ones back to back in a single
+    buffer, a large one (LARGE bytes or more) as its own object. Copying a 5 MB widget
+    state into the buffer and out again per peer stalled the loop 20 ms more; a large
+    frame comes from its own mapping anyway, which the heap gives back whole."""
 
-    __slots__ = ("_data", "_ends", "_head")
+    __slots__ = ("_data", "_dropped", "_ends", "_head", "_large")
 
     def __init__(self) -> None:
         self._data = bytearray()
-        self._ends = array("q")  # per entry: where its frame ends, counted from the first
+        self._ends = array("q")  # per entry: where its bytes in `_data` end, from the first
         self._head = 0  # where `_data` starts, counted the same way
+        self._dropped = 0  # entries dropped so far: an entry's number less this is its index
+        self._large: dict[int, bytes] = {}  # entry number -> a large frame (not in `_data`)
 
     def append(self, frame: bytes) -> None:
-        self._data += frame
+        if len(frame) >= LARGE:
+            self._large[self._dropped + len(self._ends)] = frame
+        else:
+            self._data += frame
         self._ends.append(self._head + len(self._data))
 
     def __len__(self) -> int:
@@ -53,15 +62,19 @@ class FrameBuffer:
         frames = []
         start = (self._ends[first - 1] if first else self._head) - self._head
         with memoryview(self._data) as view:
-            for end in self._ends[first:last]:
-                frames.append(bytes(view[start : end - self._head]))
-                start = end - self._head
+            for index in range(first, last):
+                end = self._ends[index] - self._head
+                large = self._large.get(self._dropped + index) if self._large else None
+                frames.append(large if large is not None else bytes(view[start:end]))
+                start = end
         return frames
 
     def join(self, first: int, last: int) -> bytes:
         """The frames of entries `first` to `last` (excluded) as one bytes object."""
         if last <= first:
             return b""
+        if self._large:
+            return b"".join(self[first:last])
         start = (self._ends[first - 1] if first else self._head) - self._head
         with memoryview(self._data) as view:
             return bytes(view[start : self._ends[last - 1] - self._head])
@@ -74,6 +87,9 @@ class FrameBuffer:
         del self._data[: head - self._head]
         del self._ends[:count]
         self._head = head
+        self._dropped += count
+        for number in [n for n in self._large if n < self._dropped]:
+            del self._large[number]
 
 
 class BroadcastLog:

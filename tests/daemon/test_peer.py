@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from notebook_doc import NotebookDoc, SyncState, sync_message_heads
-from runtimed.daemon.broadcast_log import BroadcastLog, FrameBuffer
+from runtimed.daemon.broadcast_log import LARGE, BroadcastLog, FrameBuffer
 from runtimed.daemon.peer import Peer
 from runtimed.wire import (
     NEED_DATA,
@@ -300,8 +300,13 @@ def test_the_log_is_emptied_once_every_peer_has_read_it_and_waits() -> None:
     assert events(pairs[1][0], second._take_batch()) == [after]
 
 
-def test_a_frame_buffer_gives_back_each_frame_and_spans_after_drops() -> None:
-    frames = [bytes([n % 251]) * (n % 7) for n in range(50)]  # empty ones included
+@pytest.mark.parametrize("large_every", [0, 5])
+def test_a_frame_buffer_gives_back_each_frame_and_spans_after_drops(large_every: int) -> None:
+    """Small frames only, and with a large one (kept as its own object) every few."""
+    frames = [
+        bytes([n % 251]) * (LARGE + n if large_every and n % large_every == 3 else n % 7)
+        for n in range(50)
+    ]  # empty ones included
     buffer = FrameBuffer()
     for frame in frames[:30]:
         buffer.append(frame)
@@ -314,6 +319,8 @@ def test_a_frame_buffer_gives_back_each_frame_and_spans_after_drops() -> None:
     assert buffer[5:9] == kept[5:9]
     assert buffer.join(3, 20) == b"".join(kept[3:20])
     assert buffer.join(4, 4) == b""
+    if large_every:
+        assert buffer[1:2][0] is kept[1]  # a large frame, not copied
     buffer.drop(len(kept))
     assert len(buffer) == 0
     assert buffer[:] == []
