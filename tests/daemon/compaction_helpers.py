@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from notebook_doc import NotebookDoc, SyncState
@@ -57,6 +58,15 @@ class LateClient(Client):
         if self.forget and not isinstance(event, Broadcast):
             return
         await super()._handle(event)
+
+
+async def in_some_draw(scenario: Callable[[str], Awaitable[bool]], notebook: str) -> None:
+    """Run `scenario` on a fresh notebook each time until it counts: it returns False
+    for a draw whose held client's late SYNC left a change out (`carried_since`)."""
+    for draw in range(10):
+        if await scenario(f"{notebook}-{draw}"):
+            return
+    raise AssertionError("no late SYNC carried all its edits in 10 draws")
 
 
 class NaiveClient(Client):

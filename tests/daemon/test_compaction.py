@@ -16,7 +16,13 @@ from runtimed.config import Settings
 from runtimed.daemon.compaction_budget import MIN_HISTORY
 from runtimed.wire import Switch
 from tests.conftest import RunningDaemon, eventually
-from tests.daemon.compaction_helpers import LateClient, NaiveClient, sources, switched
+from tests.daemon.compaction_helpers import (
+    LateClient,
+    NaiveClient,
+    in_some_draw,
+    sources,
+    switched,
+)
 
 
 async def shared_cell(a: Client, b: Client, source: str) -> str:
@@ -102,10 +108,11 @@ async def test_an_unsent_edit_travels_in_the_switch(running: RunningDaemon) -> N
 async def test_late_sync_edits_are_carried(running: RunningDaemon) -> None:
     """Interleavings 2, 3 and 4: late source edits (two on one cell), adds, deletes,
     moves and metadata, sent as SYNC against the old epoch after the switch."""
-    for draw in range(10):  # a draw whose late SYNC left a change out is made again
-        if await _late_sync_edits(running, f"nb-c3-{draw}"):
-            return
-    raise AssertionError("no late SYNC carried all its edits in 10 draws")
+
+    async def scenario(notebook: str) -> bool:
+        return await _late_sync_edits(running, notebook)
+
+    await in_some_draw(scenario, "nb-c3")
 
 
 async def _late_sync_edits(running: RunningDaemon, notebook: str) -> bool:
@@ -160,28 +167,37 @@ async def _late_sync_edits(running: RunningDaemon, notebook: str) -> bool:
 
 
 async def test_late_edit_placed_by_surrounding_text(running: RunningDaemon) -> None:
-    async with (
-        running.client("nb-c4") as a,
-        LateClient("nb-c4", socket_path=running.settings.socket_path) as b,
-    ):
-        cell = await shared_cell(a, b, "alpha beta gamma")
-        await a.request("compact")
-        await b.held.wait()
-        await a.wait_for(lambda x: x.epoch == 1, what="a switched")
-        a.doc.set_source(cell, "START alpha beta gamma")  # new epoch, before b's late edit
-        await a.wait_synced()
-        b.doc.set_source(cell, "alpha beta gamma END")
-        await b.push()
-        await a.wait_for(
-            lambda x: sources(x) == ["START alpha beta gamma END"], what="both edits kept"
-        )
-        # Interleaving 10: a client joining during the switch starts in the new epoch.
-        async with running.client("nb-c4") as joiner:
-            assert joiner.epoch == 1
-            await joiner.wait_for(lambda x: x.doc.to_json() == a.doc.to_json(), what="joined")
-        b.release()
-        await b.wait_for(lambda x: sources(x) == ["START alpha beta gamma END"], what="b")
-        await converged(a, b)
+    async def scenario(notebook: str) -> bool:
+        async with (
+            running.client(notebook) as a,
+            LateClient(notebook, socket_path=running.settings.socket_path) as b,
+        ):
+            cell = await shared_cell(a, b, "alpha beta gamma")
+            await b.wait_synced()  # so that its late SYNC carries its edit, not asks
+            await a.request("compact")
+            await b.held.wait()
+            await a.wait_for(lambda x: x.epoch == 1, what="a switched")
+            a.doc.set_source(cell, "START alpha beta gamma")  # new epoch, before b's edit
+            await a.wait_synced()
+            base = b.doc.fork()
+            b.doc.set_source(cell, "alpha beta gamma END")
+            await b.push()
+            if not b.carried_since(base):
+                b.release()
+                return False
+            await a.wait_for(
+                lambda x: sources(x) == ["START alpha beta gamma END"], what="both edits kept"
+            )
+            # Interleaving 10: a client joining during the switch starts in the new epoch.
+            async with running.client(notebook) as joiner:
+                assert joiner.epoch == 1
+                await joiner.wait_for(lambda x: x.doc.to_json() == a.doc.to_json(), what="joined")
+            b.release()
+            await b.wait_for(lambda x: sources(x) == ["START alpha beta gamma END"], what="b")
+            await converged(a, b)
+        return True
+
+    await in_some_draw(scenario, "nb-c4")
 
 
 async def test_a_client_that_merges_the_snapshot_gets_a_clear_error(
@@ -238,18 +254,28 @@ async def test_a_peer_that_disconnects_mid_switch_keeps_what_it_sent(
     running: RunningDaemon,
 ) -> None:
     """Interleaving 7b: its late SYNC is carried; leaving ends its part of the switch."""
-    async with running.client("nb-c7") as a:
-        async with LateClient("nb-c7", socket_path=running.settings.socket_path) as b:
-            cell = await shared_cell(a, b, "x")
-            await a.request("compact")
-            await b.held.wait()
-            b.doc.set_source(cell, "x from b, late")
-            await b.push()
-            await a.wait_for(lambda x: sources(x) == ["x from b, late"], what="carried")
-        room = room_of(running, "nb-c7")
-        await eventually(lambda: room.info()["switching"] == 0, what="switch over")
-        result = await asyncio.wait_for(a.request("compact"), 2)  # not held back by b
-        assert result["epoch"] == 2
+
+    async def scenario(notebook: str) -> bool:
+        async with running.client(notebook) as a:
+            async with LateClient(notebook, socket_path=running.settings.socket_path) as b:
+                cell = await shared_cell(a, b, "x")
+                await b.wait_synced()  # so that its late SYNC carries its edit, not asks
+                await a.request("compact")
+                await b.held.wait()
+                base = b.doc.fork()
+                b.doc.set_source(cell, "x from b, late")
+                await b.push()
+                if not b.carried_since(base):
+                    b.release()
+                    return False
+                await a.wait_for(lambda x: sources(x) == ["x from b, late"], what="carried")
+            room = room_of(running, notebook)
+            await eventually(lambda: room.info()["switching"] == 0, what="switch over")
+            result = await asyncio.wait_for(a.request("compact"), 2)  # not held back by b
+            assert result["epoch"] == 2
+        return True
+
+    await in_some_draw(scenario, "nb-c7")
 
 
 class OldClient(Client):

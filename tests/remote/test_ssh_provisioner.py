@@ -129,9 +129,14 @@ async def test_widgets_outputs_interrupt_restart_and_shutdown_through_the_provis
     assert slider["state"]["value"] == BURST
 
     # Interrupt: a SIGINT sent through the provisioner ends a sleeping cell.
-    sleeper = actor.doc.add_cell(source="import time\ntime.sleep(60)")
+    # Sent once the cell's code runs (its output is in the doc): a SIGINT that came
+    # while the kernel was still taking the request in would be ignored.
+    sleeper = actor.doc.add_cell(
+        source="import time\nprint('sleeping', flush=True)\ntime.sleep(60)"
+    )
     running_cell = asyncio.ensure_future(actor.run_cell(sleeper, timeout=60))
-    await observer.wait_for(lambda c: cell_status(c, sleeper) == "running", 30)
+    await actor.wait_for(lambda c: c.doc.get_outputs(sleeper), 30, "the sleeper's output")
+    assert cell_status(actor, sleeper) == "running"
     await actor.request("interrupt_kernel")
     ended = await running_cell
     assert ended["status"] == "error", ended
