@@ -30,6 +30,14 @@ class LateClient(Client):
         self.last_sent = data
         await super()._send_locked(data)
 
+    async def push_carrying(self, base: NotebookDoc) -> bool:
+        """Push; False, and released, when the SYNC left out an edit made since `base`."""
+        await self.push()
+        if self.carried_since(base):
+            return True
+        self.release()
+        return False
+
     def carried_since(self, base: NotebookDoc) -> bool:
         """Whether the last frame sent, a SYNC, carried every edit made since `base`.
 

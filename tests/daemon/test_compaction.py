@@ -142,8 +142,8 @@ async def _late_sync_edits(running: RunningDaemon, notebook: str) -> bool:
         c.doc.move_cell(three, index=0)
         new_cell = c.doc.add_cell(source="added late")
         b.doc.update_metadata("late", {"by": "b"})
-        await asyncio.gather(b.push(), c.push())
-        if not (b.carried_since(base_b) and c.carried_since(base_c)):
+        carried = await asyncio.gather(b.push_carrying(base_b), c.push_carrying(base_c))
+        if not all(carried):
             b.release()
             c.release()
             return False
@@ -181,9 +181,7 @@ async def test_late_edit_placed_by_surrounding_text(running: RunningDaemon) -> N
             await a.wait_synced()
             base = b.doc.fork()
             b.doc.set_source(cell, "alpha beta gamma END")
-            await b.push()
-            if not b.carried_since(base):
-                b.release()
+            if not await b.push_carrying(base):
                 return False
             await a.wait_for(
                 lambda x: sources(x) == ["START alpha beta gamma END"], what="both edits kept"
@@ -264,9 +262,7 @@ async def test_a_peer_that_disconnects_mid_switch_keeps_what_it_sent(
                 await b.held.wait()
                 base = b.doc.fork()
                 b.doc.set_source(cell, "x from b, late")
-                await b.push()
-                if not b.carried_since(base):
-                    b.release()
+                if not await b.push_carrying(base):
                     return False
                 await a.wait_for(lambda x: sources(x) == ["x from b, late"], what="carried")
             room = room_of(running, notebook)
