@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import sys
@@ -75,6 +76,15 @@ class RunningDaemon:
 
     def client(self, notebook_id: str | None = None, **kwargs: Any) -> Client:
         return Client(notebook_id, socket_path=self.settings.socket_path, **kwargs)
+
+    @contextlib.asynccontextmanager
+    async def kernel_pair(self, notebook_id: str) -> AsyncIterator[tuple[Client, Client]]:
+        """An actor that launched the room's kernel (shut down after) and an observer
+        that only syncs the doc."""
+        async with self.client(notebook_id) as actor, self.client(notebook_id) as observer:
+            await actor.request("launch_kernel")
+            yield actor, observer
+            await actor.request("shutdown_kernel")
 
 
 @pytest.fixture

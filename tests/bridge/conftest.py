@@ -15,7 +15,5 @@ NOTEBOOK = "nb-bridge"
 @pytest.fixture
 async def pair(running: RunningDaemon) -> AsyncIterator[tuple[Client, Client]]:
     """An actor (runs code) and an observer that only syncs the doc, on one room."""
-    async with running.client(NOTEBOOK) as actor, running.client(NOTEBOOK) as observer:
-        await actor.request("launch_kernel")
-        yield actor, observer
-        await actor.request("shutdown_kernel")
+    async with running.kernel_pair(NOTEBOOK) as pair:
+        yield pair

@@ -64,7 +64,5 @@ async def remote(
 @pytest.fixture
 async def remote_pair(remote: RunningDaemon) -> AsyncIterator[tuple[Client, Client]]:
     """An actor and an observer on one room whose kernel runs on the gateway."""
-    async with remote.client(NOTEBOOK) as actor, remote.client(NOTEBOOK) as observer:
-        await actor.request("launch_kernel")
-        yield actor, observer
-        await actor.request("shutdown_kernel")
+    async with remote.kernel_pair(NOTEBOOK) as pair:
+        yield pair
