@@ -2,10 +2,11 @@
 
 A broadcast costs the room the same whatever the number of peers: it is encoded once
 per framing and appended here; each peer keeps only a cursor into the log (and its own
-queue for frames meant for it alone, see peer.py). Writers that wait for work are woken
-once per batch, not once per frame, and in a burst at most once per `peers / write_rate`
-seconds: the first broadcast after a pause goes at once, later ones join the next wake,
-so a kernel's rate does not set the number of socket writes. An entry stays until every
+queue for frames meant for it alone, see peer.py). Peers that wait for work are written
+in one callback per batch, not once per frame, and in a burst at most once per
+`peers / write_rate` seconds: the first broadcast after a pause goes at the loop's next
+turn, later ones join the next wake, so a kernel's rate does not set the number of
+socket writes. An entry stays until every
 attached peer has read past it. A peer whose unread part grows past its queue limit
 loses its comm broadcasts for one `comm_sync` (`Peer.overflow`), so one slow reader
 bounds the log, not the room.
@@ -108,7 +109,7 @@ class BroadcastLog:
         self._encoders: dict[Framing, Peer] = {}  # an attached peer of each framing in use
         self._sleeping: set[Peer] = set()
         self._last_wake = float("-inf")
-        self._wake_timer: asyncio.TimerHandle | None = None
+        self._wake_timer: asyncio.Handle | None = None
         self._limit = 0  # the smallest queue limit of the attached peers
         self._oldest = 0  # no attached peer's cursor is below this
         self._next_trim = TRIM_EVERY
@@ -145,8 +146,8 @@ class BroadcastLog:
         return len(self._peers)
 
     def sleep(self, peer: Peer) -> None:
-        """`peer`'s writer waits: wake it with the next broadcast (or now, if it is behind
-        and no paced wake is due: then that wake takes it along).
+        """`peer` has written all it had: write it with the next broadcast (or now, if it
+        is behind and no paced wake is due: then that wake takes it along).
 
         Once every attached peer waits with nothing unread (no paced wake is due), every
         entry has been read and the log is emptied: the trim in `append` runs only while
@@ -179,19 +180,21 @@ class BroadcastLog:
         if self._sleeping and self._wake_timer is None:
             due = self._last_wake + len(self._peers) / self.write_rate
             delay = due - time.monotonic()
-            if delay <= 0:
-                self._wake_sleepers()
+            loop = asyncio.get_running_loop()
+            if delay <= 0:  # after the batch this broadcast came in, whatever else it adds
+                self._wake_timer = loop.call_soon(self._wake_sleepers)
             else:
-                self._wake_timer = asyncio.get_running_loop().call_later(delay, self._wake_sleepers)
+                self._wake_timer = loop.call_later(delay, self._wake_sleepers)
         if self._total - self.offset(self._oldest) > self._limit or self.end >= self._next_trim:
             self._check_readers()
 
     def _wake_sleepers(self) -> None:
+        """Write every waiting peer, here and now: one callback, not one per peer."""
         self._wake_timer = None
         self._last_wake = time.monotonic()
-        for peer in self._sleeping:
-            peer.wake()
-        self._sleeping.clear()
+        sleeping, self._sleeping = self._sleeping, set()
+        for peer in sleeping:
+            peer.write_now()
 
     def offset(self, position: int) -> int:
         """The bytes appended before `position` (the end's: all of them)."""

@@ -3,12 +3,17 @@
 The room never waits on a peer. It hands frames meant for one peer to `Peer.send`
 (which only appends), broadcasts to the room's `BroadcastLog` (framed once, read by
 every peer from its own cursor), and flags `request_sync` (sync messages are generated
-when the writer is ready to write, so a slow peer gets one fresh message instead of a
+when the peer is written to, so a slow peer gets one fresh message instead of a
 backlog; `SyncPacing` holds the next one while a message with changes is in flight).
-The writer sends everything queued in one write, its own frames and the room's
-broadcasts in the order they were queued. A peer whose backlog grows past its
-limit loses its queued comm broadcasts for one `comm_sync` built at write time; a peer
-that stays stuck past the stall timeout is dropped.
+
+Writes happen on the loop, not in a task per peer: a wake schedules one write of
+everything queued (its own frames and the room's broadcasts, in the order they were
+queued), and the room's log writes every waiting peer in one callback. Only a write
+the transport cannot take at once (a full socket buffer, any WebSocket send) goes to
+the peer's writer task, which waits for the drain and drops a peer that stays stuck
+past the stall timeout. With 50 peers in a widget burst, a task wake per peer per
+batch was a third of the daemon's CPU. A peer whose backlog grows past its limit loses
+its queued comm broadcasts for one `comm_sync` built at write time.
 """
 
 from __future__ import annotations
@@ -100,8 +105,10 @@ class Peer:
         self._sync_after_queue = False  # the next sync message goes after the queued frames
         self._acks: list[bytes] = []  # sync answers made on receipt, sent before anything
         self._comm_resync = False
-        self._wake = asyncio.Event()
-        self._woken = False
+        self._woken = False  # a write is due: scheduled, or after the drain under way
+        self._draining: list[bytes] | None = None  # the writer task's batch, awaiting drain
+        self._failure: Exception | None = None  # a write's error, raised by the writer task
+        self._drain = asyncio.Event()  # the writer task has a batch (or an error, or closed)
         self._closed = False
 
     # --- called by the room (never blocks) -----------------------------------------
@@ -121,10 +128,11 @@ class Peer:
         self.wake()
 
     def wake(self) -> None:
-        """Wake the writer: once per batch, however many frames join it."""
-        if not self._woken:
+        """Write at the loop's next turn: once per batch, however many frames join it."""
+        if not self._woken and not self._closed:
             self._woken = True
-            self._wake.set()
+            if self._draining is None:
+                asyncio.get_running_loop().call_soon(self.write_now)
 
     def encode(self, event: object) -> bytes:
         """The event's frame; one that would break the 16 MiB cap becomes an error saying so."""
@@ -148,6 +156,8 @@ class Peer:
         wait for the room's own, fewer wakes)."""
         self._sync_pending = True
         if paced and not self._sync_now:
+            if self._pacing_timer is not None:
+                return  # already held: its timer (or the answer) lets it go
             delay = self.pacing.wait(self._room_size())
             if delay > 0:
                 self._hold_sync(delay)
@@ -157,8 +167,13 @@ class Peer:
         self.wake()
 
     def sync_received(self, data: bytes) -> None:
-        """The peer's SYNC `data` was applied: it may answer the message in flight."""
+        """The peer's SYNC `data` was applied: it may answer the message in flight, so a
+        held message is looked at again now instead of at its timer."""
         self.pacing.received(data)
+        if self._pacing_timer is not None:
+            self._pacing_timer.cancel()
+            self._pacing_timer = None
+            self.wake()
 
     def acknowledge_sync(self) -> None:
         """Make the answer to a sync message that brought changes now, not at write time.
@@ -235,26 +250,55 @@ class Peer:
             return [frame for _, comm, frame in self._take_queued() if not comm]
         return [frame for _, _, frame in self._take_queued()]
 
-    # --- the writer task -------------------------------------------------------------
+    # --- writing ----------------------------------------------------------------------
+
+    def write_now(self) -> None:
+        """Write everything queued in one write, unless a drain is under way (then right
+        after it); what the transport cannot take at once goes to the writer task."""
+        if self._closed:
+            return
+        if self._draining is not None:
+            self._woken = True
+            return
+        self._woken = False
+        try:
+            frames = self._take_batch()
+            if frames and not self.transport.send_nowait(frames):
+                self._draining = frames
+                self._drain.set()
+                return
+        except Exception as exc:  # the writer task raises it: the connection's error
+            self._failure = exc
+            self._drain.set()
+            return
+        if self.broadcast_log is not None:
+            self.broadcast_log.sleep(self)
 
     async def run_writer(self) -> None:
-        """Write queued frames in batches until closed; drop the peer if it stays stuck."""
+        """Send the batches the transport could not take at once, waiting for each drain,
+        until closed; drop the peer if one stays stuck past the stall timeout."""
+        if self.broadcast_log is not None:
+            self.broadcast_log.sleep(self)
         while not self._closed:
-            if self.broadcast_log is not None:
-                self.broadcast_log.sleep(self)
-            await self._wake.wait()
-            self._wake.clear()
-            self._woken = False
-            frames = self._take_batch()
-            if not frames or self.transport.send_nowait(frames):
-                continue  # the usual batch: no drain to wait for, so no stall to time
+            await self._drain.wait()
+            self._drain.clear()
+            if self._failure is not None:
+                failure, self._failure = self._failure, None
+                raise failure
+            if self._draining is None:
+                continue
             try:
                 async with asyncio.timeout(self.stall_timeout):
-                    await self.transport.send_frames(frames)
+                    await self.transport.send_frames(self._draining)
             except TimeoutError:
                 self.log.warning("peer_dropped", reason="stalled", timeout=self.stall_timeout)
                 self.close()
                 return
+            self._draining = None
+            if self._woken:
+                self.write_now()
+            elif self.broadcast_log is not None:
+                self.broadcast_log.sleep(self)
 
     def _room_size(self) -> int:
         return 1 if self.broadcast_log is None else max(1, self.broadcast_log.readers)
@@ -282,12 +326,14 @@ class Peer:
         not a comm event: execution_done, say, promises that the doc change before it has
         arrived."""
         urgent = self._sync_now or self._ordered_frame_queued()
+        if not urgent and self._pacing_timer is not None:
+            return  # held: its timer (or the answer, see `sync_received`) wakes us
         delay = 0.0 if urgent else self.pacing.wait(self._room_size())
         if delay > 0:
             self._hold_sync(delay)
             return
         assert self.sync_source is not None
-        if self._pacing_timer is not None:  # answered before the interval ended
+        if self._pacing_timer is not None:  # urgent before the interval ended
             self._pacing_timer.cancel()
             self._pacing_timer = None
         self._sync_pending = self._sync_now = False
@@ -305,15 +351,9 @@ class Peer:
         return bool(self._queue) and any(not comm for _, comm, _ in self._queue)
 
     def _hold_sync(self, delay: float) -> None:
-        """Wake the writer when pacing lets the pending sync message go (an answer may
-        bring that moment closer than the timer already set)."""
-        loop = asyncio.get_running_loop()
-        when = loop.time() + delay
-        if self._pacing_timer is not None:
-            if self._pacing_timer.when() <= when:
-                return
-            self._pacing_timer.cancel()
-        self._pacing_timer = loop.call_at(when, self._pacing_over)
+        """Write again when pacing lets the pending sync message go (an answer can bring
+        that moment closer: `sync_received` drops the timer and looks again)."""
+        self._pacing_timer = asyncio.get_running_loop().call_later(delay, self._pacing_over)
 
     def _pacing_over(self) -> None:
         self._pacing_timer = None
@@ -353,7 +393,7 @@ class Peer:
             self._pacing_timer.cancel()
         if self.broadcast_log is not None:
             self.broadcast_log.detach(self)
-        self._wake.set()
+        self._drain.set()
         self.transport.close()
 
     @property

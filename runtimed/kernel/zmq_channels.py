@@ -1,14 +1,17 @@
 """The ZMQ transport: one socket per Jupyter channel, one reader task per socket.
 
-Each socket's reader routes whole batches: it awaits one message, takes every other one
-already waiting, and hands them over together, because a widget burst outruns any
-per-message reader (docs/lessons.md). The IOPub SUB never drops (RCVHWM 0, set on the
-context before any socket exists). Attached kernels, and those a remote provisioner
-launched, are watched by heartbeat; an owned kernel's process is watched by the session.
+Each socket's reader routes whole batches: it takes every message already waiting and
+hands them over together, because a widget burst outruns any per-message reader
+(docs/lessons.md). IOPub, where the bursts are, is read straight from its socket's file
+descriptor, without pyzmq's asyncio futures (see `pump_iopub`). The IOPub SUB never
+drops (RCVHWM 0, set on the context before any socket exists). Attached kernels, and
+those a remote provisioner launched, are watched by heartbeat; an owned kernel's
+process is watched by the session.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +34,47 @@ MAX_BATCH = 1000  # messages handed over per drain, so one flood cannot starve t
 RECEIVE_CHANNELS: tuple[ReceiveChannel, ...] = ("iopub", "shell", "control", "stdin")
 
 
+# pyzmq's backend calls, without the sugar layer's option enums (and without the
+# zmq.Again raised at the end of every drain): a fifth of a paced stream's reading cost.
+_get = zmq.backend.Socket.get
+_recv = zmq.backend.Socket.recv
+_EVENTS, _POLLIN, _RCVMORE, _NOBLOCK = (
+    int(zmq.EVENTS),
+    int(zmq.POLLIN),
+    int(zmq.RCVMORE),
+    int(zmq.NOBLOCK),
+)
+
+
+def _take_waiting(sock: zmq.Socket, raw: list[list[bytes]]) -> bool:
+    """Append the messages already waiting to `raw`, up to MAX_BATCH; True if more wait.
+
+    POLLIN in ZMQ_EVENTS means a whole message is ready (multipart arrives at once);
+    reading EVENTS also re-arms the socket's descriptor, as a read that found nothing."""
+    while _get(sock, _EVENTS) & _POLLIN:
+        if len(raw) == MAX_BATCH:
+            return True
+        parts = [_recv(sock, _NOBLOCK)]
+        while _get(sock, _RCVMORE):
+            parts.append(_recv(sock, _NOBLOCK))
+        raw.append(parts)
+    return False
+
+
+def _hand_over(
+    raw: list[list[bytes]],
+    decoder: MessageDecoder,
+    deliver: Callable[[list[dict]], None],
+    logger: Any,
+) -> None:
+    batch = [msg for msg in map(decoder.decode, raw) if msg is not None]
+    if batch:
+        try:
+            deliver(batch)
+        except Exception:
+            logger.exception("kernel message handler failed", messages=len(batch))
+
+
 async def pump_messages(
     sock: zmq.asyncio.Socket,
     decoder: MessageDecoder,
@@ -40,22 +84,53 @@ async def pump_messages(
     """Forever: await one message, take every other one already waiting, deliver the batch.
 
     One await per batch instead of per message is what lets the reader keep up with a
-    kernel's widget burst. A failing `deliver` is logged; the pump goes on.
+    kernel's widget burst. A failing `deliver` is logged; the pump goes on. For sockets
+    the daemon also sends on (shell, control, stdin): see `ZmqChannels._queue`.
     """
     drain = zmq.Socket.shadow(sock.underlying)
     while True:
         raw = [await sock.recv_multipart()]
-        while len(raw) < MAX_BATCH:
-            try:
-                raw.append(drain.recv_multipart(zmq.NOBLOCK))
-            except zmq.Again:
-                break
-        batch = [msg for msg in map(decoder.decode, raw) if msg is not None]
-        if batch:
-            try:
-                deliver(batch)
-            except Exception:
-                logger.exception("kernel message handler failed", messages=len(batch))
+        _take_waiting(drain, raw)
+        _hand_over(raw, decoder, deliver, logger)
+
+
+async def pump_iopub(
+    sock: zmq.asyncio.Socket,
+    decoder: MessageDecoder,
+    deliver: Callable[[list[dict]], None],
+    logger: Any = log,
+) -> None:
+    """`pump_messages` for the IOPub SUB: the loop reads its file descriptor and every
+    wake-up takes what waits, until cancelled.
+
+    pyzmq's asyncio recv costs a future, two selector updates and its event dispatch
+    per await: in a paced widget stream (each message alone) that was half of the
+    daemon's reading cost. ZMQ's descriptor says only that something changed; looking
+    at ZMQ_EVENTS re-arms it. So every wake-up reads until nothing waits, and a batch
+    cut at MAX_BATCH goes on at the loop's next turn, since the descriptor will not say
+    again what already waits. Safe only because nothing sends on this socket:
+    a send would consume the signal of a message that arrived meanwhile.
+    """
+    drain = zmq.Socket.shadow(sock.underlying)
+    loop = asyncio.get_running_loop()
+    fd = drain.FD
+    reading = True
+
+    def read() -> None:
+        if not reading:
+            return
+        raw: list[list[bytes]] = []
+        if _take_waiting(drain, raw):
+            loop.call_soon(read)
+        _hand_over(raw, decoder, deliver, logger)
+
+    loop.add_reader(fd, read)
+    try:
+        read()  # what arrived before the descriptor was watched
+        await anyio.sleep_forever()
+    finally:
+        reading = False
+        loop.remove_reader(fd)
 
 
 class ZmqChannels:
@@ -91,9 +166,8 @@ class ZmqChannels:
             async with anyio.create_task_group() as tg:
                 for channel in RECEIVE_CHANNELS:
                     handler = functools.partial(deliver, channel)
-                    tg.start_soon(
-                        pump_messages, self._sockets[channel], decoder, handler, self._log
-                    )
+                    pump = pump_iopub if channel == "iopub" else pump_messages
+                    tg.start_soon(pump, self._sockets[channel], decoder, handler, self._log)
                 if self._heartbeat_timeout is not None:
                     tg.start_soon(self._heartbeat, self._heartbeat_timeout, tg.cancel_scope)
                 await self._stdin_connected(monitor)

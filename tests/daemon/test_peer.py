@@ -68,7 +68,7 @@ def events(client: Connection, frames: list[bytes]) -> list[object]:
     return out
 
 
-def test_a_peer_too_far_behind_for_one_frame_restarts_from_a_snapshot() -> None:
+async def test_a_peer_too_far_behind_for_one_frame_restarts_from_a_snapshot() -> None:
     daemon_doc = NotebookDoc.new("nb")
     for i in range(200):
         daemon_doc.add_cell(source=f"cell {i} " + "x" * 400)
@@ -111,7 +111,7 @@ def test_a_peer_too_far_behind_for_one_frame_restarts_from_a_snapshot() -> None:
     assert client_doc.to_json() == daemon_doc.to_json()
 
 
-def test_a_response_over_the_cap_becomes_an_error_response() -> None:
+async def test_a_response_over_the_cap_becomes_an_error_response() -> None:
     client_conn, server_conn = connected()
     peer = Peer(server_conn, Recorder(), queue_limit=10**9, stall_timeout=5)
     peer.send(Response(7, True, {"data": "x" * CAP}))
@@ -128,7 +128,7 @@ def test_a_response_over_the_cap_becomes_an_error_response() -> None:
     assert broadcast.fields["message"].startswith("comm_sync:")
 
 
-def test_other_local_protocol_errors_still_raise() -> None:
+async def test_other_local_protocol_errors_still_raise() -> None:
     _client_conn, server_conn = connected()
     peer = Peer(server_conn, Recorder(), queue_limit=10**9, stall_timeout=5)
     with pytest.raises(Exception, match="bad_event"):
@@ -162,7 +162,7 @@ def test_a_broadcast_to_many_peers_is_framed_once_and_shared() -> None:
     assert len(log) == 1  # kept until the next look at what every peer has read
 
 
-def test_broadcasts_go_to_each_framing_and_skip_a_peer_awaiting_comm_sync() -> None:
+async def test_broadcasts_go_to_each_framing_and_skip_a_peer_awaiting_comm_sync() -> None:
     stream_client, stream_server = connected()
     ws_client = Connection(Role.CLIENT, framing=Framing.MESSAGE)
     ws_server = Connection(Role.SERVER, framing=Framing.MESSAGE)
@@ -196,7 +196,9 @@ def test_broadcasts_go_to_each_framing_and_skip_a_peer_awaiting_comm_sync() -> N
     ]
 
 
-def test_a_peers_own_frames_and_the_rooms_broadcasts_keep_the_order_they_were_queued() -> None:
+async def test_a_peers_own_frames_and_the_rooms_broadcasts_keep_the_order_they_were_queued() -> (
+    None
+):
     client, server = connected()
     peer = Peer(server, Recorder(), queue_limit=10**9, stall_timeout=5)
     first = Response(1, True, {})
@@ -278,7 +280,7 @@ async def test_writers_that_wait_get_every_broadcast_in_order_in_few_writes() ->
         assert recorder.writes <= 11  # one write per burst, not one per frame
 
 
-def test_the_log_is_emptied_once_every_peer_has_read_it_and_waits() -> None:
+async def test_the_log_is_emptied_once_every_peer_has_read_it_and_waits() -> None:
     """The trim in `append` runs only while broadcasts come: after a burst, the last
     writer to wait drops what every peer has read, so the burst's frames do not stay."""
     pairs = [connected() for _ in range(2)]
@@ -356,7 +358,7 @@ def _crossing_changes() -> tuple[NotebookDoc, Peer, Connection, NotebookDoc, Syn
     raise AssertionError("the client's message never carried its change")
 
 
-def test_changes_from_a_peer_are_acknowledged_even_if_its_next_message_says_it_is_synced() -> None:
+async def test_changes_from_a_peer_are_acknowledged_even_if_its_next_sync_says_synced() -> None:
     """A client's change C crosses the daemon's change D. The daemon gets C, the client
     gets D, and the client's next message says it has both before the writer ran: a
     sync message generated only then is nothing at all, so the answer to C is made on
@@ -377,7 +379,7 @@ def test_changes_from_a_peer_are_acknowledged_even_if_its_next_message_says_it_i
     assert c_head in named
 
 
-def test_a_sync_answer_made_before_a_switch_goes_out_before_the_notice() -> None:
+async def test_a_sync_answer_made_before_a_switch_goes_out_before_the_notice() -> None:
     """An answer belongs to the doc it was made from: one made before a compaction's
     restart goes before the notice, the new doc's first message after the SNAPSHOT."""
     old, new = NotebookDoc.new("nb"), NotebookDoc.new("nb")
