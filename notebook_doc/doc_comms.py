@@ -120,6 +120,12 @@ class DocComms(DocBase):
     def get_comm(self, comm_id: str) -> CommSnapshot | None:
         return self._read_item(COMMS, "comm_id", comm_id, read_comm)
 
+    def has_comm(self, comm_id: str) -> bool:
+        """Whether the comm is in the doc (cheaper than reading its state)."""
+        check_id("comm_id", comm_id)
+        comms = self._container(COMMS)
+        return comms is not None and get_obj(self._doc, comms, comm_id, ObjType.Map) is not None
+
     def get_comm_state_json(self, comm_id: str) -> str | None:
         """The raw stored state string (no parsing), or None when there is no such comm."""
         check_id("comm_id", comm_id)

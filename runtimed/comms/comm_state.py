@@ -87,6 +87,8 @@ def buffer_map(
     buffer_paths: Sequence[Sequence[str | int]], buffers: Sequence[bytes]
 ) -> dict[BufferPath, bytes]:
     """Pair each buffer with its path, refusing anything that would misplace a byte."""
+    if not buffer_paths and not buffers:
+        return {}  # nearly every update: a slider moved
     if len(buffer_paths) != len(buffers):
         raise CommMessageError(
             f"{len(buffer_paths)} buffer_paths for {len(buffers)} buffers: they must match"
@@ -121,6 +123,9 @@ def merge_update(
     """ipywidgets' merge of one update into a state (changed in place) and its buffers
     (returned): a key the update touches, by value or by a buffer under it, replaces
     the whole old value, so the old buffers under that key go."""
+    if not buffers and not new_buffers:  # nearly every update: JSON values only
+        state.update(new_state)
+        return {}
     touched = set(new_state) | {path[0] for path in new_buffers}
     merged = {p: b for p, b in buffers.items() if p[0] not in touched}
     merged.update(new_buffers)
@@ -224,9 +229,12 @@ class CommState:
             log.info("update for an unknown comm ignored", comm_id=comm_id)
             return None
         entry.buffers = merge_update(entry.state, entry.buffers, state, new_buffers)
-        entry.model_module = _text(entry.state, "_model_module")
-        entry.model_name = _text(entry.state, "_model_name")
-        self._track_capture(entry)
+        model_changed = "_model_module" in state or "_model_name" in state
+        if model_changed:
+            entry.model_module = _text(entry.state, "_model_module")
+            entry.model_name = _text(entry.state, "_model_name")
+        if model_changed or "msg_id" in state or self._captures:  # else nothing to move
+            self._track_capture(entry)
         return entry
 
     def replace_state(

@@ -32,6 +32,9 @@ log = structlog.get_logger(__name__)
 
 # A single state value whose JSON is larger than this goes to the blob store.
 LARGE_VALUE_LIMIT = 64 * 1024
+# A string this short cannot encode to more than the limit (at worst 6 bytes a
+# character, \uXXXX, plus the quotes): no need to encode it to know.
+_SURELY_SMALL = (LARGE_VALUE_LIMIT - 2) // 6
 
 JSON_MEDIA_TYPE = "application/json"
 BINARY_MEDIA_TYPE = "application/octet-stream"
@@ -100,6 +103,8 @@ def doc_state_json(
         return put(encoded, JSON_MEDIA_TYPE) if len(encoded) > LARGE_VALUE_LIMIT else None
 
     for key, value in entry.state.items():
+        if isinstance(value, str) and len(value) <= _SURELY_SMALL:
+            continue  # most values: inline whatever their content
         if isinstance(value, str | list | dict) and not is_blob_ref(value):
             hash_ = hash_of((key,), value, lambda v=value: large_json(v))
             if hash_ is not None:
@@ -246,7 +251,7 @@ class CommMirror:
             self._stored.pop(comm_id, None)
             return None
         writes: list[CommWrite]
-        if op == _UPDATE and self.doc.get_comm_state_json(comm_id) is not None:
+        if op == _UPDATE and self.doc.has_comm(comm_id):
             writes = [UpdateCommState(comm_id, state_json)]
         else:
             writes = [

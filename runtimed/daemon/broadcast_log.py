@@ -145,6 +145,11 @@ class BroadcastLog:
         """The attached peers (what pacing divides a room's rates by)."""
         return len(self._peers)
 
+    def will_write(self, peer: Peer) -> bool:
+        """Whether `peer` is written by a wake already due (its pending SYNC can go
+        along: in a burst, one socket write instead of two)."""
+        return self._wake_timer is not None and peer in self._sleeping
+
     def sleep(self, peer: Peer) -> None:
         """`peer` has written all it had: write it with the next broadcast (or now, if it
         is behind and no paced wake is due: then that wake takes it along).

@@ -57,7 +57,7 @@ class StreamTransport:
         transport = self.writer.transport
         if transport.is_closing() or transport.get_write_buffer_size():
             return False
-        self.writer.write(b"".join(frames))
+        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
         return True
 
     def send_now(self, frame: bytes) -> None:

@@ -1,11 +1,12 @@
 """One debounce timer: act after a quiet spell, but never later than a bound.
 
 The stored copy (persistence.py) and the .ipynb (autosave.py) are both written this
-way: `poke` on every change re-arms the timer for `quiet` seconds, and a doc that keeps
-changing is still written `max_delay` seconds after its first unsaved change. The
-timer is a loop callback, not a task: re-arming it on every change costs next to
-nothing, and only the work it starts (`on_due`, handed to a task group by the owner)
-is a task.
+way: `poke` on every change moves the moment it is due to `quiet` seconds later, and a
+doc that keeps changing is still written `max_delay` seconds after its first unsaved
+change. The timer is a loop callback, not a task, and a poke that only moves the moment
+later leaves it as it is (it looks again when it fires): a widget burst pokes 60 times
+a second. Only the work it starts (`on_due`, handed to a task group by the owner) is a
+task.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Debouncer:
         self.quiet = quiet
         self.max_delay = max_delay
         self._timer: asyncio.TimerHandle | None = None
+        self._due_at = 0.0  # loop time; the timer may be set earlier, never later
         self._dirty_since: float | None = None
         self._held = False
         self._due_while_held = False
@@ -42,9 +44,13 @@ class Debouncer:
         """Due in `delay` seconds, whatever came before (a retry after a failure)."""
         if self._closed:
             return
+        loop = asyncio.get_running_loop()
+        self._due_at = loop.time() + max(0.0, delay)
         if self._timer is not None:
+            if self._timer.when() <= self._due_at:
+                return  # it fires first and waits on
             self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._fire)
+        self._timer = loop.call_at(self._due_at, self._fire)
 
     def cancel(self) -> None:
         """Nothing is due any more (the work runs now, or is not wanted)."""
@@ -76,6 +82,10 @@ class Debouncer:
             self._due_while_held = False
 
     def _fire(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._due_at - loop.time() > 0.001:  # poked since it was set: not due yet
+            self._timer = loop.call_at(self._due_at, self._fire)
+            return
         self._timer = None
         if self._held:
             self._due_while_held = True

@@ -155,16 +155,24 @@ class Peer:
         and then wakes the writer only when it may go (the broadcasts a wake would write
         wait for the room's own, fewer wakes)."""
         self._sync_pending = True
-        if paced and not self._sync_now:
-            if self._pacing_timer is not None:
-                return  # already held: its timer (or the answer) lets it go
-            delay = self.pacing.wait(self._room_size())
-            if delay > 0:
-                self._hold_sync(delay)
-                return
-        else:
+        if not paced or self._sync_now:
             self._sync_now = True
-        self.wake()
+            self.wake()
+            return
+        if self._pacing_timer is not None:
+            return  # already held: its timer (or the answer) lets it go
+        delay = self.pacing.wait(self._room_size())
+        if delay > 0:
+            self._hold_sync(delay)
+            return
+        self._write_paced()
+
+    def _write_paced(self) -> None:
+        """A paced SYNC may go: with the room's next write of broadcasts if one is due (a
+        burst: it rides along, no write of its own), else at the loop's next turn."""
+        shared = self.broadcast_log
+        if shared is None or not shared.will_write(self):
+            self.wake()
 
     def sync_received(self, data: bytes) -> None:
         """The peer's SYNC `data` was applied: it may answer the message in flight, so a
@@ -173,7 +181,7 @@ class Peer:
         if self._pacing_timer is not None:
             self._pacing_timer.cancel()
             self._pacing_timer = None
-            self.wake()
+            self._write_paced()
 
     def acknowledge_sync(self) -> None:
         """Make the answer to a sync message that brought changes now, not at write time.
@@ -357,7 +365,9 @@ class Peer:
 
     def _pacing_over(self) -> None:
         self._pacing_timer = None
-        self.wake()
+        shared = self.broadcast_log
+        if shared is None or not shared.will_write(self):
+            self.write_now()  # already a callback of its own: no need to schedule another
 
     def _sync_frame(self, data: bytes) -> bytes:
         self.pacing.sent(data)

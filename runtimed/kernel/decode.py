@@ -54,7 +54,7 @@ class MessageDecoder:
                 digest.update(part)
             if not hmac.compare_digest(digest.hexdigest().encode(), signature):
                 raise MalformedMessage("bad HMAC signature")
-        header, parent_header, metadata, content = (self._unpack_dict(part) for part in parts)
+        header, parent_header, metadata, content = map(self._unpack_dict, parts)
         msg_id, msg_type = header.get("msg_id"), header.get("msg_type")
         if not isinstance(msg_id, str) or not isinstance(msg_type, str):
             raise MalformedMessage("header without a string msg_id and msg_type")

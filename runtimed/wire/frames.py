@@ -101,7 +101,9 @@ def encode_typed(event: Event) -> tuple[FrameType, bytes]:
 
 
 def _encode_typed_uncached(event: Event) -> tuple[FrameType, bytes]:
-    match event:
+    match event:  # the most frequent first: a burst's broadcasts
+        case Broadcast(str() as name, dict() as fields) if "event" not in fields:
+            return FrameType.BROADCAST, encode_json({"event": name, **fields})
         case Sync(data) | Snapshot(data) if isinstance(data, bytes | bytearray | memoryview):
             frame_type = FrameType.SYNC if isinstance(event, Sync) else FrameType.SNAPSHOT
             return frame_type, bytes(data)
@@ -111,8 +113,6 @@ def _encode_typed_uncached(event: Event) -> tuple[FrameType, bytes]:
             return FrameType.REQUEST, encode_json({"id": req_id, "action": action, **params})
         case Response():
             return FrameType.RESPONSE, encode_json(_response_body(event))
-        case Broadcast(str() as name, dict() as fields) if "event" not in fields:
-            return FrameType.BROADCAST, encode_json({"event": name, **fields})
         case Presence(dict() as payload):
             return FrameType.PRESENCE, encode_json(payload)
         case Switch(int() as epoch, tuple() as changes, bool() as more) if all(

@@ -46,7 +46,7 @@ async def start_workers(
 
 
 async def run(ctx: BenchContext) -> list[CaseResult]:
-    clients = ctx.pick(50, 20)
+    clients = int(os.environ.get("FANOUT_CLIENTS", 0)) or ctx.pick(50, 20)
     rate = 1000
     seconds = ctx.pick(10, 3)
     updates = rate * seconds
