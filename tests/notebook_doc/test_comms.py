@@ -46,6 +46,10 @@ def test_put_and_get_comm(doc: NotebookDoc) -> None:
     assert doc.get_comm_state_json("w1") == json.dumps(SLIDER)
     assert doc.get_comm_state_json("missing") is None
     assert NotebookDoc.load(doc.save()).get_comm("w1") == expected
+    assert doc.has_comm("w1")
+    assert not doc.has_comm("missing")
+    doc.remove_comm("w1")
+    assert not doc.has_comm("w1")
 
 
 def test_get_comms_sorted_by_seq(doc: NotebookDoc) -> None:
