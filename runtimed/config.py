@@ -89,7 +89,8 @@ class Settings:
     # Persistence: save after this much quiet, and at least this often under steady change.
     save_debounce: float = 0.5
     save_max_interval: float = 5.0
-    # Comm writes to the doc: at most one change per comm burst window (seconds).
+    # Comm writes to the doc: at most one change per comm burst window (seconds; widened
+    # in a room of many peers, see docs/protocol.md "Pacing").
     coalesce_window: float = 0.016
     # A peer whose unsent frames exceed this many bytes has its comm broadcasts
     # replaced by one comm_sync; one that stays stuck this long is dropped.

@@ -7,6 +7,11 @@ a whole window without a flush: so updates paced slower than half a window (a sl
 dragged at 100 Hz against a 16 ms window) are each written at once, while a stream
 any faster still gets one change per window. Nothing is dropped: a flush writes
 whatever is dirty at that moment.
+
+A burst's flushes may be spaced wider than the window (`burst_window`): the room widens
+it when its peers are many, since pacing gives each of them a burst's doc changes only
+every so often anyway (protocol.md, "Pacing"); doc changes made faster than any peer
+receives them would only cost CPU and history.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ class Coalescer:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.window = window
+        self.window = window  # a quiet spell is half of it
+        self.burst_window = window  # a burst's flushes at most once per this
         self._flush = flush
         self._clock = clock
         self._handle: asyncio.Handle | None = None
@@ -45,7 +51,7 @@ class Coalescer:
         if self._handle is not None:
             return
         loop = asyncio.get_running_loop()
-        delay = 0.0 if paused else self._last + self.window - now
+        delay = 0.0 if paused else self._last + self.burst_window - now
         if delay <= 0:
             self._handle = loop.call_soon(self.flush_now)
         else:

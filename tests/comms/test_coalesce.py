@@ -1,6 +1,9 @@
-"""The coalescer says, during a flush, whether it folds a burst (several changes)."""
+"""The coalescer says, during a flush, whether it folds a burst (several changes), and
+spaces a burst's flushes by its burst window."""
 
 from __future__ import annotations
+
+import asyncio
 
 from runtimed.comms.coalesce import Coalescer
 
@@ -16,4 +19,28 @@ async def test_a_flush_of_one_change_is_not_a_bursts_and_one_of_several_is() -> 
     coalescer.flush_now()  # nothing since: a forced flush of nothing is no burst
     assert seen == [False, True, False]
     assert coalescer.bursting is False  # only during a flush
+    coalescer.cancel()
+
+
+async def test_a_bursts_flushes_are_spaced_by_the_burst_window() -> None:
+    """The first change after a pause flushes at once; in a burst the next flush waits
+    for the burst window (widened by a room of many peers), not the coalescing window."""
+    now = [100.0]
+    flushed: list[float] = []
+    coalescer = Coalescer(0.016, lambda: flushed.append(now[0]), clock=lambda: now[0])
+    coalescer.burst_window = 0.0625
+    loop = asyncio.get_running_loop()
+    coalescer.poke()
+    await asyncio.sleep(0)  # the first flush: at once, on the next loop iteration
+    assert flushed == [100.0]
+    now[0] += 0.001  # a burst: the next change comes 1 ms later
+    coalescer.poke()
+    handle = coalescer._handle
+    assert isinstance(handle, asyncio.TimerHandle)
+    assert 0.02 < handle.when() - loop.time() <= 0.0616  # not the 16 ms window's 15 ms
+    coalescer.burst_window = coalescer.window  # a room of few peers
+    coalescer.cancel()
+    coalescer.poke()
+    assert coalescer._handle is not None
+    assert coalescer._handle.when() - loop.time() <= 0.0151
     coalescer.cancel()
