@@ -107,6 +107,9 @@ class BroadcastLog:
         self._total = 0
         self._peers: set[Peer] = set()
         self._encoders: dict[Framing, Peer] = {}  # an attached peer of each framing in use
+        # Per framing, its frames and the peer that encodes them (None: not in use).
+        self._slots: list[tuple[FrameBuffer, Peer | None]] = []
+        self._fit_slots()
         self._sleeping: set[Peer] = set()
         self._last_wake = float("-inf")
         self._wake_timer: asyncio.Handle | None = None
@@ -122,6 +125,7 @@ class BroadcastLog:
         peer.broadcast_log, peer.cursor = self, self.end
         self._peers.add(peer)
         self._encoders.setdefault(peer.conn.framing, peer)
+        self._fit_slots()
         self._limit = min(p.queue_limit for p in self._peers)
 
     def detach(self, peer: Peer) -> None:
@@ -136,9 +140,13 @@ class BroadcastLog:
                 if other.conn.framing is framing:
                     self._encoders[framing] = other
                     break
+            self._fit_slots()
         self._sleeping.discard(peer)
         self._limit = min((p.queue_limit for p in self._peers), default=0)
         peer.broadcast_log = None
+
+    def _fit_slots(self) -> None:
+        self._slots = [(self.frames[f], self._encoders.get(f)) for f in Framing]
 
     @property
     def readers(self) -> int:
@@ -172,13 +180,14 @@ class BroadcastLog:
         """One broadcast for every attached peer: framed once per framing in use."""
         if not self._peers:
             return
-        encoded = {framing: peer.encode(event) for framing, peer in self._encoders.items()}
-        for framing, frames in self.frames.items():
-            frames.append(encoded.get(framing, b""))
+        size = 0
+        for frames, encoder in self._slots:
+            frame = b"" if encoder is None else encoder.encode(event)
+            frames.append(frame)
+            size = max(size, len(frame))
         self.comm.append(comm_event)
         if not comm_event:
             self.last_ordered = self.end
-        size = max(map(len, encoded.values()))
         self._offsets.append(self._total)
         self._total += size
         self.end += 1
