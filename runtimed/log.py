@@ -18,7 +18,7 @@ from typing import Literal, TextIO
 
 import structlog
 
-from .log_safety import RepeatFilter, scrub
+from .log_safety import LOG_REPEAT_INTERVAL, RepeatFilter, scrub
 
 LogFormat = Literal["console", "json"]
 
@@ -36,8 +36,10 @@ def configure_logging(
     fmt: LogFormat = "console",
     stream: TextIO | None = None,
     log_file: Path | None = None,
+    repeat_interval: float = LOG_REPEAT_INTERVAL,
 ) -> None:
-    """Route structlog and stdlib logging to `log_file` (rotated) or to `stream`."""
+    """Route structlog and stdlib logging to `log_file` (rotated) or to `stream`; a
+    library's line repeated within `repeat_interval` seconds is written once."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}: use debug, info, warning or error")
@@ -76,7 +78,7 @@ def configure_logging(
             ],
         )
     )
-    handler.addFilter(RepeatFilter())
+    handler.addFilter(RepeatFilter(repeat_interval))
     structlog.configure(
         processors=[
             *shared,

@@ -25,6 +25,8 @@ from collections.abc import MutableMapping
 from typing import Any
 
 REDACTED = "[redacted]"
+# A library's repeated line passes once per this many seconds (`serve --log-repeat-interval`).
+LOG_REPEAT_INTERVAL = 10.0
 MULTILINE_KEYS = frozenset({"exception", "stack"})
 
 _secrets: set[str] = set()
@@ -116,7 +118,7 @@ class RepeatFilter(logging.Filter):
     events (their message is the event dict) and debug lines pass untouched.
     """
 
-    def __init__(self, interval: float = 10.0) -> None:
+    def __init__(self, interval: float = LOG_REPEAT_INTERVAL) -> None:
         super().__init__()
         self.throttle = Throttle(interval)
 

@@ -33,7 +33,12 @@ def serve(args: argparse.Namespace) -> int:
     from ..daemon.websocket import WebListenerError
     from ..kernel import KernelError
 
-    configure_logging(args.log_level, args.log_format, log_file=args.log_file)
+    configure_logging(
+        args.log_level,
+        args.log_format,
+        log_file=args.log_file,
+        repeat_interval=args.log_repeat_interval,
+    )
     settings = Settings(
         socket_path=args.socket or default_socket_path(),
         data_dir=args.data_dir or default_data_dir(),

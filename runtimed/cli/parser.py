@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..config import Settings, default_data_dir, default_log_path, default_socket_path
+from ..log_safety import LOG_REPEAT_INTERVAL
 from . import daemon_commands, kernel_commands, notebook_commands
 
 
@@ -90,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-format", default="console", choices=["console", "json"])
     serve.add_argument(
         "--log-file", type=Path, default=None, help="log to this file (rotated) instead of stderr"
+    )
+    serve.add_argument(
+        "--log-repeat-interval",
+        type=float,
+        default=LOG_REPEAT_INTERVAL,
+        metavar="SECONDS",
+        help="a library's line repeated within this many seconds (e.g. accept errors at the "
+        "fd limit) is written once, then with the count left out (default %(default)s)",
     )
     # Settings() and not Settings: a slotted dataclass has no class-level defaults.
     serve.add_argument("--room-grace", type=float, default=Settings().room_grace)

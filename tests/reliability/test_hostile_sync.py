@@ -10,14 +10,16 @@ client converges back to a sound notebook.
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+import pytest_asyncio
 from automerge.core import ROOT, Document, ObjType, ScalarType
 
 from runtimed.client import Client
 from tests.bridge.helpers import assert_doc_matches_comm_state, run
-from tests.conftest import RunningDaemon
+from tests.conftest import RunningDaemon, quick_settings, short_socket_dir
 from tests.daemon.test_wire import Raw, typed
 
 NOTEBOOK = "nb-hostile"
@@ -88,26 +90,38 @@ HOSTILE: dict[str, Mutation] = {
 }
 
 
-@pytest.fixture
-async def room(running: RunningDaemon) -> AsyncIterator[tuple[Client, Client, Client]]:
-    """An actor with a kernel and two widgets, a bystander and the peer that will misbehave."""
-    async with (
-        running.client(NOTEBOOK) as actor,
-        running.client(NOTEBOOK) as bystander,
-        running.client(NOTEBOOK) as offender,
-    ):
-        await actor.request("launch_kernel")
-        actor.doc.update_metadata("kernelspec", {"name": "python3", "display_name": "Python 3"})
-        for source in ("a = 1", "print(a)", "# notes"):
-            actor.doc.add_cell(source=source)
-        await actor.wait_synced()
-        await run(actor, "from ipywidgets import *\ns = IntSlider(value=4)\nt = Text('hi')")
-        await assert_doc_matches_comm_state(bystander, actor)
-        await offender.wait_for(
-            lambda c: c.doc.get_heads() == bystander.doc.get_heads(), what="offender synced"
-        )
-        yield actor, bystander, offender
-        await actor.request("shutdown_kernel")
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def room(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[Client, Client, Client]]:
+    """An actor with a kernel and two widgets, a bystander and the peer that will
+    misbehave: one room for every case of the module (a kernel and a daemon each would
+    cost seconds); each case starts from the sound room the case before it left, and
+    ends by checking that the room is sound and works again for all three."""
+    sock_dir = short_socket_dir()
+    running = RunningDaemon(quick_settings(tmp_path_factory.mktemp("hostile-sync"), sock_dir))
+    await running.start()
+    try:
+        async with (
+            running.client(NOTEBOOK) as actor,
+            running.client(NOTEBOOK) as bystander,
+            running.client(NOTEBOOK) as offender,
+        ):
+            await actor.request("launch_kernel")
+            actor.doc.update_metadata("kernelspec", {"name": "python3", "display_name": "Python 3"})
+            for source in ("a = 1", "print(a)", "# notes"):
+                actor.doc.add_cell(source=source)
+            await actor.wait_synced()
+            await run(actor, "from ipywidgets import *\ns = IntSlider(value=4)\nt = Text('hi')")
+            await assert_doc_matches_comm_state(bystander, actor)
+            await offender.wait_for(
+                lambda c: c.doc.get_heads() == bystander.doc.get_heads(), what="offender synced"
+            )
+            yield actor, bystander, offender
+            await actor.request("shutdown_kernel")
+    finally:
+        await running.stop()
+        shutil.rmtree(sock_dir, ignore_errors=True)
 
 
 def cells_view(client: Client) -> list[tuple[str, str, str]]:
@@ -115,6 +129,7 @@ def cells_view(client: Client) -> list[tuple[str, str, str]]:
 
 
 @pytest.mark.kernel
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("case", list(HOSTILE))
 async def test_a_change_that_breaks_the_schema_is_repaired_for_everyone(
     room: tuple[Client, Client, Client], case: str
@@ -148,10 +163,11 @@ async def test_a_change_that_breaks_the_schema_is_repaired_for_everyone(
     await assert_doc_matches_comm_state(bystander, actor)
     # The bystander was never told off, and the room still works for all three.
     assert not [e for e in bystander.broadcasts if e.event == "error"]
-    await run(actor, "s.value = 9")
+    value = 10 + list(HOSTILE).index(case)  # not the value an earlier case left
+    await run(actor, f"s.value = {value}")
     legacy = await assert_doc_matches_comm_state(offender, actor)
     [slider] = [c for c in legacy.values() if c["model_name"] == "IntSliderModel"]
-    assert slider["state"]["value"] == 9
+    assert slider["state"]["value"] == value
 
 
 async def test_undecodable_sync_messages_close_only_that_connection(

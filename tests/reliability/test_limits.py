@@ -125,15 +125,16 @@ async def test_idle_unauthenticated_connections_starve_nothing(settings: Setting
 def test_accept_errors_at_the_fd_limit_are_logged_once_per_interval(settings: Settings) -> None:
     """Under a limit so low (20) that even the gate's 32 places do not fit, accept()
     fails with EMFILE every second while the connections wait: asyncio's traceback is
-    written once, then once more after the interval with the count left out; the
-    daemon lives on and answers again once the connections are gone."""
+    written once, then once more after the interval (2 s here, 10 s by default) with
+    the count left out; the daemon lives on and answers again once the connections
+    are gone."""
     port = free_port()
     log = settings.data_dir.parent / "daemon.log"
     daemon = subprocess.Popen(
         [
             sys.executable, "-m", "runtimed.cli", "--socket", str(settings.socket_path),
             "serve", "--data-dir", str(settings.data_dir), "--log-file", str(log),
-            "--ws", f"127.0.0.1:{port}",
+            "--ws", f"127.0.0.1:{port}", "--log-repeat-interval", "2",
         ],
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (20, 20)),
     )  # fmt: skip

@@ -46,15 +46,18 @@ async def test_attach_a_kernel_found_by_runtimed_kernels(
     dead = service.runtime_dir / "kernel-gone.json"
     dead.write_text(json.dumps(info))
 
-    listed = json.loads((await asyncio.to_thread(service.cli, "kernels", "--json")).stdout)
-    by_path = {entry["path"]: entry for entry in listed}
+    # Both listings at once: each waits out the dead file's probe timeout (2 s).
+    as_json, as_text = await asyncio.gather(
+        asyncio.to_thread(service.cli, "kernels", "--json"),
+        asyncio.to_thread(service.cli, "kernels"),
+    )
+    by_path = {entry["path"]: entry for entry in json.loads(as_json.stdout)}
     live = by_path[outside_kernel.connection_file]
     assert live["answers"] is True
     assert live["kernel_name"] == "python3"
     assert "python" in live["detail"]
     assert by_path[str(dead)]["answers"] is False
-    text = (await asyncio.to_thread(service.cli, "kernels")).stdout
-    assert "kernel-gone.json  python3  no answer: no reply within 2 s" in text
+    assert "kernel-gone.json  python3  no answer: no reply within 2 s" in as_text.stdout
 
     # No daemon runs yet: `attach` starts one, then bridges the kernel into the room.
     attach = await asyncio.to_thread(

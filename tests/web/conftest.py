@@ -12,8 +12,9 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 
 from runtimed.config import Settings
 from runtimed.daemon.web_responses import WEB_ROOT
-from tests.conftest import RunningDaemon
+from tests.conftest import RunningDaemon, short_socket_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = ROOT / "js"
@@ -107,28 +108,41 @@ async def run_node(script: str, *args: str, timeout: float = 60) -> Any:
 class Browser:
     """Headless Chromium behind browser_driver.cjs: one JSON command, one JSON reply."""
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        proc: asyncio.subprocess.Process | None = None,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.proc = proc  # a driver of its own; None: a connection to the session's
 
     @classmethod
     async def launch(cls) -> Browser:
-        """The driver, its Chromium started at its first page (the tests' and the bench's)."""
+        """The driver, its Chromium started at its first page (the bench's)."""
         proc = await asyncio.create_subprocess_exec(
             require_js(),
             str(HERE / "browser_driver.cjs"),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=sys.stderr,
-            env={**os.environ, "RUNTIMED_JS_DIR": str(JS_DIR), "CHROMIUM": CHROMIUM},
+            env=driver_env(),
         )
-        return cls(proc)
+        assert proc.stdout is not None
+        assert proc.stdin is not None
+        return cls(proc.stdout, proc.stdin, proc)
+
+    @classmethod
+    async def connect(cls, socket_path: Path) -> Browser:
+        """A driver of its own in the session's Chromium (see `browser_server`)."""
+        reader, writer = await asyncio.open_unix_connection(str(socket_path))
+        return cls(reader, writer)
 
     async def call(self, cmd: str, timeout: float = 60, **params: Any) -> Any:
-        assert self.proc.stdin is not None
-        assert self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps({"cmd": cmd, **params}).encode() + b"\n")
-        await self.proc.stdin.drain()
-        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        self.writer.write(json.dumps({"cmd": cmd, **params}).encode() + b"\n")
+        await self.writer.drain()
+        line = await asyncio.wait_for(self.reader.readline(), timeout)
         if not line:
             raise AssertionError(f"the browser driver exited (during {cmd})")
         reply = json.loads(line)
@@ -141,10 +155,15 @@ class Browser:
         return await self.call("wait", timeout=timeout + 10, page=page, js=js, ms=timeout * 1000)
 
     async def quit(self) -> None:
-        assert self.proc.stdin is not None
+        """Its pages closed: the driver's process exits, or the connection ends."""
         with contextlib.suppress(ConnectionError):
-            self.proc.stdin.write(b'{"cmd": "quit"}\n')
-            await self.proc.stdin.drain()
+            self.writer.write(b'{"cmd": "quit"}\n')
+            await self.writer.drain()
+        if self.proc is None:
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                await asyncio.wait_for(self.reader.read(), 15)  # until its end
+            self.writer.close()
+            return
         try:
             await asyncio.wait_for(self.proc.wait(), 15)
         except TimeoutError:
@@ -152,12 +171,47 @@ class Browser:
             await self.proc.wait()
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+def driver_env() -> dict[str, str]:
+    return {**os.environ, "RUNTIMED_JS_DIR": str(JS_DIR), "CHROMIUM": CHROMIUM}
+
+
+@pytest.fixture(scope="session")
+def browser_server() -> Iterator[Path]:
+    """One headless Chromium for the session (a start costs about half a second, and so
+    does a driver's): each test's `browser` is a connection to it with pages of its own,
+    each in a browser context of its own, closed when the test ends, and errors of its
+    own, so no test sees another's pages, storage or errors."""
     require(Path(CHROMIUM).exists(), f"Chromium is not installed at {CHROMIUM}")
     require((JS_DIR / "node_modules" / "playwright-core").is_dir(), "run `make web`")
+    sock_dir = short_socket_dir()
+    socket_path = sock_dir / "browser.sock"
+    server = subprocess.Popen(
+        [require_js(), str(HERE / "browser_driver.cjs"), "--serve", str(socket_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=driver_env(),
+    )
+    assert server.stdin is not None
+    assert server.stdout is not None
+    try:
+        ready = server.stdout.readline()
+        assert ready == b"ready\n", f"the browser server did not start: {ready!r}"
+        yield socket_path
+    finally:
+        server.stdin.close()  # it closes Chromium and exits
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        server.stdout.close()
+        shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+@pytest.fixture
+async def browser(browser_server: Path) -> AsyncIterator[Browser]:
     require((WEB_ROOT / "dist" / "app.js").is_file(), "the page is not built: run `make web`")
-    driver = await Browser.launch()
+    driver = await Browser.connect(browser_server)
     try:
         yield driver
     finally:

@@ -17,6 +17,7 @@ from typing import Any
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from runtimed.kernel import execute_content
 from runtimed.kernel import ws_codec as codec
@@ -77,7 +78,18 @@ class KernelSocket:
         return "".join(m["content"]["text"] for m in mine if m["header"]["msg_type"] == "stream")
 
     async def close(self) -> None:
+        """The closing handshake, reading what is still queued meanwhile: a socket whose
+        unread frames filled websockets' queue has stopped reading, and would not see the
+        daemon's close frame before close_timeout (10 s)."""
+
+        async def drain() -> None:
+            with contextlib.suppress(ConnectionClosed):
+                async for _ in self.ws:
+                    pass
+
+        reader = asyncio.create_task(drain())
         await self.ws.close()
+        await reader
 
 
 def is_idle(msg: dict[str, Any], msg_id: str) -> bool:
