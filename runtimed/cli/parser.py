@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=LOG_REPEAT_INTERVAL,
         metavar="SECONDS",
         help="a library's line repeated within this many seconds (e.g. accept errors at the "
-        "fd limit) is written once, then with the count left out (default %(default)s)",
+        "fd limit) is written once, then once per interval with how many were left out "
+        "(default %(default)s)",
     )
     # Settings() and not Settings: a slotted dataclass has no class-level defaults.
     serve.add_argument("--room-grace", type=float, default=Settings().room_grace)
