@@ -76,6 +76,8 @@ def _check_type(data: bytes) -> None:
 
 def _read_uleb(data: bytes, offset: int, field: str) -> tuple[int, int]:
     """A ULEB128 number at `offset`, and the offset after it."""
+    if offset < len(data) and data[offset] < 0x80:  # one byte: every count here, nearly
+        return data[offset], offset + 1
     value, shift = 0, 0
     while True:
         if offset >= len(data) or shift > 63:

@@ -15,7 +15,7 @@ import platformdirs
 APP_NAME = "runtimed"
 # Peer pacing (Settings.sync_pacing, room_sync_rate, room_write_rate; docs/protocol.md).
 SYNC_PACING = 1.0
-ROOM_SYNC_RATE = 200.0
+ROOM_SYNC_RATE = 100.0
 ROOM_WRITE_RATE = 2_000.0
 
 

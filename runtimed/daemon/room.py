@@ -148,7 +148,7 @@ class NotebookRoom:
     def _fit_burst_window(self) -> None:
         """A burst's doc changes at most 4 times per pacing spacing (P / room_sync_rate,
         the least time between two of a peer's burst SYNCs), never more often than the
-        coalescing window: 16 ms up to 12 peers, 62 ms with 50."""
+        coalescing window: 16 ms up to 6 peers, 125 ms with 50."""
         spacing = len(self.peers) / self.settings.room_sync_rate
         self.coalescer.burst_window = max(self.settings.coalesce_window, spacing / 4)
 
