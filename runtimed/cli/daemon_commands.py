@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -26,7 +27,6 @@ from .view import age, room_line
 
 
 def serve(args: argparse.Namespace) -> int:
-    from ..daemon import event_loop
     from ..daemon.room_requests import gateway_target
     from ..daemon.server import DaemonAlreadyRunning, run_daemon
     from ..daemon.web_token import page_url, read_token
@@ -62,7 +62,7 @@ def serve(args: argparse.Namespace) -> int:
 
     try:
         gateway_target(settings)  # a bad --gateway-url stops the start, not each launch
-        event_loop.run(run_daemon(settings, ready), args.event_loop)
+        asyncio.run(run_daemon(settings, ready))
     except (DaemonAlreadyRunning, WebListenerError, UnsafePathError, KernelError) as exc:
         print(f"runtimed: {exc}", file=sys.stderr)
         return 1

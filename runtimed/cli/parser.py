@@ -7,7 +7,6 @@ from pathlib import Path
 
 from .. import __version__
 from ..config import Settings, default_data_dir, default_log_path, default_socket_path
-from ..daemon.event_loop import EVENT_LOOPS
 from ..log_safety import LOG_REPEAT_INTERVAL
 from . import daemon_commands, kernel_commands, notebook_commands
 
@@ -101,13 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="a library's line repeated within this many seconds (e.g. accept errors at the "
         "fd limit) is written once, then once per interval with how many were left out "
         "(default %(default)s)",
-    )
-    serve.add_argument(
-        "--event-loop",
-        choices=EVENT_LOOPS,
-        default="uvloop",
-        help="the asyncio loop to run on: uvloop (the default, less CPU per message) or "
-        "the standard asyncio loop",
     )
     # Settings() and not Settings: a slotted dataclass has no class-level defaults.
     serve.add_argument("--room-grace", type=float, default=Settings().room_grace)

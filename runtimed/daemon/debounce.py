@@ -23,7 +23,9 @@ class Debouncer:
         self.on_due = on_due
         self.quiet = quiet
         self.max_delay = max_delay
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
+        self._timer_at = 0.0  # loop time the timer is set for (an event loop may hand
+        # back a plain Handle, with no `when()`, for a moment already past)
         self._due_at = 0.0  # loop time; the timer may be set earlier, never later
         self._dirty_since: float | None = None
         self._held = False
@@ -47,9 +49,10 @@ class Debouncer:
         loop = asyncio.get_running_loop()
         self._due_at = loop.time() + max(0.0, delay)
         if self._timer is not None:
-            if self._timer.when() <= self._due_at:
+            if self._timer_at <= self._due_at:
                 return  # it fires first and waits on
             self._timer.cancel()
+        self._timer_at = self._due_at
         self._timer = loop.call_at(self._due_at, self._fire)
 
     def cancel(self) -> None:
@@ -84,6 +87,7 @@ class Debouncer:
     def _fire(self) -> None:
         loop = asyncio.get_running_loop()
         if self._due_at - loop.time() > 0.001:  # poked since it was set: not due yet
+            self._timer_at = self._due_at
             self._timer = loop.call_at(self._due_at, self._fire)
             return
         self._timer = None

@@ -40,7 +40,6 @@ from ..wire import (
 )
 from . import stored
 from .connection import PeerSession, Receive, StreamTransport
-from .event_loop import running_loop_name
 from .limits import KernelSlots, raise_fd_limit
 from .memory import freeze_startup_objects, give_back_periodically, share_one_heap
 from .peer import FrameTransport, Peer
@@ -121,7 +120,6 @@ class Daemon:
             version=__version__,
             fd_limit=fd_limit,
             autosave=self.settings.autosave,
-            event_loop=running_loop_name(),
         )
         if self.web is not None:
             self.log.info("web_listening", host=self.web.host, port=self.web.port)

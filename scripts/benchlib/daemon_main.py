@@ -5,8 +5,7 @@ makes RSS and CPU time the daemon's alone. Extras for measuring, all optional:
 `--probe` runs a LoopProbe (SIGUSR1 writes its figures to `--stats` and resets it),
 `--profile` runs the daemon under cProfile and writes the stats on exit, `--ws-port`
 opens the WebSocket listener (and its Kernel Gateway API) on 127.0.0.1,
-`--no-compaction` turns automatic compaction off (the with/without figures),
-`--event-loop asyncio` runs the standard loop instead of uvloop (as `runtimed serve`).
+`--no-compaction` turns automatic compaction off (the with/without figures).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ import time
 from pathlib import Path
 
 from runtimed.config import Settings
-from runtimed.daemon import event_loop
 from runtimed.daemon.server import run_daemon
 from runtimed.log import configure_logging
 
@@ -68,16 +66,15 @@ def main() -> None:
     parser.add_argument("--profile", default="")
     parser.add_argument("--ws-port", type=int, default=0, help="also listen on 127.0.0.1:PORT")
     parser.add_argument("--no-compaction", action="store_true")
-    parser.add_argument("--event-loop", choices=event_loop.EVENT_LOOPS, default="uvloop")
     args = parser.parse_args()
     configure_logging(level="info", stream=sys.stderr)
     if not args.profile:
-        event_loop.run(_serve(args), args.event_loop)
+        asyncio.run(_serve(args))
         return
     # CPU time, not wall time: on a shared machine wall time counts waiting for a core.
     profiler = cProfile.Profile(time.process_time)
     try:
-        profiler.runcall(event_loop.run, _serve(args), args.event_loop)
+        profiler.runcall(asyncio.run, _serve(args))
     finally:
         profiler.dump_stats(args.profile)
 

@@ -106,6 +106,7 @@ def burst(connection_file: str, updates: int) -> dict[str, Any]:
 def listen(connection_file: str, comm_id: str, key: str, until: Any) -> dict[str, Any]:
     client = connect(connection_file)
     _emit({"ready": True})
+    cpu = time.process_time()  # this reader's CPU for the stream: a baseline too
     samples: list[tuple[Any, float, float]] = []
     while True:
         msg = client.get_iopub_msg(timeout=300)
@@ -115,7 +116,11 @@ def listen(connection_file: str, comm_id: str, key: str, until: Any) -> dict[str
             continue
         samples.append((value, msg["header"]["date"].timestamp(), received))
         if value == until:
-            return {"samples": samples, "messages": len(samples)}
+            return {
+                "samples": samples,
+                "messages": len(samples),
+                "cpu_seconds": time.process_time() - cpu,
+            }
 
 
 def main() -> None:

@@ -82,9 +82,14 @@ async def start_listener(kernel: Kernel, comm_id: str, until: int) -> Helper:
     return helper
 
 
-async def listener_samples(helper: Helper) -> list[tuple[int, float, float]]:
-    """(value, kernel send time, reader receive time) for every update the reader saw."""
+async def listener_result(helper: Helper) -> dict[str, Any]:
+    """The reader's samples (below) and its CPU seconds from ready to the last value."""
     try:
-        return [tuple(s) for s in (await helper.line(600))["samples"]]
+        return await helper.line(600)
     finally:
         await helper.stop()
+
+
+async def listener_samples(helper: Helper) -> list[tuple[int, float, float]]:
+    """(value, kernel send time, reader receive time) for every update the reader saw."""
+    return [tuple(s) for s in (await listener_result(helper))["samples"]]

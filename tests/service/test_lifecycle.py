@@ -54,7 +54,6 @@ async def test_start_status_stop_round_trip(service: Service) -> None:
 
     logs = (await asyncio.to_thread(service.cli, "logs", "-n", "200")).stdout
     assert "listening" in logs
-    assert "event_loop=uvloop" in logs  # the default loop ran the kernel and the client
     assert "peer_joined" in logs
 
     stop = await asyncio.to_thread(service.cli, "stop")
@@ -210,22 +209,3 @@ def test_start_with_ws_serves_the_page_and_keeps_its_token_out_of_the_log(
     log = service.log_file.read_text()
     assert f"http://127.0.0.1:{port}/ (token in " in log  # the detached daemon's stderr
     assert token not in log
-
-
-async def test_serve_runs_on_the_standard_loop_when_asked(service: Service) -> None:
-    """`serve --event-loop asyncio`: the same daemon on asyncio's own loop, a kernel and
-    a client through it."""
-    daemon = await asyncio.create_subprocess_exec(
-        *RUNTIMED, "serve", "--event-loop", "asyncio", stderr=asyncio.subprocess.PIPE
-    )
-    assert daemon.stderr is not None
-    try:
-        async with asyncio.timeout(60):
-            while b"event_loop=asyncio" not in (line := await daemon.stderr.readline()):
-                assert line, "the daemon ended before it said it was listening"
-        async with Client("nb-std", socket_path=service.socket) as client:
-            await client.request("launch_kernel")
-            assert (await run_cell(client, "print(6 * 7)"))[0]["text"] == "42\n"
-    finally:
-        daemon.terminate()
-        assert await asyncio.wait_for(daemon.wait(), 30) == 0
