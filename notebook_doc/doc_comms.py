@@ -122,18 +122,19 @@ class DocComms(DocBase):
 
     def has_comm(self, comm_id: str) -> bool:
         """Whether the comm is in the doc (cheaper than reading its state)."""
-        check_id("comm_id", comm_id)
-        comms = self._container(COMMS)
-        return comms is not None and get_obj(self._doc, comms, comm_id, ObjType.Map) is not None
+        return self._comm_obj(comm_id) is not None
 
     def get_comm_state_json(self, comm_id: str) -> str | None:
         """The raw stored state string (no parsing), or None when there is no such comm."""
-        check_id("comm_id", comm_id)
-        comms = self._container(COMMS)
-        comm = None if comms is None else get_obj(self._doc, comms, comm_id, ObjType.Map)
+        comm = self._comm_obj(comm_id)
         if comm is None:
             return None
         return read_str(self._doc, comm, "state", f"comms[{comm_id!r}]")
+
+    def _comm_obj(self, comm_id: str) -> ObjId | None:
+        check_id("comm_id", comm_id)
+        comms = self._container(COMMS)
+        return None if comms is None else get_obj(self._doc, comms, comm_id, ObjType.Map)
 
     def clear_comms(self) -> bool:
         """Remove every comm (kernel restart, shutdown, death); False when already empty."""

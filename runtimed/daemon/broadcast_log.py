@@ -6,10 +6,9 @@ queue for frames meant for it alone, see peer.py). Peers that wait for work are 
 in one callback per batch, not once per frame, and in a burst at most once per
 `peers / write_rate` seconds: the first broadcast after a pause goes at the loop's next
 turn, later ones join the next wake, so a kernel's rate does not set the number of
-socket writes. An entry stays until every
-attached peer has read past it. A peer whose unread part grows past its queue limit
-loses its comm broadcasts for one `comm_sync` (`Peer.overflow`), so one slow reader
-bounds the log, not the room.
+socket writes. An entry stays until every attached peer has read past it. A peer whose
+unread part grows past its queue limit loses its comm broadcasts for one `comm_sync`
+(`Peer.overflow`), so one slow reader bounds the log, not the room.
 
 The frames of a framing lie back to back in one buffer (`FrameBuffer`), not one bytes
 object each: readers lag during a burst, and 100,000 small frames held at once, freed

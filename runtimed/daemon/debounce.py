@@ -52,6 +52,9 @@ class Debouncer:
             if self._timer_at <= self._due_at:
                 return  # it fires first and waits on
             self._timer.cancel()
+        self._set_timer(loop)
+
+    def _set_timer(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer_at = self._due_at
         self._timer = loop.call_at(self._due_at, self._fire)
 
@@ -87,8 +90,7 @@ class Debouncer:
     def _fire(self) -> None:
         loop = asyncio.get_running_loop()
         if self._due_at - loop.time() > 0.001:  # poked since it was set: not due yet
-            self._timer_at = self._due_at
-            self._timer = loop.call_at(self._due_at, self._fire)
+            self._set_timer(loop)
             return
         self._timer = None
         if self._held:

@@ -170,9 +170,12 @@ class Peer:
     def _write_paced(self) -> None:
         """A paced SYNC may go: with the room's next write of broadcasts if one is due (a
         burst: it rides along, no write of its own), else at the loop's next turn."""
-        shared = self.broadcast_log
-        if shared is None or not shared.will_write(self):
+        if not self._rides_along():
             self.wake()
+
+    def _rides_along(self) -> bool:
+        """A wake of the room's log already due writes this peer (its SYNC goes along)."""
+        return self.broadcast_log is not None and self.broadcast_log.will_write(self)
 
     def sync_received(self, data: bytes) -> None:
         """The peer's SYNC `data` was applied: it may answer the message in flight, so a
@@ -365,8 +368,7 @@ class Peer:
 
     def _pacing_over(self) -> None:
         self._pacing_timer = None
-        shared = self.broadcast_log
-        if shared is None or not shared.will_write(self):
+        if not self._rides_along():
             self.write_now()  # already a callback of its own: no need to schedule another
 
     def _sync_frame(self, data: bytes) -> bytes:

@@ -103,11 +103,11 @@ async def pump_iopub(
 
     pyzmq's asyncio recv costs a future, two selector updates and its event dispatch
     per await: in a paced widget stream (each message alone) that was a quarter of the
-    daemon's CPU (docs/lessons.md). ZMQ's descriptor says only that something changed; looking
-    at ZMQ_EVENTS re-arms it. So every wake-up reads until nothing waits, and a batch
-    cut at MAX_BATCH goes on at the loop's next turn, since the descriptor will not say
-    again what already waits. Safe only because nothing sends on this socket:
-    a send would consume the signal of a message that arrived meanwhile.
+    daemon's CPU (docs/lessons.md). ZMQ's descriptor says only that something changed;
+    looking at ZMQ_EVENTS re-arms it. So every wake-up reads until nothing waits, and a
+    batch cut at MAX_BATCH goes on at the loop's next turn, since the descriptor will
+    not say again what already waits. Safe only because nothing sends on this socket: a
+    send would consume the signal of a message that arrived meanwhile.
     """
     drain = zmq.Socket.shadow(sock.underlying)
     loop = asyncio.get_running_loop()

@@ -78,9 +78,9 @@ async def run(ctx: BenchContext) -> list[CaseResult]:
         for observer, w in ((r.watcher, watch), (r.actor, actor_watch)):
             await observer.until(lambda w=w: w.doc_value == updates, 60, "converged")
         heard = await listener_result(listener)
-        samples = [tuple(s) for s in heard["samples"]]
         for worker in workers:
             await worker.stop()
+    samples = heard["samples"]  # (value, kernel send time, reader receive time)
     sent = {value: sent_at for value, sent_at, _ in samples}
     baseline = [(received - sent_at) * 1000 for _, sent_at, received in samples]
     everyone = [c for o in outcomes for c in o["clients"]]
