@@ -31,6 +31,7 @@ from .transport import Deliver, ReceiveChannel, SendChannel
 log = structlog.get_logger(__name__)
 
 MAX_BATCH = 1000  # messages handed over per drain, so one flood cannot starve the loop
+IOPUB_BURST_GAP = 0.005  # seconds: in a burst, IOPub is read at most this often
 RECEIVE_CHANNELS: tuple[ReceiveChannel, ...] = ("iopub", "shell", "control", "stdin")
 
 
@@ -97,38 +98,67 @@ async def pump_iopub(
     decoder: MessageDecoder,
     deliver: Callable[[list[dict]], None],
     logger: Any = log,
+    *,
+    burst_gap: float = IOPUB_BURST_GAP,
 ) -> None:
-    """`pump_messages` for the IOPub SUB: the loop reads its file descriptor and every
-    wake-up takes what waits, until cancelled.
+    """`pump_messages` for the IOPub SUB: the loop reads its file descriptor, and in a
+    burst at most once per `burst_gap` seconds, until cancelled.
 
     pyzmq's asyncio recv costs a future, two selector updates and its event dispatch
     per await: in a paced widget stream (each message alone) that was a quarter of the
     daemon's CPU (docs/lessons.md). ZMQ's descriptor says only that something changed;
-    looking at ZMQ_EVENTS re-arms it. So every wake-up reads until nothing waits, and a
-    batch cut at MAX_BATCH goes on at the loop's next turn, since the descriptor will
-    not say again what already waits. Safe only because nothing sends on this socket: a
-    send would consume the signal of a message that arrived meanwhile.
+    looking at ZMQ_EVENTS re-arms it, and it stays quiet until a read has found the
+    socket empty. So a wake-up reads until nothing waits, and a batch cut at MAX_BATCH
+    goes on at the loop's next turn, since the descriptor will not say again what
+    already waits. In a burst (the second wake-up in a row that comes within
+    `burst_gap` of the last read: a pair is a kernel catching up, not a burst), a
+    wake-up only looks at ZMQ_EVENTS and leaves the reading to a timer at the gap's
+    end. A kernel that sends 1,000 messages a second then costs about 400 wake-ups, not
+    1,000, and a message after a quiet spell is still read at once. Safe only because
+    nothing sends on this socket: a send would consume the signal of a message that
+    arrived meanwhile.
     """
     drain = zmq.Socket.shadow(sock.underlying)
     loop = asyncio.get_running_loop()
     fd = drain.FD
     reading = True
+    last_read = float("-inf")
+    later: asyncio.TimerHandle | None = None
+    quick = 0  # wake-ups in a row that came within `burst_gap` of the last read
+
+    def readable() -> None:
+        nonlocal later, quick
+        if later is not None:  # something else changed; the timer reads the messages
+            _get(drain, _EVENTS)
+            return
+        quick = quick + 1 if loop.time() - last_read < burst_gap else 0
+        if quick < 2:
+            read()
+        elif _get(drain, _EVENTS) & _POLLIN:  # a burst: read at the gap's end
+            later = loop.call_at(last_read + burst_gap, read)
 
     def read() -> None:
-        if not reading:
+        nonlocal later, last_read
+        if later is not None:  # the timer's own call, or a batch's rest got here first
+            later.cancel()
+            later = None
+        if not reading:  # a batch's rest, scheduled before the pump ended
             return
         raw: list[list[bytes]] = []
         if _take_waiting(drain, raw):
             loop.call_soon(read)
+        last_read = loop.time()
         _hand_over(raw, decoder, deliver, logger)
 
-    loop.add_reader(fd, read)
+    loop.add_reader(fd, readable)
     try:
         read()  # what arrived before the descriptor was watched
         await anyio.sleep_forever()
     finally:
         reading = False
         loop.remove_reader(fd)
+        if later is not None:
+            later.cancel()
 
 
 class ZmqChannels:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
+import anyio
 import pytest
+import zmq
+import zmq.asyncio
 from jupyter_client.session import Session
 from kernel_helpers import Recorder, ScriptedKernel
 from structlog.testing import capture_logs
@@ -12,6 +16,7 @@ from structlog.testing import capture_logs
 from runtimed.daemon.tasks import TaskOwner
 from runtimed.kernel import KernelSession
 from runtimed.kernel.decode import MessageDecoder
+from runtimed.kernel.zmq_channels import pump_iopub
 
 
 def signed(session: Session, content: bytes | None = None) -> list[bytes]:
@@ -178,3 +183,53 @@ async def test_a_burst_published_while_the_loop_is_busy_arrives_whole(
 
     assert comm_values(recorder) == list(range(1, 20001))
     assert recorder.batches < 20000 / 10  # drained in batches, not one await per message
+
+
+async def test_a_burst_is_read_at_the_gaps_end_and_a_lone_message_at_once() -> None:
+    """In a burst the SUB is read once per gap (one wake-up for many messages); the
+    first message after a quiet spell is read as soon as it arrives, and so is a
+    second soon after it (a kernel catching up with a pair is not a burst)."""
+    gap = 1.0
+    session = Session(key=b"k")
+    context = zmq.asyncio.Context()
+    pub = context.socket(zmq.PUB)
+    sub = context.socket(zmq.SUB)
+    sub.subscribe(b"")
+    sub.connect(f"tcp://127.0.0.1:{pub.bind_to_random_port('tcp://127.0.0.1')}")
+    recorder = Recorder()
+    batches: list[list[int]] = []
+
+    def deliver(batch: list[dict]) -> None:
+        batches.append([m["content"]["data"]["state"]["value"] for m in batch])
+        recorder.on_iopub(batch)
+
+    def publish(value: int) -> None:
+        msg = session.msg("comm_msg", {"comm_id": "c", "data": {"state": {"value": value}}})
+        pub.send_multipart(session.serialize(msg, ident=[b"comm"]))
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(partial(pump_iopub, sub, MessageDecoder(session), deliver, burst_gap=gap))
+            while not batches:  # a SUB misses what is published before it is connected
+                publish(0)
+                with anyio.move_on_after(0.05):
+                    await recorder.wait_for(lambda: batches, "the connection")
+            await anyio.sleep(gap * 1.5)  # a quiet spell (the last zeros read meanwhile)
+            batches.clear()
+
+            sent = anyio.current_time()
+            publish(1)
+            await recorder.wait_for(lambda: [1] in batches, "the lone message")
+            lone_took = anyio.current_time() - sent
+            for value in (2, 3, 4, 5):  # a burst: the loop runs between the messages
+                publish(value)
+                await anyio.sleep(0.05)
+            await recorder.wait_for(lambda: any(5 in batch for batch in batches), "the burst")
+            tg.cancel_scope.cancel()
+    finally:
+        pub.close(linger=0)
+        sub.close(linger=0)
+        context.term()
+
+    assert batches == [[1], [2], [3, 4, 5]]
+    assert lone_took < gap
