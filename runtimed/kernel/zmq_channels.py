@@ -32,6 +32,9 @@ log = structlog.get_logger(__name__)
 
 MAX_BATCH = 1000  # messages handed over per drain, so one flood cannot starve the loop
 IOPUB_BURST_GAP = 0.005  # seconds: in a burst, IOPub is read at most this often
+# Wake-ups in a row, each within the gap of the last read, that make a burst: fewer are
+# a cell's own few messages (busy, input, output, result, idle), read at once.
+IOPUB_BURST_WAKES = 8
 RECEIVE_CHANNELS: tuple[ReceiveChannel, ...] = ("iopub", "shell", "control", "stdin")
 
 
@@ -110,13 +113,12 @@ async def pump_iopub(
     looking at ZMQ_EVENTS re-arms it, and it stays quiet until a read has found the
     socket empty. So a wake-up reads until nothing waits, and a batch cut at MAX_BATCH
     goes on at the loop's next turn, since the descriptor will not say again what
-    already waits. In a burst (the second wake-up in a row that comes within
-    `burst_gap` of the last read: a pair is a kernel catching up, not a burst), a
-    wake-up only looks at ZMQ_EVENTS and leaves the reading to a timer at the gap's
-    end. A kernel that sends 1,000 messages a second then costs about 400 wake-ups, not
-    1,000, and a message after a quiet spell is still read at once. Safe only because
-    nothing sends on this socket: a send would consume the signal of a message that
-    arrived meanwhile.
+    already waits. In a burst (IOPUB_BURST_WAKES wake-ups in a row, each within
+    `burst_gap` of the last read), a wake-up only looks at ZMQ_EVENTS and leaves the
+    reading to a timer at the gap's end. A kernel that sends 1,000 messages a second
+    then costs about 400 wake-ups, not 1,000, while a message after a quiet spell, and
+    a cell's few messages, are still read at once. Safe only because nothing sends on
+    this socket: a send would consume the signal of a message that arrived meanwhile.
     """
     drain = zmq.Socket.shadow(sock.underlying)
     loop = asyncio.get_running_loop()
@@ -132,7 +134,7 @@ async def pump_iopub(
             _get(drain, _EVENTS)
             return
         quick = quick + 1 if loop.time() - last_read < burst_gap else 0
-        if quick < 2:
+        if quick < IOPUB_BURST_WAKES:
             read()
         elif _get(drain, _EVENTS) & _POLLIN:  # a burst: read at the gap's end
             later = loop.call_at(last_read + burst_gap, read)
