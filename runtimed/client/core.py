@@ -7,7 +7,8 @@
         outcome = await client.run_cell(cell)   # {"status": "ok", ...} once it ended
 
 The client is a thin loop around the same sans-I/O `protocol.Connection` the daemon
-uses. Local edits go through `client.doc` (a `NotebookDoc`), then `push()` syncs them.
+uses. Local edits go through `client.doc` (a `NotebookDoc`), then `push()` syncs them
+(`doc_sync`: the doc, SYNC and SNAPSHOT, the move to a compacted doc).
 
 The bytes travel over a transport (`transports`): the Unix socket by default, or
 `WebSocketTransport(url, token)` for the daemon's WebSocket port. With
@@ -34,8 +35,6 @@ from typing import Any, ClassVar, Self
 import anyio
 import structlog
 
-from notebook_doc import NotebookDoc, SyncState, sync_message_heads
-
 from ..errors import RuntimedError
 from ..service.autostart import start_daemon
 from ..wire import (
@@ -53,7 +52,7 @@ from ..wire import (
     Snapshot,
     Sync,
 )
-from .epoch_switch import switch_frames
+from .doc_sync import DocSync
 from .errors import ClientError
 from .handshake import accepted, hello
 from .transports import ClientTransport, UnixSocketTransport
@@ -61,7 +60,7 @@ from .transports import ClientTransport, UnixSocketTransport
 log = structlog.get_logger(__name__)
 
 
-class Client:
+class Client(DocSync):
     """One connection to the daemon, on the notebook channel (or the control channel)."""
 
     # The protocol this client speaks (its hello says so); a daemon speaking another
@@ -101,8 +100,7 @@ class Client:
         self.autostart = autostart
         # What `runtimed start` printed when this client had to start the daemon.
         self.autostart_report: str | None = None
-        self.doc: NotebookDoc = NotebookDoc.empty()
-        self.sync_state = SyncState()
+        super().__init__()  # the doc and its sync state
         # Recent broadcasts, for tests and tools; old ones fall off so memory stays bounded.
         self.broadcasts: deque[Broadcast] = deque(maxlen=history)
         self.presence: list[dict] = []
@@ -110,10 +108,6 @@ class Client:
         self.comms_from_sync: list[dict] | None = None  # the last comm_sync's comms
         self.kernel_status: str | None = None
         self.joined = False
-        self.epoch: int | None = None  # the room's epoch this client is in (compaction)
-        self._compaction: dict[str, Any] | None = None  # a notice whose SNAPSHOT is next
-        self._pushed_heads: set[bytes] = set()  # the doc's heads at our last sync message
-        self._daemon_heads: set[bytes] = set()  # the heads the daemon's last message named
         self._conn = Connection(Role.CLIENT, framing=transport.framing)
         self._connected = False
         # The reader belongs to this Client, not to the task that called connect: connect
@@ -221,7 +215,7 @@ class Client:
                 await self._transport.aclose()
         self._fail_pending(ClientError("closed", "the client was closed"))
 
-    # --- requests and sync -------------------------------------------------------------
+    # --- requests and waiting ----------------------------------------------------------
 
     async def request(self, action: str, *, timeout: float | None = None, **params: Any) -> dict:
         """Send a request and wait for its response; an error response raises ClientError."""
@@ -266,21 +260,6 @@ class Client:
         finally:
             self._subscribers.remove(finished)
 
-    async def push(self) -> bool:
-        """Send local doc changes to the daemon (after editing `client.doc`); True if sent."""
-        if not self._connected:
-            raise ClientError("closed", "not connected")
-        # Made under the write lock: a message made before an epoch switch and written
-        # after its SWITCH would reach the daemon as one of the new epoch.
-        async with self._write_lock:
-            heads = set(self.doc.get_heads())
-            data = self.doc.generate_sync_message(self.sync_state)
-            self._pushed_heads = heads  # all of it is sent now, or the daemon has it already
-            if data is None:
-                return False
-            await self._send_locked(self._conn.send(Sync(data)))
-        return True
-
     async def send_presence(self, payload: dict) -> None:
         await self._write(self._conn.send(Presence(payload)))
 
@@ -305,26 +284,6 @@ class Client:
                         await self._changed.wait()
         except TimeoutError:
             raise TimeoutError(what or "condition not met") from None
-
-    async def wait_synced(self, timeout: float = 10.0) -> None:
-        """Push local changes and wait until the daemon has them.
-
-        The daemon answers a sync message that carried changes with its own heads. It
-        has each of ours once it names it as a head, or once a change built on it came
-        back (only a peer that has a change can build on it). Neither needs the room
-        to go quiet, which a kernel moving widgets may never let it do.
-        """
-        pushed = set(self.doc.get_heads())
-        if pushed == self._pushed_heads:
-            return  # no local change since our last message: an answer may never come
-        if await self.push():
-            await self.wait_for(
-                lambda c: all(
-                    head in c._daemon_heads or head not in c.doc.get_heads() for head in pushed
-                ),
-                timeout,
-                "doc never synced",
-            )
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -369,21 +328,10 @@ class Client:
                 self._changed.notify_all()
 
     async def _handle(self, event: Any) -> None:
-        if isinstance(event, Snapshot) and self._compaction is not None:
-            await self._switch_epoch(event.data)
-        elif isinstance(event, Snapshot):
-            # On join: the room's doc. Later (we fell too far behind for one sync
-            # message): merged in, so our own unsent changes survive; sync starts over.
-            snapshot = NotebookDoc.load(event.data, check=False)  # the daemon checked it
-            if self.doc.get_heads():
-                self.doc.merge(snapshot)
-            else:
-                self.doc = snapshot
-            self.sync_state = SyncState()
+        if isinstance(event, Snapshot):
+            await self._on_snapshot(event.data)
         elif isinstance(event, Sync):
-            self.doc.receive_sync_message(self.sync_state, event.data)
-            self._daemon_heads = sync_message_heads(event.data)
-            await self.push()
+            await self._on_sync(event.data)
         elif isinstance(event, Response):
             future = self._pending.get(event.id) if event.id is not None else None
             if future is not None and not future.done():
@@ -392,24 +340,6 @@ class Client:
             self._on_broadcast(event)
         elif isinstance(event, Presence):
             self.presence.append(event.payload)
-
-    async def _switch_epoch(self, snapshot: bytes) -> None:
-        """Move to the compacted doc (docs/protocol.md, Compaction), in one step: our late
-        changes go out in SWITCH before any frame of the new epoch, then the new doc
-        replaces ours. The daemon carries the late changes and syncs them back."""
-        notice, self._compaction = self._compaction, None
-        assert notice is not None
-        async with self._write_lock:  # nothing of the new epoch may go out before SWITCH
-            heads = [bytes.fromhex(head) for head in notice.get("heads", [])]
-            # The daemon has what its last SYNC named too: a client that lagged behind
-            # the switch sends its own late changes, not the whole history.
-            changes = self.doc.get_changes_since(heads + list(self._daemon_heads))
-            await self._send_locked(b"".join(switch_frames(self._conn, notice["epoch"], changes)))
-            self.doc = NotebookDoc.load(snapshot, check=False)
-            self.sync_state = SyncState()
-            self.epoch = notice["epoch"]
-            self._pushed_heads = set()
-            self._daemon_heads = set()
 
     def _on_broadcast(self, event: Broadcast) -> None:
         self.broadcasts.append(event)

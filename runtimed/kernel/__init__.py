@@ -1,6 +1,7 @@
 """The kernel bridge: one Jupyter kernel, launched or attached, its channels and lifecycle.
 
 - `session`: `KernelSession`, the lifecycle and request/reply routing the room uses;
+- `connection`: one connection of a session to its kernel (runner, handshake, end);
 - `runner`: the task that holds a connection's tasks, run in its owner's group;
 - `transport`: the `KernelTransport` seam between the session and the channels;
 - `zmq_channels`: the ZMQ transport (one reader per socket, heartbeat);
