@@ -1,9 +1,11 @@
-"""A room's compaction: when to compact, the move of every peer to the new epoch, and
-the late changes of peers that have not switched yet (docs/compaction.md).
+"""A room's compaction: when to compact, and the compaction itself up to the switch
+(docs/compaction.md).
 
 The heavy part, building the fresh doc, runs on the event loop in steps
 (compaction_build). Carrying what changed meanwhile and the switch itself run with no
-`await` in between, so the room stays the doc's only writer.
+`await` in between, so the room stays the doc's only writer. The move of every peer to
+the new epoch, and the late changes of those that have not moved yet, are
+compaction_switch's.
 """
 
 from __future__ import annotations
@@ -13,18 +15,18 @@ import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from notebook_doc import NotebookDoc, NotebookDocError, SyncState, sync_message_heads
-from notebook_doc.compaction import Content, carry, read_content, read_content_since
+from notebook_doc import NotebookDoc, NotebookDocError
+from notebook_doc.compaction import carry, read_content_since
 
-from ..wire import Broadcast, Snapshot, Switch
+from ..wire import Broadcast, Switch
 from .compaction_budget import HistoryBudget
 from .compaction_build import Built, build, read_in_slices
+from .compaction_switch import EpochSwitch, Late
 from .debounce import Debouncer
 
 if TYPE_CHECKING:
@@ -47,22 +49,6 @@ class CompactionReport:
     duration: float  # seconds, from the first read to the switch
 
 
-@dataclass(slots=True)
-class _Switch:
-    """An epoch change in progress: the old doc, kept until every peer has moved."""
-
-    old: NotebookDoc
-    epoch: int
-    pending: dict[str, SyncState]  # peer id -> that peer's sync state for the old doc
-    late: dict[str, int] = field(default_factory=dict)  # peer id -> changes its SWITCH added
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    timer: asyncio.TimerHandle | None = None
-    # The old doc's content as last read (comms aside): only late changes move it, and
-    # most late SYNC and SWITCH frames (a lagging peer's) bring none, so each reads it
-    # once per carried change, not once per frame.
-    content: Content | None = None
-
-
 class Compactor:
     """Compaction for one room; the room forwards doc changes, late frames and leaves."""
 
@@ -74,7 +60,7 @@ class Compactor:
             room.doc, changes=room.doc.change_count(), ratio=self.settings.compact_ratio
         )
         self.last: CompactionReport | None = None
-        self._switch: _Switch | None = None
+        self._switch: EpochSwitch | None = None
         self._last_client_change = float("-inf")
         self._last_attempt = float("-inf")
         self._timer: asyncio.TimerHandle | None = None
@@ -112,8 +98,7 @@ class Compactor:
         return self._switch is not None and peer.id in self._switch.pending
 
     def peer_left(self, peer: Peer) -> None:
-        if self._switch is not None and self._switch.pending.pop(peer.id, None) is not None:
-            peer.log.info("peer_left_during_switch", epoch=self._switch.epoch)
+        if self._switch is not None and self._switch.left(peer):
             self._release_if_done()
 
     # --- budget and timing -------------------------------------------------------------
@@ -292,10 +277,7 @@ class Compactor:
                 "bytes_after": report.bytes_after,
             },
         )
-        switch = _Switch(old, self.epoch, {})
-        for peer in room.peers.values():
-            switch.pending[peer.id] = peer.sync_state
-            peer.restart_sync(notice, Snapshot(snapshot))
+        switch = EpochSwitch(old, self.epoch, room.peers.values(), notice, snapshot)
         room.log.info("compacted", peers=len(switch.pending), **dataclasses.asdict(report))
         if switch.pending:
             self._switch = switch
@@ -303,27 +285,15 @@ class Compactor:
             switch.timer = loop.call_later(self.settings.compact_deadline, self._expire, switch)
         return report
 
-    # --- late changes ----------------------------------------------------------------------
+    # --- the peers' move (compaction_switch.py) ---------------------------------------
 
     def late_sync(self, peer: Peer, data: bytes) -> bool:
         """A SYNC `peer` sent against the previous epoch; True if the room's doc changed.
 
         Raises SyncMessageError (the server's `bad_sync`) for bytes that are not one.
         """
-        switch = self._switch
-        assert switch is not None
-        if any(self.room.doc.has_change(head) for head in sync_message_heads(data)):
-            peer.log.warning("compaction_missed", epoch=switch.epoch)
-            peer.abort(
-                "compaction_missed",
-                f"the room moved to epoch {switch.epoch} and this client took its snapshot "
-                "without sending SWITCH; its edits not sent before the switch were not "
-                "applied: reconnect",
-            )
-            self.peer_left(peer)
-            return False
-        state = switch.pending[peer.id]
-        return self._carry_late(peer, switch, lambda: switch.old.receive_sync_message(state, data))
+        assert self._switch is not None
+        return self._late(peer, self._switch.late_sync(self.room.doc, peer, data))
 
     def receive_switch(self, peer: Peer, event: Switch) -> bool:
         """`peer`'s SWITCH: apply its late changes; True if the room's doc changed."""
@@ -332,79 +302,40 @@ class Compactor:
             expected = "none" if switch is None else str(switch.epoch)
             peer.abort("bad_switch", f"SWITCH to epoch {event.epoch}, expected {expected}")
             return False
-        changed = False
-        if event.changes:  # most peers have nothing late: no read of the old doc then
-            count = switch.old.change_count()
-            try:
-                changed = self._carry_late(
-                    peer, switch, lambda: switch.old.apply_changes(list(event.changes))
-                )
-            except NotebookDocError as exc:
-                peer.abort("bad_switch", f"the SWITCH's changes do not apply: {exc}")
-                self.peer_left(peer)
-                return False
-            late = switch.old.change_count() - count
-            switch.late[peer.id] = switch.late.get(peer.id, 0) + late
-        if not event.more:
-            late = switch.late.pop(peer.id, 0)
-            del switch.pending[peer.id]
-            peer.send(Broadcast("switched", {"epoch": switch.epoch, "late_changes": late}))
-            peer.log.info("peer_switched", epoch=switch.epoch, late_changes=late)
-            self._release_if_done()
+        changed = self._late(peer, switch.receive_switch(self.room.doc, peer, event))
+        self._release_if_done()
         return changed
 
-    def _carry_late(self, peer: Peer, switch: _Switch, apply: Callable[[], bool]) -> bool:
-        before = switch.content or read_content(switch.old, comms=False)
-        switch.content = before
-        if not apply():
-            return False
-        self.client_changed()
-        switch.content = None  # read again at the next late frame, if it can be
-        try:
-            switch.content = read_content(switch.old, comms=False)
-            return carry(self.room.doc, before, switch.content)
-        except NotebookDocError as exc:  # the late change broke the schema: nothing to carry
-            peer.log.warning("late_change_not_carried", error=str(exc))
-            message = f"your change against the previous epoch could not be carried: {exc}"
-            peer.send(Broadcast("error", {"code": "schema_violation", "message": message}))
-            return False
+    def _late(self, peer: Peer, late: Late) -> bool:
+        if late is Late.DROPPED:
+            self.peer_left(peer)
+        elif late is not Late.NOTHING:
+            self.client_changed()
+        return late is Late.CARRIED
 
-    # --- the end of a switch -----------------------------------------------------------------
-
-    def _expire(self, switch: _Switch) -> None:
-        switch.timer = None
-        for peer_id in list(switch.pending):
-            peer = self.room.peers.get(peer_id)
-            if peer is not None:
-                peer.log.warning("compaction_timeout", epoch=switch.epoch)
-                deadline = self.settings.compact_deadline
-                message = f"no SWITCH to epoch {switch.epoch} within {deadline:g} s"
-                peer.abort("compaction_timeout", message)
-        switch.pending.clear()
+    def _expire(self, switch: EpochSwitch) -> None:
+        switch.expire(self.room.peers, self.settings.compact_deadline)
         self._release_if_done()
 
     def _release_if_done(self) -> None:
         switch = self._switch
         if switch is None or switch.pending:
             return
-        if switch.timer is not None:
-            switch.timer.cancel()
         self._switch = None  # the old doc goes with it
-        switch.done.set()
+        switch.end()
         self.room.trims.ask()
         self._maybe_arm("history over budget")
 
     def close(self) -> None:
-        for handle in (self._timer, self._switch.timer if self._switch else None):
-            if handle is not None:
-                handle.cancel()
-        self._timer = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._rest.close()
         if self._auto_scope is not None:
             self._auto_scope.cancel()
         switch, self._switch = self._switch, None
         if switch is not None:
-            switch.done.set()
+            switch.end()
 
     def info(self) -> dict[str, Any]:
         last = self.last

@@ -98,7 +98,7 @@ class PeerSession:
             self.tasks.start_soon(self._request, event)
             return True
         if isinstance(event, Presence) and self.room is not None:
-            self.room.relay_presence(self.peer, event.payload)
+            self.room.occupancy.relay_presence(self.peer, event.payload)
             return True
         self.fatal("bad_frame", f"{type(event).__name__} frame is not valid on this channel")
         return False
@@ -124,7 +124,7 @@ class PeerSession:
             )
         )
         if self.room is not None:
-            self.room.join(self.peer, snapshot=hello.snapshot)
+            self.room.occupancy.join(self.peer, snapshot=hello.snapshot)
         return True
 
     async def _request(self, req: Request) -> None:
@@ -172,7 +172,7 @@ class PeerSession:
 
     def leave(self) -> None:
         if self.room is not None:
-            self.room.leave(self.peer)
+            self.room.occupancy.leave(self.peer)
 
     async def read_loop(self, receive: Receive) -> None:
         """Bytes in, events out, each dispatched, until EOF or a protocol error."""

@@ -1,6 +1,7 @@
 """NotebookRoom: one notebook's doc and its peers.
 
-Its parts live beside it: the kernel binding (room_kernel.py), the files
+Its parts live beside it: who is in it, joining and leaving, and its close once nobody
+uses it (room_occupancy.py), the kernel binding (room_kernel.py), the files
 (room_files.py), the requests (room_requests.py), compaction (compaction.py).
 
 Everything that changes the doc runs synchronously on the event loop, without an
@@ -28,7 +29,7 @@ from ..config import Settings
 from ..kernel import KernelError, KernelSession
 from ..outputs import OutputLog
 from ..trust import Notary, RoomTrust
-from ..wire import Broadcast, Presence, Snapshot, Switch, Sync
+from ..wire import Broadcast, Switch
 from .broadcast_log import BroadcastLog
 from .compaction import Compactor
 from .iopub import Execution
@@ -36,6 +37,7 @@ from .memory import TrimRequests
 from .peer import Peer
 from .room_files import StorageAlarm, notebook_saver, save_on_close, stored_copy
 from .room_kernel import KernelBinding
+from .room_occupancy import Occupancy
 from .room_requests import RoomRequests
 from .tasks import TaskOwner
 
@@ -67,7 +69,8 @@ class NotebookRoom:
         self.ipynb_path = ipynb_path
         self.room_id = hashlib.sha256(notebook_id.encode()).hexdigest()[:12]
         self.log = log.bind(room_id=self.room_id)
-        self.peers: dict[str, Peer] = {}
+        self.occupancy = Occupancy(self)
+        self.peers = self.occupancy.peers  # the same dict: read as is by every doc change
         self.broadcasts = BroadcastLog(settings.room_write_rate)  # framed once, read by all
         # Its saves, merges, reconciles and compactions: run by the registry's group.
         self.tasks = TaskOwner(f"room {self.room_id}", self.log)
@@ -88,11 +91,8 @@ class NotebookRoom:
         self.comms.restore_saved()
         self._dirty_cells: dict[str, OutputLog] = {}
         self._snapshot: tuple[list[bytes], bytes] | None = None
-        self._close_timer: asyncio.TimerHandle | None = None
-        self.on_idle: Callable[[NotebookRoom], None] | None = None
         # Which open room bridges the kernel of a connection file (the daemon knows).
         self.kernel_bridged_in: Callable[[str], str | None] = lambda _file: None
-        self.keep_open = False  # a Kernel Gateway kernel lives here, dead or alive
         self.requests = RoomRequests(self)
         self.closed = False
         self.compactor = Compactor(self)
@@ -101,32 +101,7 @@ class NotebookRoom:
         self.fresh_heads: list[bytes] | None = None
         self.saver = notebook_saver(self, ipynb_path) if ipynb_path is not None else None
 
-    # --- peers -----------------------------------------------------------------------
-
-    def join(self, peer: Peer, *, snapshot: bool) -> None:
-        """Welcome a peer in the spec's order: SNAPSHOT, SYNC, comm_sync, trust, kernel_status."""
-        self._cancel_close()
-        self.peers[peer.id] = peer
-        self.broadcasts.attach(peer)
-        self._fit_burst_window()
-        peer.log = peer.log.bind(room_id=self.room_id)
-        peer.sync_source = lambda state: self.doc.generate_sync_message(state)  # any epoch
-        peer.comm_sync_source = self.comms.sync_event
-        peer.snapshot_source = self.snapshot
-        self.coalescer.flush_now()  # the peer's first view includes everything received
-        if snapshot:
-            peer.send(Snapshot(self.snapshot()))
-        first = self.doc.generate_sync_message(peer.sync_state)
-        if first is not None:
-            peer.send(Sync(first))
-        if len(self.comms):
-            peer.send(self.comms.sync_event())
-        peer.send(Broadcast("trust", self.trust.state))
-        peer.send(Broadcast("kernel_status", self.kernel_binding.status_fields()))
-        if self.saver is not None:
-            peer.send(Broadcast("save_state", self.saver.event()))
-        self.log.info("peer_joined", peer_id=peer.id, peers=len(self.peers), name=peer.name)
-        self.trims.ask()  # what building the welcome took (the comm_sync of every widget)
+    # --- peers (joining and leaving: room_occupancy.py) --------------------------------
 
     def snapshot(self) -> bytes:
         """The doc's save() bytes; joiners that arrive between two changes share one save."""
@@ -134,23 +109,6 @@ class NotebookRoom:
         if self._snapshot is None or self._snapshot[0] != heads:
             self._snapshot = (heads, self.doc.save())
         return self._snapshot[1]
-
-    def leave(self, peer: Peer) -> None:
-        if self.peers.pop(peer.id, None) is None:
-            return
-        self.broadcasts.detach(peer)
-        self._fit_burst_window()
-        self.compactor.peer_left(peer)
-        self.log.info("peer_left", peer_id=peer.id, peers=len(self.peers))
-        self.trims.ask()  # what the peer held (its sync state, the frames it did not read)
-        self.maybe_schedule_close()
-
-    def _fit_burst_window(self) -> None:
-        """A burst's doc changes at most 4 times per pacing spacing (P / room_sync_rate,
-        the least time between two of a peer's burst SYNCs), never more often than the
-        coalescing window: 16 ms up to 6 peers, 125 ms with 50."""
-        spacing = len(self.peers) / self.settings.room_sync_rate
-        self.coalescer.burst_window = max(self.settings.coalesce_window, spacing / 4)
 
     def receive_sync(self, peer: Peer, data: bytes) -> None:
         """Apply a peer's sync message; a bad one is that peer's error, not the room's."""
@@ -198,12 +156,6 @@ class NotebookRoom:
         if self.saver is not None:
             self.saver.doc = doc
             self.saver.base = base
-
-    def relay_presence(self, peer: Peer, payload: dict) -> None:
-        event = Presence({**payload, "peer_id": peer.id})
-        for other in self.peers.values():
-            if other is not peer:
-                other.send(event)
 
     def broadcast(self, event: str, **fields: Any) -> None:
         self.send_all(Broadcast(event, fields))
@@ -372,38 +324,13 @@ class NotebookRoom:
 
     # --- lifetime ----------------------------------------------------------------------
 
-    def release(self) -> None:
-        """Nothing but peers keeps the room open any more: it closes once idle."""
-        self.keep_open = False
-        self.maybe_schedule_close()
-
-    def maybe_schedule_close(self) -> None:
-        if self.peers or self.keep_open or self.closed or self._close_timer is not None:
-            return
-        if self.kernel is not None and self.kernel_status not in ("dead", "shutdown"):
-            return  # a running kernel keeps the room: its outputs still need a home
-        loop = asyncio.get_running_loop()
-        untouched = self.doc.get_heads() == self.fresh_heads  # nothing to wait for
-        delay = 0 if untouched else self.settings.room_grace
-        self._close_timer = loop.call_later(delay, self._idle)
-
-    def _cancel_close(self) -> None:
-        if self._close_timer is not None:
-            self._close_timer.cancel()
-            self._close_timer = None
-
-    def _idle(self) -> None:
-        self._close_timer = None
-        if not self.peers and self.on_idle is not None:
-            self.on_idle(self)
-
     async def close(self, *, shutdown_kernel: bool = True) -> None:
         """Flush, stop the kernel we own, save, end the room's tasks; idempotent (the
         order is step 3 of the shutdown order in tasks.py)."""
         if self.closed:
             return
         self.closed = True
-        self._cancel_close()
+        self.occupancy.cancel_close()
         self.compactor.close()
         if self._trust_timer is not None:
             self._trust_timer.cancel()

@@ -209,7 +209,7 @@ class KernelBinding:
                 room.broadcast("error", code=code, message=message)
         self.set_status(status, code, event.reason)
         if event.kind in ("died", "shutdown"):
-            room.maybe_schedule_close()
+            room.occupancy.maybe_close()
 
     def clear_comms(self) -> None:
         """Restart, shutdown and death drop every comm from both stores; whatever was

@@ -57,7 +57,7 @@ class RoomRegistry:
                 except BaseException:
                     await room.tasks.close()
                     raise
-            room.on_idle = self._close_idle
+            room.occupancy.on_idle = self._close_idle
             room.kernel_bridged_in = self.kernel_bridged_in
             self.rooms[notebook_id] = room
             return room

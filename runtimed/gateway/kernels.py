@@ -201,13 +201,13 @@ class GatewayKernels:
         """Open a fresh room and launch the kernel in it; RequestFailed when it cannot start."""
         kernel_id = str(uuid.uuid4())
         room = await self.daemon.open_room(ROOM_PREFIX + kernel_id, None)
-        room.keep_open = True  # until DELETE, even once the kernel died: front ends ask
+        room.occupancy.keep_open = True  # until DELETE, even once the kernel died: front ends ask
         if cwd is not None and not Path(cwd).is_dir():
             cwd = None  # a front end's directory need not exist here; the daemon's then
         try:
             await room.handle_request(None, m.LaunchKernel(kernel_name=kernel_name, cwd=cwd))
         except RequestFailed:
-            room.release()
+            room.occupancy.release()
             raise
         kernel = GatewayKernel(kernel_id, room, cwd)
         kernel.attach()
@@ -238,4 +238,4 @@ class GatewayKernels:
             kernel.log.info("gateway_shutdown", reason=exc.message)
         for conn in list(kernel.connections):
             conn.close()
-        kernel.room.release()
+        kernel.room.occupancy.release()
