@@ -30,6 +30,15 @@ for _w in _many:
 
 async def resync(r: Rig, value: int) -> tuple[float, int, dict]:
     """Seconds for `resync` until the watcher holds the kernel's state; doc growth in bytes."""
+    # The growth counts from a watcher that has everything the actor has (whose cell
+    # ended: its doc holds every change before execution_done), not from one still
+    # taking the last SYNC.
+    actor_heads = r.actor.client.doc.get_heads()
+    await r.watcher.until(
+        lambda: all(r.watcher.client.doc.has_change(head) for head in actor_heads),
+        60,
+        "the watcher holding all the actor holds",
+    )
     before = len(r.watcher.client.doc.save())
     start = time.perf_counter()
     reply = await r.actor.client.request("resync")
