@@ -101,9 +101,10 @@ class Client(DocSync):
         # What `runtimed start` printed when this client had to start the daemon.
         self.autostart_report: str | None = None
         super().__init__()  # the doc and its sync state
-        # Recent broadcasts, for tests and tools; old ones fall off so memory stays bounded.
+        # Recent broadcasts and presence, for tests and tools; old ones fall off so memory
+        # stays bounded (a collaborator's cursor sends presence for as long as it moves).
         self.broadcasts: deque[Broadcast] = deque(maxlen=history)
-        self.presence: list[dict] = []
+        self.presence: deque[dict] = deque(maxlen=history)
         self.handshake: dict[str, Any] = {}
         self.comms_from_sync: list[dict] | None = None  # the last comm_sync's comms
         self.kernel_status: str | None = None

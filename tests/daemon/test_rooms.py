@@ -83,7 +83,18 @@ async def test_presence_is_relayed_to_the_other_peers_only(running: RunningDaemo
         await b.wait_for(lambda c: c.presence, what="presence at b")
         assert b.presence[0]["cursor"] == {"cell": "x", "offset": 3}
         assert b.presence[0]["peer_id"]
-        assert a.presence == []
+        assert not a.presence
+
+
+async def test_a_client_keeps_only_its_latest_presence(running: RunningDaemon) -> None:
+    async with (
+        running.client("nb-presence-cap") as a,
+        running.client("nb-presence-cap", history=5) as b,
+    ):
+        for offset in range(20):
+            await a.send_presence({"cursor": {"cell": "x", "offset": offset}})
+        await b.wait_for(lambda c: c.presence and c.presence[-1]["cursor"]["offset"] == 19)
+        assert [p["cursor"]["offset"] for p in b.presence] == [15, 16, 17, 18, 19]
 
 
 async def test_daemon_restart_brings_every_room_back(running: RunningDaemon) -> None:
