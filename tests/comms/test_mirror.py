@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import threading
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import anyio
+import pytest
 
 from notebook_doc import NotebookDoc
 from runtimed.blob_store import BlobStore
+from runtimed.comms import mirror as mirror_module
 from runtimed.comms.comm_state import CommState
 from runtimed.comms.mirror import (
     LARGE_VALUE_LIMIT,
@@ -113,4 +118,45 @@ async def test_a_slow_blob_write_never_blocks_the_loop_nor_leaks_into_the_doc(
         stored = json.loads(doc.get_comm_state_json("big") or "{}")
         assert blobs.has(stored["value"]["$blob"])
         assert not mirror.flush()  # nothing left to write
+        await mirror.drain()
+
+
+async def test_flushes_during_a_slow_blob_write_do_not_hash_the_value_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slider beside a big value flushes every few ms while the value's blob is
+    written: the value is hashed (and encoded) once, not once per flush."""
+    hashed: list[int] = []
+
+    def counting_sha256(data: bytes) -> Any:
+        hashed.append(len(data))
+        return hashlib.sha256(data)
+
+    monkeypatch.setattr(mirror_module, "hashlib", SimpleNamespace(sha256=counting_sha256))
+    blobs = GatedStore(tmp_path)
+    comms = CommState()
+    doc = NotebookDoc.new("nb")
+    flushes = asyncio.Event()
+    async with anyio.create_task_group() as tasks:
+        mirror = CommMirror(doc, comms, blobs=blobs, schedule=flushes.set, spawn=tasks.start_soon)
+        big = "z" * (LARGE_VALUE_LIMIT * 2)
+        comms.on_comm_open("w", "jupyter.widget", {"state": {"value": big, "n": 0}})
+        mirror.opened("w")
+        mirror.flush()
+        assert len(hashed) == 1
+        for n in range(1, 6):  # the small key moves while the disk is "slow"
+            comms.on_comm_update("w", {"n": n})
+            mirror.updated("w")
+            assert not mirror.flush()
+        assert len(hashed) == 1
+        assert doc.get_comm("w") is None  # still not in the doc before its blob is
+
+        flushes.clear()
+        blobs.gate.set()
+        await asyncio.wait_for(flushes.wait(), 30)
+        assert mirror.flush()
+        stored = json.loads(doc.get_comm_state_json("w") or "{}")
+        assert stored["n"] == 5
+        assert blobs.has(stored["value"]["$blob"])
+        assert len(hashed) == 1
         await mirror.drain()
