@@ -65,6 +65,15 @@ async def test_image_bytes_round_trip_through_buffers_both_ways(pair) -> None:
     ]
     assert snapshot["buffer_paths"] == [["value"]]
     assert base64.b64decode(snapshot["buffers"][0]) == original
+    # The live `comm` broadcast carries the same bytes, base64 beside the JSON.
+    [opened] = [
+        b.fields
+        for b in observer.broadcasts
+        if b.event == "comm"
+        and b.fields["msg_type"] == "comm_open"
+        and b.fields["content"]["comm_id"] == image_id
+    ]
+    assert [base64.b64decode(data) for data in opened["buffers"]] == [original]
 
     new = bytes(reversed(range(256))) * 4096
     await observer.request(
