@@ -39,7 +39,7 @@ class Occupancy:
         self.cancel_close()
         self.peers[peer.id] = peer
         room.broadcasts.attach(peer)
-        room.coalescer.burst_window = burst_window(len(self.peers), room.settings)
+        self._fit_burst_window()
         peer.log = peer.log.bind(room_id=room.room_id)
         peer.sync_source = lambda state: room.doc.generate_sync_message(state)  # any epoch
         peer.comm_sync_source = room.comms.sync_event
@@ -55,11 +55,15 @@ class Occupancy:
             return
         room = self.room
         room.broadcasts.detach(peer)
-        room.coalescer.burst_window = burst_window(len(self.peers), room.settings)
+        self._fit_burst_window()
         room.compactor.peer_left(peer)
         room.log.info("peer_left", peer_id=peer.id, peers=len(self.peers))
         room.trims.ask()  # what the peer held (its sync state, the frames it did not read)
         self.maybe_close()
+
+    def _fit_burst_window(self) -> None:
+        room = self.room
+        room.coalescer.burst_window = burst_window(len(self.peers), room.settings)
 
     def relay_presence(self, peer: Peer, payload: dict) -> None:
         event = Presence({**payload, "peer_id": peer.id})
